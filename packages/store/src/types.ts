@@ -1,0 +1,68 @@
+// The record's shapes, as the rest of gatehouse sees them. Times are
+// microseconds since the Unix epoch (a double holds them exactly until 2255).
+
+/** Who did it. `method` says how the gateway authenticated them. */
+export interface Identity {
+  name: string;
+  issuer?: string | null;
+  subject?: string | null;
+  groups?: string[];
+  method?: "access_key" | "oidc" | "none" | null;
+}
+
+export interface NewSession {
+  id: string;
+  identity: Identity;
+  connection: string;
+  protocol: string;
+  connector?: string | null;
+  clientAddress?: string | null;
+  clientApplication?: string | null;
+  startedUs: number;
+}
+
+export interface SessionRecord extends NewSession {
+  endedUs: number | null;
+  endReason: string | null;
+  eventCount: number;
+  /** Filled by the evidence work (hash chain and seal); null until then. */
+  finalHash: string | null;
+  sealSignature: string | null;
+}
+
+export type Outcome = "ok" | "error";
+
+export interface SessionEvent {
+  sessionId: string;
+  /** 1-based, gap-free per session; assigned by the gateway's recorder. */
+  seq: number;
+  timeUs: number;
+  /** connect, disconnect, query, execute, auth_failed, denied, ... */
+  kind: string;
+  command?: string | null;
+  params?: unknown[] | null;
+  outcome?: Outcome | null;
+  /** Protocol-specific facts: command tag, rows, SQLSTATE, exit status, bytes... */
+  details?: Record<string, unknown> | null;
+  durationUs?: number | null;
+  /** Hash chain, filled by the evidence work; null until then. */
+  prevHash?: string | null;
+  hash?: string | null;
+}
+
+export interface SessionFilter {
+  identity?: string;
+  connection?: string;
+  sinceUs?: number;
+  untilUs?: number;
+  /** Default 50, at most 1000. */
+  limit?: number;
+}
+
+export interface SessionClose {
+  id: string;
+  endedUs: number;
+  endReason: string;
+  finalHash?: string | null;
+  sealSignature?: string | null;
+}
