@@ -1,0 +1,90 @@
+import { describe, expect, it } from "vitest";
+import { GatewayError } from "../errors.js";
+import { parseConfigText } from "./load.js";
+
+const TOKEN_HASH = "a".repeat(64);
+
+function problemsOf(yaml: string): string[] {
+  try {
+    parseConfigText(yaml);
+  } catch (error) {
+    expect(error).toBeInstanceOf(GatewayError);
+    return (error as GatewayError).problems;
+  }
+  throw new Error("expected the config to be rejected");
+}
+
+describe("gateway config", () => {
+  it("fills every default for an empty file", () => {
+    const config = parseConfigText("");
+    expect(config.dataDir).toBe("./data");
+    expect(config.listen.api).toEqual({ host: "127.0.0.1", port: 8009 });
+    expect(config.tunnel).toEqual({ pingIntervalMs: 10_000, deadAfterMs: 30_000, openTimeoutMs: 15_000 });
+    expect(config.store.url).toBeUndefined();
+    expect(config.connections).toEqual([]);
+  });
+
+  it("accepts a full config", () => {
+    const config = parseConfigText(`
+listen: { api: "0.0.0.0:9000" }
+connectors: [ { name: dc1, tokenSha256: ${TOKEN_HASH} } ]
+connections:
+  - name: echo
+    protocol: tcp
+    connector: dc1
+    listen: "127.0.0.1:0"
+    target: { host: 127.0.0.1, port: 7 }
+    allow: [ { identity: agent-1 }, { group: sre } ]
+`);
+    expect(config.listen.api).toEqual({ host: "0.0.0.0", port: 9000 });
+    expect(config.connections[0]?.listen).toEqual({ host: "127.0.0.1", port: 0 });
+    expect(config.connections[0]?.allow).toEqual([{ identity: "agent-1" }, { group: "sre" }]);
+  });
+
+  it("names the path of a wrongly typed value", () => {
+    const problems = problemsOf(`
+connectors: [ { name: dc1, tokenSha256: ${TOKEN_HASH} } ]
+connections:
+  - { name: a, protocol: tcp, connector: dc1, listen: ":1", target: { host: h, port: 1 } }
+  - { name: b, protocol: tcp, connector: dc1, listen: ":2", target: { host: h, port: 2 } }
+  - { name: c, protocol: tcp, connector: dc1, listen: ":3", target: { host: h, port: "five" } }
+`);
+    expect(problems).toEqual(['connections[2].target.port: expected a number, got "five"']);
+  });
+
+  it("rejects unknown keys, naming each, and reports every problem at once", () => {
+    const problems = problemsOf(`
+listen: { api: "nonsense", postgress: ":15432" }
+recordin: {}
+`);
+    expect(problems).toContain("listen.postgress: unknown key");
+    expect(problems).toContain("recordin: unknown key");
+    expect(problems).toContain('listen.api: expected "host:port", got "nonsense"');
+  });
+
+  it("checks references between connections and connectors", () => {
+    const problems = problemsOf(`
+connections:
+  - { name: a, protocol: tcp, connector: nowhere, target: { host: h, port: 1 } }
+  - { name: a, protocol: postgres, connector: nowhere, listen: ":5", target: { host: h, port: 1 } }
+`);
+    expect(problems).toContain('connections[0].connector: no connector named "nowhere" in connectors');
+    expect(problems).toContain("connections[0].listen: a tcp connection needs its own listen address");
+    expect(problems).toContain("connections[1].name: duplicate connection name (also connections[0])");
+    expect(problems.some((p) => p.startsWith("connections[1].listen: only tcp connections"))).toBe(true);
+  });
+
+  it("reports YAML syntax errors and duplicate keys", () => {
+    expect(problemsOf("listen: [unclosed")[0]).toMatch(/^config: /);
+    expect(problemsOf("dataDir: a\ndataDir: b")[0]).toMatch(/^config: .*[Uu]nique|duplicate/i);
+  });
+
+  it("requires a secret reference, never a literal password", () => {
+    const problems = problemsOf(`
+connectors: [ { name: dc1, tokenSha256: ${TOKEN_HASH} } ]
+connections:
+  - { name: a, protocol: postgres, connector: dc1, target: { host: h, port: 5432 }, credential: { user: u, password: hunter2 } }
+`);
+    expect(problems).toEqual(['connections[0].credential.password: expected "env:NAME" or "file:PATH"']);
+  });
+});

@@ -1,0 +1,141 @@
+import { z } from "zod";
+import { parseHostPort, type HostPort } from "./address.js";
+
+// The gateway's configuration, validated once at start. Every option's
+// default lives here and is documented in docs/configuration.md; keep the two
+// in step. Unknown keys are errors (strictObject) so a typo never silently
+// falls back to a default.
+
+const hostPort = z.string().transform((text, ctx): HostPort => {
+  const parsed = parseHostPort(text);
+  if (typeof parsed === "string") {
+    ctx.addIssue({ code: "custom", message: parsed });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const name = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "expected a name of letters, digits, '.', '_' or '-' (at most 63)");
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/i, "expected a SHA-256 as 64 hex digits");
+
+/** "env:NAME" or "file:PATH" — resolved by the connector, never by the gateway. */
+const secretRef = z.string().regex(/^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/, 'expected "env:NAME" or "file:PATH"');
+
+const listenSchema = z.strictObject({
+  /** HTTP API, connector tunnel (/v1/tunnel) and health checks. */
+  api: hostPort.default({ host: "127.0.0.1", port: 8009 }),
+  /** Postgres wire protocol listener (the Postgres issue). */
+  postgres: hostPort.optional(),
+});
+
+const tlsFilesSchema = z.strictObject({
+  cert: z.string().min(1),
+  key: z.string().min(1),
+});
+
+const apiSchema = z.strictObject({
+  /** SHA-256 (hex) of the admin token. Left out: one is generated into the data directory at first start. */
+  adminTokenSha256: sha256Hex.optional(),
+  /** Serve the API (and the tunnel) over TLS with these PEM files. */
+  tls: tlsFilesSchema.optional(),
+});
+
+const storeSchema = z.strictObject({
+  /** postgres:// URL of the store. Left out: the embedded store under <dataDir>/store. */
+  url: z.string().regex(/^postgres(ql)?:\/\//, "expected a postgres:// URL").optional(),
+  /** Connections in the pool to store.url. */
+  maxConnections: z.number().int().min(1).max(100).default(10),
+});
+
+const tunnelSchema = z.strictObject({
+  /** Milliseconds between pings on each connector link. */
+  pingIntervalMs: z.number().int().min(100).default(10_000),
+  /** A link silent this long (ms) is closed as dead. */
+  deadAfterMs: z.number().int().min(300).default(30_000),
+  /** How long (ms) a connector has to answer a stream open. */
+  openTimeoutMs: z.number().int().min(100).default(15_000),
+});
+
+const connectorSchema = z.strictObject({
+  name,
+  /** SHA-256 (hex) of the connector's token; the token itself stays with the connector. */
+  tokenSha256: sha256Hex,
+});
+
+const allowEntrySchema = z
+  .strictObject({
+    identity: name.optional(),
+    group: z.string().min(1).optional(),
+  })
+  .refine((entry) => entry.identity !== undefined || entry.group !== undefined, {
+    message: "expected an identity or a group",
+  });
+
+const targetSchema = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+  /** Postgres: the database on the resource. */
+  database: z.string().min(1).optional(),
+  /** Postgres: how the connector secures its connection to the resource. */
+  tls: z.enum(["disable", "prefer", "require", "verify-full"]).optional(),
+  /** PEM file (on the connector's machine) of the CA that signed the resource's certificate. */
+  ca: z.string().min(1).optional(),
+});
+
+const credentialSchema = z.strictObject({
+  user: z.string().min(1).optional(),
+  password: secretRef.optional(),
+});
+
+const connectionSchema = z.strictObject({
+  name,
+  protocol: z.enum(["tcp", "postgres"]),
+  connector: name,
+  /** tcp only: the gateway address clients connect to for this connection. */
+  listen: hostPort.optional(),
+  target: targetSchema,
+  credential: credentialSchema.optional(),
+  allow: z.array(allowEntrySchema).default([]),
+});
+
+export const configSchema = z
+  .strictObject({
+    /** Where the embedded store, generated keys and the runtime state live. Relative to the working directory. */
+    dataDir: z.string().min(1).default("./data"),
+    listen: listenSchema.default(() => listenSchema.parse({})),
+    api: apiSchema.default({}),
+    store: storeSchema.default(() => storeSchema.parse({})),
+    tunnel: tunnelSchema.default(() => tunnelSchema.parse({})),
+    log: z.strictObject({ level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info") }).default({ level: "info" }),
+    connectors: z.array(connectorSchema).default([]),
+    connections: z.array(connectionSchema).default([]),
+  })
+  .superRefine((config, ctx) => {
+    // Cross-references the shape alone cannot express.
+    const connectorNames = new Set(config.connectors.map((c) => c.name));
+    const seen = new Map<string, number>();
+    config.connections.forEach((connection, i) => {
+      const earlier = seen.get(connection.name);
+      if (earlier !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["connections", i, "name"], message: `duplicate connection name (also connections[${earlier}])` });
+      }
+      seen.set(connection.name, i);
+      if (!connectorNames.has(connection.connector)) {
+        ctx.addIssue({ code: "custom", path: ["connections", i, "connector"], message: `no connector named "${connection.connector}" in connectors` });
+      }
+      if (connection.protocol === "tcp" && connection.listen === undefined) {
+        ctx.addIssue({ code: "custom", path: ["connections", i, "listen"], message: "a tcp connection needs its own listen address" });
+      }
+      if (connection.protocol !== "tcp" && connection.listen !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["connections", i, "listen"], message: `only tcp connections have their own listener; ${connection.protocol} uses listen.${connection.protocol}` });
+      }
+    });
+  });
+
+export type GatewayConfig = z.output<typeof configSchema>;
+export type ConnectionConfig = GatewayConfig["connections"][number];
+export type ConnectorConfig = GatewayConfig["connectors"][number];
+export type AllowEntry = ConnectionConfig["allow"][number];
