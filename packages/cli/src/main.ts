@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+import { runConnectorCli } from "@gatehouse/connector";
+import {
+  configCheckCommand,
+  gatewayCommand,
+  GatewayError,
+  sessionsCommand,
+  UsageError,
+  type CommandContext,
+} from "@gatehouse/gateway";
+
+// `gatehouse`: one program, one subcommand per job. This package only
+// dispatches: the gateway's commands live in @gatehouse/gateway and the
+// connector's in @gatehouse/connector, which must not import each other.
+
+const HELP = `Usage: gatehouse COMMAND [options]
+
+Commands:
+  gateway --config FILE      run the gateway
+  connector                  run a connector (settings from flags or GATEHOUSE_* variables)
+  config check FILE          validate a gateway config
+  sessions list              list recorded sessions (newest first)
+  sessions show ID|--last    show a session and its events
+
+Run "gatehouse COMMAND --help" for a command's options.`;
+
+type Command = (ctx: CommandContext) => Promise<number>;
+
+const commands: Record<string, Command> = {
+  gateway: gatewayCommand,
+  connector: (ctx) => runConnectorCli(ctx.argv, ctx.env),
+  config: (ctx) => {
+    const [sub, ...rest] = ctx.argv;
+    if (sub === "check") return configCheckCommand({ ...ctx, argv: rest });
+    if (sub === "--help" || sub === "-h") return configCheckCommand({ ...ctx, argv: ["--help"] });
+    throw new UsageError(sub ? `unknown config subcommand "${sub}"` : "config needs a subcommand: check FILE");
+  },
+  sessions: sessionsCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const ctx: CommandContext = { argv: rest, env: process.env, stdout: process.stdout, stderr: process.stderr };
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(`${HELP}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  try {
+    if (!command) throw new UsageError(`unknown command "${name}"`);
+    return await command(ctx);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`gatehouse: ${error.message}\n(run "gatehouse ${command ? `${name} ` : ""}--help" for usage)\n`);
+      return 2;
+    }
+    if (error instanceof GatewayError) {
+      process.stderr.write(`gatehouse: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

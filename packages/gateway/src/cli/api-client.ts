@@ -1,0 +1,61 @@
+import { readAdminToken, readState } from "../data-dir.js";
+import { GatewayError } from "../errors.js";
+import type { EventView, SessionView } from "../api/views.js";
+
+export interface ApiTarget {
+  url: string;
+  token: string | undefined;
+}
+
+/**
+ * Finds the gateway to ask: --gateway and GATEHOUSE_ADMIN_TOKEN when given,
+ * else the gateway started from this directory (its state and admin token
+ * in the data directory).
+ */
+export function resolveApiTarget(options: { gateway?: string; dataDir?: string; env: NodeJS.ProcessEnv }): ApiTarget {
+  const dataDir = options.dataDir ?? options.env.GATEHOUSE_DATA_DIR ?? "./data";
+  const url = options.gateway ?? options.env.GATEHOUSE_GATEWAY_URL ?? readState(dataDir)?.apiUrl;
+  if (!url) {
+    throw new GatewayError("API_UNREACHABLE", `no gateway found: none was started from this directory (no ${dataDir}/gateway.json); pass --gateway URL`);
+  }
+  const token = options.env.GATEHOUSE_ADMIN_TOKEN ?? readAdminToken(dataDir);
+  return { url: url.replace(/\/+$/, ""), token };
+}
+
+export class ApiClient {
+  constructor(private readonly target: ApiTarget) {}
+
+  async listSessions(query: Record<string, string | undefined>): Promise<SessionView[]> {
+    const params = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined));
+    const body = await this.get<{ sessions: SessionView[] }>(`/api/v1/sessions?${params}`);
+    return body.sessions;
+  }
+
+  getSession(id: string): Promise<{ session: SessionView; events: EventView[] }> {
+    return this.get(`/api/v1/sessions/${encodeURIComponent(id)}`);
+  }
+
+  private async get<T>(path: string): Promise<T> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.target.url}${path}`, {
+        headers: this.target.token ? { Authorization: `Bearer ${this.target.token}` } : {},
+        signal: AbortSignal.timeout(15_000),
+      });
+    } catch (cause) {
+      throw new GatewayError("API_UNREACHABLE", `cannot reach the gateway at ${this.target.url}: ${(cause as Error).cause instanceof Error ? ((cause as Error).cause as Error).message : (cause as Error).message}`, { cause });
+    }
+    const text = await response.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new GatewayError("API_ERROR", `the gateway answered ${response.status} with a body that is not JSON`);
+    }
+    if (!response.ok) {
+      const error = (body as { error?: { code?: string; message?: string } }).error;
+      throw new GatewayError("API_ERROR", `the gateway answered ${response.status} ${error?.code ?? ""}: ${error?.message ?? text}`);
+    }
+    return body as T;
+  }
+}

@@ -1,0 +1,29 @@
+import { GatewayError } from "../errors.js";
+import { loadConfigFile } from "../config/load.js";
+import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
+
+export const CONFIG_CHECK_HELP = `Usage: gatehouse config check FILE
+
+Validates a gateway config file. Exits 0 when it is valid; otherwise prints
+every problem with the path of its key (connections[2].target.port: …) and
+exits 1.`;
+
+export async function configCheckCommand(ctx: CommandContext): Promise<number> {
+  const { values, positionals } = parseCommand(ctx.argv, {}, 1);
+  if (values.help) {
+    write(ctx.stdout, CONFIG_CHECK_HELP);
+    return 0;
+  }
+  const file = positionals[0];
+  if (!file) throw new UsageError("config check needs the config file to check");
+  try {
+    const config = loadConfigFile(file);
+    write(ctx.stdout, `${file}: valid (${config.connections.length} connection${config.connections.length === 1 ? "" : "s"}, ${config.connectors.length} connector${config.connectors.length === 1 ? "" : "s"})`);
+    return 0;
+  } catch (error) {
+    if (!(error instanceof GatewayError)) throw error;
+    write(ctx.stderr, `${file}: ${error.message}`);
+    for (const problem of error.problems) write(ctx.stderr, `  ${problem}`);
+    return 1;
+  }
+}

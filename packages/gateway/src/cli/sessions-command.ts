@@ -1,0 +1,84 @@
+import { ApiClient, resolveApiTarget } from "./api-client.js";
+import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
+import { formatSession, formatSessionList } from "./format.js";
+
+const COMMON = `  --gateway URL       the gateway's API (default: the one started from this directory,
+                      found in DATA_DIR/gateway.json; or GATEHOUSE_GATEWAY_URL)
+  --data-dir DIR      where to look for it (default ./data)
+  --json              print the API's JSON instead of a table
+The admin token comes from GATEHOUSE_ADMIN_TOKEN, else DATA_DIR/admin-token.`;
+
+export const SESSIONS_HELP = `Usage:
+  gatehouse sessions list [--identity NAME] [--connection NAME] [--since TIME] [--until TIME] [--limit N] [--json]
+  gatehouse sessions show ID|--last [--json]
+
+Reads the record through the gateway's API. Sessions are listed newest first;
+TIME is ISO 8601 (2026-11-24T07:00:00Z) or microseconds since the epoch.
+
+Options:
+${COMMON}`;
+
+const shared = {
+  gateway: { type: "string" },
+  "data-dir": { type: "string" },
+  json: { type: "boolean" },
+} as const;
+
+export async function sessionsCommand(ctx: CommandContext): Promise<number> {
+  const [sub, ...rest] = ctx.argv;
+  if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
+    write(ctx.stdout, SESSIONS_HELP);
+    return sub === undefined ? 2 : 0;
+  }
+  if (sub === "list") return list({ ...ctx, argv: rest });
+  if (sub === "show") return show({ ...ctx, argv: rest });
+  throw new UsageError(`unknown sessions subcommand "${sub}"`);
+}
+
+async function list(ctx: CommandContext): Promise<number> {
+  const { values } = parseCommand(ctx.argv, {
+    ...shared,
+    identity: { type: "string" },
+    connection: { type: "string" },
+    since: { type: "string" },
+    until: { type: "string" },
+    limit: { type: "string" },
+  });
+  if (values.help) {
+    write(ctx.stdout, SESSIONS_HELP);
+    return 0;
+  }
+  const client = new ApiClient(resolveApiTarget({ gateway: values.gateway, dataDir: values["data-dir"], env: ctx.env }));
+  const sessions = await client.listSessions({
+    identity: values.identity,
+    connection: values.connection,
+    since: values.since,
+    until: values.until,
+    limit: values.limit,
+  });
+  write(ctx.stdout, values.json ? JSON.stringify(sessions, null, 2) : formatSessionList(sessions));
+  return 0;
+}
+
+async function show(ctx: CommandContext): Promise<number> {
+  const { values, positionals } = parseCommand(ctx.argv, { ...shared, last: { type: "boolean" } }, 1);
+  if (values.help) {
+    write(ctx.stdout, SESSIONS_HELP);
+    return 0;
+  }
+  const id = positionals[0];
+  if (!id === !values.last) throw new UsageError("sessions show needs a session ID or --last (not both)");
+  const client = new ApiClient(resolveApiTarget({ gateway: values.gateway, dataDir: values["data-dir"], env: ctx.env }));
+  let sessionId = id;
+  if (values.last) {
+    const [last] = await client.listSessions({ limit: "1" });
+    if (!last) {
+      write(ctx.stderr, "no sessions recorded yet");
+      return 1;
+    }
+    sessionId = last.id;
+  }
+  const { session, events } = await client.getSession(sessionId!);
+  write(ctx.stdout, values.json ? JSON.stringify({ session, events }, null, 2) : formatSession(session, events));
+  return 0;
+}

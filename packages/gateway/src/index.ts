@@ -1,0 +1,14 @@
+export { startGateway } from "./gateway.js";
+export type { Gateway, GatewayOptions } from "./gateway.js";
+export { loadConfigFile, parseConfigText, validateConfig } from "./config/load.js";
+export type { GatewayConfig, ConnectionConfig, ConnectorConfig, AllowEntry } from "./config/schema.js";
+export { GatewayError } from "./errors.js";
+export type { GatewayErrorCode } from "./errors.js";
+export { createLogger } from "./logger.js";
+export type { Logger, LogLevel } from "./logger.js";
+export { sha256Hex } from "./data-dir.js";
+export { gatewayCommand, GATEWAY_HELP } from "./cli/gateway-command.js";
+export { configCheckCommand, CONFIG_CHECK_HELP } from "./cli/config-command.js";
+export { sessionsCommand, SESSIONS_HELP } from "./cli/sessions-command.js";
+export { UsageError } from "./cli/command.js";
+export type { CommandContext } from "./cli/command.js";

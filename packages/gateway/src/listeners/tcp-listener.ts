@@ -1,0 +1,76 @@
+import { createServer, type Server, type Socket } from "node:net";
+import type { ConnectionConfig } from "../config/schema.js";
+import type { Logger } from "../logger.js";
+import type { SessionBroker } from "../sessions/session-broker.js";
+import { relay } from "../sessions/relay.js";
+
+/**
+ * A raw TCP connection: the gateway cannot authenticate an opaque byte stream,
+ * so these sessions are recorded as identity "anonymous" with the client's
+ * address. Meant for loopback listeners and for testing the road itself; real
+ * protocols get their own listener with identity.
+ */
+export class TcpListener {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(
+    private readonly connection: ConnectionConfig,
+    private readonly broker: SessionBroker,
+    private readonly logger: Logger,
+  ) {
+    this.server = createServer({ noDelay: true, keepAlive: true }, (socket) => this.handle(socket));
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    const at = this.connection.listen!;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(at.port, at.host, () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    const address = this.server.address();
+    if (address === null || typeof address === "string") throw new Error("tcp listener has no address");
+    return { host: address.address, port: address.port };
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+
+  private async handle(socket: Socket): Promise<void> {
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+    // Until the stream is open, errors are reported by the broker; ignore ECONNRESET noise here.
+    socket.on("error", () => undefined);
+    socket.pause();
+    const clientAddress = socket.remoteAddress ?? null;
+    try {
+      const opened = await this.broker.open({
+        connection: this.connection,
+        identity: { name: "anonymous", method: "none" },
+        clientAddress,
+        clientApplication: null,
+      });
+      if (!opened.ok) {
+        socket.destroy();
+        return;
+      }
+      const { session, stream } = opened;
+      const result = await relay(socket, stream);
+      await session.record({
+        kind: "disconnect",
+        outcome: result.error ? "error" : "ok",
+        details: { bytesUp: result.bytesUp, bytesDown: result.bytesDown, endedBy: result.endedBy, ...(result.error ? { error: result.error.message } : {}) },
+      }).catch(() => undefined);
+      await session.close(result.error ? "error" : `${result.endedBy}_closed`);
+    } catch (error) {
+      this.logger.error({ err: error, connection: this.connection.name }, "tcp session failed");
+      socket.destroy();
+    }
+  }
+}

@@ -1,0 +1,106 @@
+import type { IStreamOpened, TunnelStream } from "@gatehouse/proto";
+import { TunnelError } from "@gatehouse/proto";
+import type { Identity } from "@gatehouse/store";
+import type { ConnectionConfig } from "../config/schema.js";
+import type { Logger } from "../logger.js";
+import { isAllowed } from "../policy.js";
+import type { ConnectorRegistry } from "../tunnel/connector-registry.js";
+import type { Recorder, RecordedSession } from "./recorder.js";
+
+/** Why a session could not reach its resource, in terms every protocol can map to its own error. */
+export type OpenFailure =
+  | { code: "denied"; message: string }
+  | { code: "connector_unavailable"; message: string }
+  | { code: "target_refused"; tunnelCode: string; message: string };
+
+export interface OpenRequest {
+  connection: ConnectionConfig;
+  identity: Identity;
+  clientAddress: string | null;
+  clientApplication: string | null;
+  /** Protocol parameters for the connector's dialer (startup parameters...). */
+  params?: Record<string, string>;
+  /** False only for protocols that carry no identity (raw tcp). */
+  checkPolicy?: boolean;
+}
+
+export type OpenResult =
+  | { ok: true; session: RecordedSession; stream: TunnelStream; opened: IStreamOpened; connector: string }
+  | { ok: false; session: RecordedSession; failure: OpenFailure };
+
+/**
+ * The path every protocol takes once it knows who the client is and which
+ * connection it wants: policy, a recorded session, a stream through the
+ * connection's connector. Every outcome, refused or not, is recorded.
+ */
+export class SessionBroker {
+  constructor(
+    private readonly recorder: Recorder,
+    private readonly registry: ConnectorRegistry,
+    private readonly logger: Logger,
+  ) {}
+
+  async open(request: OpenRequest): Promise<OpenResult> {
+    const { connection, identity } = request;
+    const session = await this.recorder.open({
+      identity,
+      connection: connection.name,
+      protocol: connection.protocol,
+      connector: connection.connector,
+      clientAddress: request.clientAddress,
+      clientApplication: request.clientApplication,
+    });
+
+    const fail = async (failure: OpenFailure, kind: string): Promise<OpenResult> => {
+      session.logger.info({ failure, connection: connection.name, identity: identity.name }, "session refused");
+      await session.record({ kind, outcome: "error", details: { ...failure } });
+      await session.close(failure.code);
+      return { ok: false, session, failure };
+    };
+
+    if (request.checkPolicy !== false && !isAllowed(connection, identity)) {
+      return fail({ code: "denied", message: `identity "${identity.name}" is not allowed to use connection "${connection.name}"` }, "denied");
+    }
+    const link = this.registry.pick(connection.connector);
+    if (!link) {
+      return fail({ code: "connector_unavailable", message: `connector "${connection.connector}" is not connected` }, "connect");
+    }
+    const started = process.hrtime.bigint();
+    try {
+      const { stream, opened } = await link.mux.open({
+        sessionId: session.id,
+        connection: connection.name,
+        protocol: connection.protocol,
+        target: {
+          host: connection.target.host,
+          port: connection.target.port,
+          options: targetOptions(connection),
+        },
+        credential: { user: connection.credential?.user ?? "", passwordRef: connection.credential?.password ?? "" },
+        params: request.params ?? {},
+      });
+      await session.record({
+        kind: "connect",
+        outcome: "ok",
+        durationUs: Number((process.hrtime.bigint() - started) / 1000n),
+        details: { connector: link.name, connectorId: link.id, target: `${connection.target.host}:${connection.target.port}` },
+      });
+      return { ok: true, session, stream, opened, connector: link.name };
+    } catch (error) {
+      if (!(error instanceof TunnelError)) throw error;
+      if (error.code === "LINK_CLOSED" || error.code === "DRAINING" || error.code === "OPEN_TIMEOUT") {
+        return fail({ code: "connector_unavailable", message: `connector "${connection.connector}": ${error.message}` }, "connect");
+      }
+      return fail({ code: "target_refused", tunnelCode: error.code, message: error.message }, "connect");
+    }
+  }
+}
+
+function targetOptions(connection: ConnectionConfig): Record<string, string> {
+  const { database, tls, ca } = connection.target;
+  const options: Record<string, string> = {};
+  if (database !== undefined) options.database = database;
+  if (tls !== undefined) options.tls = tls;
+  if (ca !== undefined) options.ca = ca;
+  return options;
+}

@@ -1,0 +1,82 @@
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { randomUUID } from "node:crypto";
+import { WebSocketServer, type WebSocket } from "ws";
+import { Multiplexer, wsLink } from "@gatehouse/proto";
+import type { ConnectorConfig, GatewayConfig } from "../config/schema.js";
+import { matchesSha256 } from "../data-dir.js";
+import type { Logger } from "../logger.js";
+import type { Clock } from "../clock.js";
+import { ConnectorRegistry, type ConnectorLink } from "./connector-registry.js";
+
+export const TUNNEL_PATH = "/v1/tunnel";
+/** A frame larger than this closes the link before it is buffered (the mux checks the same limit per frame). */
+const MAX_WS_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+export interface TunnelServerOptions {
+  config: () => GatewayConfig;
+  registry: ConnectorRegistry;
+  logger: Logger;
+  clock: Clock;
+}
+
+/**
+ * Accepts connector WebSockets on /v1/tunnel. The connector proves itself
+ * with a bearer token whose SHA-256 is in the config under its name.
+ */
+export class TunnelServer {
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_MESSAGE_BYTES, perMessageDeflate: false });
+
+  constructor(private readonly options: TunnelServerOptions) {}
+
+  /** Handles an HTTP upgrade; returns false when the path is not ours. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    if (new URL(request.url ?? "/", "http://x").pathname !== TUNNEL_PATH) return false;
+    const remoteAddress = request.socket.remoteAddress ?? "unknown";
+    const name = headerValue(request, "gatehouse-connector");
+    const token = /^Bearer (.+)$/i.exec(headerValue(request, "authorization") ?? "")?.[1];
+    const connector = name ? this.findConnector(name) : undefined;
+    if (!connector || !token || !matchesSha256(token, connector.tokenSha256)) {
+      const reason = !name ? "no Gatehouse-Connector header" : !connector ? `unknown connector "${name}"` : "wrong token";
+      this.options.logger.warn({ connector: name ?? null, remoteAddress, reason }, "connector refused at tunnel upgrade");
+      socket.end("HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 22\r\n\r\nconnector unauthorized");
+      return true;
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, connector.name, remoteAddress));
+    return true;
+  }
+
+  close(): void {
+    for (const link of this.options.registry.list()) link.mux.close("gateway shutting down");
+    this.wss.close();
+  }
+
+  private findConnector(name: string): ConnectorConfig | undefined {
+    return this.options.config().connectors.find((c) => c.name === name);
+  }
+
+  private accept(ws: WebSocket, name: string, remoteAddress: string): void {
+    ws.binaryType = "nodebuffer";
+    const { tunnel } = this.options.config();
+    const mux = new Multiplexer(wsLink(ws), {
+      role: "gateway",
+      pingIntervalMs: tunnel.pingIntervalMs,
+      deadAfterMs: tunnel.deadAfterMs,
+      openTimeoutMs: tunnel.openTimeoutMs,
+    });
+    const link: ConnectorLink = { id: randomUUID(), name, remoteAddress, connectedUs: this.options.clock(), mux };
+    const log = this.options.logger.child({ connector: name, connectorId: link.id });
+    this.options.registry.add(link);
+    log.info({ remoteAddress }, "connector connected");
+    mux.on("drain", () => log.info("connector is draining; no new streams go to it"));
+    mux.on("close", (reason: string) => {
+      this.options.registry.remove(link);
+      log.info({ reason }, "connector disconnected");
+    });
+  }
+}
+
+function headerValue(request: IncomingMessage, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
