@@ -1,0 +1,13 @@
+import { dialTcp } from "./tcp.js";
+import type { Dialer } from "./types.js";
+
+export { connectTcp, dialTcp, formatTarget } from "./tcp.js";
+export type { DialContext, DialResult, Dialer, DialerRegistry } from "./types.js";
+
+/**
+ * The dialers the connector knows by default, keyed by OpenStream.protocol. Protocols with their own server
+ * handshake (postgres, mysql...) add an entry here; `startConnector` also accepts extra entries.
+ */
+export function defaultDialers(): Map<string, Dialer> {
+  return new Map<string, Dialer>([["tcp", dialTcp]]);
+}
