@@ -66,3 +66,25 @@ export interface SessionClose {
   finalHash?: string | null;
   sealSignature?: string | null;
 }
+
+/** An access key as stored: only verifiers, never the key itself. */
+export interface NewAccessKey {
+  id: string;
+  identity: string;
+  /** Verifiers by scheme (SHA-256, SCRAM-SHA-256, MySQL native...); the gateway computes them. */
+  verifiers: Record<string, unknown>;
+  createdUs: number;
+  expiresUs?: number | null;
+}
+
+export interface AccessKeyRecord extends NewAccessKey {
+  expiresUs: number | null;
+  revokedUs: number | null;
+  lastUsedUs: number | null;
+}
+
+export interface AccessKeyFilter {
+  identity?: string;
+  /** Default false: revoked keys are left out. */
+  includeRevoked?: boolean;
+}

@@ -1,0 +1,118 @@
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import { PGlite, types as pgTypes, type Transaction } from "@electric-sql/pglite";
+import { StoreError, toStoreError } from "../errors.js";
+import { normalizeParams, parseInt8, type SqlExecutor } from "../executor.js";
+import { acquireDirLock, type DirLock } from "../lock.js";
+
+export interface PgliteExecutorOptions {
+  /** Directory holding the database; created if missing. Left out: an in-memory database. */
+  dataDir?: string;
+}
+
+/**
+ * A SqlExecutor over PGlite, Postgres compiled to WebAssembly and run in this process.
+ *
+ * PGlite is a single session. Its `transaction()` holds an exclusive mutex for the whole
+ * callback, and plain queries wait on the same mutex, so two concurrent transactions never
+ * interleave and a query from outside never lands inside someone else's transaction. That is why
+ * code inside `transaction(fn)` must use `tx`, never the outer executor.
+ */
+export async function openPgliteExecutor(options: PgliteExecutorOptions = {}): Promise<SqlExecutor> {
+  const dataDir = options.dataDir === undefined ? undefined : resolve(options.dataDir);
+  let lock: DirLock | undefined;
+  if (dataDir !== undefined) {
+    try {
+      mkdirSync(dataDir, { recursive: true });
+    } catch (err) {
+      throw new StoreError("CONNECT_FAILED", `cannot create the store directory ${dataDir}: ${String(err)}`, {
+        cause: err,
+        context: { dataDir },
+      });
+    }
+    lock = acquireDirLock(dataDir);
+  }
+
+  let pg: PGlite;
+  try {
+    pg = await PGlite.create(dataDir, {
+      // int8 the same way as the postgres driver: a number when exact, else a bigint.
+      parsers: { [pgTypes.INT8]: parseInt8 },
+    });
+  } catch (err) {
+    lock?.release();
+    throw new StoreError(
+      "CONNECT_FAILED",
+      `cannot open the embedded store${dataDir === undefined ? " (in memory)" : ` in ${dataDir}`}: ${String(err)}`,
+      { cause: err, context: dataDir === undefined ? {} : { dataDir } },
+    );
+  }
+
+  let closed = false;
+  const ensureOpen = (): void => {
+    if (closed) throw new StoreError("CLOSED", "the store is closed");
+  };
+
+  const wrapTx = (tx: Transaction, depth: number): SqlExecutor => ({
+    query: async <T>(text: string, params?: unknown[]) => {
+      ensureOpen();
+      try {
+        return (await tx.query<T>(text, normalizeParams(params))).rows;
+      } catch (err) {
+        throw toStoreError("QUERY_FAILED", "query failed", err);
+      }
+    },
+    // PGlite has no nested transactions: a savepoint gives `fn` the same all-or-nothing.
+    transaction: async (fn) => {
+      ensureOpen();
+      const name = `gatehouse_sp_${depth}`;
+      await tx.query(`savepoint ${name}`);
+      try {
+        const result = await fn(wrapTx(tx, depth + 1));
+        await tx.query(`release savepoint ${name}`);
+        return result;
+      } catch (err) {
+        await tx.query(`rollback to savepoint ${name}`);
+        throw err;
+      }
+    },
+    close: () => Promise.reject(new StoreError("INVALID_ARGUMENT", "close the store, not a transaction")),
+  });
+
+  return {
+    query: async <T>(text: string, params?: unknown[]) => {
+      ensureOpen();
+      try {
+        return (await pg.query<T>(text, normalizeParams(params))).rows;
+      } catch (err) {
+        throw toStoreError("QUERY_FAILED", "query failed", err);
+      }
+    },
+    transaction: async (fn) => {
+      ensureOpen();
+      let fromFn: { error: unknown } | undefined;
+      try {
+        return await pg.transaction(async (tx) => {
+          try {
+            return await fn(wrapTx(tx, 1));
+          } catch (error) {
+            fromFn = { error };
+            throw error;
+          }
+        });
+      } catch (err) {
+        if (fromFn !== undefined && fromFn.error === err) throw err;
+        throw toStoreError("QUERY_FAILED", "transaction failed", err);
+      }
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      try {
+        await pg.close();
+      } finally {
+        lock?.release();
+      }
+    },
+  };
+}

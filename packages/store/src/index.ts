@@ -1,0 +1,34 @@
+export { openStore, createStore, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from "./store.js";
+export type { Store, StoreOptions, StoreDriver, SessionWithEvents } from "./store.js";
+
+export { createEventWriter, EVENT_WRITER_DEFAULTS } from "./writer.js";
+export type { EventWriter, EventWriterOptions, EventWriterStats, EventSink } from "./writer.js";
+
+export { StoreError } from "./errors.js";
+export type { StoreErrorCode, StoreErrorContext } from "./errors.js";
+
+export type { SqlExecutor } from "./executor.js";
+export { createPostgresExecutor } from "./drivers/postgres.js";
+export type { PostgresExecutorOptions } from "./drivers/postgres.js";
+export { openPgliteExecutor } from "./drivers/pglite.js";
+export type { PgliteExecutorOptions } from "./drivers/pglite.js";
+export { LOCK_FILE_NAME } from "./lock.js";
+
+export { migrate } from "./migrate.js";
+export type { MigrationResult, Migration } from "./migrate.js";
+export { migrations } from "./migrations/index.js";
+
+export { usToIso } from "./time.js";
+
+export type {
+  AccessKeyFilter,
+  AccessKeyRecord,
+  Identity,
+  NewAccessKey,
+  NewSession,
+  Outcome,
+  SessionClose,
+  SessionEvent,
+  SessionFilter,
+  SessionRecord,
+} from "./types.js";

@@ -1,0 +1,7 @@
+import { migration001 } from "./001_initial.js";
+import type { Migration } from "./types.js";
+
+export type { Migration } from "./types.js";
+
+/** Every migration, in order. A new one is a new `NNN_name.ts` file added to this list. */
+export const migrations: readonly Migration[] = [migration001];

@@ -1,0 +1,551 @@
+import { createPostgresExecutor } from "./drivers/postgres.js";
+import { openPgliteExecutor } from "./drivers/pglite.js";
+import { recode, StoreError, type StoreErrorContext } from "./errors.js";
+import type { SqlExecutor } from "./executor.js";
+import { migrate } from "./migrate.js";
+import { usOf, usToIso } from "./time.js";
+import type {
+  AccessKeyFilter,
+  AccessKeyRecord,
+  Identity,
+  NewAccessKey,
+  NewSession,
+  Outcome,
+  SessionClose,
+  SessionEvent,
+  SessionFilter,
+  SessionRecord,
+} from "./types.js";
+
+export interface StoreOptions {
+  /** A Postgres URL. Set: the postgres driver. Left out: the embedded store (`dataDir` or `memory`). */
+  url?: string;
+  /** Directory of the embedded store; created if missing, locked while open. */
+  dataDir?: string;
+  /** An embedded store that lives in memory only, for tests and demos. */
+  memory?: boolean;
+  /** Postgres driver: most connections in the pool. Default 10. */
+  maxConnections?: number;
+  /** Postgres driver: seconds to wait for a connection. Default 10. */
+  connectTimeoutSeconds?: number;
+}
+
+export type StoreDriver = "postgres" | "embedded";
+
+export interface SessionWithEvents {
+  session: SessionRecord;
+  /** In `seq` order. */
+  events: SessionEvent[];
+}
+
+export interface Store {
+  readonly driver: StoreDriver;
+  /** The executor underneath, for queries this interface does not offer yet (verification...). */
+  readonly sql: SqlExecutor;
+  /** Resolves when the database answers; CONNECT_FAILED otherwise. */
+  ping(): Promise<void>;
+  readonly sessions: {
+    /** CONFLICT when the id exists. */
+    create(session: NewSession): Promise<void>;
+    /** NOT_FOUND for an unknown id; CONFLICT when already closed (a seal is never overwritten). */
+    close(close: SessionClose): Promise<void>;
+    /** Newest first. `sinceUs` is inclusive, `untilUs` exclusive, both on the start time. */
+    list(filter?: SessionFilter): Promise<SessionRecord[]>;
+    get(id: string): Promise<SessionWithEvents | null>;
+    /** The most recently started session. */
+    last(): Promise<SessionRecord | null>;
+  };
+  readonly events: {
+    /**
+     * Inserts the events in one statement (one round trip) and adds them to their sessions'
+     * `eventCount`, all or nothing. NOT_FOUND when a session does not exist, CONFLICT when a
+     * (session, seq) is already stored.
+     */
+    insertBatch(events: readonly SessionEvent[]): Promise<void>;
+  };
+  readonly accessKeys: {
+    /** CONFLICT when the id exists. */
+    create(key: NewAccessKey): Promise<void>;
+    /** Oldest first. */
+    list(filter?: AccessKeyFilter): Promise<AccessKeyRecord[]>;
+    get(id: string): Promise<AccessKeyRecord | null>;
+    /** True when this call revoked the key; false when it was unknown or already revoked. */
+    revoke(id: string, atUs: number): Promise<boolean>;
+    /** Records a use; keeps the latest time when uses are reported out of order. */
+    touch(id: string, atUs: number): Promise<void>;
+  };
+  close(): Promise<void>;
+}
+
+/** SessionFilter.limit's default and ceiling. */
+export const DEFAULT_LIST_LIMIT = 50;
+export const MAX_LIST_LIMIT = 1000;
+
+/**
+ * Opens the store — Postgres when `url` is set, else embedded — and brings its schema up to date.
+ */
+export async function openStore(options: StoreOptions): Promise<Store> {
+  let sql: SqlExecutor;
+  let driver: StoreDriver;
+  if (options.url !== undefined) {
+    driver = "postgres";
+    sql = createPostgresExecutor({
+      url: options.url,
+      ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+      ...(options.connectTimeoutSeconds === undefined
+        ? {}
+        : { connectTimeoutSeconds: options.connectTimeoutSeconds }),
+    });
+  } else {
+    driver = "embedded";
+    if (options.memory === true && options.dataDir !== undefined) {
+      throw new StoreError("INVALID_ARGUMENT", "give either dataDir or memory for the embedded store, not both");
+    }
+    if (options.memory !== true && options.dataDir === undefined) {
+      throw new StoreError("INVALID_ARGUMENT", "say where the store is: url, dataDir, or memory");
+    }
+    sql = await openPgliteExecutor(options.dataDir === undefined ? {} : { dataDir: options.dataDir });
+  }
+  const store = createStore(sql, driver, options.url === undefined ? options.dataDir : redactUrl(options.url));
+  try {
+    await store.ping();
+    await migrate(sql);
+  } catch (err) {
+    await sql.close().catch(() => {});
+    throw err;
+  }
+  return store;
+}
+
+/** The Store over an already open executor (openStore's second half; also for tests). */
+export function createStore(sql: SqlExecutor, driver: StoreDriver, where?: string): Store {
+  return {
+    driver,
+    sql,
+    ping: async () => {
+      try {
+        await sql.query("select 1");
+      } catch (err) {
+        throw recode("CONNECT_FAILED", `the store${where === undefined ? "" : ` at ${where}`} does not answer`, err);
+      }
+    },
+    sessions: {
+      create: (session) => createSession(sql, session),
+      close: (close) => closeSession(sql, close),
+      list: (filter) => listSessions(sql, filter ?? {}),
+      get: (id) => getSession(sql, id),
+      last: async () => (await listSessions(sql, { limit: 1 }))[0] ?? null,
+    },
+    events: {
+      insertBatch: (events) => insertBatch(sql, events),
+    },
+    accessKeys: {
+      create: (key) => createAccessKey(sql, key),
+      list: (filter) => listAccessKeys(sql, filter ?? {}),
+      get: (id) => getAccessKey(sql, id),
+      revoke: (id, atUs) => revokeAccessKey(sql, id, atUs),
+      touch: (id, atUs) => touchAccessKey(sql, id, atUs),
+    },
+    close: () => sql.close(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+const SESSION_COLUMNS = `
+  id, identity_name, identity_issuer, identity_subject,
+  array_to_json(identity_groups) as identity_groups, auth_method,
+  connection, protocol, connector, client_address, client_application,
+  ${usOf("started_at")} as started_us, ${usOf("ended_at")} as ended_us, end_reason,
+  event_count, final_hash, seal_signature`;
+
+interface SessionRow {
+  id: string;
+  identity_name: string;
+  identity_issuer: string | null;
+  identity_subject: string | null;
+  identity_groups: string[];
+  auth_method: string | null;
+  connection: string;
+  protocol: string;
+  connector: string | null;
+  client_address: string | null;
+  client_application: string | null;
+  started_us: number;
+  ended_us: number | null;
+  end_reason: string | null;
+  event_count: number;
+  final_hash: string | null;
+  seal_signature: string | null;
+}
+
+function sessionOf(row: SessionRow): SessionRecord {
+  return {
+    id: row.id,
+    identity: {
+      name: row.identity_name,
+      issuer: row.identity_issuer,
+      subject: row.identity_subject,
+      groups: row.identity_groups,
+      method: row.auth_method as Identity["method"],
+    },
+    connection: row.connection,
+    protocol: row.protocol,
+    connector: row.connector,
+    clientAddress: row.client_address,
+    clientApplication: row.client_application,
+    startedUs: row.started_us,
+    endedUs: row.ended_us,
+    endReason: row.end_reason,
+    eventCount: row.event_count,
+    finalHash: row.final_hash,
+    sealSignature: row.seal_signature,
+  };
+}
+
+async function createSession(sql: SqlExecutor, s: NewSession): Promise<void> {
+  const startedAt = usToIso(s.startedUs);
+  try {
+    await sql.query(
+      `insert into sessions (id, identity_name, identity_issuer, identity_subject, identity_groups,
+         auth_method, connection, protocol, connector, client_address, client_application, started_at)
+       values ($1, $2, $3, $4, array(select jsonb_array_elements_text($5::jsonb)),
+         $6, $7, $8, $9, $10, $11, $12::timestamptz)`,
+      [
+        s.id,
+        s.identity.name,
+        s.identity.issuer ?? null,
+        s.identity.subject ?? null,
+        s.identity.groups ?? [],
+        s.identity.method ?? null,
+        s.connection,
+        s.protocol,
+        s.connector ?? null,
+        s.clientAddress ?? null,
+        s.clientApplication ?? null,
+        startedAt,
+      ],
+    );
+  } catch (err) {
+    throw writeError(`creating session ${s.id}`, err, { sessionId: s.id });
+  }
+}
+
+async function closeSession(sql: SqlExecutor, c: SessionClose): Promise<void> {
+  const endedAt = usToIso(c.endedUs);
+  let rows: unknown[];
+  try {
+    rows = await sql.query(
+      `update sessions set ended_at = $2::timestamptz, end_reason = $3, final_hash = $4, seal_signature = $5
+       where id = $1 and ended_at is null
+       returning id`,
+      [c.id, endedAt, c.endReason, c.finalHash ?? null, c.sealSignature ?? null],
+    );
+  } catch (err) {
+    throw writeError(`closing session ${c.id}`, err, { sessionId: c.id });
+  }
+  if (rows.length === 1) return;
+  // Nothing updated: say which of the two reasons it was.
+  const existing = await read(`looking up session ${c.id}`, () =>
+    sql.query("select 1 from sessions where id = $1", [c.id]),
+  );
+  throw existing.length === 0
+    ? new StoreError("NOT_FOUND", `no session ${c.id}`, { context: { sessionId: c.id } })
+    : new StoreError("CONFLICT", `session ${c.id} is already closed`, { context: { sessionId: c.id } });
+}
+
+async function listSessions(sql: SqlExecutor, filter: SessionFilter): Promise<SessionRecord[]> {
+  const limit = filter.limit ?? DEFAULT_LIST_LIMIT;
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new StoreError("INVALID_ARGUMENT", `limit must be a positive integer, got ${limit}`);
+  }
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (condition: (p: string) => string, value: unknown): void => {
+    params.push(value);
+    where.push(condition(`$${params.length}`));
+  };
+  if (filter.identity !== undefined) add((p) => `identity_name = ${p}`, filter.identity);
+  if (filter.connection !== undefined) add((p) => `connection = ${p}`, filter.connection);
+  if (filter.sinceUs !== undefined) add((p) => `started_at >= ${p}::timestamptz`, usToIso(filter.sinceUs));
+  if (filter.untilUs !== undefined) add((p) => `started_at < ${p}::timestamptz`, usToIso(filter.untilUs));
+  params.push(Math.min(limit, MAX_LIST_LIMIT));
+  const rows = await read("listing sessions", () =>
+    sql.query<SessionRow>(
+      `select ${SESSION_COLUMNS} from sessions
+       ${where.length === 0 ? "" : `where ${where.join(" and ")}`}
+       order by started_at desc, id desc
+       limit $${params.length}`,
+      params,
+    ),
+  );
+  return rows.map(sessionOf);
+}
+
+async function getSession(sql: SqlExecutor, id: string): Promise<SessionWithEvents | null> {
+  // One snapshot for both reads, so the events match the session's event_count.
+  return read(`reading session ${id}`, () =>
+    sql.transaction(async (tx) => {
+      const sessions = await tx.query<SessionRow>(`select ${SESSION_COLUMNS} from sessions where id = $1`, [id]);
+      const row = sessions[0];
+      if (row === undefined) return null;
+      const events = await tx.query<EventRow>(
+        `select ${EVENT_COLUMNS} from events where session_id = $1 order by seq`,
+        [id],
+      );
+      return { session: sessionOf(row), events: events.map(eventOf) };
+    }),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+const EVENT_COLUMNS = `
+  session_id, seq, ${usOf("ts")} as time_us, kind, command, params, outcome, details,
+  duration_us, prev_hash, hash`;
+
+interface EventRow {
+  session_id: string;
+  seq: number;
+  time_us: number;
+  kind: string;
+  command: string | null;
+  params: unknown[] | null;
+  outcome: string | null;
+  details: Record<string, unknown> | null;
+  duration_us: number | null;
+  prev_hash: string | null;
+  hash: string | null;
+}
+
+function eventOf(row: EventRow): SessionEvent {
+  return {
+    sessionId: row.session_id,
+    seq: row.seq,
+    timeUs: row.time_us,
+    kind: row.kind,
+    command: row.command,
+    params: row.params,
+    outcome: row.outcome as Outcome | null,
+    details: row.details,
+    durationUs: row.duration_us,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+/**
+ * The whole batch travels as one JSON document and is unpacked by jsonb_to_recordset: one
+ * parameter, one statement, the same on both drivers, and no per-row placeholders to hit the
+ * 65,535-parameter limit. The same statement bumps each session's event_count; the foreign key
+ * makes an event for an unknown session fail the whole batch rather than be stored orphaned.
+ */
+const INSERT_BATCH_SQL = `
+  with input as (
+    select * from jsonb_to_recordset($1::jsonb) as e(
+      session_id text, seq int8, ts timestamptz, kind text, command text, params jsonb,
+      outcome text, details jsonb, duration_us int8, prev_hash text, hash text)
+  ), inserted as (
+    insert into events (session_id, seq, ts, kind, command, params, outcome, details,
+                        duration_us, prev_hash, hash)
+    select session_id, seq, ts, kind, command, params, outcome, details,
+           duration_us, prev_hash, hash
+    from input
+    returning session_id
+  ), counted as (
+    select session_id, count(*) as n from inserted group by session_id
+  )
+  update sessions s set event_count = s.event_count + counted.n
+  from counted where s.id = counted.session_id`;
+
+async function insertBatch(sql: SqlExecutor, events: readonly SessionEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  const rows = events.map(eventRowOf);
+  let json: string;
+  try {
+    json = JSON.stringify(rows);
+  } catch (err) {
+    // A bigint or a cycle in params/details: nothing of the batch was sent.
+    throw new StoreError("INVALID_ARGUMENT", `an event cannot be serialized as JSON: ${String(err)}`, {
+      cause: err,
+    });
+  }
+  try {
+    await sql.query(INSERT_BATCH_SQL, [json]);
+  } catch (err) {
+    throw writeError(`inserting ${events.length} events`, err, {});
+  }
+}
+
+/** Only the keys that have a value: a missing key is read as SQL NULL by jsonb_to_recordset. */
+function eventRowOf(e: SessionEvent): Record<string, unknown> {
+  if (typeof e.sessionId !== "string" || e.sessionId === "") {
+    throw new StoreError("INVALID_ARGUMENT", "an event has no sessionId");
+  }
+  if (!Number.isSafeInteger(e.seq) || e.seq < 1) {
+    throw new StoreError("INVALID_ARGUMENT", `event seq must be a positive integer, got ${e.seq}`, {
+      context: { sessionId: e.sessionId },
+    });
+  }
+  const row: Record<string, unknown> = {
+    session_id: e.sessionId,
+    seq: e.seq,
+    ts: usToIso(e.timeUs),
+    kind: e.kind,
+  };
+  if (e.command != null) row["command"] = e.command;
+  if (e.params != null) row["params"] = e.params;
+  if (e.outcome != null) row["outcome"] = e.outcome;
+  if (e.details != null) row["details"] = e.details;
+  if (e.durationUs != null) row["duration_us"] = e.durationUs;
+  if (e.prevHash != null) row["prev_hash"] = e.prevHash;
+  if (e.hash != null) row["hash"] = e.hash;
+  return row;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access keys
+
+const ACCESS_KEY_COLUMNS = `
+  id, identity, verifiers, ${usOf("created_at")} as created_us, ${usOf("expires_at")} as expires_us,
+  ${usOf("revoked_at")} as revoked_us, ${usOf("last_used_at")} as last_used_us`;
+
+interface AccessKeyRow {
+  id: string;
+  identity: string;
+  verifiers: Record<string, unknown>;
+  created_us: number;
+  expires_us: number | null;
+  revoked_us: number | null;
+  last_used_us: number | null;
+}
+
+function accessKeyOf(row: AccessKeyRow): AccessKeyRecord {
+  return {
+    id: row.id,
+    identity: row.identity,
+    verifiers: row.verifiers,
+    createdUs: row.created_us,
+    expiresUs: row.expires_us,
+    revokedUs: row.revoked_us,
+    lastUsedUs: row.last_used_us,
+  };
+}
+
+async function createAccessKey(sql: SqlExecutor, key: NewAccessKey): Promise<void> {
+  const params = [
+    key.id,
+    key.identity,
+    key.verifiers,
+    usToIso(key.createdUs),
+    key.expiresUs == null ? null : usToIso(key.expiresUs),
+  ];
+  try {
+    await sql.query(
+      `insert into access_keys (id, identity, verifiers, created_at, expires_at)
+       values ($1, $2, $3::jsonb, $4::timestamptz, $5::timestamptz)`,
+      params,
+    );
+  } catch (err) {
+    throw writeError(`creating access key ${key.id}`, err, {});
+  }
+}
+
+async function listAccessKeys(sql: SqlExecutor, filter: AccessKeyFilter): Promise<AccessKeyRecord[]> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (filter.identity !== undefined) {
+    params.push(filter.identity);
+    where.push(`identity = $${params.length}`);
+  }
+  if (filter.includeRevoked !== true) where.push("revoked_at is null");
+  const rows = await read("listing access keys", () =>
+    sql.query<AccessKeyRow>(
+      `select ${ACCESS_KEY_COLUMNS} from access_keys
+       ${where.length === 0 ? "" : `where ${where.join(" and ")}`}
+       order by created_at, id`,
+      params,
+    ),
+  );
+  return rows.map(accessKeyOf);
+}
+
+async function getAccessKey(sql: SqlExecutor, id: string): Promise<AccessKeyRecord | null> {
+  const rows = await read(`reading access key ${id}`, () =>
+    sql.query<AccessKeyRow>(`select ${ACCESS_KEY_COLUMNS} from access_keys where id = $1`, [id]),
+  );
+  const row = rows[0];
+  return row === undefined ? null : accessKeyOf(row);
+}
+
+async function revokeAccessKey(sql: SqlExecutor, id: string, atUs: number): Promise<boolean> {
+  const at = usToIso(atUs);
+  try {
+    const rows = await sql.query(
+      `update access_keys set revoked_at = $2::timestamptz where id = $1 and revoked_at is null returning id`,
+      [id, at],
+    );
+    return rows.length === 1;
+  } catch (err) {
+    throw writeError(`revoking access key ${id}`, err, {});
+  }
+}
+
+async function touchAccessKey(sql: SqlExecutor, id: string, atUs: number): Promise<void> {
+  const at = usToIso(atUs);
+  try {
+    await sql.query(
+      `update access_keys set last_used_at = greatest(last_used_at, $2::timestamptz) where id = $1`,
+      [id, at],
+    );
+  } catch (err) {
+    throw writeError(`recording use of access key ${id}`, err, {});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/** SQLSTATEs a caller can act on, mapped to the store's codes. */
+function writeError(what: string, err: unknown, context: StoreErrorContext): StoreError {
+  const wrapped = recode("WRITE_FAILED", what, err, context);
+  switch (wrapped.context.sqlstate) {
+    case "23505": // unique_violation
+      return new StoreError("CONFLICT", `${what}: already stored (${describe(wrapped)})`, {
+        cause: wrapped.cause,
+        context: wrapped.context,
+      });
+    case "23503": // foreign_key_violation: events for a session that does not exist
+      return new StoreError("NOT_FOUND", `${what}: no such session (${describe(wrapped)})`, {
+        cause: wrapped.cause,
+        context: wrapped.context,
+      });
+    default:
+      return wrapped;
+  }
+}
+
+function describe(err: StoreError): string {
+  return err.cause instanceof Error ? err.cause.message : err.message;
+}
+
+async function read<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw recode("QUERY_FAILED", what, err);
+  }
+}
+
+/** The URL without its password, for messages. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== "") parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "the configured URL";
+  }
+}

@@ -1,0 +1,105 @@
+// The shared suite against the embedded driver (PGlite in a temporary directory), plus the data
+// directory's lock and the in-memory mode.
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { LOCK_FILE_NAME, openStore, StoreError } from "../src/index.js";
+import { defineStoreSuite, newSession } from "./suite.js";
+
+const dir = mkdtempSync(join(tmpdir(), "gatehouse-store-test-"));
+const lockPath = join(dir, LOCK_FILE_NAME);
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("embedded driver", () => {
+  defineStoreSuite(() => ({
+    open: () => openStore({ dataDir: dir }),
+    serializesTransactions: true,
+  }));
+});
+
+/** The pid of a process that has exited, so surely is not alive. */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ["-e", ""], { stdio: "ignore" });
+  await new Promise((resolve) => child.once("exit", resolve));
+  return child.pid as number;
+}
+
+async function openError(options: Parameters<typeof openStore>[0]): Promise<StoreError> {
+  const err: unknown = await openStore(options).then(
+    async (store) => {
+      await store.close();
+      return undefined;
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(StoreError);
+  return err as StoreError;
+}
+
+// Runs after the suite above has closed its store, on the same directory (vitest runs a file's
+// top-level blocks in order).
+describe("embedded data directory lock", () => {
+  it("takes over a stale lock, holds the directory while open, and lets go on close", async () => {
+    writeFileSync(lockPath, `${await deadPid()}\n`);
+    const store = await openStore({ dataDir: dir });
+    try {
+      expect(readFileSync(lockPath, "utf8")).toBe(`${process.pid}\n`);
+      // A second open of the same directory, even from this process, is refused.
+      const err = await openError({ dataDir: dir });
+      expect(err.code).toBe("LOCKED");
+      expect(err.context).toMatchObject({ dataDir: dir, pid: process.pid });
+      expect(err.message).toContain(dir);
+      expect(err.message).toContain(String(process.pid));
+      // ...and the refused open did not take the lock away from the first.
+      expect(readFileSync(lockPath, "utf8")).toBe(`${process.pid}\n`);
+      await store.sessions.create(newSession("still-works"));
+    } finally {
+      await store.close();
+    }
+    expect(existsSync(lockPath)).toBe(false);
+  });
+
+  it("refuses a directory locked by another live process, naming it", async () => {
+    const other = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60_000)"], { stdio: "ignore" });
+    try {
+      writeFileSync(lockPath, `${other.pid}\n`);
+      const err = await openError({ dataDir: dir });
+      expect(err.code).toBe("LOCKED");
+      expect(err.context.pid).toBe(other.pid);
+      expect(err.message).toContain(`process ${other.pid}`);
+      expect(readFileSync(lockPath, "utf8")).toBe(`${other.pid}\n`);
+    } finally {
+      other.kill();
+      rmSync(lockPath, { force: true });
+    }
+  });
+
+  it("takes over a lock file left empty by a crash", async () => {
+    writeFileSync(lockPath, "");
+    const store = await openStore({ dataDir: dir });
+    expect(readFileSync(lockPath, "utf8")).toBe(`${process.pid}\n`);
+    await store.close();
+  });
+});
+
+describe("embedded in memory", () => {
+  it("works without a directory", async () => {
+    const store = await openStore({ memory: true });
+    try {
+      await store.sessions.create(newSession("m1"));
+      expect((await store.sessions.last())?.id).toBe("m1");
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("needs to be told where the store is", async () => {
+    expect((await openError({})).code).toBe("INVALID_ARGUMENT");
+    expect((await openError({ memory: true, dataDir: dir })).code).toBe("INVALID_ARGUMENT");
+  });
+});

@@ -1,0 +1,61 @@
+// The shared suite against a real Postgres server, plus what only a server can show: several
+// connections, two gateways migrating at once, an unreachable server.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { migrations, openStore, StoreError } from "../src/index.js";
+import { createTestDatabase, probePostgres, type TestDatabase } from "./helpers.js";
+import { defineStoreSuite } from "./suite.js";
+
+const probe = await probePostgres();
+const title = probe.available ? "postgres driver" : `postgres driver — SKIPPED: ${probe.reason}`;
+
+describe.skipIf(!probe.available)(title, () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  defineStoreSuite(() => ({
+    open: () => openStore({ url: db.url, maxConnections: 4 }),
+    serializesTransactions: false,
+  }));
+
+  describe("server only", () => {
+    it("lets two gateways migrate a fresh database at once", async () => {
+      const fresh = await createTestDatabase();
+      try {
+        const stores = await Promise.all([openStore({ url: fresh.url }), openStore({ url: fresh.url })]);
+        const rows = await stores[0].sql.query<{ version: number }>("select version from schema_migrations");
+        expect(rows.map((r) => r.version)).toEqual(migrations.map((m) => m.version));
+        await Promise.all(stores.map((s) => s.close()));
+      } finally {
+        await fresh.drop();
+      }
+    });
+
+    it("opens at most maxConnections connections", async () => {
+      const store = await openStore({ url: db.url, maxConnections: 2 });
+      try {
+        const pids = await Promise.all(
+          Array.from({ length: 8 }, () =>
+            store.sql.query<{ pid: number }>("select pg_backend_pid() as pid, pg_sleep(0.05)"),
+          ),
+        );
+        expect(new Set(pids.map((rows) => rows[0]?.pid)).size).toBe(2);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("fails to open with CONNECT_FAILED when nothing answers", async () => {
+      const err: unknown = await openStore({ url: "postgres://postgres:secret@127.0.0.1:1/x", connectTimeoutSeconds: 2 }).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(StoreError);
+      expect((err as StoreError).code).toBe("CONNECT_FAILED");
+      expect((err as StoreError).message).not.toContain("secret");
+    });
+  });
+});
