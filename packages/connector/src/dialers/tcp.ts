@@ -32,6 +32,8 @@ export function connectTcp(host: string, port: number, ctx: Pick<DialContext, "s
     const socket = connect({
       host,
       port,
+      // The relay half-closes: the target's FIN must not end our side of the connection by itself.
+      allowHalfOpen: true,
       noDelay: true,
       keepAlive: true,
       keepAliveInitialDelay: KEEPALIVE_INITIAL_DELAY_MS,

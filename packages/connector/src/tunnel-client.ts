@@ -1,0 +1,181 @@
+import { EventEmitter } from "node:events";
+import { Multiplexer, wsLink, type MuxOptions } from "@gatehouse/proto";
+import type { Logger } from "pino";
+import { WebSocket } from "ws";
+import type { Backoff } from "./backoff.js";
+
+/**
+ * Largest WebSocket message accepted from the gateway. A message may carry several coalesced frames, so this is
+ * above the mux's per-frame limit (1 MiB); it matches the gateway's own limit.
+ */
+export const MAX_WS_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** How long the WebSocket upgrade (TCP, TLS and HTTP) may take before the attempt counts as failed. */
+export const UPGRADE_TIMEOUT_MS = 15_000;
+/** After asking the link to close, how long to wait for the gateway's close frame before cutting the socket. */
+const CLOSE_GRACE_MS = 2_000;
+
+/** Multiplexer tuning the client passes through (the role and onOpen are the client's). */
+export type TunnelMuxOptions = Omit<MuxOptions, "role" | "onOpen">;
+
+export interface TunnelClientOptions {
+  /** ws(s)://.../v1/tunnel */
+  url: URL;
+  name: string;
+  token: string;
+  /** PEM to trust instead of the system CAs. */
+  ca: string | null;
+  backoff: Backoff;
+  logger: Logger;
+  onOpen: NonNullable<MuxOptions["onOpen"]>;
+  mux?: TunnelMuxOptions;
+}
+
+export interface TunnelClientEvents {
+  /** A link is up; `mux` serves it until `disconnected`. */
+  connected: [mux: Multiplexer];
+  /** The link that was up is gone (its streams failed with LINK_CLOSED). */
+  disconnected: [reason: string];
+  /** An attempt failed before the link came up; `status` is the HTTP status when the gateway answered. */
+  "attempt-failed": [info: { status: number | null; message: string; retryInMs: number | null }];
+}
+
+/**
+ * Holds one tunnel to the gateway: dials it, wraps each link in a connector-role Multiplexer, and dials again
+ * with backoff whenever the upgrade fails or the link goes away, until `stop()`.
+ */
+export class TunnelClient extends EventEmitter<TunnelClientEvents> {
+  readonly #options: TunnelClientOptions;
+  #ws: WebSocket | null = null;
+  #mux: Multiplexer | null = null;
+  #retryTimer: NodeJS.Timeout | null = null;
+  #stopped = false;
+  #closed: Promise<void> = Promise.resolve();
+
+  constructor(options: TunnelClientOptions) {
+    super();
+    this.#options = options;
+  }
+
+  /** The multiplexer of the live link, or null between links. */
+  get mux(): Multiplexer | null {
+    return this.#mux;
+  }
+
+  start(): void {
+    if (this.#stopped || this.#ws !== null || this.#retryTimer !== null) return;
+    this.#dial();
+  }
+
+  /** Stops dialing and closes the live link (its streams fail with LINK_CLOSED). Resolves once the socket is gone. */
+  async stop(reason: string): Promise<void> {
+    this.#stopped = true;
+    if (this.#retryTimer !== null) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+    }
+    const ws = this.#ws;
+    if (ws !== null) {
+      if (this.#mux !== null) this.#mux.close(reason);
+      else ws.terminate();
+      // A gateway that does not answer the close frame must not hold the process: cut it after a grace period.
+      const cut = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+      await this.#closed;
+      clearTimeout(cut);
+    }
+  }
+
+  #dial(): void {
+    const { url, name, token, ca, logger } = this.#options;
+    const ws = new WebSocket(url, {
+      headers: { authorization: `Bearer ${token}`, "gatehouse-connector": name },
+      perMessageDeflate: false,
+      maxPayload: MAX_WS_MESSAGE_BYTES,
+      handshakeTimeout: UPGRADE_TIMEOUT_MS,
+      followRedirects: false,
+      ...(ca === null ? {} : { ca }),
+    });
+    ws.binaryType = "nodebuffer";
+    this.#ws = ws;
+
+    let status: number | null = null;
+    let error: Error | null = null;
+    let mux: Multiplexer | null = null;
+    let finished = false;
+    let resolveClosed!: () => void;
+    this.#closed = new Promise((r) => (resolveClosed = r));
+
+    // Without this listener ws turns a non-101 answer into a generic error; with it we keep the status.
+    ws.on("unexpected-response", (_req, res) => {
+      status = res.statusCode ?? null;
+      res.resume();
+      ws.terminate();
+    });
+    ws.on("error", (err) => {
+      error ??= err;
+    });
+    ws.once("open", () => {
+      if (this.#stopped) {
+        ws.terminate();
+        return;
+      }
+      mux = new Multiplexer(wsLink(ws), { ...this.#options.mux, role: "connector", onOpen: this.#options.onOpen });
+      this.#mux = mux;
+      this.#options.backoff.succeeded();
+      // A dead heartbeat or a protocol violation closes the mux first: cut the socket right away rather than
+      // wait out a close handshake with a peer that is not answering.
+      mux.once("close", (reason: string) => finish(`tunnel closed: ${reason}`));
+      logger.info({ gateway: url.href }, "connected to the gateway");
+      this.emit("connected", mux);
+    });
+    ws.once("close", (code, reasonBytes) => {
+      const reason = reasonBytes.toString("utf8");
+      finish(mux === null ? "" : `link closed (${code}${reason === "" ? "" : ` ${reason}`})`);
+      resolveClosed();
+    });
+
+    const finish = (why: string): void => {
+      if (finished) return;
+      finished = true;
+      // On stop() the close handshake gets its grace period (see stop); otherwise nothing is left to say.
+      if (!this.#stopped && ws.readyState !== WebSocket.CLOSED) ws.terminate();
+      this.#ws = null;
+      const wasUp = mux !== null;
+      if (wasUp) {
+        this.#mux = null;
+        this.#options.backoff.lost();
+        // The mux errors its streams with LINK_CLOSED when it sees the link go; closing it here covers the case
+        // where the socket went first and is idempotent otherwise.
+        mux?.close(why);
+      }
+      const retryInMs = this.#stopped ? null : this.#options.backoff.next();
+      if (wasUp) {
+        logger.warn({ reason: why, retryInMs }, "disconnected from the gateway");
+        this.emit("disconnected", why);
+      } else {
+        const message = this.#describeFailure(status, error);
+        const fields = { gateway: url.href, status, error: error?.message, retryInMs };
+        if (status === 401) logger.error(fields, "gateway refused the connector token");
+        else logger.warn(fields, `cannot open the tunnel: ${message}`);
+        this.emit("attempt-failed", { status, message, retryInMs });
+      }
+      if (retryInMs !== null) {
+        this.#retryTimer = setTimeout(() => {
+          this.#retryTimer = null;
+          if (!this.#stopped) this.#dial();
+        }, retryInMs);
+      }
+    };
+  }
+
+  #describeFailure(status: number | null, error: Error | null): string {
+    if (status === 401) return "gateway refused the connector token";
+    if (status !== null) return `gateway answered HTTP ${status} to the tunnel upgrade`;
+    if (error === null) return "connection closed before the upgrade";
+    const code = (error as NodeJS.ErrnoException).code;
+    // The usual fix for a self-signed gateway certificate is the --ca option, so say so.
+    if (code !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) {
+      return `${error.message} (trust the gateway's CA with --ca / GATEHOUSE_GATEWAY_CA)`;
+    }
+    return error.message;
+  }
+}
