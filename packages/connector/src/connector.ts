@@ -188,6 +188,8 @@ export class Connector extends EventEmitter<ConnectorEvents> {
       this.emit("stream-refused", { ...info, code, message });
     };
 
+    // Once Drain is sent the mux itself refuses new opens with DRAINING; this covers the moments around it
+    // (stop() under way, a link that came up while draining) so nothing new starts on the way out.
     if (this.#draining !== null || this.#stopping !== null) {
       refuse("DRAINING", `connector "${this.#settings.name}" is draining and takes no new streams`);
       return;

@@ -149,7 +149,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       }
       const retryInMs = this.#stopped ? null : this.#options.backoff.next();
       if (wasUp) {
-        logger.warn({ reason: why, retryInMs }, "disconnected from the gateway");
+        if (this.#stopped) logger.info({ reason: why }, "disconnected from the gateway");
+        else logger.warn({ reason: why, retryInMs }, "disconnected from the gateway");
         this.emit("disconnected", why);
       } else {
         const message = this.#describeFailure(status, error);

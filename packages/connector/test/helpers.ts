@@ -1,5 +1,6 @@
 import { EventEmitter, once } from "node:events";
-import { createServer as createHttpServer, type IncomingMessage } from "node:http";
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { Writable } from "node:stream";
 import { Multiplexer, wsLink, type MuxOptions, type TunnelStream } from "@gatehouse/proto";
@@ -18,6 +19,12 @@ export class Cleanup {
   }
 }
 
+export interface FakeGatewayOptions {
+  mux?: Omit<MuxOptions, "role" | "onOpen">;
+  /** Serve wss:// with this key and certificate. */
+  tls?: { key: string; cert: string };
+}
+
 export interface GatewayLink {
   ws: WebSocket;
   mux: Multiplexer;
@@ -32,14 +39,19 @@ export class FakeGateway extends EventEmitter<{ link: [GatewayLink]; refused: [s
   readonly links: GatewayLink[] = [];
   refusals = 0;
   port = 0;
-  readonly #http = createHttpServer((_req, res) => res.writeHead(404).end());
+  readonly #http: HttpServer;
   readonly #wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4 * 1024 * 1024 });
+  readonly #scheme: "ws" | "wss";
 
   constructor(
     readonly token: string,
-    readonly muxOptions: Omit<MuxOptions, "role" | "onOpen"> = {},
+    options: FakeGatewayOptions = {},
   ) {
     super();
+    const notFound = (_req: IncomingMessage, res: import("node:http").ServerResponse): void => void res.writeHead(404).end();
+    this.#http = options.tls === undefined ? createHttpServer(notFound) : createHttpsServer(options.tls, notFound);
+    this.#scheme = options.tls === undefined ? "ws" : "wss";
+    const muxOptions = options.mux ?? {};
     this.#http.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
       if (new URL(req.url ?? "/", "http://x").pathname !== "/v1/tunnel") {
         socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
@@ -52,15 +64,15 @@ export class FakeGateway extends EventEmitter<{ link: [GatewayLink]; refused: [s
         return;
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
-        const link = { ws, mux: new Multiplexer(wsLink(ws), { ...this.muxOptions, role: "gateway" }), headers: req.headers };
+        const link = { ws, mux: new Multiplexer(wsLink(ws), { ...muxOptions, role: "gateway" }), headers: req.headers };
         this.links.push(link);
         this.emit("link", link);
       });
     });
   }
 
-  static async start(token: string, muxOptions?: Omit<MuxOptions, "role" | "onOpen">): Promise<FakeGateway> {
-    const gw = new FakeGateway(token, muxOptions);
+  static async start(token: string, options?: FakeGatewayOptions): Promise<FakeGateway> {
+    const gw = new FakeGateway(token, options);
     gw.#http.listen(0, "127.0.0.1");
     await once(gw.#http, "listening");
     gw.port = (gw.#http.address() as AddressInfo).port;
@@ -68,7 +80,7 @@ export class FakeGateway extends EventEmitter<{ link: [GatewayLink]; refused: [s
   }
 
   get url(): string {
-    return `ws://127.0.0.1:${this.port}`;
+    return `${this.#scheme}://127.0.0.1:${this.port}`;
   }
 
   /** The link after `count` links have been seen (1 = the first). */
