@@ -111,7 +111,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       ws.terminate();
     });
     ws.on("error", (err) => {
-      error ??= err;
+      // After a refused upgrade the only error left is our own terminate(); the status says it all.
+      if (status === null) error ??= err;
     });
     ws.once("open", () => {
       if (this.#stopped) {
@@ -152,6 +153,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
         if (this.#stopped) logger.info({ reason: why }, "disconnected from the gateway");
         else logger.warn({ reason: why, retryInMs }, "disconnected from the gateway");
         this.emit("disconnected", why);
+      } else if (this.#stopped) {
+        logger.debug("tunnel attempt abandoned: connector stopping");
       } else {
         const message = this.#describeFailure(status, error);
         const fields = { gateway: url.href, status, error: error?.message, retryInMs };
