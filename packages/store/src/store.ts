@@ -337,28 +337,11 @@ function eventOf(row: EventRow): SessionEvent {
 }
 
 /**
- * The whole batch travels as one JSON document and is unpacked by jsonb_to_recordset: one
- * parameter, one statement, the same on both drivers, and no per-row placeholders to hit the
- * 65,535-parameter limit. The same statement bumps each session's event_count; the foreign key
- * makes an event for an unknown session fail the whole batch rather than be stored orphaned.
+ * The whole batch travels as one JSON document, unpacked by jsonb_to_recordset inside
+ * gatehouse_insert_events (migration 001): one parameter, one statement, the same on both
+ * drivers, and no per-row placeholders to run into the 65,535-parameter limit.
  */
-const INSERT_BATCH_SQL = `
-  with input as (
-    select * from jsonb_to_recordset($1::jsonb) as e(
-      session_id text, seq int8, ts timestamptz, kind text, command text, params jsonb,
-      outcome text, details jsonb, duration_us int8, prev_hash text, hash text)
-  ), inserted as (
-    insert into events (session_id, seq, ts, kind, command, params, outcome, details,
-                        duration_us, prev_hash, hash)
-    select session_id, seq, ts, kind, command, params, outcome, details,
-           duration_us, prev_hash, hash
-    from input
-    returning session_id
-  ), counted as (
-    select session_id, count(*) as n from inserted group by session_id
-  )
-  update sessions s set event_count = s.event_count + counted.n
-  from counted where s.id = counted.session_id`;
+const INSERT_BATCH_SQL = "select gatehouse_insert_events($1::jsonb)";
 
 async function insertBatch(sql: SqlExecutor, events: readonly SessionEvent[]): Promise<void> {
   if (events.length === 0) return;

@@ -75,7 +75,7 @@ export function createEventWriter(sink: EventSink, options: EventWriterOptions =
   }
 
   const queue: Pending[] = [];
-  const waiting: Pending[] = [];
+  const waiting = new Fifo<Pending>();
   let inFlight = 0;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
@@ -87,7 +87,11 @@ export function createEventWriter(sink: EventSink, options: EventWriterOptions =
   const stats = { batches: 0, written: 0, failedBatches: 0, failedEvents: 0 };
 
   const admitWaiting = (): void => {
-    while (waiting.length > 0 && queue.length < maxQueued) queue.push(waiting.shift() as Pending);
+    while (queue.length < maxQueued) {
+      const next = waiting.shift();
+      if (next === undefined) return;
+      queue.push(next);
+    }
   };
 
   const send = (): void => {
@@ -168,6 +172,35 @@ export function createEventWriter(sink: EventSink, options: EventWriterOptions =
       return { queued: queue.length, waiting: waiting.length, inFlight, ...stats };
     },
   };
+}
+
+/**
+ * A first-in first-out list with O(1) shift. Array#shift moves every element, and the list of
+ * writers waiting for room can hold as many entries as there are concurrent writers.
+ */
+class Fifo<T> {
+  private items: (T | undefined)[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  shift(): T | undefined {
+    if (this.head === this.items.length) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head++] = undefined; // let it be collected
+    // Drop the consumed prefix once it is the larger part, keeping shifts O(1) amortized.
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
 }
 
 function positiveInteger(name: string, value: number): number {
