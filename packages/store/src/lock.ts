@@ -11,11 +11,21 @@ export interface DirLock {
 }
 
 /**
+ * Lock files this process holds. A lock naming our own pid is ours only if it is listed here:
+ * otherwise it was left by an earlier process that had the same pid — the usual case in a
+ * container, where the gateway restarts as pid 1 on the same volume.
+ */
+const heldHere = new Set<string>();
+
+/**
  * Takes `<dir>/gatehouse-store.lock`, so two processes never open one PGlite data directory at
  * once (PGlite has no lock of its own, and two writers would corrupt it). The file is created with
  * O_EXCL and holds the owner's pid. A lock whose pid is no longer alive was left by a crash and is
  * taken over; a live one — including this very process, which has the directory open already —
  * makes the open fail with LOCKED.
+ *
+ * Pids are compared on this host only: two containers that share the directory through a volume
+ * each see their own pid namespace, and this lock cannot tell them apart.
  */
 export function acquireDirLock(dir: string): DirLock {
   const path = join(dir, LOCK_FILE_NAME);
@@ -29,7 +39,14 @@ export function acquireDirLock(dir: string): DirLock {
       } finally {
         closeSync(fd);
       }
-      return { path, release: () => releaseDirLock(path, content) };
+      heldHere.add(path);
+      return {
+        path,
+        release: () => {
+          heldHere.delete(path);
+          releaseDirLock(path, content);
+        },
+      };
     } catch (err) {
       if (!isErrno(err, "EEXIST")) {
         throw new StoreError("CONNECT_FAILED", `cannot create the lock file ${path}: ${String(err)}`, {
@@ -40,7 +57,8 @@ export function acquireDirLock(dir: string): DirLock {
     }
     const held = readLock(path);
     if (held === undefined) continue; // Removed between our open and our read: try again.
-    if (held.pid !== undefined && isAlive(held.pid)) {
+    const ownStale = held.pid === process.pid && !heldHere.has(path);
+    if (held.pid !== undefined && !ownStale && isAlive(held.pid)) {
       throw new StoreError(
         "LOCKED",
         `the store directory ${dir} is in use by process ${held.pid} (lock file ${path}); ` +
@@ -48,8 +66,9 @@ export function acquireDirLock(dir: string): DirLock {
         { context: { dataDir: dir, pid: held.pid } },
       );
     }
-    // Stale (dead pid, or a file cut short by a crash between create and write). Re-read right
-    // before removing it so we do not remove a lock another process took over meanwhile.
+    // Stale (dead pid, our pid from an earlier life, or a file cut short by a crash between
+    // create and write). Re-read it right before removing it, so as not to remove a lock that
+    // another process took over meanwhile.
     if (readLock(path)?.raw === held.raw) {
       try {
         unlinkSync(path);

@@ -284,19 +284,20 @@ async function listSessions(sql: SqlExecutor, filter: SessionFilter): Promise<Se
 }
 
 async function getSession(sql: SqlExecutor, id: string): Promise<SessionWithEvents | null> {
-  // One snapshot for both reads, so the events match the session's event_count.
-  return read(`reading session ${id}`, () =>
-    sql.transaction(async (tx) => {
-      const sessions = await tx.query<SessionRow>(`select ${SESSION_COLUMNS} from sessions where id = $1`, [id]);
-      const row = sessions[0];
-      if (row === undefined) return null;
-      const events = await tx.query<EventRow>(
-        `select ${EVENT_COLUMNS} from events where session_id = $1 order by seq`,
-        [id],
-      );
-      return { session: sessionOf(row), events: events.map(eventOf) };
-    }),
+  // One statement, so the session and its events come from one snapshot (its event_count
+  // matches the events listed) and one round trip. The events travel as a JSON array whose
+  // numbers (seq, µs) are integers below 2^53, so JSON.parse keeps them exact.
+  const rows = await read(`reading session ${id}`, () =>
+    sql.query<SessionRow & { events: EventRow[] }>(
+      `select ${SESSION_COLUMNS},
+         (select coalesce(json_agg(e order by e.seq), '[]'::json)
+          from (select ${EVENT_COLUMNS} from events where session_id = s.id) e) as events
+       from sessions s where s.id = $1`,
+      [id],
+    ),
   );
+  const row = rows[0];
+  return row === undefined ? null : { session: sessionOf(row), events: row.events.map(eventOf) };
 }
 
 // ---------------------------------------------------------------------------------------------

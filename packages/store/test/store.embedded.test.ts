@@ -79,6 +79,13 @@ describe("embedded data directory lock", () => {
     }
   });
 
+  it("takes over a lock naming this pid when this process does not hold it (a restarted container)", async () => {
+    writeFileSync(lockPath, `${process.pid}\n`);
+    const store = await openStore({ dataDir: dir });
+    await store.close();
+    expect(existsSync(lockPath)).toBe(false);
+  });
+
   it("takes over a lock file left empty by a crash", async () => {
     writeFileSync(lockPath, "");
     const store = await openStore({ dataDir: dir });
