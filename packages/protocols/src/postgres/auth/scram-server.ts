@@ -1,0 +1,120 @@
+/**
+ * SCRAM-SHA-256, server side: verifies a client against a stored `ScramVerifier`.
+ *
+ *   client  SASLInitialResponse  "n,,n=,r=<c-nonce>"                  → clientFirst()
+ *   server  SASLContinue         "r=<c-nonce><s-nonce>,s=<salt>,i=<n>" ←
+ *   client  SASLResponse         "c=biws,r=<nonce>,p=<proof>"          → clientFinal()
+ *   server  SASLFinal            "v=<server signature>"                ← when ok
+ *
+ * Channel binding is not offered (only `SCRAM-SHA-256` is advertised), so a client asking for
+ * it (`p=`) is refused; `y` (client supports it, thinks we don't) is accepted, as it is true.
+ * Malformed messages throw `PROTOCOL_VIOLATION` (the server answers 08P01 and closes); a wrong
+ * password is a result, `{ ok: false }`, answered with 28P01.
+ */
+import { encodeUtf8 } from "../bytes.js";
+import { PostgresProtocolError, violation } from "../errors.js";
+import type { ScramVerifier } from "./scram.js";
+import {
+  SCRAM_SHA_256,
+  constantTimeEqual,
+  decodeBase64Strict,
+  hmacSha256,
+  isPrintableNonce,
+  parseScramAttributes,
+  scramNonce,
+  sha256,
+  xorBytes,
+} from "./scram.js";
+
+export type ScramServerResult =
+  | { readonly ok: true; readonly serverFinal: Uint8Array }
+  | { readonly ok: false; readonly reason: "invalid_proof" | "doomed" };
+
+export interface ScramServerOptions {
+  /** Fail at the end whatever the proof (an unknown user verified against a mock verifier). */
+  readonly doomed?: boolean;
+  /** The server's nonce part; random by default (tests inject one). */
+  readonly serverNonce?: string;
+}
+
+type State =
+  | { readonly step: "initial" }
+  | {
+      readonly step: "continue";
+      readonly gs2Header: string;
+      readonly clientFirstBare: string;
+      readonly serverFirst: string;
+      readonly nonce: string;
+    }
+  | { readonly step: "done" };
+
+export class ScramServer {
+  /** The mechanisms to list in AuthenticationSASL. */
+  static readonly mechanisms: readonly string[] = [SCRAM_SHA_256];
+  private state: State = { step: "initial" };
+
+  constructor(
+    private readonly verifier: ScramVerifier,
+    private readonly options: ScramServerOptions = {},
+  ) {}
+
+  /** Handle the SASLInitialResponse; returns the server-first-message for AuthenticationSASLContinue. */
+  clientFirst(mechanism: string, data: Uint8Array | null): Uint8Array {
+    if (this.state.step !== "initial") throw new PostgresProtocolError("INVALID_STATE", "SCRAM: client-first already handled");
+    if (mechanism !== SCRAM_SHA_256) {
+      throw violation("client selected an invalid SASL authentication mechanism", { mechanism });
+    }
+    if (data === null) throw violation("malformed SCRAM message (empty client-first-message)");
+    const text = Buffer.from(data).toString("utf8");
+
+    // gs2-header = gs2-cbind-flag "," [ authzid ] ","
+    const flag = text[0];
+    if (flag === "p") throw violation("malformed SCRAM message (channel binding requested but SCRAM-SHA-256-PLUS was not selected)");
+    if ((flag !== "n" && flag !== "y") || text[1] !== ",") throw violation("malformed SCRAM message (gs2 header)");
+    const authzEnd = text.indexOf(",", 2);
+    if (authzEnd < 0) throw violation("malformed SCRAM message (gs2 header)");
+    if (authzEnd !== 2) throw violation("client uses authorization identity, but it is not supported");
+    const gs2Header = text.slice(0, 3);
+    const clientFirstBare = text.slice(3);
+
+    const attrs = parseScramAttributes(clientFirstBare, "client-first-message");
+    if (attrs[0]?.[0] === "m") throw violation("malformed SCRAM message (mandatory extension not supported)");
+    // The user name is ignored, as Postgres does: the user is the StartupMessage's.
+    if (attrs[0]?.[0] !== "n" || attrs[1]?.[0] !== "r") throw violation("malformed SCRAM message (client-first-message)");
+    const clientNonce = attrs[1][1];
+    if (!isPrintableNonce(clientNonce)) throw violation("malformed SCRAM message (nonce)");
+
+    const nonce = clientNonce + (this.options.serverNonce ?? scramNonce());
+    const { salt, iterations } = this.verifier;
+    const serverFirst = `r=${nonce},s=${Buffer.from(salt).toString("base64")},i=${iterations}`;
+    this.state = { step: "continue", gs2Header, clientFirstBare, serverFirst, nonce };
+    return encodeUtf8(serverFirst);
+  }
+
+  /** Handle the SASLResponse; when ok, returns the server-final-message for AuthenticationSASLFinal. */
+  clientFinal(data: Uint8Array): ScramServerResult {
+    const state = this.state;
+    if (state.step !== "continue") throw new PostgresProtocolError("INVALID_STATE", "SCRAM: client-final out of order");
+    this.state = { step: "done" };
+    const text = Buffer.from(data).toString("utf8");
+    const proofAt = text.lastIndexOf(",p=");
+    if (proofAt < 0) throw violation("malformed SCRAM message (missing proof)");
+    const withoutProof = text.slice(0, proofAt);
+    const attrs = parseScramAttributes(withoutProof, "client-final-message");
+    if (attrs[0]?.[0] !== "c" || attrs[1]?.[0] !== "r") throw violation("malformed SCRAM message (client-final-message)");
+    const channelBinding = Buffer.from(decodeBase64Strict(attrs[0][1], "channel binding")).toString("utf8");
+    if (channelBinding !== state.gs2Header) throw violation("SCRAM channel binding check failed");
+    if (attrs[1][1] !== state.nonce) throw violation("SCRAM nonce mismatch");
+    const proof = decodeBase64Strict(text.slice(proofAt + 3), "proof");
+    if (proof.byteLength !== 32) throw violation("malformed SCRAM message (invalid proof length)");
+
+    const authMessage = `${state.clientFirstBare},${state.serverFirst},${withoutProof}`;
+    const clientSignature = hmacSha256(this.verifier.storedKey, authMessage);
+    const clientKey = xorBytes(proof, clientSignature);
+    const valid = constantTimeEqual(sha256(clientKey), this.verifier.storedKey);
+    if (this.options.doomed === true) return { ok: false, reason: "doomed" };
+    if (!valid) return { ok: false, reason: "invalid_proof" };
+    const serverSignature = hmacSha256(this.verifier.serverKey, authMessage);
+    return { ok: true, serverFinal: encodeUtf8(`v=${Buffer.from(serverSignature).toString("base64")}`) };
+  }
+}
