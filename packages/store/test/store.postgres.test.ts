@@ -7,6 +7,8 @@ import { defineStoreSuite } from "./suite.js";
 
 const probe = await probePostgres();
 const title = probe.available ? "postgres driver" : `postgres driver — SKIPPED: ${probe.reason}`;
+// The default reporter shows only a count of skipped tests; say why where it will be read.
+if (!probe.available) process.stderr.write(`\n[store] ${title}\n\n`);
 
 describe.skipIf(!probe.available)(title, () => {
   let db: TestDatabase;
