@@ -356,11 +356,31 @@ async function insertBatch(sql: SqlExecutor, events: readonly SessionEvent[]): P
       cause: err,
     });
   }
+  if (UNSTORABLE_JSON.test(json)) throw unstorable(rows);
   try {
     await sql.query(INSERT_BATCH_SQL, [json]);
   } catch (err) {
     throw writeError(`inserting ${events.length} events`, err, {});
   }
+}
+
+/**
+ * JSON escapes that Postgres refuses in text and jsonb: NUL (`\u0000`) and an unpaired surrogate
+ * (JSON.stringify writes those as `\udXXX`, paired ones as the character itself). An escape only
+ * counts when preceded by an even number of backslashes; `\\u0000` is a user's literal text.
+ * Caught here, one event can be named; at the database, the batch would fail with a bare 22P05.
+ */
+const UNSTORABLE_JSON = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
+
+function unstorable(rows: readonly Record<string, unknown>[]): StoreError {
+  const row = rows.find((r) => UNSTORABLE_JSON.test(JSON.stringify(r))) ?? rows[0];
+  const sessionId = String(row?.["session_id"]);
+  return new StoreError(
+    "INVALID_ARGUMENT",
+    `event ${sessionId}#${String(row?.["seq"])} holds a NUL character or an unpaired surrogate, ` +
+      "which Postgres cannot store in text or jsonb; the recorder must encode it",
+    { context: { sessionId } },
+  );
 }
 
 /** Only the keys that have a value: a missing key is read as SQL NULL by jsonb_to_recordset. */

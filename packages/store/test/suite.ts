@@ -406,6 +406,27 @@ export function defineStoreSuite(harness: () => Harness): void {
       expect((await store.sessions.get("w"))?.session.eventCount).toBe(1);
       await store.events.insertBatch([]); // nothing to do, no error
     });
+
+    it("names the event holding text Postgres cannot store, and stores look-alikes that are fine", async () => {
+      await store.sessions.create(newSession("nul"));
+      const nul = await expectStoreError(
+        store.events.insertBatch([event("nul", 1), event("nul", 2, { command: "cat a\u0000b" })]),
+        "INVALID_ARGUMENT",
+      );
+      expect(nul.message).toContain("nul#2");
+      const lone = await expectStoreError(
+        store.events.insertBatch([event("nul", 3, { details: { stderr: "\ud800" } })]),
+        "INVALID_ARGUMENT",
+      );
+      expect(lone.message).toContain("nul#3");
+      expect(await countEvents("nul")).toBe(0);
+      // A literal backslash-u-0000, an escaped backslash before a real escape, an emoji (a
+      // surrogate pair) are all storable.
+      const fine = [String.raw`\u0000`, String.raw`\\u0041`, "🙂", "tab\there"];
+      await store.events.insertBatch(fine.map((command, i) => event("nul", i + 1, { command, params: [command] })));
+      const stored = (await store.sessions.get("nul"))?.events ?? [];
+      expect(stored.map((e) => [e.command, e.params])).toEqual(fine.map((c) => [c, [c]]));
+    });
   });
 
   describe("event writer", () => {
