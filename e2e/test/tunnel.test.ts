@@ -64,13 +64,17 @@ async function sessionShow(id: string): Promise<{ session: SessionJson; events: 
   return JSON.parse(out.stdout) as { session: SessionJson; events: EventJson[] };
 }
 
-async function waitForEndedSession(connection: string, count = 1): Promise<SessionJson[]> {
+/** Polls the API (cheaper than a CLI process per try), then confirms through the CLI. */
+async function waitForEndedSession(connection: string): Promise<SessionJson[]> {
   for (let i = 0; i < 100; i++) {
-    const ended = (await sessionsList()).filter((s) => s.connection === connection && s.endedUs !== null);
-    if (ended.length >= count) return ended;
+    const response = await fetch(`${gateway.apiUrl}/api/v1/sessions?connection=${connection}`, { headers: { Authorization: `Bearer ${gateway.adminToken}` } });
+    const { sessions } = (await response.json()) as { sessions: SessionJson[] };
+    if (sessions.some((s) => s.endedUs !== null)) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`no ended session for ${connection}`);
+  const ended = (await sessionsList()).filter((s) => s.connection === connection && s.endedUs !== null);
+  if (ended.length === 0) throw new Error(`no ended session for ${connection}`);
+  return ended;
 }
 
 describe("tunnel end to end", () => {

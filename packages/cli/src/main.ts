@@ -1,17 +1,11 @@
 #!/usr/bin/env node
-import { runConnectorCli } from "@gatehouse/connector";
-import {
-  configCheckCommand,
-  gatewayCommand,
-  GatewayError,
-  sessionsCommand,
-  UsageError,
-  type CommandContext,
-} from "@gatehouse/gateway";
+import type { CommandContext } from "@gatehouse/gateway/commands";
 
 // `gatehouse`: one program, one subcommand per job. This package only
 // dispatches: the gateway's commands live in @gatehouse/gateway and the
 // connector's in @gatehouse/connector, which must not import each other.
+// Each is imported only when its command runs, so `sessions list` does not
+// pay for loading the gateway's store drivers.
 
 const HELP = `Usage: gatehouse COMMAND [options]
 
@@ -26,16 +20,19 @@ Run "gatehouse COMMAND --help" for a command's options.`;
 
 type Command = (ctx: CommandContext) => Promise<number>;
 
+const gateway = () => import("@gatehouse/gateway/commands");
+
 const commands: Record<string, Command> = {
-  gateway: gatewayCommand,
-  connector: (ctx) => runConnectorCli(ctx.argv, ctx.env),
-  config: (ctx) => {
+  gateway: async (ctx) => (await gateway()).gatewayCommand(ctx),
+  connector: async (ctx) => (await import("@gatehouse/connector")).runConnectorCli(ctx.argv, ctx.env),
+  config: async (ctx) => {
+    const { configCheckCommand, UsageError } = await gateway();
     const [sub, ...rest] = ctx.argv;
     if (sub === "check") return configCheckCommand({ ...ctx, argv: rest });
     if (sub === "--help" || sub === "-h") return configCheckCommand({ ...ctx, argv: ["--help"] });
     throw new UsageError(sub ? `unknown config subcommand "${sub}"` : "config needs a subcommand: check FILE");
   },
-  sessions: sessionsCommand,
+  sessions: async (ctx) => (await gateway()).sessionsCommand(ctx),
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -47,14 +44,15 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = commands[name];
   try {
-    if (!command) throw new UsageError(`unknown command "${name}"`);
+    if (!command) throw Object.assign(new Error(`unknown command "${name}"`), { name: "UsageError" });
     return await command(ctx);
   } catch (error) {
-    if (error instanceof UsageError) {
+    if (!(error instanceof Error)) throw error;
+    if (error.name === "UsageError") {
       process.stderr.write(`gatehouse: ${error.message}\n(run "gatehouse ${command ? `${name} ` : ""}--help" for usage)\n`);
       return 2;
     }
-    if (error instanceof GatewayError) {
+    if (error.name === "GatewayError") {
       process.stderr.write(`gatehouse: ${error.message}\n`);
       return 1;
     }

@@ -28,6 +28,7 @@ export function formatSession(session: SessionView, events: EventView[]): string
     `ended       ${session.endedAt ?? "(open)"}${session.endReason ? `  reason: ${session.endReason}` : ""}`,
     `events      ${session.eventCount}`,
     "",
+    "",
   ];
   const rows = events.map((e) => [
     String(e.seq),

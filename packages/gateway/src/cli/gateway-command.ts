@@ -1,6 +1,5 @@
 import { GatewayError } from "../errors.js";
 import { loadConfigFile } from "../config/load.js";
-import { startGateway } from "../gateway.js";
 import { createLogger, LOG_LEVELS, type LogLevel } from "../logger.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
 
@@ -35,6 +34,8 @@ export async function gatewayCommand(ctx: CommandContext): Promise<number> {
   const logger = createLogger((level as LogLevel | undefined) ?? config.log.level);
   let gateway;
   try {
+    // Loaded here, not at the top, so the other subcommands start without the store drivers.
+    const { startGateway } = await import("../gateway.js");
     gateway = await startGateway(config, {
       logger,
       onAdminTokenGenerated: (token, file) =>

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { GatewayError } from "../errors.js";
-import { configSchema, type GatewayConfig } from "./schema.js";
+import { configSchema, crossReferenceProblems, type GatewayConfig } from "./schema.js";
 
 /** Reads and validates a gateway config file; throws GatewayError naming every bad key. */
 export function loadConfigFile(path: string): GatewayConfig {
@@ -26,8 +26,11 @@ export function parseConfigText(text: string, source = "config"): GatewayConfig 
 
 export function validateConfig(raw: unknown, source = "config"): GatewayConfig {
   const result = configSchema.safeParse(raw, { reportInput: true });
-  if (result.success) return result.data;
-  const problems = result.error.issues.flatMap(describeIssue);
+  const problems = [
+    ...(result.success ? [] : result.error.issues.flatMap(describeIssue)),
+    ...crossReferenceProblems(raw).map((p) => `${formatPath(p.path)}: ${p.message}`),
+  ];
+  if (result.success && problems.length === 0) return result.data;
   throw new GatewayError("CONFIG_INVALID", `${source} has ${problems.length} problem${problems.length === 1 ? "" : "s"}`, { problems });
 }
 

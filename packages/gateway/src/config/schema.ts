@@ -101,8 +101,7 @@ const connectionSchema = z.strictObject({
   allow: z.array(allowEntrySchema).default([]),
 });
 
-export const configSchema = z
-  .strictObject({
+export const configSchema = z.strictObject({
     /** Where the embedded store, generated keys and the runtime state live. Relative to the working directory. */
     dataDir: z.string().min(1).default("./data"),
     listen: listenSchema.default(() => listenSchema.parse({})),
@@ -112,30 +111,51 @@ export const configSchema = z
     log: z.strictObject({ level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info") }).default({ level: "info" }),
     connectors: z.array(connectorSchema).default([]),
     connections: z.array(connectionSchema).default([]),
-  })
-  .superRefine((config, ctx) => {
-    // Cross-references the shape alone cannot express.
-    const connectorNames = new Set(config.connectors.map((c) => c.name));
-    const seen = new Map<string, number>();
-    config.connections.forEach((connection, i) => {
-      const earlier = seen.get(connection.name);
-      if (earlier !== undefined) {
-        ctx.addIssue({ code: "custom", path: ["connections", i, "name"], message: `duplicate connection name (also connections[${earlier}])` });
-      }
-      seen.set(connection.name, i);
-      if (!connectorNames.has(connection.connector)) {
-        ctx.addIssue({ code: "custom", path: ["connections", i, "connector"], message: `no connector named "${connection.connector}" in connectors` });
-      }
-      if (connection.protocol === "tcp" && connection.listen === undefined) {
-        ctx.addIssue({ code: "custom", path: ["connections", i, "listen"], message: "a tcp connection needs its own listen address" });
-      }
-      if (connection.protocol !== "tcp" && connection.listen !== undefined) {
-        ctx.addIssue({ code: "custom", path: ["connections", i, "listen"], message: `only tcp connections have their own listener; ${connection.protocol} uses listen.${connection.protocol}` });
-      }
-    });
   });
 
 export type GatewayConfig = z.output<typeof configSchema>;
 export type ConnectionConfig = GatewayConfig["connections"][number];
 export type ConnectorConfig = GatewayConfig["connectors"][number];
 export type AllowEntry = ConnectionConfig["allow"][number];
+
+export interface ConfigProblem {
+  path: (string | number)[];
+  message: string;
+}
+
+/**
+ * Checks the cross-references the shape alone cannot express. Runs on the
+ * raw input, so these problems are reported together with shape errors
+ * rather than only once every shape error is fixed.
+ */
+export function crossReferenceProblems(raw: unknown): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const root = isRecord(raw) ? raw : {};
+  const connectors = Array.isArray(root.connectors) ? root.connectors : [];
+  const connections = Array.isArray(root.connections) ? root.connections : [];
+  const connectorNames = new Set(connectors.filter(isRecord).map((c) => c.name));
+  const seen = new Map<unknown, number>();
+  connections.forEach((connection, i) => {
+    if (!isRecord(connection)) return;
+    const earlier = seen.get(connection.name);
+    if (earlier !== undefined) problems.push({ path: ["connections", i, "name"], message: `duplicate connection name (also connections[${earlier}])` });
+    seen.set(connection.name, i);
+    if (typeof connection.connector === "string" && !connectorNames.has(connection.connector)) {
+      problems.push({ path: ["connections", i, "connector"], message: `no connector named "${connection.connector}" in connectors` });
+    }
+    if (connection.protocol === "tcp" && connection.listen === undefined) {
+      problems.push({ path: ["connections", i, "listen"], message: "a tcp connection needs its own listen address" });
+    }
+    if (typeof connection.protocol === "string" && connection.protocol !== "tcp" && connection.listen !== undefined) {
+      problems.push({
+        path: ["connections", i, "listen"],
+        message: `only tcp connections have their own listener; ${connection.protocol} uses listen.${connection.protocol}`,
+      });
+    }
+  });
+  return problems;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

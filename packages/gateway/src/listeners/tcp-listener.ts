@@ -55,6 +55,7 @@ export class TcpListener {
         identity: { name: "anonymous", method: "none" },
         clientAddress,
         clientApplication: null,
+        checkPolicy: false,
       });
       if (!opened.ok) {
         socket.destroy();

@@ -1,5 +1,8 @@
 import type { Duplex } from "node:stream";
 
+/** How long a side may keep sending after the other side has closed. */
+const LINGER_MS = 5_000;
+
 export interface RelayResult {
   /** Bytes from the client to the resource. */
   bytesUp: number;
@@ -43,14 +46,18 @@ export function relay(client: Duplex, upstream: Duplex): Promise<RelayResult> {
       if (++closed < 2) return;
       resolve({ bytesUp, bytesDown, error, endedBy: endedBy ?? "client" });
     };
-    // A side that closes without an error still ends the other after its half-close drains.
-    client.once("close", () => {
-      if (!upstream.destroyed && !upstream.writableEnded) upstream.end();
+    // Once one side is closed nobody will read what the other still sends:
+    // end the other side, discard its remaining bytes so its own close can
+    // complete, and cut it if it lingers.
+    const finish = (other: Duplex) => () => {
+      if (!other.destroyed) {
+        if (!other.writableEnded) other.end();
+        other.resume();
+        setTimeout(() => other.destroy(), LINGER_MS).unref();
+      }
       onClose();
-    });
-    upstream.once("close", () => {
-      if (!client.destroyed && !client.writableEnded) client.end();
-      onClose();
-    });
+    };
+    client.once("close", finish(upstream));
+    upstream.once("close", finish(client));
   });
 }

@@ -1,0 +1,7 @@
+// The gateway's CLI subcommands, for the `gatehouse` dispatcher. Kept apart
+// from the package index so running one command loads only what it needs.
+export { gatewayCommand, GATEWAY_HELP } from "./gateway-command.js";
+export { configCheckCommand, CONFIG_CHECK_HELP } from "./config-command.js";
+export { sessionsCommand, SESSIONS_HELP } from "./sessions-command.js";
+export { UsageError } from "./command.js";
+export type { CommandContext } from "./command.js";
