@@ -15,6 +15,7 @@ Commands:
   config check FILE          validate a gateway config
   sessions list              list recorded sessions (newest first)
   sessions show ID|--last    show a session and its events
+  keys create|list|revoke    manage identities' access keys
 
 Run "gatehouse COMMAND --help" for a command's options.`;
 
@@ -33,6 +34,7 @@ const commands: Record<string, Command> = {
     throw new UsageError(sub ? `unknown config subcommand "${sub}"` : "config needs a subcommand: check FILE");
   },
   sessions: async (ctx) => (await gateway()).sessionsCommand(ctx),
+  keys: async (ctx) => (await gateway()).keysCommand(ctx),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -11,6 +11,7 @@ import type { Logger } from "./logger.js";
 import { createApiServer } from "./api/http-api.js";
 import { TcpListener } from "./listeners/tcp-listener.js";
 import { Recorder } from "./sessions/recorder.js";
+import { AccessKeys } from "./identity/access-keys.js";
 import { SessionBroker } from "./sessions/session-broker.js";
 import { ConnectorRegistry } from "./tunnel/connector-registry.js";
 import { TunnelServer } from "./tunnel/tunnel-server.js";
@@ -58,7 +59,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const recorder = new Recorder(store, writer, clock, logger);
     const broker = new SessionBroker(recorder, registry, logger);
 
-    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, logger });
+    const accessKeys = new AccessKeys(store, clock);
+    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, logger });
     const apiAddress = await listen(api, config.listen.api, "listen.api");
     cleanup.push(() => closeServer(api));
     const scheme = config.api.tls ? "https" : "http";

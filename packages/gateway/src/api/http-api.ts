@@ -3,10 +3,11 @@ import { createServer as createHttpsServer } from "node:https";
 import { readFileSync } from "node:fs";
 import type { SessionFilter, Store } from "@gatehouse/store";
 import type { GatewayConfig } from "../config/schema.js";
-import { usFromText } from "../clock.js";
+import { isoFromUs, usFromText } from "../clock.js";
 import { matchesSha256 } from "../data-dir.js";
 import type { Logger } from "../logger.js";
 import type { ConnectorRegistry } from "../tunnel/connector-registry.js";
+import { parseTtl, type AccessKeys } from "../identity/access-keys.js";
 import type { TunnelServer } from "../tunnel/tunnel-server.js";
 import { ApiError, sendError, sendJson } from "./json.js";
 import { eventView, sessionView } from "./views.js";
@@ -17,6 +18,7 @@ export interface ApiOptions {
   registry: ConnectorRegistry;
   tunnel: TunnelServer;
   adminTokenSha256: string;
+  accessKeys: AccessKeys;
   logger: Logger;
 }
 
@@ -44,13 +46,15 @@ export function createApiServer(options: ApiOptions): Server {
 
 async function route(request: IncomingMessage, response: ServerResponse, options: ApiOptions): Promise<void> {
   const url = new URL(request.url ?? "/", "http://gateway");
-  if (request.method !== "GET") throw new ApiError("method_not_allowed", `${request.method} is not supported`);
-
+  const method = request.method ?? "GET";
   if (url.pathname === "/healthz") return sendJson(response, 200, { status: "ok" });
   if (url.pathname === "/readyz") return readyz(response, options);
 
   if (!url.pathname.startsWith("/api/")) throw new ApiError("not_found", `no route for ${url.pathname}`);
   authorize(request, options.adminTokenSha256);
+
+  if (url.pathname === "/api/v1/keys" || url.pathname.startsWith("/api/v1/keys/")) return keysRoute(request, response, url, options);
+  if (method !== "GET") throw new ApiError("method_not_allowed", `${method} is not supported on ${url.pathname}`);
 
   if (url.pathname === "/api/v1/sessions") {
     const sessions = await storeCall(() => options.store.sessions.list(sessionFilter(url.searchParams)));
@@ -74,6 +78,66 @@ async function route(request: IncomingMessage, response: ServerResponse, options
     return sendJson(response, 200, { connectors });
   }
   throw new ApiError("not_found", `no route for ${url.pathname}`);
+}
+
+async function keysRoute(request: IncomingMessage, response: ServerResponse, url: URL, options: ApiOptions): Promise<void> {
+  const method = request.method ?? "GET";
+  if (url.pathname === "/api/v1/keys" && method === "GET") {
+    const keys = await storeCall(() => options.accessKeys.list(url.searchParams.get("identity") ?? undefined));
+    return sendJson(response, 200, { keys: keys.map(keyView) });
+  }
+  if (url.pathname === "/api/v1/keys" && method === "POST") {
+    const body = await readJson(request);
+    const identity = typeof body.identity === "string" ? body.identity : "";
+    if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$/.test(identity)) throw new ApiError("bad_request", "identity: expected a name of letters, digits, '.', '_', '@' or '-'");
+    let ttlUs: number | undefined;
+    if (body.expires !== undefined && body.expires !== null) {
+      ttlUs = typeof body.expires === "string" ? parseTtl(body.expires) : undefined;
+      if (ttlUs === undefined) throw new ApiError("bad_request", 'expires: expected a duration such as "30d", "12h", "90m"');
+    }
+    const created = await storeCall(() => options.accessKeys.create(identity, ttlUs === undefined ? {} : { ttlUs }));
+    options.logger.info({ keyId: created.id, identity }, "access key created");
+    return sendJson(response, 201, { ...keyView({ ...created, revokedUs: null, lastUsedUs: null }), key: created.key });
+  }
+  const match = /^\/api\/v1\/keys\/([^/]+)$/.exec(url.pathname);
+  if (match && method === "DELETE") {
+    const id = decodeURIComponent(match[1]!);
+    const revoked = await storeCall(() => options.accessKeys.revoke(id));
+    if (!revoked) throw new ApiError("not_found", `no live key ${id}`);
+    options.logger.info({ keyId: id }, "access key revoked");
+    return sendJson(response, 200, { id, revoked: true });
+  }
+  throw new ApiError("method_not_allowed", `${method} is not supported on ${url.pathname}`);
+}
+
+function keyView(key: { id: string; identity: string; createdUs: number; expiresUs: number | null; revokedUs: number | null; lastUsedUs: number | null }) {
+  return {
+    id: key.id,
+    identity: key.identity,
+    createdAt: isoFromUs(key.createdUs),
+    expiresAt: key.expiresUs === null ? null : isoFromUs(key.expiresUs),
+    revokedAt: key.revokedUs === null ? null : isoFromUs(key.revokedUs),
+    lastUsedAt: key.lastUsedUs === null ? null : isoFromUs(key.lastUsedUs),
+  };
+}
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+async function readJson(request: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new ApiError("bad_request", `request body over ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  try {
+    const value: unknown = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}");
+    if (typeof value === "object" && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
+  } catch {
+    // reported below
+  }
+  throw new ApiError("bad_request", "expected a JSON object body");
 }
 
 async function readyz(response: ServerResponse, options: ApiOptions): Promise<void> {

@@ -2,6 +2,15 @@ import { readAdminToken, readState } from "../data-dir.js";
 import { GatewayError } from "../errors.js";
 import type { EventView, SessionView } from "../api/views.js";
 
+export interface KeyView {
+  id: string;
+  identity: string;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+}
+
 export interface ApiTarget {
   url: string;
   token: string | undefined;
@@ -35,11 +44,32 @@ export class ApiClient {
     return this.get(`/api/v1/sessions/${encodeURIComponent(id)}`);
   }
 
-  private async get<T>(path: string): Promise<T> {
+  createKey(identity: string, expires: string | undefined): Promise<KeyView & { key: string }> {
+    return this.request("POST", "/api/v1/keys", { identity, expires });
+  }
+
+  async listKeys(identity: string | undefined): Promise<KeyView[]> {
+    const query = identity ? `?identity=${encodeURIComponent(identity)}` : "";
+    return (await this.get<{ keys: KeyView[] }>(`/api/v1/keys${query}`)).keys;
+  }
+
+  revokeKey(id: string): Promise<{ id: string; revoked: boolean }> {
+    return this.request("DELETE", `/api/v1/keys/${encodeURIComponent(id)}`);
+  }
+
+  private get<T>(path: string): Promise<T> {
+    return this.request("GET", path);
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     let response: Response;
+    const headers: Record<string, string> = this.target.token ? { Authorization: `Bearer ${this.target.token}` } : {};
+    if (body !== undefined) headers["Content-Type"] = "application/json";
     try {
       response = await fetch(`${this.target.url}${path}`, {
-        headers: this.target.token ? { Authorization: `Bearer ${this.target.token}` } : {},
+        method,
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(15_000),
       });
     } catch (cause) {

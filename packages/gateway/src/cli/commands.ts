@@ -5,3 +5,4 @@ export { configCheckCommand, CONFIG_CHECK_HELP } from "./config-command.js";
 export { sessionsCommand, SESSIONS_HELP } from "./sessions-command.js";
 export { UsageError } from "./command.js";
 export type { CommandContext } from "./command.js";
+export { keysCommand, KEYS_HELP } from "./keys-command.js";

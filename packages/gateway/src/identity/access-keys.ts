@@ -1,0 +1,113 @@
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import type { AccessKeyRecord, Store } from "@gatehouse/store";
+import { formatScramVerifier, parseScramVerifier, scramVerifier, type ScramVerifier } from "@gatehouse/protocols/postgres";
+import type { Clock } from "../clock.js";
+import { sha256Hex } from "../data-dir.js";
+
+// Access keys: long random secrets an identity presents as its password.
+// The store keeps only verifiers: SHA-256 for cleartext (over TLS), and a
+// SCRAM-SHA-256 verifier for plaintext loopback listeners. All keys of one
+// identity share one SCRAM salt, so a SCRAM exchange (which must announce a
+// salt before it knows which key is used) can check the proof against each.
+
+const KEY_PREFIX = "ghk_";
+
+export interface CreatedKey {
+  id: string;
+  identity: string;
+  /** The secret itself: shown once, never stored. */
+  key: string;
+  createdUs: number;
+  expiresUs: number | null;
+}
+
+export interface KeyVerifiers {
+  sha256: string;
+  scram: string;
+}
+
+export type KeyCheck =
+  | { ok: true; keyId: string }
+  | { ok: false; reason: "no_key" | "wrong_key" | "expired" };
+
+export interface ScramCandidates {
+  /** Salt and iterations shared by every candidate (the identity's). */
+  verifiers: Array<{ keyId: string; verifier: ScramVerifier }>;
+}
+
+export class AccessKeys {
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+  ) {}
+
+  async create(identity: string, options: { ttlUs?: number } = {}): Promise<CreatedKey> {
+    const key = `${KEY_PREFIX}${randomBytes(32).toString("base64url")}`;
+    const id = `key_${randomBytes(6).toString("hex")}`;
+    const createdUs = this.clock();
+    const expiresUs = options.ttlUs === undefined ? null : createdUs + options.ttlUs;
+    const salt = (await this.sharedScram(identity))?.salt;
+    const verifiers: KeyVerifiers = {
+      sha256: sha256Hex(key),
+      scram: formatScramVerifier(scramVerifier(key, salt ? { salt } : {})),
+    };
+    await this.store.accessKeys.create({ id, identity, verifiers: { ...verifiers }, createdUs, expiresUs });
+    return { id, identity, key, createdUs, expiresUs };
+  }
+
+  list(identity?: string): Promise<AccessKeyRecord[]> {
+    return this.store.accessKeys.list(identity === undefined ? {} : { identity });
+  }
+
+  revoke(id: string): Promise<boolean> {
+    return this.store.accessKeys.revoke(id, this.clock());
+  }
+
+  /** Checks a presented key (cleartext over TLS) against the identity's live keys. */
+  async verify(identity: string, presented: string): Promise<KeyCheck> {
+    const now = this.clock();
+    const keys = await this.store.accessKeys.list({ identity });
+    if (keys.length === 0) return { ok: false, reason: "no_key" };
+    const digest = Buffer.from(sha256Hex(presented), "hex");
+    for (const key of keys) {
+      const stored = Buffer.from(String((key.verifiers as Partial<KeyVerifiers>).sha256 ?? ""), "hex");
+      if (stored.length !== digest.length || !timingSafeEqual(stored, digest)) continue;
+      if (key.expiresUs !== null && key.expiresUs <= now) return { ok: false, reason: "expired" };
+      void this.store.accessKeys.touch(key.id, now).catch(() => undefined);
+      return { ok: true, keyId: key.id };
+    }
+    return { ok: false, reason: "wrong_key" };
+  }
+
+  /** The SCRAM verifiers of the identity's live, unexpired keys (empty when it has none). */
+  async scramCandidates(identity: string): Promise<ScramCandidates> {
+    const now = this.clock();
+    const keys = await this.store.accessKeys.list({ identity });
+    const verifiers = keys
+      .filter((k) => k.expiresUs === null || k.expiresUs > now)
+      .flatMap((k) => {
+        const text = (k.verifiers as Partial<KeyVerifiers>).scram;
+        return typeof text === "string" ? [{ keyId: k.id, verifier: parseScramVerifier(text) }] : [];
+      });
+    return { verifiers };
+  }
+
+  /** Records a successful use of a key (e.g. after SCRAM picked it). */
+  touch(keyId: string): void {
+    void this.store.accessKeys.touch(keyId, this.clock()).catch(() => undefined);
+  }
+
+  private async sharedScram(identity: string): Promise<ScramVerifier | undefined> {
+    const keys = await this.store.accessKeys.list({ identity, includeRevoked: true });
+    const text = keys.map((k) => (k.verifiers as Partial<KeyVerifiers>).scram).find((v): v is string => typeof v === "string");
+    return text ? parseScramVerifier(text) : undefined;
+  }
+}
+
+/** Parses "30d", "12h", "90m", "3600s" into µs. */
+export function parseTtl(text: string): number | undefined {
+  const match = /^(\d+)\s*([smhd])$/.exec(text.trim());
+  if (!match) return undefined;
+  const unit = { s: 1, m: 60, h: 3600, d: 86_400 }[match[2] as "s" | "m" | "h" | "d"];
+  return Number(match[1]) * unit * 1_000_000;
+}
