@@ -76,16 +76,16 @@ export class ApiClient {
       throw new GatewayError("API_UNREACHABLE", `cannot reach the gateway at ${this.target.url}: ${(cause as Error).cause instanceof Error ? ((cause as Error).cause as Error).message : (cause as Error).message}`, { cause });
     }
     const text = await response.text();
-    let body: unknown;
+    let answer: unknown;
     try {
-      body = JSON.parse(text);
+      answer = JSON.parse(text);
     } catch {
       throw new GatewayError("API_ERROR", `the gateway answered ${response.status} with a body that is not JSON`);
     }
     if (!response.ok) {
-      const error = (body as { error?: { code?: string; message?: string } }).error;
+      const error = (answer as { error?: { code?: string; message?: string } }).error;
       throw new GatewayError("API_ERROR", `the gateway answered ${response.status} ${error?.code ?? ""}: ${error?.message ?? text}`);
     }
-    return body as T;
+    return answer as T;
   }
 }
