@@ -1,7 +1,9 @@
+import { dialPostgres } from "./postgres.js";
 import { dialTcp } from "./tcp.js";
 import type { Dialer } from "./types.js";
 
 export { connectTcp, dialTcp, formatTarget } from "./tcp.js";
+export { dialPostgres } from "./postgres.js";
 export type { DialContext, DialResult, Dialer, DialerRegistry } from "./types.js";
 
 /**
@@ -9,5 +11,8 @@ export type { DialContext, DialResult, Dialer, DialerRegistry } from "./types.js
  * handshake (postgres, mysql...) add an entry here; `startConnector` also accepts extra entries.
  */
 export function defaultDialers(): Map<string, Dialer> {
-  return new Map<string, Dialer>([["tcp", dialTcp]]);
+  return new Map<string, Dialer>([
+    ["tcp", dialTcp],
+    ["postgres", dialPostgres],
+  ]);
 }

@@ -1,0 +1,163 @@
+import { readFileSync } from "node:fs";
+import { connect as tlsConnect, type TLSSocket } from "node:tls";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { PassThrough } from "node:stream";
+import {
+  decodeDialRequest,
+  encodeCancelRequest,
+  encodeDialResult,
+  isPostgresProtocolError,
+  ServerConnection,
+  type ServerReady,
+
+} from "@gatehouse/protocols/postgres";
+import { ConnectorError } from "../errors.js";
+import { connectTcp, formatTarget } from "./tcp.js";
+import type { DialContext, DialResult, Dialer } from "./types.js";
+
+// The connector's side of a Postgres stream: connect to the server, do TLS
+// and authentication with the credential resolved here, and hand the gateway
+// the server's ParameterStatus and BackendKeyData. The client never sees the
+// credential; the gateway never holds it.
+
+/** `target.options.tls`: libpq's sslmode values we support between connector and server. */
+type TargetTls = "disable" | "prefer" | "require" | "verify-full";
+
+export const dialPostgres: Dialer = async (open, ctx) => {
+  const host = open.target?.host ?? "";
+  const port = open.target?.port ?? 5432;
+  const where = formatTarget(host, port);
+  const options = open.target?.options ?? {};
+  const request = decodeDialRequest(open.params ?? {});
+
+  if (request.cancel) return sendCancel(host, port, request.cancel, ctx);
+
+  const tlsMode = parseTls(options.tls, where);
+  const user = open.credential?.user || "postgres";
+  const database = options.database || open.connection;
+  const server = new ServerConnection({
+    user,
+    ...(ctx.password === null ? {} : { password: ctx.password }),
+    database,
+    params: request.startup,
+    tls: tlsMode === "verify-full" ? "require" : tlsMode,
+  });
+
+  let socket: Socket | TLSSocket = await connectTcp(host, port, ctx);
+  const abort = () => socket.destroy();
+  ctx.signal.addEventListener("abort", abort, { once: true });
+  try {
+    const ready = await new Promise<ServerReady>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new ConnectorError("TARGET_UNREACHABLE", `${where}: the server did not finish the startup within ${ctx.timeoutMs} ms`)), ctx.timeoutMs);
+      const fail = (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      };
+      const onData = (chunk: Buffer) => {
+        try {
+          server.push(chunk);
+          for (let event = server.next(); event; event = server.next()) {
+            switch (event.type) {
+              case "write":
+                socket.write(event.bytes);
+                break;
+              case "notice":
+                ctx.logger.debug({ notice: event.fields.message }, "server notice during startup");
+                break;
+              case "upgradeTls": {
+                socket.off("data", onData);
+                socket.off("error", fail);
+                socket.off("close", onClose);
+                const secure = tlsConnect({
+                  socket,
+                  servername: isIpLiteral(host) ? undefined : host,
+                  rejectUnauthorized: tlsMode === "verify-full",
+                  ...(tlsMode === "verify-full" && options.ca ? { ca: readFileSync(options.ca) } : {}),
+                });
+                secure.once("secureConnect", () => {
+                  socket = secure;
+                  secure.on("data", onData);
+                  secure.on("close", onClose);
+                  secure.write(server.tlsEstablished());
+                });
+                secure.on("error", (err) => fail(new ConnectorError("TARGET_UNREACHABLE", `${where}: TLS with the server failed: ${err.message}`, { cause: err })));
+                return;
+              }
+              case "ready":
+                clearTimeout(timer);
+                socket.off("data", onData);
+                socket.off("error", fail);
+                socket.off("close", onClose);
+                socket.pause();
+                resolve(event);
+                return;
+            }
+          }
+        } catch (error) {
+          fail(error);
+        }
+      };
+      const onClose = () => fail(new ConnectorError("TARGET_UNREACHABLE", `${where}: the server closed the connection during startup`));
+      socket.on("data", onData);
+      socket.on("error", fail);
+      socket.on("close", onClose);
+      socket.write(server.start());
+    });
+
+    // Server bytes that arrived with ReadyForQuery belong to the relay.
+    const rest = server.remaining();
+    for (let i = rest.length - 1; i >= 0; i--) socket.unshift(Buffer.from(rest[i]!));
+    ctx.logger.info({ target: where, database, user, auth: ready.authMethod ?? "trust", tls: ready.tls }, "postgres server ready");
+    return {
+      socket,
+      params: encodeDialResult({ parameters: ready.parameters, backendKey: ready.backendKey, auth: ready.authMethod ?? "trust", tls: ready.tls }),
+    } satisfies DialResult;
+  } catch (error) {
+    socket.destroy();
+    throw asConnectorError(error, where);
+  } finally {
+    ctx.signal.removeEventListener("abort", abort);
+  }
+};
+
+/** A CancelRequest goes on a connection of its own, which the server closes without answering. */
+async function sendCancel(host: string, port: number, key: { processId: number; secretKey: Uint8Array }, ctx: DialContext): Promise<DialResult> {
+  const socket = await connectTcp(host, port, ctx);
+  await new Promise<void>((resolve) => {
+    socket.on("error", () => resolve());
+    socket.on("close", () => resolve());
+    socket.end(encodeCancelRequest(key));
+    setTimeout(() => socket.destroy(), ctx.timeoutMs).unref();
+  });
+  ctx.logger.info({ target: formatTarget(host, port), processId: key.processId }, "cancel request sent to the server");
+  const done: Duplex = new PassThrough();
+  done.end();
+  return { socket: done, params: { cancel: "sent" } };
+}
+
+function parseTls(value: string | undefined, where: string): TargetTls {
+  const mode = value ?? "prefer";
+  if (mode === "disable" || mode === "prefer" || mode === "require" || mode === "verify-full") return mode;
+  throw new ConnectorError("PROTOCOL_UNSUPPORTED", `${where}: unknown tls mode "${mode}"`);
+}
+
+function isIpLiteral(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(":");
+}
+
+/** Server refusals keep their SQLSTATE in the message the gateway records. */
+function asConnectorError(error: unknown, where: string): unknown {
+  if (error instanceof ConnectorError) return error;
+  if (isPostgresProtocolError(error)) {
+    const server = error.serverError;
+    if (server) {
+      const code = server.code.startsWith("28") ? "AUTH_FAILED" : "TARGET_UNREACHABLE";
+      return new ConnectorError(code, `${where}: the server refused the connection: ${server.code} ${server.message}`, { cause: error });
+    }
+    if (error.code === "TLS_REQUIRED") return new ConnectorError("TARGET_UNREACHABLE", `${where}: the server does not support TLS, which the connection requires`, { cause: error });
+    return new ConnectorError("PROTOCOL_ERROR", `${where}: ${error.message}`, { cause: error });
+  }
+  return error;
+}
+
