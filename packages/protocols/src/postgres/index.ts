@@ -253,3 +253,7 @@ export type {
 } from "./observer.js";
 export { leadingKeyword, splitStatements } from "./sql-split.js";
 export type { SplitOptions, StatementSpan } from "./sql-split.js";
+
+// What gateway and connector exchange about a Postgres stream over the tunnel
+export { decodeDialRequest, decodeDialResult, encodeDialRequest, encodeDialResult } from "./tunnel-params.js";
+export type { PostgresDialRequest, PostgresDialResult } from "./tunnel-params.js";

@@ -355,7 +355,8 @@ export class PostgresObserver {
 
   /**
    * The session is over: commands still waiting are completed as `interrupted`, held
-   * completions are emitted without a transaction status. Idempotent.
+   * completions are emitted without a transaction status. Bytes fed afterwards are ignored.
+   * Idempotent.
    */
   end(): void {
     if (this.ended) return;
@@ -378,7 +379,8 @@ export class PostgresObserver {
 
   private guard(work: () => void): void {
     if (this.failure !== undefined) throw this.failure;
-    if (this.ended) throw new PostgresProtocolError("INVALID_STATE", "observer used after end()");
+    // The session is over (one side closed): whatever the other side still sends is not recorded.
+    if (this.ended) return;
     try {
       work();
     } catch (error) {
