@@ -10,6 +10,8 @@ import { GatewayError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { createApiServer } from "./api/http-api.js";
 import { TcpListener } from "./listeners/tcp-listener.js";
+import { PostgresListener } from "./listeners/postgres/postgres-listener.js";
+import { loadTlsMaterial } from "./tls-material.js";
 import { Recorder } from "./sessions/recorder.js";
 import { AccessKeys } from "./identity/access-keys.js";
 import { SessionBroker } from "./sessions/session-broker.js";
@@ -28,6 +30,8 @@ export interface Gateway {
   readonly dataDir: string;
   /** Bound addresses of tcp connections' listeners, by connection name. */
   readonly tcpListeners: ReadonlyMap<string, HostPort>;
+  /** Bound address of the Postgres listener, when listen.postgres is set. */
+  readonly postgres: HostPort | undefined;
   readonly registry: ConnectorRegistry;
   readonly store: Store;
   close(): Promise<void>;
@@ -70,23 +74,29 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     for (const [i, connection] of config.connections.entries()) {
       if (connection.protocol !== "tcp") continue;
       const listener = new TcpListener(connection, broker, logger.child({ connection: connection.name }));
-      try {
-        tcpListeners.set(connection.name, await listener.listen());
-      } catch (cause) {
-        throw new GatewayError("LISTEN_FAILED", `connections[${i}].listen: cannot listen on ${formatHostPort(connection.listen!)}: ${(cause as Error).message}`, { cause });
-      }
+      tcpListeners.set(connection.name, await listenOrFail(() => listener.listen(), connection.listen!, `connections[${i}].listen`));
       cleanup.push(() => listener.close());
+    }
+
+    let postgres: HostPort | undefined;
+    if (config.listen.postgres) {
+      const tls = await loadTlsMaterial(dataDir, config.postgres.tls, "postgres.tls");
+      const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, tls, clock, logger });
+      postgres = await listenOrFail(() => listener.listen(config.listen.postgres!), config.listen.postgres, "listen.postgres");
+      cleanup.push(() => listener.close());
+      logger.info({ tls: tls.source, requireTls: config.postgres.requireTls }, "postgres listener ready");
     }
 
     writeState(dataDir, { pid: process.pid, apiUrl, startedAt: new Date().toISOString() });
     cleanup.push(() => removeState(dataDir, process.pid));
-    logger.info({ apiUrl, dataDir, store: config.store.url ? "postgres" : "embedded", tcp: Object.fromEntries(tcpListeners) }, "gateway started");
+    logger.info({ apiUrl, dataDir, store: config.store.url ? "postgres" : "embedded", postgres: postgres ?? null, tcp: Object.fromEntries(tcpListeners) }, "gateway started");
 
     let closing: Promise<void> | undefined;
     return {
       apiUrl,
       dataDir,
       tcpListeners,
+      postgres,
       registry,
       store,
       close: () => (closing ??= undo()),
@@ -105,6 +115,14 @@ function listen(server: Server, at: HostPort, key: string): Promise<HostPort> {
       resolvePromise({ host: address.address, port: address.port });
     });
   });
+}
+
+async function listenOrFail(start: () => Promise<HostPort>, at: HostPort, key: string): Promise<HostPort> {
+  try {
+    return await start();
+  } catch (cause) {
+    throw new GatewayError("LISTEN_FAILED", `${key}: cannot listen on ${formatHostPort(at)}: ${(cause as Error).message}`, { cause });
+  }
 }
 
 function closeServer(server: Server): Promise<void> {

@@ -59,6 +59,22 @@ const tunnelSchema = z.strictObject({
   openTimeoutMs: z.number().int().min(100).default(15_000),
 });
 
+const postgresSchema = z.strictObject({
+  /** PEM files for the Postgres listener's TLS. Left out: a self-signed pair generated into <dataDir>/tls at first start. */
+  tls: tlsFilesSchema.optional(),
+  /**
+   * Which clients must use TLS: "non-loopback" (a client on this machine may
+   * use plaintext with SCRAM-SHA-256), "always", or "never" (plaintext SCRAM
+   * everywhere; only for networks you trust).
+   */
+  requireTls: z.enum(["non-loopback", "always", "never"]).default("non-loopback"),
+});
+
+const recordingSchema = z.strictObject({
+  /** Bytes kept of each bound parameter value (the rest is counted, marked truncated). */
+  maxParamBytes: z.number().int().min(0).max(1024 * 1024).default(4096),
+});
+
 const connectorSchema = z.strictObject({
   name,
   /** SHA-256 (hex) of the connector's token; the token itself stays with the connector. */
@@ -108,6 +124,8 @@ export const configSchema = z.strictObject({
     api: apiSchema.default({}),
     store: storeSchema.default(() => storeSchema.parse({})),
     tunnel: tunnelSchema.default(() => tunnelSchema.parse({})),
+    postgres: postgresSchema.default(() => postgresSchema.parse({})),
+    recording: recordingSchema.default(() => recordingSchema.parse({})),
     log: z.strictObject({ level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info") }).default({ level: "info" }),
     connectors: z.array(connectorSchema).default([]),
     connections: z.array(connectionSchema).default([]),

@@ -4,7 +4,7 @@ import type { Identity } from "@gatehouse/store";
 import type { ConnectionConfig } from "../config/schema.js";
 import type { Logger } from "../logger.js";
 import { isAllowed } from "../policy.js";
-import type { ConnectorRegistry } from "../tunnel/connector-registry.js";
+import type { ConnectorLink, ConnectorRegistry } from "../tunnel/connector-registry.js";
 import type { Recorder, RecordedSession } from "./recorder.js";
 
 /** Why a session could not reach its resource, in terms every protocol can map to its own error. */
@@ -25,7 +25,7 @@ export interface OpenRequest {
 }
 
 export type OpenResult =
-  | { ok: true; session: RecordedSession; stream: TunnelStream; opened: IStreamOpened; connector: string }
+  | { ok: true; session: RecordedSession; stream: TunnelStream; opened: IStreamOpened; link: ConnectorLink }
   | { ok: false; session: RecordedSession; failure: OpenFailure };
 
 /**
@@ -85,7 +85,7 @@ export class SessionBroker {
         durationUs: Number((process.hrtime.bigint() - started) / 1000n),
         details: { connector: link.name, connectorId: link.id, target: `${connection.target.host}:${connection.target.port}` },
       });
-      return { ok: true, session, stream, opened, connector: link.name };
+      return { ok: true, session, stream, opened, link };
     } catch (error) {
       if (!(error instanceof TunnelError)) throw error;
       if (error.code === "LINK_CLOSED" || error.code === "DRAINING" || error.code === "OPEN_TIMEOUT") {
@@ -94,6 +94,34 @@ export class SessionBroker {
       return fail({ code: "target_refused", tunnelCode: error.code, message: error.message }, "connect");
     }
   }
+}
+
+export interface Refusal {
+  /** The connection the client asked for (it may not exist). */
+  connection: string;
+  protocol: string;
+  identity: Identity;
+  clientAddress: string | null;
+  clientApplication: string | null;
+  /** auth_failed, denied, ... */
+  kind: string;
+  endReason: string;
+  details: Record<string, unknown>;
+}
+
+/** Records an attempt refused before it reached a connection's policy (bad key, unknown connection...). */
+export async function recordRefusal(recorder: Recorder, refusal: Refusal): Promise<void> {
+  const session = await recorder.open({
+    identity: refusal.identity,
+    connection: refusal.connection,
+    protocol: refusal.protocol,
+    connector: null,
+    clientAddress: refusal.clientAddress,
+    clientApplication: refusal.clientApplication,
+  });
+  session.logger.info({ kind: refusal.kind, ...refusal.details, identity: refusal.identity.name, connection: refusal.connection }, "attempt refused");
+  await session.record({ kind: refusal.kind, outcome: "error", details: refusal.details });
+  await session.close(refusal.endReason);
 }
 
 function targetOptions(connection: ConnectionConfig): Record<string, string> {

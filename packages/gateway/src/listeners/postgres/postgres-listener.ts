@@ -1,0 +1,332 @@
+import { createServer, type Server, type Socket } from "node:net";
+import { TLSSocket } from "node:tls";
+import { randomBytes } from "node:crypto";
+import type { Duplex } from "node:stream";
+import {
+  ClientStartup,
+  decodeDialResult,
+  encodeDialRequest,
+  errorResponse,
+  errorResponseFor,
+  isPostgresProtocolError,
+  PostgresObserver,
+  SqlState,
+  type ClientStartupEvent,
+
+} from "@gatehouse/protocols/postgres";
+import { TunnelError } from "@gatehouse/proto";
+import type { Identity } from "@gatehouse/store";
+import type { GatewayConfig } from "../../config/schema.js";
+import { isLoopback, type HostPort } from "../../config/address.js";
+import type { Clock } from "../../clock.js";
+import type { AccessKeys } from "../../identity/access-keys.js";
+import type { Logger } from "../../logger.js";
+import type { Recorder, RecordedSession } from "../../sessions/recorder.js";
+import { relay } from "../../sessions/relay.js";
+import { recordRefusal, type OpenFailure, type SessionBroker } from "../../sessions/session-broker.js";
+import type { TlsMaterial } from "../../tls-material.js";
+import { ChunkSource } from "../chunk-source.js";
+import { CancelKeys } from "./cancel-keys.js";
+import { commandEvent } from "./command-events.js";
+
+/** Postgres's own authentication_timeout default. */
+const STARTUP_TIMEOUT_MS = 60_000;
+
+/** Client startup parameters the connector forwards to the server; user and database are the connection's own. */
+const NOT_FORWARDED = new Set(["user", "database", "replication"]);
+
+export interface PostgresListenerDeps {
+  config: () => GatewayConfig;
+  broker: SessionBroker;
+  recorder: Recorder;
+  accessKeys: AccessKeys;
+  tls: TlsMaterial;
+  clock: Clock;
+  logger: Logger;
+}
+
+class Refused extends Error {
+  constructor(readonly response: Uint8Array) {
+    super("refused");
+  }
+}
+
+/**
+ * The Postgres endpoint: terminates the client's protocol (TLS, startup,
+ * authentication with access keys), opens the session through the
+ * connection's connector, then relays with an observer that records every
+ * statement and its outcome.
+ */
+export class PostgresListener {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  readonly cancelKeys = new CancelKeys();
+  /** Makes failed SCRAM attempts for unknown identities look alike across connections. */
+  private readonly mockSecret = randomBytes(32);
+
+  constructor(private readonly deps: PostgresListenerDeps) {
+    this.server = createServer({ noDelay: true, keepAlive: true }, (socket) => void this.handle(socket));
+  }
+
+  async listen(at: HostPort): Promise<HostPort> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(at.port, at.host, () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    const address = this.server.address() as { address: string; port: number };
+    return { host: address.address, port: address.port };
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+
+  private async handle(socket: Socket): Promise<void> {
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+    socket.on("error", () => undefined);
+    const clientAddress = socket.remoteAddress ?? null;
+    const log = this.deps.logger.child({ protocol: "postgres", clientAddress });
+    let stream: Duplex = socket;
+    let source = new ChunkSource(socket);
+    const startup = new ClientStartup();
+
+    const nextEvent = async (): Promise<ClientStartupEvent> => {
+      for (;;) {
+        const event = startup.next();
+        if (event) return event;
+        startup.push(await source.next(STARTUP_TIMEOUT_MS));
+      }
+    };
+
+    try {
+      // Phase 1: up to the StartupMessage (TLS, GSSAPI encryption refusal, cancel requests).
+      let first: Extract<ClientStartupEvent, { type: "startup" }> | undefined;
+      while (!first) {
+        const event = await nextEvent();
+        switch (event.type) {
+          case "write":
+            stream.write(event.bytes);
+            break;
+          case "sslRequest": {
+            stream.write(startup.answerSsl(true));
+            source.detach();
+            const secure = new TLSSocket(socket, { isServer: true, secureContext: this.deps.tls.context });
+            secure.on("error", () => undefined);
+            stream = secure;
+            source = new ChunkSource(secure);
+            break;
+          }
+          case "directTls":
+            // libpq 17's sslnegotiation=direct; not supported yet: the client falls back to an SSLRequest.
+            log.debug("direct TLS negotiation is not supported; closing");
+            socket.destroy();
+            return;
+          case "cancelRequest":
+            await this.cancel(event.processId, event.secretKey, log);
+            socket.end();
+            return;
+          case "startup":
+            first = event;
+            break;
+          case "terminate":
+            socket.end();
+            return;
+          default:
+            throw new Error(`unexpected startup event ${event.type}`);
+        }
+      }
+
+      const { user, database, params } = first;
+      const application = params.application_name ?? null;
+      const identity: Identity = { name: user, method: "access_key" };
+      const refuse = async (kind: string, endReason: string, details: Record<string, unknown>, response: Uint8Array): Promise<never> => {
+        await recordRefusal(this.deps.recorder, { connection: database, protocol: "postgres", identity, clientAddress, clientApplication: application, kind, endReason, details }).catch(
+          (err: unknown) => log.error({ err }, "could not record a refused attempt"),
+        );
+        throw new Refused(response);
+      };
+
+      // Phase 2: which connection, and is the channel acceptable for a password?
+      const config = this.deps.config();
+      const connection = config.connections.find((c) => c.name === database && c.protocol === "postgres");
+      if (!connection) {
+        const message = `connection "${database}" does not exist`;
+        await refuse("denied", "unknown_connection", { code: "unknown_connection", message }, startup.fail({ code: SqlState.invalidCatalogName, message }));
+        return;
+      }
+      if (params.replication !== undefined && params.replication !== "false" && params.replication !== "0") {
+        const message = "replication connections are not supported through the gateway";
+        await refuse("denied", "unsupported", { code: "replication", message }, startup.fail({ code: SqlState.featureNotSupported, message }));
+      }
+      const mode = config.postgres.requireTls;
+      const mustUseTls = mode === "always" || (mode === "non-loopback" && !isLoopback(clientAddress ?? ""));
+      if (mustUseTls && !first.tls) {
+        const message = `TLS is required for connections from ${clientAddress} (use sslmode=require)`;
+        await refuse("auth_failed", "auth_failed", { reason: "tls_required", message }, startup.fail({ code: SqlState.invalidAuthorizationSpecification, message }));
+      }
+
+      // Phase 3: authenticate the identity. Over TLS the client sends its key in cleartext;
+      // in plaintext it proves it with SCRAM-SHA-256 and the key never crosses the wire.
+      const badPassword = () => startup.fail({ code: SqlState.invalidPassword, message: `password authentication failed for user "${user}"` });
+      if (first.tls) {
+        stream.write(startup.requestPassword());
+        const answer = await nextEvent();
+        if (answer.type === "terminate") return void stream.end();
+        if (answer.type !== "password") throw new Error(`expected a password, got ${answer.type}`);
+        const check = await this.deps.accessKeys.verify(user, answer.password);
+        if (!check.ok) await refuse("auth_failed", "auth_failed", { reason: check.reason, method: "password" }, badPassword());
+      } else {
+        const { verifiers } = await this.deps.accessKeys.scramCandidates(user);
+        // SCRAM announces one salt before the client proves anything; all of an identity's keys
+        // share it, and the newest key's verifier decides.
+        const newest = verifiers.at(-1);
+        stream.write(startup.requestScram({ verifier: newest?.verifier, mockSecret: this.mockSecret }));
+        for (;;) {
+          const answer = await nextEvent();
+          if (answer.type === "write") stream.write(answer.bytes);
+          else if (answer.type === "authenticated") break;
+          else if (answer.type === "authenticationFailed") {
+            await refuse("auth_failed", "auth_failed", { reason: newest ? "wrong_key" : "no_key", method: "scram-sha-256" }, badPassword());
+          } else if (answer.type === "terminate") return void stream.end();
+          else throw new Error(`unexpected event ${answer.type} during SCRAM`);
+        }
+        if (newest) this.deps.accessKeys.touch(newest.keyId);
+      }
+
+      // Phase 4: policy, session, and a stream to the server through the connector.
+      const forwarded: Record<string, string> = {};
+      for (const [name, value] of Object.entries(params)) if (!NOT_FORWARDED.has(name)) forwarded[name] = value;
+      const opened = await this.deps.broker.open({
+        connection,
+        identity,
+        clientAddress,
+        clientApplication: application,
+        params: encodeDialRequest({ startup: forwarded }),
+      });
+      if (!opened.ok) throw new Refused(startup.fail(failureResponse(opened.failure)));
+
+      const { session, stream: upstream, link } = opened;
+      const server = decodeDialResult(opened.opened.params ?? {});
+      const clientKey = server.backendKey
+        ? this.cancelKeys.issue({ session, connection, link, serverKey: server.backendKey })
+        : undefined;
+      stream.write(startup.complete({ parameters: server.parameters, ...(clientKey ? { backendKey: clientKey } : {}) }));
+      const early = [...startup.remaining(), ...source.detach()];
+      try {
+        await this.relaySession(stream, upstream, session, early, server.parameters);
+      } finally {
+        if (clientKey) this.cancelKeys.release(clientKey);
+      }
+    } catch (error) {
+      if (error instanceof Refused) {
+        stream.end(error.response);
+      } else if (isPostgresProtocolError(error)) {
+        log.info({ err: error }, "protocol violation during startup");
+        stream.end(errorResponseFor(error));
+      } else if (error instanceof Error && /client closed|no data from the client/.test(error.message)) {
+        log.debug({ reason: error.message }, "client left during startup");
+        stream.destroy();
+      } else {
+        log.error({ err: error }, "postgres session failed");
+        stream.end(errorResponse({ severity: "FATAL", code: SqlState.internalError, message: "internal gateway error" }));
+      }
+      setTimeout(() => socket.destroy(), 2_000).unref();
+    }
+  }
+
+  private async relaySession(client: Duplex, upstream: Duplex, session: RecordedSession, early: Buffer[] | Uint8Array[], parameters: Readonly<Record<string, string>>): Promise<void> {
+    const { clock, config } = this.deps;
+    const record = (promise: Promise<void>) => void promise.catch(() => undefined);
+    const observer = new PostgresObserver(
+      {
+        commandStarted: () => undefined,
+        commandCompleted: (command, outcome) => record(session.record(commandEvent(command, outcome))),
+        notification: (n) => record(session.record({ kind: "notification", timeUs: n.at, command: null, details: { channel: n.channel, payload: n.payload, processId: n.processId } })),
+        serverError: (e, at) => record(session.record({ kind: "server_error", timeUs: at, outcome: "error", details: { sqlstate: e.code, message: e.message, severity: e.severity } })),
+      },
+      {
+        now: clock,
+        maxParamBytes: config().recording.maxParamBytes,
+        standardConformingStrings: parameters.standard_conforming_strings !== "off",
+      },
+    );
+    for (const chunk of early) {
+      observer.frontend(chunk);
+      upstream.write(chunk);
+    }
+    const result = await relay(client, upstream, {
+      up: (chunk) => observer.frontend(chunk),
+      down: (chunk) => observer.backend(chunk),
+      onViolation: (error, direction) =>
+        isPostgresProtocolError(error)
+          ? direction === "up"
+            ? errorResponseFor(error)
+            : errorResponse({ severity: "FATAL", code: SqlState.protocolViolation, message: "the server sent a malformed message; the session was closed" })
+          : undefined,
+    });
+    try {
+      observer.end();
+    } catch {
+      // A broken observer already said why through the relay result.
+    }
+    const error = result.error;
+    const reason = result.violation ? "protocol_violation" : error instanceof TunnelError ? "connector_lost" : error ? "error" : `${result.endedBy}_closed`;
+    await session
+      .record({
+        kind: "disconnect",
+        outcome: error ? "error" : "ok",
+        details: { bytesUp: result.bytesUp, bytesDown: result.bytesDown, endedBy: result.endedBy, ...(error ? { error: error.message } : {}) },
+      })
+      .catch(() => undefined);
+    await session.close(reason).catch((err: unknown) => session.logger.error({ err }, "could not close the session record"));
+  }
+
+  /** Routes a CancelRequest to the session's connector, which sends it to the server with the real key. */
+  private async cancel(processId: number, secretKey: Uint8Array, log: Logger): Promise<void> {
+    const route = this.cancelKeys.find({ processId, secretKey });
+    if (!route) {
+      log.info({ processId }, "cancel request for an unknown key ignored");
+      return;
+    }
+    const started = this.deps.clock();
+    let outcome: "ok" | "error" = "ok";
+    let message: string | undefined;
+    try {
+      const { stream } = await route.link.mux.open({
+        sessionId: route.session.id,
+        connection: route.connection.name,
+        protocol: "postgres",
+        target: { host: route.connection.target.host, port: route.connection.target.port, options: {} },
+        credential: { user: "", passwordRef: "" },
+        params: encodeDialRequest({ startup: {}, cancel: route.serverKey }),
+      });
+      stream.resume();
+      stream.end();
+    } catch (error) {
+      outcome = "error";
+      message = (error as Error).message;
+    }
+    await route.session
+      .record({ kind: "cancel", timeUs: started, outcome, durationUs: this.deps.clock() - started, details: message ? { message } : { sent: true } })
+      .catch(() => undefined);
+  }
+}
+
+/** The SQLSTATE a client sees for each way a session can fail to reach its resource. */
+function failureResponse(failure: OpenFailure) {
+  switch (failure.code) {
+    case "denied":
+      return { code: SqlState.invalidAuthorizationSpecification, message: failure.message };
+    case "connector_unavailable":
+      return { code: SqlState.connectionFailure, message: `connector unavailable: ${failure.message}` };
+    case "target_refused":
+      return { code: SqlState.connectionFailure, message: `the resource could not be reached: ${failure.message}` };
+  }
+}
+

@@ -1,0 +1,67 @@
+import { createServer, connect, type Socket } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { relay } from "./relay.js";
+
+// Real sockets on loopback: a "client" pair and an "upstream" pair joined by relay().
+async function socketPair(): Promise<[Socket, Socket, () => void]> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const accepted = new Promise<Socket>((r) => server.once("connection", r));
+  const dialed = connect((server.address() as { port: number }).port, "127.0.0.1");
+  const inner = await accepted;
+  return [dialed, inner, () => server.close()];
+}
+
+const cleanups: Array<() => void> = [];
+afterEach(() => cleanups.splice(0).forEach((c) => c()));
+
+describe("relay", () => {
+  it("copies both ways, counts bytes, and finishes when both sides close", async () => {
+    const [clientFar, clientNear, c1] = await socketPair();
+    const [upNear, upFar, c2] = await socketPair();
+    cleanups.push(c1, c2);
+    const done = relay(clientNear, upNear);
+    upFar.on("data", (chunk: Buffer) => upFar.write(Buffer.from(chunk.toString().toUpperCase())));
+    upFar.on("end", () => upFar.end());
+    const echoed = new Promise<string>((resolve) => {
+      let text = "";
+      clientFar.on("data", (chunk: Buffer) => {
+        text += chunk.toString();
+        if (text.length === 5) {
+          clientFar.end();
+          resolve(text);
+        }
+      });
+    });
+    clientFar.write("hello");
+    expect(await echoed).toBe("HELLO");
+    const result = await done;
+    expect(result).toMatchObject({ bytesUp: 5, bytesDown: 5, endedBy: "client" });
+    expect(result.error).toBeUndefined();
+  });
+
+  it("stops at an inspector's violation, forwards nothing of that chunk, and sends the client its farewell", async () => {
+    const [clientFar, clientNear, c1] = await socketPair();
+    const [upNear, upFar, c2] = await socketPair();
+    cleanups.push(c1, c2);
+    let upstreamGot = "";
+    upFar.on("data", (chunk: Buffer) => (upstreamGot += chunk.toString()));
+    upFar.on("error", () => undefined);
+    const done = relay(clientNear, upNear, {
+      up: (chunk) => {
+        if (chunk.includes("BAD")) throw new Error("malformed");
+      },
+      onViolation: (error) => Buffer.from(`bye: ${error.message}`),
+    });
+    let farewell = "";
+    clientFar.on("data", (chunk: Buffer) => (farewell += chunk.toString()));
+    const clientClosed = new Promise((r) => clientFar.on("close", r));
+    clientFar.write("BAD bytes");
+    const result = await done;
+    await clientClosed;
+    expect(result.violation).toBe("up");
+    expect(result.error?.message).toBe("malformed");
+    expect(farewell).toBe("bye: malformed");
+    expect(upstreamGot).toBe("");
+  });
+});
