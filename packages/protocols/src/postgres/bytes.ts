@@ -12,7 +12,19 @@ export const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
 
 /** Decode UTF-8 without throwing (invalid sequences become U+FFFD, as a log viewer would show them). */
 export function decodeUtf8(bytes: Uint8Array): string {
-  return bytes.byteLength === 0 ? "" : utf8Decoder.decode(bytes);
+  const n = bytes.byteLength;
+  if (n === 0) return "";
+  if (n <= 64) {
+    // Names, tags and small parameters are short ASCII: skip TextDecoder's per-call overhead.
+    let out = "";
+    for (let i = 0; i < n; i++) {
+      const b = bytes[i]!;
+      if (b >= 0x80) return utf8Decoder.decode(bytes);
+      out += String.fromCharCode(b);
+    }
+    return out;
+  }
+  return utf8Decoder.decode(bytes);
 }
 
 export function encodeUtf8(text: string): Uint8Array {
@@ -39,12 +51,11 @@ export function toHex(bytes: Uint8Array): string {
 /** Reads protocol fields from one message body. */
 export class ByteCursor {
   readonly bytes: Uint8Array;
-  private readonly view: DataView;
   offset = 0;
 
+  // Big-endian reads by hand: a DataView per message costs more than the message on the hot path.
   constructor(bytes: Uint8Array, private readonly what: string) {
     this.bytes = bytes;
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   get remaining(): number {
@@ -64,36 +75,33 @@ export class ByteCursor {
 
   int8(field = "Int8"): number {
     this.need(1, field);
-    return this.view.getUint8(this.offset++);
+    return this.bytes[this.offset++]!;
   }
 
   int16(field = "Int16"): number {
-    this.need(2, field);
-    const value = this.view.getInt16(this.offset);
-    this.offset += 2;
-    return value;
+    const value = this.uint16(field);
+    return value > 0x7fff ? value - 0x10000 : value;
   }
 
   /** An Int16 count the server reads unsigned (pq_getmsgint(…, 2)): up to 65535 parameters. */
   uint16(field = "Int16"): number {
     this.need(2, field);
-    const value = this.view.getUint16(this.offset);
+    const b = this.bytes;
+    const o = this.offset;
     this.offset += 2;
-    return value;
+    return (b[o]! << 8) | b[o + 1]!;
   }
 
   int32(field = "Int32"): number {
     this.need(4, field);
-    const value = this.view.getInt32(this.offset);
+    const b = this.bytes;
+    const o = this.offset;
     this.offset += 4;
-    return value;
+    return (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
   }
 
   uint32(field = "Int32"): number {
-    this.need(4, field);
-    const value = this.view.getUint32(this.offset);
-    this.offset += 4;
-    return value;
+    return this.int32(field) >>> 0;
   }
 
   /** A view (no copy) of the next `n` bytes. */
@@ -148,7 +156,7 @@ export class ByteWriter {
 
   constructor(initialSize = 256) {
     this.buf = new Uint8Array(initialSize);
-    this.view = new DataView(this.buf.buffer);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
   private ensure(n: number): void {
@@ -158,7 +166,7 @@ export class ByteWriter {
     const next = new Uint8Array(size);
     next.set(this.buf.subarray(0, this.length));
     this.buf = next;
-    this.view = new DataView(next.buffer);
+    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
   }
 
   /** Start a typed message: type byte + a length placeholder patched by `end()`. `code` "" = untyped (startup). */

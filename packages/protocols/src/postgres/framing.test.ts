@@ -112,7 +112,7 @@ describe("MessageReader", () => {
     const stream = concat([row, after]);
     const reader = new MessageReader({
       limits: DEFAULT_BACKEND_LIMITS,
-      policy: (code, length) => (length > 1000 ? "stream" : "buffer"),
+      policy: (_code, length) => (length > 1000 ? "stream" : "buffer"),
     });
     let streamed = 0;
     let fragments = 0;

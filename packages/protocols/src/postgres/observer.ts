@@ -224,9 +224,11 @@ class Running {
   ) {}
 }
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 interface Held {
   readonly run: Running;
-  outcome: Omit<CommandOutcome, "transactionStatus">;
+  outcome: Mutable<CommandOutcome>;
 }
 
 type Pending =
@@ -583,7 +585,6 @@ export class PostgresObserver {
       (this.skipToSync ? this.discardedStatements.get(capture.statement) : undefined) ??
       this.statements.get(capture.statement);
     const portals = this.skipToSync ? this.discardedPortals : this.portals;
-    portals.delete(capture.portal);
     portals.set(capture.portal, {
       statement: capture.statement,
       text: statement?.text ?? "",
@@ -648,7 +649,9 @@ export class PostgresObserver {
   }
 
   private remember(name: string, entry: StatementEntry): void {
-    this.forgetStatement(name);
+    // Replaced in place (no delete + set): the unnamed statement is replaced on every Parse.
+    const old = this.statements.get(name);
+    if (old !== undefined) this.statementBytes -= old.text.length;
     this.statements.set(name, entry);
     this.statementBytes += entry.text.length;
     while (
@@ -941,19 +944,21 @@ export class PostgresObserver {
   ): void {
     if (run.done) return;
     run.done = true;
-    const rows = result.tag !== undefined ? (rowsFromTag(result.tag) ?? (run.rows > 0 ? run.rows : undefined)) : run.rows > 0 ? run.rows : undefined;
-    const outcome: Omit<CommandOutcome, "transactionStatus"> = {
+    const tagRows = result.tag === undefined ? undefined : rowsFromTag(result.tag);
+    const rows = tagRows ?? (run.rows > 0 ? run.rows : undefined);
+    // Built by assignment rather than spreads: this runs once per command on the relay path.
+    const outcome: Mutable<CommandOutcome> = {
       status,
       completedAt: at,
       durationUs: status === "skipped" ? 0 : Math.max(0, at - Math.max(run.execStart, this.lastCompletedAt)),
-      ...(result.tag === undefined ? {} : { tag: result.tag }),
-      ...(rows === undefined ? {} : { rows }),
-      ...(result.error === undefined ? {} : { error: result.error }),
-      ...(result.suspended === true ? { suspended: true } : {}),
-      ...(result.emptyQuery === true ? { emptyQuery: true } : {}),
-      ...(run.copyDirection === undefined ? {} : { copy: { direction: run.copyDirection, bytes: run.copyBytes } }),
-      ...(run.notices === undefined ? {} : { notices: run.notices }),
     };
+    if (result.tag !== undefined) outcome.tag = result.tag;
+    if (rows !== undefined) outcome.rows = rows;
+    if (result.error !== undefined) outcome.error = result.error;
+    if (result.suspended === true) outcome.suspended = true;
+    if (result.emptyQuery === true) outcome.emptyQuery = true;
+    if (run.copyDirection !== undefined) outcome.copy = { direction: run.copyDirection, bytes: run.copyBytes };
+    if (run.notices !== undefined) outcome.notices = run.notices;
     if (status !== "skipped") this.lastCompletedAt = at;
     this.held.push({ run, outcome });
     if (this.held.length > this.settings.maxPending) this.flushHeld(undefined);
@@ -964,7 +969,9 @@ export class PostgresObserver {
     const held = this.held;
     this.held = [];
     for (const { run, outcome } of held) {
-      this.sink.commandCompleted(run.command, status === undefined ? outcome : { ...outcome, transactionStatus: status });
+      // The outcome was private until now, so it can be completed in place.
+      if (status !== undefined) outcome.transactionStatus = status;
+      this.sink.commandCompleted(run.command, outcome);
     }
   }
 }

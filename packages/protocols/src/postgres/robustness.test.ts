@@ -161,7 +161,7 @@ describe("handshakes", () => {
         expect(startup?.type).toBe("startup");
         gateway.requestScram({ verifier: undefined });
         const message = concat([new Uint8Array([0x70, 0, 0, 0, 0]), frame.body]);
-        new DataView(message.buffer).setInt32(1, frame.body.byteLength + 4);
+        new DataView(message.buffer, message.byteOffset, message.byteLength).setInt32(1, frame.body.byteLength + 4);
         cleanly(() => {
           gateway.push(message);
           while (gateway.next() !== undefined);

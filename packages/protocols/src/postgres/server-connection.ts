@@ -38,6 +38,14 @@ import type { ScramClientOptions } from "./auth/scram-client.js";
 
 export type TlsMode = "disable" | "prefer" | "require";
 
+/**
+ * Startup messages are small; a server (or impostor) sending a huge ErrorResponse or
+ * ParameterStatus before ReadyForQuery is refused instead of buffered.
+ */
+const STARTUP_BACKEND_LIMITS: Readonly<Record<string, number>> = Object.fromEntries(
+  Object.entries(DEFAULT_BACKEND_LIMITS).map(([code, max]) => [code, Math.min(max, 1 << 20)]),
+);
+
 export interface ServerConnectionOptions {
   /** The role to log in as (the connection's credential, not the client's identity). */
   readonly user: string;
@@ -81,7 +89,7 @@ export type ServerConnectionEvent =
 export type ServerConnectionState = "initial" | "sslResponse" | "tlsPending" | "authenticating" | "parameters" | "ready";
 
 export class ServerConnection {
-  private readonly reader = new MessageReader({ limits: DEFAULT_BACKEND_LIMITS });
+  private readonly reader = new MessageReader({ limits: STARTUP_BACKEND_LIMITS });
   private readonly authenticator: ClientAuthenticator;
   private current: ServerConnectionState = "initial";
   private tls = false;
