@@ -160,6 +160,41 @@ describe("extended protocol", () => {
     expect(sink.events.filter((e) => e.event === "serverError")).toHaveLength(1); // the failed Parse had no Execute
   });
 
+  it("follows SQL-level PREPARE, DEALLOCATE and DISCARD ALL, which share the statement namespace", () => {
+    const { sink, frontend, backend } = observe();
+    frontend(encodeQuery({ query: "PREPARE Fetch_One (int) AS SELECT $1 + 1; PREPARE \"Quoted\" AS SELECT 2" }));
+    backend(C("PREPARE"), C("PREPARE"), Z());
+    frontend(bind([text("41")], "fetch_one"), encodeExecute({ portal: "", maxRows: 0 }), bind([], "Quoted"), encodeExecute({ portal: "", maxRows: 0 }), encodeSync());
+    backend(encodeBindComplete(), D("42"), C("SELECT 1"), encodeBindComplete(), D("2"), C("SELECT 1"), Z());
+    // A name freed by DEALLOCATE can be parsed again with another text.
+    frontend(encodeParse({ name: "s", query: "SELECT 'old'", paramTypes: [] }), encodeSync());
+    backend(encodeParseComplete(), Z());
+    frontend(encodeQuery({ query: "DEALLOCATE s" }));
+    backend(C("DEALLOCATE"), Z());
+    frontend(encodeParse({ name: "s", query: "SELECT 'new'", paramTypes: [] }), bind([], "s"), encodeExecute({ portal: "", maxRows: 0 }), encodeSync());
+    backend(encodeParseComplete(), encodeBindComplete(), D(), C("SELECT 1"), Z());
+    frontend(encodeQuery({ query: "DISCARD ALL" }));
+    backend(C("DISCARD ALL"), Z());
+    frontend(bind([], "s"), encodeExecute({ portal: "", maxRows: 0 }), encodeSync());
+    expect(sink.started.filter((c) => c.kind === "execute").map((c) => [c.statement, c.text])).toEqual([
+      ["fetch_one", "SELECT $1 + 1"],
+      ["Quoted", "SELECT 2"],
+      ["s", "SELECT 'new'"],
+      ["s", ""],
+    ]);
+  });
+
+  it("a Parse the server accepts replaces a name our cache thought taken", () => {
+    const { sink, frontend, backend } = observe();
+    frontend(encodeParse({ name: "s", query: "SELECT 'a'", paramTypes: [] }), encodeSync());
+    backend(encodeParseComplete(), Z());
+    // Freed behind our back (say, by DEALLOCATE inside a function): the server accepts the new Parse.
+    frontend(encodeParse({ name: "s", query: "SELECT 'b'", paramTypes: [] }), encodeSync());
+    backend(encodeParseComplete(), Z());
+    frontend(bind([], "s"), encodeExecute({ portal: "", maxRows: 0 }));
+    expect(sink.started[0]?.text).toBe("SELECT 'b'");
+  });
+
   it("an unnamed Parse replaces the unnamed statement", () => {
     const { sink, frontend } = observe();
     frontend(encodeParse({ name: "", query: "SELECT 1", paramTypes: [] }), encodeParse({ name: "", query: "SELECT 2", paramTypes: [] }), bind([]), encodeExecute({ portal: "", maxRows: 0 }));

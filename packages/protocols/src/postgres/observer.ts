@@ -40,7 +40,7 @@ import { decodeClose, decodeCopyFail, decodeDescribe, decodeExecute, decodeFlush
 import { BackendCode, FrontendCode } from "./message-codes.js";
 import type { ObservedParam } from "./param-capture.js";
 import { ParamCapture } from "./param-capture.js";
-import { leadingKeyword, splitStatements } from "./sql-split.js";
+import { leadingKeyword, skipIgnorable, splitStatements } from "./sql-split.js";
 
 export type { ObservedParam };
 
@@ -233,7 +233,7 @@ interface Held {
 
 type Pending =
   | { readonly t: "Q"; readonly runs: Running[]; index: number }
-  | { readonly t: "P"; readonly name: string; readonly created: StatementEntry | undefined }
+  | { readonly t: "P"; readonly name: string; readonly created: StatementEntry; readonly applied: boolean }
   | { readonly t: "B" }
   | { readonly t: "D" }
   | { readonly t: "C" }
@@ -571,13 +571,15 @@ export class PostgresObserver {
       }
       return;
     }
-    let created: StatementEntry | undefined;
-    // A named statement must be closed before it is redefined: the server refuses (42P05) and keeps the old one.
-    if (name === "" || !this.statements.has(name)) {
-      created = { text, truncated, kind: this.kindOf(text, "execute") };
-      this.remember(name, created);
-    }
-    this.enqueue({ t: "P", name, created });
+    // The Bind/Execute pipelined behind a Parse must see its text, so it is remembered now and
+    // forgotten again if the server refuses the Parse. Except when redefining a named statement
+    // we know: the server refuses that (42P05, it must be closed first) and keeps the old one,
+    // so the new text only replaces it on ParseComplete — which means our cache was stale, e.g.
+    // after a DEALLOCATE we could not see.
+    const created: StatementEntry = { text, truncated, kind: this.kindOf(text, "execute") };
+    const applied = name === "" || !this.statements.has(name);
+    if (applied) this.remember(name, created);
+    this.enqueue({ t: "P", name, created, applied });
   }
 
   private onBind(capture: ParamCapture): void {
@@ -750,9 +752,13 @@ export class PostgresObserver {
       case BackendCode.ReadyForQuery:
         this.onReady(decodeReadyForQuery(frame.body).status);
         return;
-      case BackendCode.ParseComplete:
-        this.popIf("P");
+      case BackendCode.ParseComplete: {
+        const entry = this.headEntry();
+        if (entry?.t !== "P") return;
+        if (!entry.applied) this.remember(entry.name, entry.created);
+        this.pop();
         return;
+      }
       case BackendCode.BindComplete:
         this.popIf("B");
         return;
@@ -812,7 +818,7 @@ export class PostgresObserver {
     return { processId, channel: decodeUtf8(rest.subarray(0, nul)), payload: decodeUtf8(rest.subarray(nul + 1)) };
   }
 
-  private popIf(t: "P" | "B" | "C" | "D"): void {
+  private popIf(t: "B" | "C" | "D"): void {
     if (this.headEntry()?.t === t) this.pop();
   }
 
@@ -879,7 +885,7 @@ export class PostgresObserver {
       default: {
         // Extended protocol: the server skips to the next Sync. The error belongs to the first
         // Execute of the discarded run (the statement that was going to run), the rest never ran.
-        if (entry.t === "P" && entry.created !== undefined && this.statements.get(entry.name) === entry.created) {
+        if (entry.t === "P" && entry.applied && this.statements.get(entry.name) === entry.created) {
           this.forgetStatement(entry.name);
         }
         let blamed = false;
@@ -960,8 +966,38 @@ export class PostgresObserver {
     if (run.copyDirection !== undefined) outcome.copy = { direction: run.copyDirection, bytes: run.copyBytes };
     if (run.notices !== undefined) outcome.notices = run.notices;
     if (status !== "skipped") this.lastCompletedAt = at;
+    if (status === "ok" && result.tag !== undefined) this.afterUtility(run.command.text, result.tag);
     this.held.push({ run, outcome });
     if (this.held.length > this.settings.maxPending) this.flushHeld(undefined);
+  }
+
+  /**
+   * SQL-level PREPARE, DEALLOCATE and DISCARD share the namespace of protocol-level
+   * statements: a Bind may name a statement made by `PREPARE`, and `DEALLOCATE` frees a name.
+   */
+  private afterUtility(text: string, tag: string): void {
+    switch (tag) {
+      case "PREPARE": {
+        const prepared = parsePrepare(text);
+        if (prepared !== undefined) {
+          this.remember(prepared.name, { text: prepared.text, truncated: false, kind: this.kindOf(prepared.text, "execute") });
+        }
+        return;
+      }
+      case "DEALLOCATE": {
+        const name = parseDeallocate(text);
+        if (name !== undefined) this.forgetStatement(name);
+        return;
+      }
+      case "DEALLOCATE ALL":
+      case "DISCARD ALL":
+        this.statements.clear();
+        this.statementBytes = 0;
+        if (tag === "DISCARD ALL") this.portals.clear();
+        return;
+      default:
+        return;
+    }
   }
 
   private flushHeld(status: TransactionStatus | undefined): void {
@@ -974,6 +1010,27 @@ export class PostgresObserver {
       this.sink.commandCompleted(run.command, outcome);
     }
   }
+}
+
+/** An SQL identifier as the server folds it: "Quoted" kept (with "" unescaped), bare lower-cased. */
+function identifier(token: string): string {
+  return token.startsWith('"') ? token.slice(1, -1).replace(/""/g, '"') : token.toLowerCase();
+}
+
+const IDENT = String.raw`("(?:[^"]|"")+"|[A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*)`;
+const PREPARE_RE = new RegExp(String.raw`^PREPARE\s+${IDENT}\s*(?:\([^)]*\))?\s*AS\s+([\s\S]*?)\s*;?\s*$`, "i");
+const DEALLOCATE_RE = new RegExp(String.raw`^DEALLOCATE\s+(?:PREPARE\s+)?${IDENT}\s*;?\s*$`, "i");
+
+/** `PREPARE name [(types)] AS statement` → the name and the statement's text. */
+export function parsePrepare(sql: string): { name: string; text: string } | undefined {
+  const match = PREPARE_RE.exec(sql.slice(skipIgnorable(sql)));
+  return match === null ? undefined : { name: identifier(match[1]!), text: match[2]! };
+}
+
+/** `DEALLOCATE [PREPARE] name` → the name. */
+export function parseDeallocate(sql: string): string | undefined {
+  const match = DEALLOCATE_RE.exec(sql.slice(skipIgnorable(sql)));
+  return match === null ? undefined : identifier(match[1]!);
 }
 
 function run(entry: { readonly run: Running }): Running {

@@ -171,6 +171,21 @@ export function splitStatements(sql: string, options: SplitOptions = {}): Statem
   return spans;
 }
 
+/** Offset of the first character that is not whitespace or part of a comment. */
+export function skipIgnorable(sql: string): number {
+  let i = 0;
+  while (i < sql.length) {
+    if (isSpace(sql.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    const after = skipComment(sql, i);
+    if (after === i) return i;
+    i = after;
+  }
+  return i;
+}
+
 /** The first keyword of a statement, upper-cased, skipping whitespace, comments and '(' ("" if none). */
 export function leadingKeyword(sql: string): string {
   let i = 0;
