@@ -11,6 +11,13 @@ import { fileURLToPath } from "node:url";
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const CLI = join(REPO_ROOT, "packages/cli/dist/main.js");
 
+/**
+ * Extra node flags for the gateway and connector processes (space-separated),
+ * e.g. GATEHOUSE_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile
+ * them under a benchmark. Unset: none.
+ */
+const NODE_FLAGS = (process.env.GATEHOUSE_NODE_FLAGS ?? "").split(/\s+/).filter(Boolean);
+
 export interface LogLine {
   level: number;
   msg: string;
@@ -96,7 +103,7 @@ export interface RunningGateway {
 export async function startGatewayProcess(config: Record<string, unknown>, dir = tempDir()): Promise<RunningGateway> {
   const file = join(dir, "gatehouse.yaml");
   writeFileSync(file, JSON.stringify({ listen: { api: "127.0.0.1:0" }, ...config }, null, 2));
-  const child = spawn(process.execPath, [CLI, "gateway", "--config", file, "--log-level", "debug"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, "gateway", "--config", file, "--log-level", "debug"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
   const proc = new Proc(child, "gateway");
   const started = await proc.waitFor((l) => l.msg === "gateway started");
   const adminToken = readFileSync(join(dir, "data", "admin-token"), "utf8").trim();
@@ -104,7 +111,7 @@ export async function startGatewayProcess(config: Record<string, unknown>, dir =
 }
 
 export async function startConnectorProcess(env: { gateway: string; name: string; token: string; allow: string; extra?: Record<string, string> }): Promise<Proc> {
-  const child = spawn(process.execPath, [CLI, "connector"], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, "connector"], {
     stdio: ["ignore", "pipe", "pipe"],
     env: {
       ...process.env,
