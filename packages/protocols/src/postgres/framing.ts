@@ -133,11 +133,16 @@ export interface MessageReaderOptions {
   readonly policy?: (code: string, length: number) => BodyPolicy;
 }
 
-const enum State {
-  Header,
-  Skip,
-  Stream,
-}
+/** What `read()` is in the middle of. */
+const State = {
+  /** Between messages: the next bytes are a header. */
+  Header: 0,
+  /** Discarding the rest of a body the policy did not keep. */
+  Skip: 1,
+  /** Handing out a streamed body as fragments. */
+  Stream: 2,
+} as const;
+type State = (typeof State)[keyof typeof State];
 
 const EMPTY = new Uint8Array(0);
 const bufferAll = (): BodyPolicy => "buffer";

@@ -32,20 +32,22 @@ export interface ParamCaptureLimits {
   readonly maxNameBytes: number;
 }
 
-const enum Step {
-  FunctionOid,
-  Portal,
-  Statement,
-  FormatCount,
-  Formats,
-  ParamCount,
-  ParamLength,
-  ParamBytes,
-  ResultCount,
-  Results,
-  ResultFormat,
-  Done,
-}
+/** The field the parser expects next, in message order. */
+const Step = {
+  FunctionOid: 0,
+  Portal: 1,
+  Statement: 2,
+  FormatCount: 3,
+  Formats: 4,
+  ParamCount: 5,
+  ParamLength: 6,
+  ParamBytes: 7,
+  ResultCount: 8,
+  Results: 9,
+  ResultFormat: 10,
+  Done: 11,
+} as const;
+type Step = (typeof Step)[keyof typeof Step];
 
 /** Fixed per-value overhead charged to the budget, so a million empty values are bounded too. */
 const VALUE_OVERHEAD = 16;

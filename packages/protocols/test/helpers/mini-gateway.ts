@@ -55,6 +55,7 @@ export async function startMiniGateway(options: MiniGatewayOptions): Promise<Min
   const sockets = new Set<Socket>();
 
   const server: Server = createServer((client) => {
+    client.setNoDelay(true);
     sockets.add(client);
     client.on("close", () => sockets.delete(client));
     client.on("error", () => client.destroy());
@@ -89,6 +90,7 @@ export async function startMiniGateway(options: MiniGatewayOptions): Promise<Min
         observer.backend(bytes);
         client.write(bytes);
       };
+      server.setNoDelay(true);
       client.removeAllListeners("data");
       client.write(startup.complete({ parameters: ready.parameters, backendKey: ourKey }));
       for (const bytes of startup.remaining()) fromClient(bytes);
