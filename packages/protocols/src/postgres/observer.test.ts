@@ -92,6 +92,14 @@ describe("simple query", () => {
     expect(sink.completed[1]?.outcome.error).toEqual({ severity: "ERROR", code: "22012", message: "division by zero" });
   });
 
+  it("folds statements past maxStatementsPerQuery into one last command", () => {
+    const { sink, frontend, backend } = observe({ maxStatementsPerQuery: 3 });
+    frontend(encodeQuery({ query: "SELECT 1; SELECT 2; SELECT 3; SELECT 4; SELECT 5" }));
+    expect(sink.started.map((c) => c.text)).toEqual(["SELECT 1", "SELECT 2", "SELECT 3; SELECT 4; SELECT 5"]);
+    backend(C("SELECT 1"), C("SELECT 1"), C("SELECT 1"), C("SELECT 1"), C("SELECT 1"), Z());
+    expect(sink.completed.map((c) => c.outcome.status)).toEqual(["ok", "ok", "ok"]);
+  });
+
   it("an empty query gets EmptyQueryResponse", () => {
     const { sink, frontend, backend } = observe();
     frontend(encodeQuery({ query: " -- nothing" }));

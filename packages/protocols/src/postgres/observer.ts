@@ -167,6 +167,11 @@ export interface ObserverOptions {
   readonly maxPending?: number;
   /** Notices attached to one command. Default 10. */
   readonly maxNoticesPerCommand?: number;
+  /**
+   * Statements of one Query recorded as separate commands; the rest of the text becomes one
+   * last command (it completes with the first of their results). Default 10000.
+   */
+  readonly maxStatementsPerQuery?: number;
   /** Bytes kept of an ErrorResponse, NoticeResponse or NotificationResponse. Default 16384. */
   readonly maxErrorBytes?: number;
   /** Bind/FunctionCall messages above this are parsed as they stream in. Default 262144. */
@@ -184,6 +189,7 @@ const DEFAULTS = {
   maxPortals: 1000,
   maxPending: 100_000,
   maxNoticesPerCommand: 10,
+  maxStatementsPerQuery: 10_000,
   maxErrorBytes: 16384,
   streamThreshold: 256 * 1024,
   standardConformingStrings: true,
@@ -526,6 +532,11 @@ export class PostgresObserver {
     const { text, truncated } = this.cappedText(frame.body, !frame.truncated);
     const at = this.options.now();
     const spans = splitStatements(text, { standardConformingStrings: this.settings.standardConformingStrings });
+    const max = Math.max(1, this.settings.maxStatementsPerQuery);
+    if (spans.length > max) {
+      // Bounded state: fold the tail into one command rather than one object per statement.
+      spans.splice(max - 1, spans.length, { start: spans[max - 1]!.start, end: spans[spans.length - 1]!.end });
+    }
     const runs: Running[] = [];
     if (spans.length <= 1) {
       // One statement (or none: EmptyQueryResponse): record the text exactly as sent.
