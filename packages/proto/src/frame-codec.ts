@@ -141,19 +141,21 @@ export class FrameDecoder<T> {
     }
     const out = Buffer.allocUnsafe(n);
     let pos = 0;
+    let used = 0; // chunks consumed whole; dropped in one splice, not one shift each
     while (pos < n) {
-      const chunk = this.#chunks[0]!;
+      const chunk = this.#chunks[used]!;
       const want = n - pos;
       if (chunk.length <= want) {
         out.set(chunk, pos);
         pos += chunk.length;
-        this.#chunks.shift();
+        used++;
       } else {
         out.set(chunk.subarray(0, want), pos);
-        this.#chunks[0] = chunk.subarray(want);
+        this.#chunks[used] = chunk.subarray(want);
         pos = n;
       }
     }
+    this.#chunks.splice(0, used);
     return out;
   }
 

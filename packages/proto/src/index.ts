@@ -44,4 +44,4 @@ export type { MultiplexerEvents, OpenRequest, OpenResult } from "./multiplexer.j
 export { MUX_DEFAULTS } from "./options.js";
 export type { MuxOptions } from "./options.js";
 export { TunnelStream } from "./stream.js";
-export type { OpenReply } from "./stream.js";
+export type { OpenReply, TunnelStreamFlow } from "./stream.js";

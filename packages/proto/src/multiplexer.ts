@@ -507,10 +507,10 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
     }
   }
 
-  #sent(size: number, err: Error | undefined): void {
+  #sent(size: number, err: Error | null | undefined): void {
     this.#inflightBytes -= size;
     // A failed send means the link is going down; its close event does the rest.
-    if (err === undefined) this.#schedule();
+    if (!err) this.#schedule();
   }
 
   /** Control frames first, then credit, then one Data frame per ready stream in turn. */
@@ -542,6 +542,7 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
         const n = Math.min(queued, state.sendCredit, this.#options.maxDataPayload);
         builder.addData(stream.id, state.queue.take(n, done), n);
         state.sendCredit -= n;
+        state.sent += n;
       }
       if (state.queue.bytes === 0 && state.endPending) this.#addEnd(stream, done);
       if (state.ready) {

@@ -31,6 +31,22 @@ export type StreamPhase = (typeof StreamPhase)[keyof typeof StreamPhase];
 
 type Callback = (err?: Error | null) => void;
 
+/** A snapshot of a stream's flow control, for diagnostics and tests. */
+export interface TunnelStreamFlow {
+  /** Bytes the peer currently lets us send. */
+  sendCredit: number;
+  /** Bytes written to the stream and held by the mux, not yet framed (beyond Node's writable buffer). */
+  queuedBytes: number;
+  /** Payload bytes sent, in all. */
+  sentBytes: number;
+  /** Payload bytes the peer may still send before it needs more credit. */
+  receiveAllowance: number;
+  /** Payload bytes received, in all. */
+  receivedBytes: number;
+  /** Received bytes the consumer has not read yet. */
+  unreadBytes: number;
+}
+
 /** Per-stream state shared with the Multiplexer (not part of the public face). */
 export class StreamState {
   /** The owning mux, until the stream is finished, reset or its link is gone. */
@@ -46,6 +62,8 @@ export class StreamState {
   endSent = false;
   /** In the mux's round-robin list. */
   scheduled = false;
+  /** Payload bytes framed and handed to the link, in all. */
+  sent = 0;
   // --- receiving ---
   /** Bytes the peer may still send before it needs more credit. */
   recvAllowance: number;
@@ -94,6 +112,18 @@ export class TunnelStream extends Duplex {
     this.id = id;
     this.open = open;
     this[kState] = state;
+  }
+
+  get flow(): TunnelStreamFlow {
+    const state = this[kState];
+    return {
+      sendCredit: state.sendCredit,
+      queuedBytes: state.queue.bytes,
+      sentBytes: state.sent,
+      receiveAllowance: state.recvAllowance,
+      receivedBytes: state.received,
+      unreadBytes: this.readableLength,
+    };
   }
 
   /** Reads also report consumption, so credit follows what the consumer has actually taken. */
