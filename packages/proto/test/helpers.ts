@@ -1,6 +1,8 @@
 // Real WebSocket pairs on 127.0.0.1 port 0, and multiplexers over them.
+import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
+import type { Readable, Writable } from "node:stream";
 
 import { WebSocket, WebSocketServer } from "ws";
 
@@ -62,4 +64,71 @@ export async function muxPair(
       await pair[Symbol.asyncDispose]();
     },
   };
+}
+
+// ---------------------------------------------------------------- byte streams with checksums
+
+const BLOCK = randomBytes(4 * 1024 * 1024);
+
+/** Chunk `i` of a long pseudo-random byte sequence: a view into one random block at an offset that moves with i. */
+export function chunkOf(i: number, size: number): Buffer {
+  const offset = (i * 104_729) % (BLOCK.length - size);
+  return BLOCK.subarray(offset, offset + size);
+}
+
+/** Writes `total` bytes respecting backpressure (awaits 'drain'), optionally ends; returns their SHA-256. */
+export async function produce(
+  stream: Writable,
+  total: number,
+  { chunkSize = 64 * 1024, end = true }: { chunkSize?: number; end?: boolean } = {},
+): Promise<string> {
+  const hash = createHash("sha256");
+  for (let i = 0, sent = 0; sent < total; i++) {
+    const chunk = chunkOf(i, Math.min(chunkSize, total - sent));
+    hash.update(chunk);
+    sent += chunk.length;
+    if (!stream.write(chunk)) await once(stream, "drain");
+  }
+  if (end) stream.end();
+  return hash.digest("hex");
+}
+
+/**
+ * Reads a stream to its end; returns the byte count and SHA-256. Uses 'data'/'end' rather than
+ * `for await`, whose iterator destroys the stream when it finishes, aborting the write side.
+ */
+export function consume(stream: Readable): Promise<{ bytes: number; sha256: string }> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash("sha256");
+    let bytes = 0;
+    stream.on("data", (chunk: Buffer) => {
+      hash.update(chunk);
+      bytes += chunk.length;
+    });
+    stream.once("end", () => resolve({ bytes, sha256: hash.digest("hex") }));
+    stream.once("error", reject);
+  });
+}
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** Resolves with the error a stream emits (fails the test if it ends cleanly instead). */
+export function errorOf(stream: Readable | Writable): Promise<Error> {
+  return new Promise((resolve, reject) => {
+    stream.once("error", resolve);
+    stream.once("close", () => setImmediate(() => reject(new Error("stream closed without an error"))));
+  });
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls until `check` is true (for states reached through the event loop). */
+export async function until(check: () => boolean, timeoutMs = 5_000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
 }
