@@ -14,6 +14,7 @@ import { PostgresListener } from "./listeners/postgres/postgres-listener.js";
 import { loadTlsMaterial } from "./tls-material.js";
 import { Recorder } from "./sessions/recorder.js";
 import { AccessKeys } from "./identity/access-keys.js";
+import { PasswordAuthenticator } from "./identity/authenticator.js";
 import { SessionBroker } from "./sessions/session-broker.js";
 import { ConnectorRegistry } from "./tunnel/connector-registry.js";
 import { TunnelServer } from "./tunnel/tunnel-server.js";
@@ -81,7 +82,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     let postgres: HostPort | undefined;
     if (config.listen.postgres) {
       const tls = await loadTlsMaterial(dataDir, config.postgres.tls, "postgres.tls");
-      const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, tls, clock, logger });
+      const passwords = new PasswordAuthenticator(accessKeys);
+      const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, passwords, tls, clock, logger });
       postgres = await listenOrFail(() => listener.listen(config.listen.postgres!), config.listen.postgres, "listen.postgres");
       cleanup.push(() => listener.close());
       logger.info({ tls: tls.source, requireTls: config.postgres.requireTls }, "postgres listener ready");

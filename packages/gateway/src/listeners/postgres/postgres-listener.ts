@@ -20,6 +20,7 @@ import type { GatewayConfig } from "../../config/schema.js";
 import { isLoopback, type HostPort } from "../../config/address.js";
 import type { Clock } from "../../clock.js";
 import type { AccessKeys } from "../../identity/access-keys.js";
+import type { PasswordAuthenticator } from "../../identity/authenticator.js";
 import type { Logger } from "../../logger.js";
 import type { Recorder, RecordedSession } from "../../sessions/recorder.js";
 import { relay } from "../../sessions/relay.js";
@@ -40,6 +41,7 @@ export interface PostgresListenerDeps {
   broker: SessionBroker;
   recorder: Recorder;
   accessKeys: AccessKeys;
+  passwords: PasswordAuthenticator;
   tls: TlsMaterial;
   clock: Clock;
   logger: Logger;
@@ -144,7 +146,7 @@ export class PostgresListener {
 
       const { user, database, params } = first;
       const application = params.application_name ?? null;
-      const identity: Identity = { name: user, method: "access_key" };
+      let identity: Identity = { name: user, method: first.tls ? null : "access_key" };
       const refuse = async (kind: string, endReason: string, details: Record<string, unknown>, response: Uint8Array): Promise<never> => {
         await recordRefusal(this.deps.recorder, { connection: database, protocol: "postgres", identity, clientAddress, clientApplication: application, kind, endReason, details }).catch(
           (err: unknown) => log.error({ err }, "could not record a refused attempt"),
@@ -179,8 +181,9 @@ export class PostgresListener {
         const answer = await nextEvent();
         if (answer.type === "terminate") return void stream.end();
         if (answer.type !== "password") throw new Error(`expected a password, got ${answer.type}`);
-        const check = await this.deps.accessKeys.verify(user, answer.password);
-        if (!check.ok) await refuse("auth_failed", "auth_failed", { reason: check.reason, method: "password" }, badPassword());
+        const check = await this.deps.passwords.check(user, answer.password);
+        if (!check.ok) await refuse("auth_failed", "auth_failed", { reason: check.reason, method: check.method }, badPassword());
+        else identity = check.identity;
       } else {
         const { verifiers } = await this.deps.accessKeys.scramCandidates(user);
         // SCRAM announces one salt before the client proves anything; all of an identity's keys
