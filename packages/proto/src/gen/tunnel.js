@@ -3071,7 +3071,7 @@ export const gatehouse = $root.gatehouse = (() => {
                 /**
                  * Properties of a Ping.
                  * @typedef {Object} gatehouse.tunnel.v1.Ping.$Properties
-                 * @property {number|null} [nonce] Ping nonce
+                 * @property {number|Long|null} [nonce] Ping nonce
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -3105,7 +3105,7 @@ export const gatehouse = $root.gatehouse = (() => {
 
                 /**
                  * Ping nonce.
-                 * @member {number} nonce
+                 * @member {number|Long} nonce
                  * @memberof gatehouse.tunnel.v1.Ping
                  * @instance
                  */
@@ -3362,7 +3362,7 @@ export const gatehouse = $root.gatehouse = (() => {
                 /**
                  * Properties of a Pong.
                  * @typedef {Object} gatehouse.tunnel.v1.Pong.$Properties
-                 * @property {number|null} [nonce] Pong nonce
+                 * @property {number|Long|null} [nonce] Pong nonce
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -3396,7 +3396,7 @@ export const gatehouse = $root.gatehouse = (() => {
 
                 /**
                  * Pong nonce.
-                 * @member {number} nonce
+                 * @member {number|Long} nonce
                  * @memberof gatehouse.tunnel.v1.Pong
                  * @instance
                  */
