@@ -1,8 +1,10 @@
-import { createServer, type Server, type Socket } from "node:net";
+import type { Socket } from "node:net";
+import type { HostPort } from "../config/address.js";
 import type { ConnectionConfig } from "../config/schema.js";
 import type { Logger } from "../logger.js";
 import type { SessionBroker } from "../sessions/session-broker.js";
 import { relay } from "../sessions/relay.js";
+import { SocketServer } from "./socket-server.js";
 
 /**
  * A raw TCP connection: the gateway cannot authenticate an opaque byte stream,
@@ -11,40 +13,23 @@ import { relay } from "../sessions/relay.js";
  * protocols get their own listener with identity.
  */
 export class TcpListener {
-  private readonly server: Server;
-  private readonly sockets = new Set<Socket>();
+  private readonly server = new SocketServer((socket) => void this.handle(socket));
 
   constructor(
     private readonly connection: ConnectionConfig,
     private readonly broker: SessionBroker,
     private readonly logger: Logger,
-  ) {
-    this.server = createServer({ noDelay: true, keepAlive: true }, (socket) => this.handle(socket));
+  ) {}
+
+  listen(): Promise<HostPort> {
+    return this.server.listen(this.connection.listen!);
   }
 
-  async listen(): Promise<{ host: string; port: number }> {
-    const at = this.connection.listen!;
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(at.port, at.host, () => {
-        this.server.off("error", reject);
-        resolve();
-      });
-    });
-    const address = this.server.address();
-    if (address === null || typeof address === "string") throw new Error("tcp listener has no address");
-    return { host: address.address, port: address.port };
-  }
-
-  async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const socket of this.sockets) socket.destroy();
-    await closed;
+  close(): Promise<void> {
+    return this.server.close();
   }
 
   private async handle(socket: Socket): Promise<void> {
-    this.sockets.add(socket);
-    socket.once("close", () => this.sockets.delete(socket));
     // Until the stream is open, errors are reported by the broker; ignore ECONNRESET noise here.
     socket.on("error", () => undefined);
     socket.pause();

@@ -1,4 +1,4 @@
-import { createServer, type Server, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
@@ -27,6 +27,7 @@ import { relay } from "../../sessions/relay.js";
 import { recordRefusal, type OpenFailure, type SessionBroker } from "../../sessions/session-broker.js";
 import type { TlsMaterial } from "../../tls-material.js";
 import { ChunkSource } from "../chunk-source.js";
+import { SocketServer } from "../socket-server.js";
 import { CancelKeys } from "./cancel-keys.js";
 import { commandEvent } from "./command-events.js";
 
@@ -60,37 +61,22 @@ class Refused extends Error {
  * statement and its outcome.
  */
 export class PostgresListener {
-  private readonly server: Server;
-  private readonly sockets = new Set<Socket>();
+  private readonly server = new SocketServer((socket) => void this.handle(socket));
   readonly cancelKeys = new CancelKeys();
   /** Makes failed SCRAM attempts for unknown identities look alike across connections. */
   private readonly mockSecret = randomBytes(32);
 
-  constructor(private readonly deps: PostgresListenerDeps) {
-    this.server = createServer({ noDelay: true, keepAlive: true }, (socket) => void this.handle(socket));
+  constructor(private readonly deps: PostgresListenerDeps) {}
+
+  listen(at: HostPort): Promise<HostPort> {
+    return this.server.listen(at);
   }
 
-  async listen(at: HostPort): Promise<HostPort> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(at.port, at.host, () => {
-        this.server.off("error", reject);
-        resolve();
-      });
-    });
-    const address = this.server.address() as { address: string; port: number };
-    return { host: address.address, port: address.port };
-  }
-
-  async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const socket of this.sockets) socket.destroy();
-    await closed;
+  close(): Promise<void> {
+    return this.server.close();
   }
 
   private async handle(socket: Socket): Promise<void> {
-    this.sockets.add(socket);
-    socket.once("close", () => this.sockets.delete(socket));
     socket.on("error", () => undefined);
     const clientAddress = socket.remoteAddress ?? null;
     const log = this.deps.logger.child({ protocol: "postgres", clientAddress });
