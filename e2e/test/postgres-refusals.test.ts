@@ -1,0 +1,128 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { appName, IDENTITY, startPostgresStack, type PostgresStack, type Recorded } from "../lib/postgres-stack.js";
+
+// Every way a connection can be refused: the client sees a real Postgres error
+// with the right SQLSTATE (what drivers and agents branch on), and the attempt
+// is in the record.
+
+let stack: PostgresStack;
+
+beforeAll(async () => {
+  stack = await startPostgresStack({ orders: 10, store: "postgres" });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+interface PgError extends Error {
+  code?: string;
+  severity?: string;
+}
+
+/** Connects with node-postgres and returns the error it fails with. */
+async function refusal(options: { connection?: string; user?: string; password?: string; application: string }): Promise<PgError> {
+  const client = new pg.Client({
+    host: stack.listen.host,
+    port: stack.listen.port,
+    user: options.user ?? IDENTITY,
+    database: options.connection ?? "app",
+    password: options.password ?? stack.key,
+    application_name: options.application,
+    ssl: { rejectUnauthorized: false },
+    connectionTimeoutMillis: 15_000,
+  });
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+  } catch (error) {
+    return error as PgError;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  throw new Error("the connection was accepted");
+}
+
+function only(recorded: Recorded) {
+  expect(recorded.events).toHaveLength(1);
+  return recorded.events[0]!;
+}
+
+describe("refused Postgres connections", () => {
+  it("a wrong key: 28P01, recorded as auth_failed", async () => {
+    const app = appName("badkey");
+    const error = await refusal({ password: "gk_wrong", application: app });
+    expect(error).toMatchObject({ code: "28P01", severity: "FATAL", message: `password authentication failed for user "${IDENTITY}"` });
+    const recorded = await stack.sessionOf(app);
+    expect(recorded.session).toMatchObject({ identity: { name: IDENTITY }, connection: "app", endReason: "auth_failed", clientAddress: "127.0.0.1" });
+    expect(only(recorded)).toMatchObject({ kind: "auth_failed", outcome: "error", details: { reason: "wrong_key" } });
+  });
+
+  it("psql with a wrong key says so", async () => {
+    const out = await stack.psql([stack.conninfo({ password: "gk_wrong" }), "-c", "select 1"]);
+    expect(out.code).toBe(2);
+    expect(out.stderr).toContain(`FATAL:  password authentication failed for user "${IDENTITY}"`);
+  });
+
+  it("an identity with no key at all: 28P01 too (no hint whether the identity exists)", async () => {
+    const app = appName("nokey");
+    const error = await refusal({ user: "nobody", password: "gk_whatever", application: app });
+    expect(error).toMatchObject({ code: "28P01", message: 'password authentication failed for user "nobody"' });
+    expect(only(await stack.sessionOf(app))).toMatchObject({ kind: "auth_failed", outcome: "error", details: { reason: "no_key" } });
+  });
+
+  it("an identity the connection does not allow: 28000, recorded as denied", async () => {
+    const app = appName("denied");
+    const error = await refusal({ connection: "app-locked", application: app });
+    expect(error).toMatchObject({ code: "28000", message: `identity "${IDENTITY}" is not allowed to use connection "app-locked"` });
+    const recorded = await stack.sessionOf(app);
+    expect(recorded.session).toMatchObject({ identity: { name: IDENTITY }, connection: "app-locked", endReason: "denied" });
+    expect(only(recorded)).toMatchObject({ kind: "denied", outcome: "error", details: { code: "denied" } });
+  });
+
+  it("a connection that does not exist: 3D000, recorded", async () => {
+    const app = appName("unknown");
+    const error = await refusal({ connection: "no-such-connection", application: app });
+    expect(error).toMatchObject({ code: "3D000", message: 'connection "no-such-connection" does not exist' });
+    const recorded = await stack.sessionOf(app);
+    expect(recorded.session).toMatchObject({ identity: { name: IDENTITY }, connection: "no-such-connection", endReason: "unknown_connection" });
+    expect(only(recorded)).toMatchObject({ kind: "denied", outcome: "error", details: { code: "unknown_connection" } });
+  });
+
+  it("a target with nothing listening: 08006 saying the resource could not be reached, recorded", async () => {
+    const app = appName("dead");
+    const error = await refusal({ connection: "app-dead", application: app });
+    expect(error.code).toBe("08006");
+    expect(error.message).toBe(`the resource could not be reached: cannot reach 127.0.0.1:${stack.deadPort}: connect ECONNREFUSED 127.0.0.1:${stack.deadPort}`);
+    const recorded = await stack.sessionOf(app);
+    expect(recorded.session).toMatchObject({ connection: "app-dead", endReason: "target_refused" });
+    expect(only(recorded)).toMatchObject({ kind: "connect", outcome: "error", details: { code: "target_refused" } });
+  });
+
+  it("a target off the connector's allow-list: 08006 saying it is not allowed, recorded", async () => {
+    const app = appName("offlist");
+    const error = await refusal({ connection: "app-offlist", application: app });
+    expect(error.code).toBe("08006");
+    expect(error.message).toBe(`the resource could not be reached: target 127.0.0.1:${stack.offListPort} is not on connector "dc1"'s allow-list`);
+    const recorded = await stack.sessionOf(app);
+    expect(only(recorded)).toMatchObject({ kind: "connect", outcome: "error", details: { code: "target_refused", tunnelCode: "TARGET_NOT_ALLOWED" } });
+  });
+
+  it("a connector that went away: 08006 saying the connector is unavailable, recorded", async () => {
+    const dc2 = await stack.startSecondConnector();
+    const working = appName("dc2-up");
+    const out = await stack.psql([stack.conninfo({ connection: "app-dc2", application: working }), "-At", "-c", "select count(*) from orders"]);
+    expect(out.stdout.trim()).toBe("10");
+    await dc2.stop();
+    await stack.gateway.proc.waitFor((l) => l.msg === "connector disconnected" && l.connector === "dc2");
+
+    const app = appName("dc2-down");
+    const error = await refusal({ connection: "app-dc2", application: app });
+    expect(error.code).toBe("08006");
+    expect(error.message).toBe('connector unavailable: connector "dc2" is not connected');
+    const recorded = await stack.sessionOf(app);
+    expect(recorded.session).toMatchObject({ connection: "app-dc2", connector: "dc2", endReason: "connector_unavailable" });
+    expect(only(recorded)).toMatchObject({ kind: "connect", outcome: "error", details: { code: "connector_unavailable" } });
+  });
+});
