@@ -15,6 +15,8 @@ import { loadTlsMaterial } from "./tls-material.js";
 import { Recorder } from "./sessions/recorder.js";
 import { AccessKeys } from "./identity/access-keys.js";
 import { PasswordAuthenticator } from "./identity/authenticator.js";
+import { currentOidcVerifier, readOidcCa } from "./identity/oidc-verifier.js";
+import { Policy } from "./policy.js";
 import { SessionBroker } from "./sessions/session-broker.js";
 import { ConnectorRegistry } from "./tunnel/connector-registry.js";
 import { TunnelServer } from "./tunnel/tunnel-server.js";
@@ -35,11 +37,27 @@ export interface Gateway {
   readonly postgres: HostPort | undefined;
   readonly registry: ConnectorRegistry;
   readonly store: Store;
+  /** The config new sessions see. */
+  config(): GatewayConfig;
+  /**
+   * Swaps in a validated config: new sessions see its connections, policy and
+   * identity settings; open sessions go on. Settings bound at start
+   * (listener addresses, TLS files, the store...) keep their old values until
+   * a restart; `restartNeeded` names them. Throws GatewayError (and keeps the
+   * old config) when the new one cannot be used (an unreadable identity.oidc.ca).
+   */
+  reload(next: GatewayConfig): ReloadResult;
   close(): Promise<void>;
 }
 
+export interface ReloadResult {
+  /** Keys whose change takes effect only after a restart, e.g. "listen.postgres", "connections[name=echo]". */
+  restartNeeded: string[];
+}
+
 /** Starts every listener of a validated config; rejects (after undoing what started) if any cannot start. */
-export async function startGateway(config: GatewayConfig, options: GatewayOptions): Promise<Gateway> {
+export async function startGateway(initial: GatewayConfig, options: GatewayOptions): Promise<Gateway> {
+  let config = initial;
   const { logger } = options;
   const clock = options.clock ?? systemClock;
   const dataDir = ensureDataDir(config.dataDir);
@@ -58,11 +76,21 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     if (admin.generated) options.onAdminTokenGenerated?.(admin.generated, join(dataDir, "admin-token"));
 
     const current = () => config;
+    readOidcCa(config.identity.oidc);
+    const oidc = currentOidcVerifier(() => config.identity.oidc, { clock, logger: logger.child({ component: "oidc" }) });
+    const warmUpOidc = () => {
+      const verifier = oidc();
+      if (!verifier) return;
+      void verifier.warmUp().then((result) => {
+        if (!result.ok) logger.warn({ issuer: verifier.settings.issuer, reason: result.message }, "oidc issuer not reachable yet; tokens are refused until it is");
+      });
+    };
+    warmUpOidc();
     const registry = new ConnectorRegistry();
     const tunnel = new TunnelServer({ config: current, registry, logger, clock });
     cleanup.push(() => tunnel.close());
     const recorder = new Recorder(store, writer, clock, logger);
-    const broker = new SessionBroker(recorder, registry, logger);
+    const broker = new SessionBroker(recorder, registry, new Policy(current, clock), logger);
 
     const accessKeys = new AccessKeys(store, clock);
     const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, logger });
@@ -82,7 +110,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     let postgres: HostPort | undefined;
     if (config.listen.postgres) {
       const tls = await loadTlsMaterial(dataDir, config.postgres.tls, "postgres.tls");
-      const passwords = new PasswordAuthenticator(accessKeys);
+      const passwords = new PasswordAuthenticator(accessKeys, oidc);
       const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, passwords, tls, clock, logger });
       postgres = await listenOrFail(() => listener.listen(config.listen.postgres!), config.listen.postgres, "listen.postgres");
       cleanup.push(() => listener.close());
@@ -101,12 +129,45 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       postgres,
       registry,
       store,
+      config: current,
+      reload(next) {
+        readOidcCa(next.identity.oidc);
+        const restartNeeded = startBoundChanges(config, next);
+        const oidcChanged = JSON.stringify(config.identity.oidc) !== JSON.stringify(next.identity.oidc);
+        config = next;
+        if (oidcChanged) warmUpOidc();
+        return { restartNeeded };
+      },
       close: () => (closing ??= undo()),
     };
   } catch (error) {
     await undo();
     throw error;
   }
+}
+
+/**
+ * The settings read once at start, whose change a reload cannot apply:
+ * listener addresses and the sockets behind them, TLS files, the store, the
+ * data directory, the log level, and tcp connections (each owns a listener).
+ */
+export function startBoundChanges(before: GatewayConfig, after: GatewayConfig): string[] {
+  const changed: string[] = [];
+  const differ = (a: unknown, b: unknown) => JSON.stringify(a) !== JSON.stringify(b);
+  if (differ(before.dataDir, after.dataDir)) changed.push("dataDir");
+  for (const key of new Set([...Object.keys(before.listen), ...Object.keys(after.listen)])) {
+    if (differ(before.listen[key as keyof GatewayConfig["listen"]], after.listen[key as keyof GatewayConfig["listen"]])) changed.push(`listen.${key}`);
+  }
+  if (differ(before.api, after.api)) changed.push("api");
+  if (differ(before.store, after.store)) changed.push("store");
+  if (differ(before.postgres.tls, after.postgres.tls)) changed.push("postgres.tls");
+  if (differ(before.log, after.log)) changed.push("log.level");
+  const tcp = (config: GatewayConfig) => new Map(config.connections.filter((c) => c.protocol === "tcp").map((c) => [c.name, JSON.stringify(c)]));
+  const [tcpBefore, tcpAfter] = [tcp(before), tcp(after)];
+  for (const name of new Set([...tcpBefore.keys(), ...tcpAfter.keys()])) {
+    if (tcpBefore.get(name) !== tcpAfter.get(name)) changed.push(`connections[name=${name}]`);
+  }
+  return changed;
 }
 
 function listen(server: Server, at: HostPort, key: string): Promise<HostPort> {

@@ -19,6 +19,14 @@ const name = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "expected a name of letters, digits, '.', '_' or '-' (at most 63)");
 
+/**
+ * An identity's name: what a client gives as its user name, and what an OIDC
+ * token's name claim maps to (a client id, a username, an email address).
+ */
+const identityName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._@+:-]{0,254}$/, "expected an identity name of letters, digits, '.', '_', '@', '+', ':' or '-' (at most 255)");
+
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/i, "expected a SHA-256 as 64 hex digits");
 
 /** "env:NAME" or "file:PATH" — resolved by the connector, never by the gateway. */
@@ -83,12 +91,52 @@ const connectorSchema = z.strictObject({
 
 const allowEntrySchema = z
   .strictObject({
-    identity: name.optional(),
+    identity: identityName.optional(),
     group: z.string().min(1).optional(),
+    /** The entry stops granting access at this instant (ISO 8601 with a zone: 2026-12-31T00:00:00Z). */
+    until: z.iso.datetime({ offset: true, message: "expected an ISO 8601 date-time with a zone, like 2026-12-31T00:00:00Z" }).optional(),
   })
   .refine((entry) => entry.identity !== undefined || entry.group !== undefined, {
     message: "expected an identity or a group",
   });
+
+/** An issuer URL: https, or http on a loopback host (a provider on the gateway's own machine). */
+const issuerUrl = z.string().refine(
+  (text) => {
+    const url = URL.parse(text);
+    if (!url || url.search || url.hash) return false;
+    return url.protocol === "https:" || (url.protocol === "http:" && /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/.test(url.hostname));
+  },
+  { message: "expected an https:// issuer URL (http:// only on a loopback host), without query or fragment" },
+);
+
+const oidcSchema = z.strictObject({
+  /** The issuer identifier, exactly as it appears in tokens' `iss`; its discovery document is at ISSUER/.well-known/openid-configuration. */
+  issuer: issuerUrl,
+  /** The audience (`aud`) a token must carry to be accepted here; a list accepts any of them. */
+  audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  /** The claim that names the identity (`sub`, `client_id`, `preferred_username`...). A dotted path reaches into objects. */
+  nameClaim: z.string().min(1).default("sub"),
+  /** The claim that lists the identity's groups (an array, or a space- or comma-separated string). Missing means no groups. */
+  groupsClaim: z.string().min(1).default("groups"),
+  /** Seconds of clock difference tolerated when checking `exp` and `nbf`. */
+  clockSkewSeconds: z.number().int().min(0).max(600).default(60),
+  /** PEM file of the CA that signed the provider's HTTPS certificate, for a provider with a private CA. Left out: the system's CAs. */
+  ca: z.string().min(1).optional(),
+  /** Timeout (ms) of each request to the provider (discovery, JWKS). */
+  requestTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+  /** A token signed with a key the cached JWKS lacks refetches the JWKS, at most once per this many ms. */
+  jwksRefreshCooldownMs: z.number().int().min(0).default(30_000),
+  /** The JWKS is refetched when older than this (ms), even without an unknown key. */
+  jwksMaxAgeMs: z.number().int().min(1_000).default(600_000),
+});
+
+const identitySchema = z.strictObject({
+  /** Accept OIDC access tokens (JWTs) wherever a password is accepted. Left out: access keys only. */
+  oidc: oidcSchema.optional(),
+  /** Identities refused on every connection, however they authenticate. */
+  disabled: z.array(identityName).default([]),
+});
 
 const targetSchema = z.strictObject({
   host: z.string().min(1),
@@ -126,6 +174,7 @@ export const configSchema = z.strictObject({
     tunnel: tunnelSchema.default(() => tunnelSchema.parse({})),
     postgres: postgresSchema.default(() => postgresSchema.parse({})),
     recording: recordingSchema.default(() => recordingSchema.parse({})),
+    identity: identitySchema.default(() => identitySchema.parse({})),
     log: z.strictObject({ level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info") }).default({ level: "info" }),
     connectors: z.array(connectorSchema).default([]),
     connections: z.array(connectionSchema).default([]),
@@ -135,6 +184,8 @@ export type GatewayConfig = z.output<typeof configSchema>;
 export type ConnectionConfig = GatewayConfig["connections"][number];
 export type ConnectorConfig = GatewayConfig["connectors"][number];
 export type AllowEntry = ConnectionConfig["allow"][number];
+export type IdentityConfig = GatewayConfig["identity"];
+export type OidcConfig = NonNullable<IdentityConfig["oidc"]>;
 
 export interface ConfigProblem {
   path: (string | number)[];

@@ -1,25 +1,73 @@
 import type { Identity } from "@gatehouse/store";
 import type { AccessKeys } from "./access-keys.js";
+import { looksLikeJwt } from "./claims.js";
+import type { OidcVerifier, TokenFailureDetails, TokenFailureReason } from "./oidc-verifier.js";
 
 /** Why a presented password did not authenticate; recorded with the attempt, never the secret itself. */
-export type AuthFailureReason = "no_key" | "wrong_key" | "expired" | (string & {});
+export type AuthFailureReason =
+  /** Access keys: the identity has none, none matches, or the matching one expired. */
+  | "no_key"
+  | "wrong_key"
+  | "expired"
+  /** OIDC: the token was refused (see TokenFailureReason). */
+  | TokenFailureReason
+  /** OIDC: a valid token, but for another identity than the user name the client gave. */
+  | "name_mismatch";
+
+export type AuthMethod = "access_key" | "oidc";
 
 export type PasswordCheck =
-  | { ok: true; identity: Identity; keyId?: string }
-  | { ok: false; reason: AuthFailureReason; method: string };
+  | { ok: true; identity: Identity; keyId?: string; expiresUs?: number }
+  | { ok: false; reason: AuthFailureReason; method: AuthMethod; details?: Record<string, unknown> };
 
 /**
  * Turns a claimed identity name and a presented password into an identity.
  * Every protocol that takes a password (Postgres cleartext over TLS now;
  * MySQL, SSH and Kubernetes bearer tokens later) goes through here, so they
- * all accept the same credentials: access keys, and what the identity work adds.
+ * all accept the same credentials: an access key, or, when identity.oidc is
+ * configured, an OIDC access token (anything shaped like a JWT is taken for
+ * one; access keys never are).
  */
 export class PasswordAuthenticator {
-  constructor(private readonly accessKeys: AccessKeys) {}
+  constructor(
+    private readonly accessKeys: AccessKeys,
+    /** The verifier for the current config; undefined when OIDC is off. */
+    private readonly oidc: () => OidcVerifier | undefined = () => undefined,
+  ) {}
 
   async check(name: string, password: string): Promise<PasswordCheck> {
+    const verifier = this.oidc();
+    if (verifier && looksLikeJwt(password)) return this.checkToken(verifier, name, password);
     const result = await this.accessKeys.verify(name, password);
     if (result.ok) return { ok: true, identity: { name, method: "access_key" }, keyId: result.keyId };
     return { ok: false, reason: result.reason, method: "access_key" };
   }
+
+  private async checkToken(verifier: OidcVerifier, name: string, token: string): Promise<PasswordCheck> {
+    const result = await verifier.verify(token);
+    if (!result.ok) return { ok: false, reason: result.reason, method: "oidc", details: failureDetails(result) };
+    const verified = result.token;
+    if (verified.name !== name) {
+      return {
+        ok: false,
+        reason: "name_mismatch",
+        method: "oidc",
+        details: {
+          message: `the token names identity "${verified.name}" (claim ${verifier.settings.nameClaim}), not "${name}"`,
+          tokenIdentity: verified.name,
+          issuer: verified.issuer,
+          subject: verified.subject,
+        },
+      };
+    }
+    return {
+      ok: true,
+      identity: { name, issuer: verified.issuer, subject: verified.subject, groups: verified.groups, method: "oidc" },
+      expiresUs: verified.expiresUs,
+    };
+  }
+}
+
+function failureDetails(failure: TokenFailureDetails): Record<string, unknown> {
+  return failure.claimed ? { message: failure.message, claimed: failure.claimed } : { message: failure.message };
 }

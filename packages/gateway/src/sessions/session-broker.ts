@@ -3,13 +3,13 @@ import { TunnelError } from "@gatehouse/proto";
 import type { Identity } from "@gatehouse/store";
 import type { ConnectionConfig } from "../config/schema.js";
 import type { Logger } from "../logger.js";
-import { isAllowed } from "../policy.js";
+import type { DenialReason, Policy } from "../policy.js";
 import type { ConnectorLink, ConnectorRegistry } from "../tunnel/connector-registry.js";
 import type { Recorder, RecordedSession } from "./recorder.js";
 
 /** Why a session could not reach its resource, in terms every protocol can map to its own error. */
 export type OpenFailure =
-  | { code: "denied"; message: string }
+  | { code: "denied"; reason: DenialReason; message: string }
   | { code: "connector_unavailable"; message: string }
   | { code: "target_refused"; tunnelCode: string; message: string };
 
@@ -37,6 +37,7 @@ export class SessionBroker {
   constructor(
     private readonly recorder: Recorder,
     private readonly registry: ConnectorRegistry,
+    private readonly policy: Policy,
     private readonly logger: Logger,
   ) {}
 
@@ -58,8 +59,9 @@ export class SessionBroker {
       return { ok: false, session, failure };
     };
 
-    if (request.checkPolicy !== false && !isAllowed(connection, identity)) {
-      return fail({ code: "denied", message: `identity "${identity.name}" is not allowed to use connection "${connection.name}"` }, "denied");
+    if (request.checkPolicy !== false) {
+      const decision = this.policy.decide(connection, identity);
+      if (!decision.allowed) return fail({ code: "denied", reason: decision.reason, message: decision.message }, "denied");
     }
     const link = this.registry.pick(connection.connector);
     if (!link) {
