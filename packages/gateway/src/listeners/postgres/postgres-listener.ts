@@ -168,7 +168,7 @@ export class PostgresListener {
         if (answer.type === "terminate") return void stream.end();
         if (answer.type !== "password") throw new Error(`expected a password, got ${answer.type}`);
         const check = await this.deps.passwords.check(user, answer.password);
-        if (!check.ok) await refuse("auth_failed", "auth_failed", { reason: check.reason, method: check.method }, badPassword());
+        if (!check.ok) await refuse("auth_failed", "auth_failed", { reason: check.reason, method: check.method, ...check.details }, badPassword());
         else identity = check.identity;
       } else {
         const { verifiers } = await this.deps.accessKeys.scramCandidates(user);
