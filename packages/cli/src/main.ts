@@ -16,6 +16,7 @@ Commands:
   sessions list              list recorded sessions (newest first)
   sessions show ID|--last    show a session and its events
   keys create|list|revoke    manage identities' access keys
+  token                      get an OIDC access token for this agent (client credentials)
 
 Run "gatehouse COMMAND --help" for a command's options.`;
 
@@ -35,6 +36,7 @@ const commands: Record<string, Command> = {
   },
   sessions: async (ctx) => (await gateway()).sessionsCommand(ctx),
   keys: async (ctx) => (await gateway()).keysCommand(ctx),
+  token: async (ctx) => (await gateway()).tokenCommand(ctx),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -6,3 +6,4 @@ export { sessionsCommand, SESSIONS_HELP } from "./sessions-command.js";
 export { UsageError } from "./command.js";
 export type { CommandContext } from "./command.js";
 export { keysCommand, KEYS_HELP } from "./keys-command.js";
+export { tokenCommand, TOKEN_HELP } from "./token-command.js";

@@ -21,7 +21,7 @@ export function formatSession(session: SessionView, events: EventView[]): string
   const identity = session.identity;
   const lines = [
     `session     ${session.id}`,
-    `identity    ${identity.name}${identity.method ? ` (${identity.method})` : ""}${identity.groups?.length ? ` groups: ${identity.groups.join(", ")}` : ""}${identity.issuer ? ` issuer: ${identity.issuer}` : ""}`,
+    `identity    ${identity.name}${identity.method ? ` (${identity.method})` : ""}${identity.groups?.length ? ` groups: ${identity.groups.join(", ")}` : ""}${identity.issuer ? ` issuer: ${identity.issuer}` : ""}${identity.subject ? ` subject: ${identity.subject}` : ""}`,
     `connection  ${session.connection} (${session.protocol}${session.connector ? ` via connector ${session.connector}` : ""})`,
     `client      ${session.clientAddress ?? "-"}${session.clientApplication ? `  application: ${session.clientApplication}` : ""}`,
     `started     ${session.startedAt}`,

@@ -1,12 +1,19 @@
 import { GatewayError } from "../errors.js";
 import { loadConfigFile } from "../config/load.js";
-import { createLogger, LOG_LEVELS, type LogLevel } from "../logger.js";
+import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "../logger.js";
+import type { Gateway } from "../gateway.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
 
 export const GATEWAY_HELP = `Usage: gatehouse gateway --config FILE [--log-level LEVEL]
 
 Runs the gateway: the API and connector tunnel on listen.api, and a listener
 per protocol. Logs are JSON lines on stdout.
+
+SIGHUP reloads the config file: new sessions see the new connections, policy
+and identity settings; open sessions go on. A file that fails validation is
+rejected (every problem is logged) and the running config stays; check one
+first with "gatehouse config check FILE". Listener addresses, TLS files, the
+store and the data directory change only with a restart (the log says so).
 
 Options:
   --config FILE       gateway config (YAML); see docs/configuration.md
@@ -32,7 +39,14 @@ export async function gatewayCommand(ctx: CommandContext): Promise<number> {
     return 1;
   }
   const logger = createLogger((level as LogLevel | undefined) ?? config.log.level);
-  let gateway;
+  let gateway: Gateway | undefined;
+  const file = values.config;
+  // Installed before the start so an early SIGHUP does not end the process (its default).
+  const onHangup = () => {
+    if (gateway) reloadConfig(gateway, file, logger);
+    else logger.warn({ file }, "SIGHUP during start-up ignored; send it again once the gateway has started");
+  };
+  process.on("SIGHUP", onHangup);
   try {
     // Loaded here, not at the top, so the other subcommands start without the store drivers.
     const { startGateway } = await import("../gateway.js");
@@ -54,6 +68,27 @@ export async function gatewayCommand(ctx: CommandContext): Promise<number> {
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });
+  process.off("SIGHUP", onHangup);
   await gateway.close();
   return 0;
+}
+
+/** Loads and applies the config file again; on any problem the running config stays. */
+export function reloadConfig(gateway: Gateway, file: string, logger: Logger): boolean {
+  try {
+    const next = loadConfigFile(file);
+    const { restartNeeded } = gateway.reload(next);
+    logger.info({ file, connections: next.connections.length, restartNeeded }, "config reloaded");
+    if (restartNeeded.length > 0) {
+      logger.warn({ file, restartNeeded }, "config reloaded, but these settings change only when the gateway restarts");
+    }
+    return true;
+  } catch (error) {
+    if (!(error instanceof GatewayError)) {
+      logger.error({ file, err: error }, "config reload failed; the running config stays");
+      return false;
+    }
+    logger.error({ file, reason: error.message, problems: error.problems }, "config reload rejected; the running config stays");
+    return false;
+  }
 }
