@@ -69,8 +69,11 @@ export type ClientStartupEvent =
     }
   /** The cleartext password (access key or token); verify it, then `complete()` or `fail()`. */
   | { readonly type: "password"; readonly password: string }
-  /** SCRAM proved the client knows the password; `complete()` (or `fail()` if policy says no). */
-  | { readonly type: "authenticated"; readonly method: "scram-sha-256" }
+  /**
+   * SCRAM proved the client knows the password; `complete()` (or `fail()` if policy says no).
+   * `verifier`: the index, in `RequestScram.verifiers`, of the one that matched (0 for `verifier`).
+   */
+  | { readonly type: "authenticated"; readonly method: "scram-sha-256"; readonly verifier: number }
   /** SCRAM failed (wrong password, or an unknown user); answer with `fail()` (28P01). */
   | { readonly type: "authenticationFailed"; readonly method: "scram-sha-256"; readonly reason: "invalid_proof" | "doomed" }
   /** The client sent Terminate during authentication. */
@@ -106,7 +109,12 @@ export interface CompleteStartup {
 
 export interface RequestScram {
   /** The identity's verifier; undefined for an unknown identity (the exchange runs against a mock and fails). */
-  readonly verifier: ScramVerifier | undefined;
+  readonly verifier?: ScramVerifier | undefined;
+  /**
+   * Or all of the identity's verifiers (several live passwords); the first one's salt and
+   * iterations are announced, and the others must share them to match. Empty: as `verifier` undefined.
+   */
+  readonly verifiers?: readonly ScramVerifier[];
   /** Seed of the mock verifier, stable per gateway so repeated attempts look alike. Default: random per connection. */
   readonly mockSecret?: Uint8Array;
   /** Server nonce (tests). */
@@ -187,9 +195,10 @@ export class ClientStartup {
   /** Start SCRAM-SHA-256 against the identity's verifier (only `SCRAM-SHA-256` is advertised). */
   requestScram(request: RequestScram): Uint8Array {
     this.expectState("requestScram", "authChoice");
-    const verifier = request.verifier ?? scramMockVerifier(this.user, request.mockSecret ?? randomBytes(32));
-    this.scram = new ScramServer(verifier, {
-      doomed: request.verifier === undefined,
+    const given = request.verifiers ?? (request.verifier ? [request.verifier] : []);
+    const [first, ...rest] = given;
+    this.scram = new ScramServer(first ? [first, ...rest] : scramMockVerifier(this.user, request.mockSecret ?? randomBytes(32)), {
+      doomed: first === undefined,
       ...(request.serverNonce === undefined ? {} : { serverNonce: request.serverNonce }),
     });
     this.current = "saslInitial";
@@ -335,7 +344,7 @@ export class ClientStartup {
           return { type: "authenticationFailed", method: "scram-sha-256", reason: result.reason };
         }
         this.saslFinal = result.serverFinal;
-        return { type: "authenticated", method: "scram-sha-256" };
+        return { type: "authenticated", method: "scram-sha-256", verifier: result.verifier };
       }
     }
   }

@@ -173,19 +173,20 @@ export class PostgresListener {
       } else {
         const { verifiers } = await this.deps.accessKeys.scramCandidates(user);
         // SCRAM announces one salt before the client proves anything; all of an identity's keys
-        // share it, and the newest key's verifier decides.
-        const newest = verifiers.at(-1);
-        stream.write(startup.requestScram({ verifier: newest?.verifier, mockSecret: this.mockSecret }));
+        // share it, so the proof is checked against every live key (rotation keeps the old one working).
+        stream.write(startup.requestScram({ verifiers: verifiers.map((v) => v.verifier), mockSecret: this.mockSecret }));
         for (;;) {
           const answer = await nextEvent();
           if (answer.type === "write") stream.write(answer.bytes);
-          else if (answer.type === "authenticated") break;
-          else if (answer.type === "authenticationFailed") {
-            await refuse("auth_failed", "auth_failed", { reason: newest ? "wrong_key" : "no_key", method: "scram-sha-256" }, badPassword());
+          else if (answer.type === "authenticated") {
+            const matched = verifiers[answer.verifier];
+            if (matched) this.deps.accessKeys.touch(matched.keyId);
+            break;
+          } else if (answer.type === "authenticationFailed") {
+            await refuse("auth_failed", "auth_failed", { reason: verifiers.length > 0 ? "wrong_key" : "no_key", method: "scram-sha-256" }, badPassword());
           } else if (answer.type === "terminate") return void stream.end();
           else throw new Error(`unexpected event ${answer.type} during SCRAM`);
         }
-        if (newest) this.deps.accessKeys.touch(newest.keyId);
       }
 
       // Phase 4: policy, session, and a stream to the server through the connector.

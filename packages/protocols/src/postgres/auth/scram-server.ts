@@ -27,7 +27,8 @@ import {
 } from "./scram.js";
 
 export type ScramServerResult =
-  | { readonly ok: true; readonly serverFinal: Uint8Array }
+  /** `verifier`: the index of the verifier the proof matched. */
+  | { readonly ok: true; readonly serverFinal: Uint8Array; readonly verifier: number }
   | { readonly ok: false; readonly reason: "invalid_proof" | "doomed" };
 
 export interface ScramServerOptions {
@@ -48,15 +49,28 @@ type State =
     }
   | { readonly step: "done" };
 
+/**
+ * Several verifiers may be given (one user's several passwords, e.g. access keys being
+ * rotated): the first one's salt and iteration count are announced, and the proof is checked
+ * against each verifier that shares them — the client's proof reveals ClientKey for whichever
+ * StoredKey it was computed against.
+ */
 export class ScramServer {
   /** The mechanisms to list in AuthenticationSASL. */
   static readonly mechanisms: readonly string[] = [SCRAM_SHA_256];
   private state: State = { step: "initial" };
+  private readonly verifiers: readonly ScramVerifier[];
 
   constructor(
-    private readonly verifier: ScramVerifier,
+    verifiers: ScramVerifier | readonly [ScramVerifier, ...ScramVerifier[]],
     private readonly options: ScramServerOptions = {},
-  ) {}
+  ) {
+    this.verifiers = Array.isArray(verifiers) ? verifiers : [verifiers as ScramVerifier];
+  }
+
+  private get announced(): ScramVerifier {
+    return this.verifiers[0]!;
+  }
 
   /** Handle the SASLInitialResponse; returns the server-first-message for AuthenticationSASLContinue. */
   clientFirst(mechanism: string, data: Uint8Array | null): Uint8Array {
@@ -85,7 +99,7 @@ export class ScramServer {
     if (!isPrintableNonce(clientNonce)) throw violation("malformed SCRAM message (nonce)");
 
     const nonce = clientNonce + (this.options.serverNonce ?? scramNonce());
-    const { salt, iterations } = this.verifier;
+    const { salt, iterations } = this.announced;
     const serverFirst = `r=${nonce},s=${Buffer.from(salt).toString("base64")},i=${iterations}`;
     this.state = { step: "continue", gs2Header, clientFirstBare, serverFirst, nonce };
     return encodeUtf8(serverFirst);
@@ -109,12 +123,17 @@ export class ScramServer {
     if (proof.byteLength !== 32) throw violation("malformed SCRAM message (invalid proof length)");
 
     const authMessage = `${state.clientFirstBare},${state.serverFirst},${withoutProof}`;
-    const clientSignature = hmacSha256(this.verifier.storedKey, authMessage);
-    const clientKey = xorBytes(proof, clientSignature);
-    const valid = constantTimeEqual(sha256(clientKey), this.verifier.storedKey);
+    const { salt, iterations } = this.announced;
+    let matched = -1;
+    // Every candidate is checked (no early exit), so the time taken does not say which matched.
+    for (const [i, verifier] of this.verifiers.entries()) {
+      if (verifier.iterations !== iterations || !constantTimeEqual(verifier.salt, salt)) continue;
+      const clientKey = xorBytes(proof, hmacSha256(verifier.storedKey, authMessage));
+      if (constantTimeEqual(sha256(clientKey), verifier.storedKey) && matched < 0) matched = i;
+    }
     if (this.options.doomed === true) return { ok: false, reason: "doomed" };
-    if (!valid) return { ok: false, reason: "invalid_proof" };
-    const serverSignature = hmacSha256(this.verifier.serverKey, authMessage);
-    return { ok: true, serverFinal: encodeUtf8(`v=${Buffer.from(serverSignature).toString("base64")}`) };
+    if (matched < 0) return { ok: false, reason: "invalid_proof" };
+    const serverSignature = hmacSha256(this.verifiers[matched]!.serverKey, authMessage);
+    return { ok: true, serverFinal: encodeUtf8(`v=${Buffer.from(serverSignature).toString("base64")}`), verifier: matched };
   }
 }

@@ -92,6 +92,29 @@ describe("SCRAM-SHA-256 client against server", () => {
     expect(exchange("anything", scramMockVerifier("ghost", secret)).result.ok).toBe(false);
   });
 
+  it("several verifiers sharing a salt (one user's keys): any of the passwords succeeds, and says which", () => {
+    const salt = new Uint8Array(16).fill(7);
+    const verifiers = [scramVerifier("old key", { salt, iterations: 1024 }), scramVerifier("new key", { salt, iterations: 1024 })] as const;
+    for (const [i, password] of ["old key", "new key"].entries()) {
+      const client = new ScramClient({ password });
+      const server = new ScramServer(verifiers);
+      const result = server.clientFinal(client.serverFirst(server.clientFirst("SCRAM-SHA-256", client.clientFirst())));
+      expect(result).toMatchObject({ ok: true, verifier: i });
+      if (result.ok) client.serverFinal(result.serverFinal);
+      expect(client.verified).toBe(true);
+    }
+    const wrong = new ScramClient({ password: "no key" });
+    const server = new ScramServer(verifiers);
+    expect(server.clientFinal(wrong.serverFirst(server.clientFirst("SCRAM-SHA-256", wrong.clientFirst())))).toEqual({ ok: false, reason: "invalid_proof" });
+  });
+
+  it("a verifier with another salt than the announced one can never match", () => {
+    const verifiers = [scramVerifier("a", { iterations: 1024 }), scramVerifier("b", { iterations: 1024 })] as const;
+    const client = new ScramClient({ password: "b" });
+    const server = new ScramServer(verifiers);
+    expect(server.clientFinal(client.serverFirst(server.clientFirst("SCRAM-SHA-256", client.clientFirst()))).ok).toBe(false);
+  });
+
   it("normalizes non-ASCII passwords with SASLprep on both sides", () => {
     const verifier = scramVerifier("I\u00adX", { iterations: 1024 });
     expect(exchange("IX", verifier).result.ok).toBe(true);
