@@ -67,6 +67,20 @@ describe("psql through the gateway", () => {
     expect(out.stderr).toContain(`password authentication failed for user "${IDENTITY}"`);
   });
 
+  it("after a second key is created for the identity, both keys work, over TLS and over SCRAM", async () => {
+    const created = await runCli(["keys", "create", "--identity", IDENTITY], { cwd: stack.gateway.dir });
+    expect(created.code).toBe(0);
+    const newer = created.stdout.trim();
+    for (const key of [stack.key, newer]) {
+      const tls = await stack.psql([stack.conninfo({ sslmode: "require", password: key }), "-At", "-c", "select 'tls'"]);
+      expect(tls.stderr).toBe("");
+      expect(tls.stdout.trim()).toBe("tls");
+      const scram = await stack.psql([stack.conninfo({ sslmode: "disable", password: null }), "-At", "-c", "select 'scram'"], { env: { PGPASSWORD: key } });
+      expect(scram.stderr).toBe("");
+      expect(scram.stdout.trim()).toBe("scram");
+    }
+  });
+
   it("several statements in one -c: one event each, in order", async () => {
     const app = appName("multi");
     const out = await stack.psql([stack.conninfo({ application: app }), "-At", "-c", "select 1; select id from orders where id <= 3 order by id; update orders set amount = amount where id <= 7"]);
