@@ -64,4 +64,29 @@ describe("relay", () => {
     expect(farewell).toBe("bye: malformed");
     expect(upstreamGot).toBe("");
   });
+
+  it("keeps memory bounded with a slow reader, delivers every byte in order, and passes the end on", async () => {
+    const [clientFar, clientNear, c1] = await socketPair();
+    const [upNear, upFar, c2] = await socketPair();
+    cleanups.push(c1, c2);
+    const done = relay(clientNear, upNear);
+    // The resource answers the request with 16 MiB and ends.
+    const payload = Buffer.alloc(16 * 1024 * 1024);
+    for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE(i, i);
+    upFar.once("data", () => upFar.end(payload));
+    clientFar.pause();
+    clientFar.write("request");
+    // While the client reads nothing, the relay must stop reading the resource rather than buffer it all.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(clientNear.writableLength + upNear.readableLength).toBeLessThan(payload.length / 2);
+    const chunks: Buffer[] = [];
+    clientFar.on("data", (chunk: Buffer) => chunks.push(chunk));
+    clientFar.resume();
+    await new Promise((r) => clientFar.once("end", r));
+    clientFar.end();
+    expect(Buffer.concat(chunks).equals(payload)).toBe(true);
+    const result = await done;
+    expect(result).toMatchObject({ bytesUp: 7, bytesDown: payload.length, endedBy: "resource" });
+    expect(result.error).toBeUndefined();
+  });
 });

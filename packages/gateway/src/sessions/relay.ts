@@ -1,4 +1,4 @@
-import { Transform, type Duplex, type Readable } from "node:stream";
+import type { Duplex } from "node:stream";
 
 /** How long a side may keep sending after the other side has closed. */
 const LINGER_MS = 5_000;
@@ -32,8 +32,14 @@ export interface RelayResult {
 
 /**
  * Copies bytes both ways between the client's socket and the tunnel stream
- * with backpressure (pipe pauses the faster side), passes half-closes on,
- * and tears both down when either errors. Resolves once both sides are closed.
+ * with backpressure (a side is paused while the other's write buffer is
+ * full), passes half-closes on, and tears both down when either errors.
+ * Resolves once both sides are closed.
+ *
+ * Chunks go straight from one side's 'data' to the other's write, with the
+ * inspector called in between: no pipe() or Transform in the path, since
+ * every stream layer costs each chunk a few microseconds and a command's
+ * round trip crosses this relay twice.
  */
 export function relay(client: Duplex, upstream: Duplex, options: RelayOptions = {}): Promise<RelayResult> {
   return new Promise((resolve) => {
@@ -44,45 +50,52 @@ export function relay(client: Duplex, upstream: Duplex, options: RelayOptions = 
     let endedBy: RelayResult["endedBy"] | undefined;
     let closed = 0;
 
-    client.on("data", (chunk: Buffer) => (bytesUp += chunk.length));
-    upstream.on("data", (chunk: Buffer) => (bytesDown += chunk.length));
-    client.on("end", () => (endedBy ??= "client"));
-    upstream.on("end", () => (endedBy ??= "resource"));
-
     const fail = (side: RelayResult["endedBy"]) => (err: Error) => {
       error ??= err;
       endedBy ??= side;
       client.destroy();
       upstream.destroy();
     };
-    const inspect = (source: Readable, inspector: Inspector | undefined, direction: "up" | "down"): Readable => {
-      if (!inspector) return source;
-      const tap = new Transform({
-        transform(chunk: Buffer, _encoding, callback) {
+    /** An inspector threw: the chunk is not forwarded, the resource side goes, the client gets the protocol's farewell. */
+    const violate = (err: Error, direction: "up" | "down") => {
+      error = err;
+      violation = direction;
+      endedBy = direction === "up" ? "client" : "resource";
+      upstream.destroy();
+      const farewell = options.onViolation?.(err, direction);
+      if (farewell && !client.destroyed) client.end(farewell);
+      else client.destroy();
+      setTimeout(() => client.destroy(), LINGER_MS).unref();
+    };
+    const forward = (from: Duplex, to: Duplex, inspector: Inspector | undefined, direction: "up" | "down") => {
+      const resume = () => from.resume();
+      from.on("data", (chunk: Buffer) => {
+        if (direction === "up") bytesUp += chunk.length;
+        else bytesDown += chunk.length;
+        // After a violation, or once the other side is closed or ended, nobody reads these bytes.
+        if (error || to.destroyed || to.writableEnded) return;
+        if (inspector) {
           try {
             inspector(chunk);
           } catch (err) {
-            callback(err as Error);
+            violate(err as Error, direction);
             return;
           }
-          callback(null, chunk);
-        },
+        }
+        if (!to.write(chunk)) {
+          from.pause();
+          to.once("drain", resume);
+        }
       });
-      tap.on("error", (err: Error) => {
-        if (error) return;
-        error = err;
-        violation = direction;
-        endedBy = direction === "up" ? "client" : "resource";
-        upstream.destroy();
-        const farewell = options.onViolation?.(err, direction);
-        if (farewell && !client.destroyed) client.end(farewell);
-        else client.destroy();
-        setTimeout(() => client.destroy(), LINGER_MS).unref();
+      from.once("end", () => {
+        endedBy ??= direction === "up" ? "client" : "resource";
+        if (!error && !to.destroyed && !to.writableEnded) to.end();
       });
-      return source.pipe(tap);
+      // A side handed over paused (a handshake stopped reading it) would not flow on a listener alone.
+      from.resume();
     };
-    inspect(client, options.up, "up").pipe(upstream);
-    inspect(upstream, options.down, "down").pipe(client);
+    forward(client, upstream, options.up, "up");
+    forward(upstream, client, options.down, "down");
     client.on("error", fail("client"));
     upstream.on("error", fail("resource"));
 
