@@ -1,0 +1,478 @@
+import { spawn } from "node:child_process";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import pg from "pg";
+import { newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, type Proc, type RunningGateway } from "@gatehouse/e2e/lib/processes";
+
+// Postgres through gateway + connector (separate processes, embedded store,
+// every statement recorded) against the same server directly, and against
+// pgbouncer when it is installed, in one run:
+//   - pgbench -S -M extended at -c 1 and -c 16: TPS and mean latency
+//   - a 200 MB SELECT read by psql: MB/s
+//   - 1,000 idle sessions: what they add to the gateway's resident memory
+// Prints a table, then a one-line JSON summary last.
+
+const PG = { host: process.env.BENCH_PGHOST ?? "127.0.0.1", port: Number(process.env.BENCH_PGPORT ?? 5432), user: process.env.BENCH_PGUSER ?? "postgres" };
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
+const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+const READ_ROWS = Number(process.env.BENCH_READ_ROWS ?? 200_000); // × 1,000 bytes = 200 MB
+const READ_RUNS = Number(process.env.BENCH_READ_RUNS ?? 3);
+const IDLE_SESSIONS = Number(process.env.BENCH_IDLE_SESSIONS ?? 1000);
+/** pgbench client counts, comma-separated (1 and 16). */
+const CLIENTS = (process.env.BENCH_CLIENTS ?? "1,16").split(",").map(Number);
+/** Comma-separated subset of pgbench,read,idle. */
+const ONLY = new Set((process.env.BENCH_ONLY ?? "pgbench,read,idle").split(","));
+/** Comma-separated subset of the paths' labels (direct, gateway, gateway-tls, pgbouncer); direct is always run. */
+const PATHS = new Set((process.env.BENCH_PATHS ?? "direct,gateway,gateway-tls,pgbouncer").split(","));
+const DATABASE = `gatehouse_bench_${process.pid}`;
+const IDENTITY = "bench-agent";
+
+interface Endpoint {
+  label: string;
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  env: Record<string, string>;
+}
+
+interface PgbenchResult {
+  tps: number;
+  latencyMs: number;
+}
+
+// ---------------------------------------------------------------- helpers
+
+function run(command: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string; seconds: number }> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (t: string) => (stdout += t));
+    child.stderr.setEncoding("utf8").on("data", (t: string) => (stderr += t));
+    child.once("error", reject);
+    child.once("exit", (code) => resolve({ code, stdout, stderr, seconds: Number(process.hrtime.bigint() - started) / 1e9 }));
+  });
+}
+
+async function mustRun(command: string, args: string[], env: Record<string, string> = {}): Promise<string> {
+  const out = await run(command, args, env);
+  if (out.code !== 0) throw new Error(`${command} ${args.join(" ")} exited ${out.code}:\n${out.stderr}${out.stdout}`);
+  return out.stdout;
+}
+
+function connArgs(e: Endpoint): string[] {
+  return ["-h", e.host, "-p", String(e.port), "-U", e.user];
+}
+
+function psql(e: Endpoint, sql: string): Promise<string> {
+  return mustRun("psql", [...connArgs(e), "-d", e.database, "-X", "-v", "ON_ERROR_STOP=1", "-Atc", sql], e.env);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
+  return kb / 1024;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** RSS once it has stayed within 1 MiB for 3 s (at most 30 s of waiting). */
+async function settledRss(pid: number): Promise<number> {
+  const samples: number[] = [];
+  for (let i = 0; i < 60; i++) {
+    samples.push(rssMiB(pid));
+    const recent = samples.slice(-6);
+    if (recent.length === 6 && Math.max(...recent) - Math.min(...recent) < 1) break;
+    await sleep(500);
+  }
+  return samples.at(-1)!;
+}
+
+// ---------------------------------------------------------------- pgbench
+
+async function pgbench(e: Endpoint, clients: number): Promise<PgbenchResult> {
+  const threads = Math.min(clients, 2); // 2 cores
+  const out = await run("pgbench", [...connArgs(e), "-n", "-S", "-M", "extended", "-c", String(clients), "-j", String(threads), "-T", String(SECONDS), e.database], e.env);
+  const tps = Number(/^tps = ([\d.]+)/m.exec(out.stdout)?.[1]);
+  const latencyMs = Number(/^latency average = ([\d.]+) ms/m.exec(out.stdout)?.[1]);
+  const failed = Number(/^number of failed transactions: (\d+)/m.exec(out.stdout)?.[1] ?? 0);
+  if (out.code !== 0 || !Number.isFinite(tps) || !Number.isFinite(latencyMs) || failed > 0) {
+    throw new Error(`pgbench through ${e.label} failed (exit ${out.code}):\n${out.stderr}${out.stdout}`);
+  }
+  return { tps, latencyMs };
+}
+
+// ---------------------------------------------------------------- 200 MB read
+
+/** Seconds psql takes to read READ_ROWS rows of 1,000 bytes (output discarded); the median of READ_RUNS. */
+async function bigRead(e: Endpoint): Promise<number> {
+  const sql = `select repeat('x', 1000) from generate_series(1, ${READ_ROWS})`;
+  const times: number[] = [];
+  for (let i = 0; i < READ_RUNS; i++) {
+    const started = process.hrtime.bigint();
+    const code = await new Promise<number | null>((resolve, reject) => {
+      // stdout to /dev/null, as `psql -Atc ... > /dev/null`.
+      const child = spawn("psql", [...connArgs(e), "-d", e.database, "-X", "-Atc", sql], { env: { ...process.env, ...e.env }, stdio: ["ignore", "ignore", "inherit"] });
+      child.once("error", reject);
+      child.once("exit", resolve);
+    });
+    if (code !== 0) throw new Error(`psql read through ${e.label} exited ${code}`);
+    times.push(Number(process.hrtime.bigint() - started) / 1e9);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)]!;
+}
+
+// ---------------------------------------------------------------- pgbouncer
+
+function findPgbouncer(): string | undefined {
+  for (const dir of [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/usr/local/sbin"]) {
+    const candidate = join(dir, "pgbouncer");
+    if (dir && existsSync(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+/** pgbouncer in session mode in front of the same server (the closest to what the gateway does: one server connection per client). */
+async function startPgbouncer(binary: string): Promise<{ port: number; stop: () => Promise<void> }> {
+  const dir = tempDir("gatehouse-bench-pgbouncer-");
+  const port = await freePort();
+  writeFileSync(join(dir, "users.txt"), `"${PG.user}" ""\n`);
+  writeFileSync(
+    join(dir, "pgbouncer.ini"),
+    `[databases]
+* = host=${PG.host} port=${PG.port}
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = ${port}
+unix_socket_dir =
+auth_type = trust
+auth_file = ${join(dir, "users.txt")}
+pool_mode = session
+max_client_conn = 200
+default_pool_size = 20
+`,
+  );
+  // pgbouncer refuses to run as root; -u drops to the postgres user, which must read the files.
+  chmodSync(dir, 0o755);
+  const asRoot = process.getuid?.() === 0;
+  const child = spawn(binary, [...(asRoot ? ["-u", "postgres"] : []), join(dir, "pgbouncer.ini")], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (t: string) => (stderr += t));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  for (let i = 0; ; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, "127.0.0.1");
+      socket.once("connect", () => (socket.destroy(), resolve(true)));
+      socket.once("error", () => resolve(false));
+    });
+    if (ok) break;
+    if (child.exitCode !== null || i > 50) throw new Error(`pgbouncer did not start:\n${stderr}`);
+    await sleep(100);
+  }
+  return {
+    port,
+    stop: async () => {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+// ---------------------------------------------------------------- idle sessions
+
+/**
+ * A stand-in server for the idle sessions: Postgres here allows only
+ * max_connections (100) backends, and an idle session's cost at the gateway
+ * does not depend on what is behind the connector. It answers any startup with
+ * AuthenticationOk, a few ParameterStatus, BackendKeyData and ReadyForQuery,
+ * then holds the connection.
+ */
+function startIdleTarget(): Promise<{ server: Server; port: number; sockets: Set<Socket> }> {
+  const message = (type: string, body: Buffer) => {
+    const head = Buffer.alloc(5);
+    head.write(type, 0, "latin1");
+    head.writeInt32BE(body.length + 4, 1);
+    return Buffer.concat([head, body]);
+  };
+  const int32 = (...values: number[]) => {
+    const b = Buffer.alloc(4 * values.length);
+    values.forEach((v, i) => b.writeInt32BE(v, 4 * i));
+    return b;
+  };
+  const param = (name: string, value: string) => message("S", Buffer.from(`${name}\0${value}\0`));
+  let pid = 1000;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.on("error", () => undefined);
+    let answered = false;
+    socket.on("data", () => {
+      // The dialer sends a StartupMessage (tls: disable); anything after it is ignored.
+      if (answered) return;
+      answered = true;
+      socket.write(
+        Buffer.concat([
+          message("R", int32(0)),
+          param("server_version", "15.0"),
+          param("server_encoding", "UTF8"),
+          param("client_encoding", "UTF8"),
+          param("standard_conforming_strings", "on"),
+          param("DateStyle", "ISO, MDY"),
+          param("integer_datetimes", "on"),
+          message("K", int32(++pid, 0x5eed)),
+          message("Z", Buffer.from("I")),
+        ]),
+      );
+    });
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, port: (server.address() as { port: number }).port, sockets })));
+}
+
+interface IdleResult {
+  sessions: number;
+  tls: boolean;
+  gatewayRssBeforeMiB: number;
+  gatewayRssAfterMiB: number;
+  gatewayAddedMiB: number;
+  connectorAddedMiB: number;
+  openSeconds: number;
+}
+
+async function idleSessions(): Promise<IdleResult> {
+  const target = await startIdleTarget();
+  const { gateway, connector, accessKey, host, port } = await startStack(
+    [{ name: "idle", target: { host: "127.0.0.1", port: target.port, database: "idle", tls: "disable" }, credential: { user: "idle" } }],
+    `127.0.0.1:${target.port}`,
+  );
+  const clients: pg.Client[] = [];
+  try {
+    const open = async () => {
+      const client = new pg.Client({ host, port, user: IDENTITY, database: "idle", password: accessKey, ssl: { rejectUnauthorized: false } });
+      client.on("error", () => undefined);
+      await client.connect();
+      return client;
+    };
+    const gatewayPid = gateway.proc.child.pid!;
+    const connectorPid = connector.child.pid!;
+    const trace: Array<[number, number]> = [[-1, rssMiB(gatewayPid)]];
+    // Warm up: the first sessions load code and fill caches that later ones reuse.
+    const BATCH = 25;
+    for (let i = 0; i < 200; i += BATCH) await Promise.all(Array.from({ length: BATCH }, async () => (await open()).end()));
+    const gatewayBefore = await settledRss(gatewayPid);
+    const connectorBefore = rssMiB(connectorPid);
+    trace.push([0, gatewayBefore]);
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < IDLE_SESSIONS; i += BATCH) {
+      clients.push(...(await Promise.all(Array.from({ length: Math.min(BATCH, IDLE_SESSIONS - i) }, open))));
+      if (clients.length % 100 === 0) trace.push([clients.length, rssMiB(gatewayPid)]);
+    }
+    const openSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    if (target.sockets.size < IDLE_SESSIONS) throw new Error(`only ${target.sockets.size} of ${IDLE_SESSIONS} sessions reached the target`);
+    const gatewayAfter = await settledRss(gatewayPid);
+    const connectorAfter = rssMiB(connectorPid);
+    console.error(`idle sessions: gateway RSS (MiB) by sessions open: ${trace.map(([n, mib]) => `${n < 0 ? "start" : n}=${mib.toFixed(0)}`).join(" ")} settled=${gatewayAfter.toFixed(0)}`);
+    return {
+      sessions: IDLE_SESSIONS,
+      tls: true,
+      gatewayRssBeforeMiB: gatewayBefore,
+      gatewayRssAfterMiB: gatewayAfter,
+      gatewayAddedMiB: gatewayAfter - gatewayBefore,
+      connectorAddedMiB: connectorAfter - connectorBefore,
+      openSeconds,
+    };
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    await connector.stop();
+    await gateway.proc.stop();
+    for (const s of target.sockets) s.destroy();
+    target.server.close();
+  }
+}
+
+// ---------------------------------------------------------------- gateway
+
+/**
+ * A gateway with a Postgres listener and one connection per entry, and its
+ * connector. The listener's certificate is made here with openssl (EC P-256),
+ * as an operator would provide one, rather than generated at first start.
+ */
+async function startStack(connections: Array<Record<string, unknown>>, allow: string): Promise<{ gateway: RunningGateway; connector: Proc; accessKey: string; host: string; port: number }> {
+  const dir = tempDir("gatehouse-bench-");
+  const cert = join(dir, "listener.crt");
+  const key = join(dir, "listener.key");
+  await mustRun("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost", "-days", "2", "-keyout", key, "-out", cert]);
+  const credentials = newToken();
+  const gateway = await startGatewayProcess(
+    {
+      log: { level: "warn" },
+      listen: { api: "127.0.0.1:0", postgres: "127.0.0.1:0" },
+      postgres: { tls: { cert, key } },
+      connectors: [{ name: "bench", tokenSha256: credentials.sha256 }],
+      connections: connections.map((c) => ({ protocol: "postgres", connector: "bench", allow: [{ identity: IDENTITY }], ...c })),
+    },
+    dir,
+    120_000,
+  );
+  const connector = await startConnectorProcess({ gateway: gateway.apiUrl, name: "bench", token: credentials.token, allow, extra: { GATEHOUSE_LOG_LEVEL: "info" } });
+  try {
+    await connector.waitFor((l) => /connected/.test(l.msg) && !/dis/.test(l.msg), 60_000);
+    const accessKey = await createKey(gateway);
+    return { gateway, connector, accessKey, ...postgresAddress(gateway) };
+  } catch (error) {
+    await connector.stop();
+    await gateway.proc.stop();
+    throw error;
+  }
+}
+
+function postgresAddress(gateway: RunningGateway): { host: string; port: number } {
+  const started = gateway.proc.lines.find((l) => l.msg === "gateway started");
+  const address = started?.postgres as { host: string; port: number } | null | undefined;
+  if (!address) throw new Error("the gateway did not report a postgres listener");
+  return address;
+}
+
+async function createKey(gateway: RunningGateway): Promise<string> {
+  const out = await runCli(["keys", "create", "--identity", IDENTITY], { cwd: gateway.dir });
+  if (out.code !== 0) throw new Error(`keys create failed: ${out.stderr}`);
+  return out.stdout.trim();
+}
+
+// ---------------------------------------------------------------- main
+
+const fmt = (n: number | undefined, digits = 0) => (n === undefined || !Number.isFinite(n) ? "-" : n.toFixed(digits));
+
+const direct: Endpoint = { label: "direct", host: PG.host, port: PG.port, user: PG.user, database: DATABASE, env: { PGSSLMODE: "disable" } };
+const admin: Endpoint = { ...direct, database: "postgres" };
+
+const results: Record<string, { c1?: PgbenchResult; c16?: PgbenchResult; readMBps?: number }> = {};
+let idle: IdleResult | undefined;
+let pgbouncerUsed = false;
+
+await psql(admin, `create database ${DATABASE}`);
+const cleanups: Array<() => Promise<unknown>> = [async () => psql(admin, `drop database if exists ${DATABASE} with (force)`)];
+try {
+  const endpoints: Endpoint[] = [direct];
+  if (ONLY.has("pgbench") || ONLY.has("read")) {
+    if (ONLY.has("pgbench")) await mustRun("pgbench", [...connArgs(direct), "-i", "-q", "-s", String(SCALE), DATABASE], direct.env);
+
+    const { gateway, connector, accessKey, host, port } = await startStack(
+      [{ name: "bench", target: { host: PG.host, port: PG.port, database: DATABASE, tls: "disable" }, credential: { user: PG.user } }],
+      `${PG.host}:${PG.port}`,
+    );
+    cleanups.unshift(() => connector.stop(), () => gateway.proc.stop());
+    // Plaintext from loopback authenticates with SCRAM, like the direct path; the TLS row is what a remote agent gets.
+    const viaGateway: Endpoint = { label: "gateway", host, port, user: IDENTITY, database: "bench", env: { PGSSLMODE: "disable", PGPASSWORD: accessKey } };
+    const viaGatewayTls: Endpoint = { ...viaGateway, label: "gateway (TLS)", env: { PGSSLMODE: "require", PGPASSWORD: accessKey } };
+    if (PATHS.has("gateway")) endpoints.push(viaGateway);
+    if (PATHS.has("gateway-tls")) endpoints.push(viaGatewayTls);
+
+    const bouncer = findPgbouncer();
+    if (bouncer && PATHS.has("pgbouncer")) {
+      const running = await startPgbouncer(bouncer);
+      cleanups.unshift(running.stop);
+      endpoints.push({ label: "pgbouncer", host: "127.0.0.1", port: running.port, user: PG.user, database: DATABASE, env: { PGSSLMODE: "disable" } });
+      pgbouncerUsed = true;
+    } else if (!bouncer) {
+      console.error("pgbouncer is not installed; its rows are skipped (Debian: apt-get install pgbouncer)");
+    }
+
+    for (const e of endpoints) {
+      results[e.label] = {};
+      await psql(e, "select 1"); // every path answers before anything is timed
+    }
+    // Interleaved, so background load on the machine spreads over every path alike.
+    if (ONLY.has("pgbench")) {
+      for (const clients of CLIENTS) {
+        for (const e of endpoints) {
+          const r = await pgbench(e, clients);
+          results[e.label]![`c${clients}` as "c1" | "c16"] = r;
+          console.error(`pgbench -c ${clients} ${e.label}: ${r.tps.toFixed(0)} tps, ${(r.latencyMs * 1000).toFixed(0)} µs`);
+        }
+      }
+    }
+    if (ONLY.has("read")) {
+      for (const e of endpoints) {
+        const seconds = await bigRead(e);
+        results[e.label]!.readMBps = (READ_ROWS * 1000) / 1e6 / seconds;
+        console.error(`read ${e.label}: ${results[e.label]!.readMBps!.toFixed(0)} MB/s`);
+      }
+    }
+  }
+  if (ONLY.has("idle")) idle = await idleSessions();
+} finally {
+  for (const cleanup of cleanups) await cleanup().catch((err: unknown) => console.error("cleanup:", err));
+}
+
+// ---------------------------------------------------------------- report
+
+const d = results.direct;
+const g = results.gateway;
+const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined ? a / b : undefined);
+const summary = {
+  c16TpsRatio: ratio(g?.c16?.tps, d?.c16?.tps),
+  c1TpsRatio: ratio(g?.c1?.tps, d?.c1?.tps),
+  c1AddedLatencyUs: g?.c1 && d?.c1 ? (g.c1.latencyMs - d.c1.latencyMs) * 1000 : undefined,
+  c16AddedLatencyUs: g?.c16 && d?.c16 ? (g.c16.latencyMs - d.c16.latencyMs) * 1000 : undefined,
+  readRatio: ratio(g?.readMBps, d?.readMBps),
+  idleAddedMiB: idle?.gatewayAddedMiB,
+};
+const tls = results["gateway (TLS)"];
+const targets = {
+  c16TpsAtLeastHalf: summary.c16TpsRatio === undefined ? undefined : summary.c16TpsRatio >= 0.5,
+  c1AddedLatencyAtMost200us: summary.c1AddedLatencyUs === undefined ? undefined : summary.c1AddedLatencyUs <= 200,
+  readAtLeastHalf: summary.readRatio === undefined ? undefined : summary.readRatio >= 0.5,
+  idleAtMost100MiB: idle === undefined ? undefined : idle.gatewayAddedMiB <= 100,
+};
+
+const rows: string[][] = [["path", "-c 1 TPS", "-c 1 mean µs", "-c 16 TPS", "-c 16 mean µs", "200 MB read MB/s"]];
+for (const [label, r] of Object.entries(results)) {
+  rows.push([label, fmt(r.c1?.tps), fmt(r.c1 && r.c1.latencyMs * 1000), fmt(r.c16?.tps), fmt(r.c16 && r.c16.latencyMs * 1000), fmt(r.readMBps)]);
+}
+for (const label of Object.keys(results).filter((l) => l !== "direct")) {
+  const r = results[label]!;
+  rows.push([
+    `${label} / direct`,
+    fmt(ratio(r.c1?.tps, d?.c1?.tps), 2),
+    r.c1 && d?.c1 ? `+${fmt((r.c1.latencyMs - d.c1.latencyMs) * 1000)}` : "-",
+    fmt(ratio(r.c16?.tps, d?.c16?.tps), 2),
+    r.c16 && d?.c16 ? `+${fmt((r.c16.latencyMs - d.c16.latencyMs) * 1000)}` : "-",
+    fmt(ratio(r.readMBps, d?.readMBps), 2),
+  ]);
+}
+console.log(`pgbench -S -M extended, -T ${SECONDS}, scale ${SCALE}; read: ${READ_ROWS} rows × 1,000 bytes, median of ${READ_RUNS}`);
+if (Object.keys(results).length) for (const row of rows) console.log(row.map((c, i) => c.padEnd(i === 0 ? 26 : 18)).join(""));
+if (idle) {
+  console.log(
+    `${idle.sessions} idle TLS sessions: gateway RSS ${fmt(idle.gatewayRssBeforeMiB, 1)} → ${fmt(idle.gatewayRssAfterMiB, 1)} MiB (+${fmt(idle.gatewayAddedMiB, 1)} MiB, ${fmt((idle.gatewayAddedMiB * 1024) / idle.sessions, 1)} KiB each); connector +${fmt(idle.connectorAddedMiB, 1)} MiB; opened in ${fmt(idle.openSeconds, 1)} s`,
+  );
+}
+for (const [name, met] of Object.entries(targets)) if (met !== undefined) console.log(`target ${name}: ${met ? "met" : "MISSED"}`);
+console.log(
+  JSON.stringify({
+    bench: "postgres",
+    seconds: SECONDS,
+    scale: SCALE,
+    readBytes: READ_ROWS * 1000,
+    pgbouncer: pgbouncerUsed,
+    results,
+    idle: idle ?? null,
+    ratio: { ...summary, tlsC16TpsRatio: ratio(tls?.c16?.tps, d?.c16?.tps), tlsC1AddedLatencyUs: tls?.c1 && d?.c1 ? (tls.c1.latencyMs - d.c1.latencyMs) * 1000 : undefined, tlsReadRatio: ratio(tls?.readMBps, d?.readMBps) },
+    targets,
+  }),
+);
