@@ -87,4 +87,59 @@ connections:
 `);
     expect(problems).toEqual(['connections[0].credential.password: expected "env:NAME" or "file:PATH"']);
   });
+
+  it("takes identity.oidc with its defaults, and until on allow entries", () => {
+    const config = parseConfigText(`
+identity:
+  oidc: { issuer: "https://idp.example.com/realms/main", audience: gatehouse, nameClaim: client_id }
+  disabled: [ old-agent, "ops@example.com" ]
+connectors: [ { name: dc1, tokenSha256: ${TOKEN_HASH} } ]
+connections:
+  - name: app
+    protocol: postgres
+    connector: dc1
+    target: { host: db, port: 5432 }
+    allow: [ { identity: "ci@example.com" }, { group: sre, until: 2026-12-31T00:00:00Z } ]
+`);
+    expect(config.identity).toEqual({
+      oidc: {
+        issuer: "https://idp.example.com/realms/main",
+        audience: "gatehouse",
+        nameClaim: "client_id",
+        groupsClaim: "groups",
+        clockSkewSeconds: 60,
+        requestTimeoutMs: 5000,
+        jwksRefreshCooldownMs: 30_000,
+        jwksMaxAgeMs: 600_000,
+      },
+      disabled: ["old-agent", "ops@example.com"],
+    });
+    // YAML 1.2 reads the unquoted date-time as text, which the policy parses.
+    expect(config.connections[0]?.allow[1]).toEqual({ group: "sre", until: "2026-12-31T00:00:00Z" });
+    expect(parseConfigText("").identity).toEqual({ disabled: [] });
+    expect(parseConfigText("identity: { oidc: { issuer: 'http://127.0.0.1:8080', audience: [a, b] } }").identity.oidc?.audience).toEqual(["a", "b"]);
+  });
+
+  it("names bad identity settings by path", () => {
+    const problems = problemsOf(`
+identity:
+  oidc: { issuer: "http://idp.example.com", audience: [], clockSkew: 5, clockSkewSeconds: -1 }
+  disabled: [ "no spaces" ]
+connectors: [ { name: dc1, tokenSha256: ${TOKEN_HASH} } ]
+connections:
+  - { name: a, protocol: postgres, connector: dc1, target: { host: h, port: 1 }, allow: [ { identity: x, until: "2026-12-31" }, { until: "2026-12-31T00:00:00Z" } ] }
+`);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        "identity.oidc.clockSkew: unknown key",
+        "identity.oidc.issuer: expected an https:// issuer URL (http:// only on a loopback host), without query or fragment",
+        "identity.oidc.audience: must be at least 1",
+        "identity.oidc.clockSkewSeconds: must be at least 0",
+        expect.stringMatching(/^identity\.disabled\[0\]: expected an identity name/),
+        "connections[0].allow[0].until: expected an ISO 8601 date-time with a zone, like 2026-12-31T00:00:00Z",
+        "connections[0].allow[1]: expected an identity or a group",
+      ]),
+    );
+    expect(problemsOf("identity: { oidc: { audience: x } }")).toEqual(["identity.oidc.issuer: required"]);
+  });
 });

@@ -4,7 +4,7 @@ import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exportJWK, generateKeyPair } from "jose";
+import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWTPayload } from "jose";
 import Provider, { errors, type JWK } from "oidc-provider";
 import { generate } from "selfsigned";
 
@@ -46,8 +46,15 @@ export interface TestIssuer {
    * rotation); `retireOld` drops it from the JWKS altogether.
    */
   rotateKeys(options?: { retireOld?: boolean }): Promise<void>;
+  /**
+   * A token signed with the issuer's current signing key, with exactly these
+   * claims (for shapes the provider itself would not issue: nbf ahead, no exp...).
+   */
+  sign(claims: JWTPayload, header?: { kid?: string }): Promise<string>;
   /** How many times the JWKS was fetched (to see the gateway's cache at work). */
   readonly jwksFetches: number;
+  /** How many token requests reached the provider (to see `gatehouse token`'s cache at work). */
+  readonly tokenRequests: number;
   close(): Promise<void>;
 }
 
@@ -71,8 +78,10 @@ export async function startTestIssuer(clients: TestClient[]): Promise<TestIssuer
 
   let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.writeHead(503).end();
   let jwksFetches = 0;
+  let tokenRequests = 0;
   const server: Server = createServer({ cert: tls.cert, key: tls.private }, (req, res) => {
     if (req.url === "/jwks") jwksFetches += 1;
+    if (req.url === "/token") tokenRequests += 1;
     handler(req, res);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -141,8 +150,17 @@ export async function startTestIssuer(clients: TestClient[]): Promise<TestIssuer
       keys = options.retireOld ? [fresh] : [fresh, ...keys];
       build();
     },
+    async sign(claims, header = {}) {
+      const key = keys[0]!;
+      return new SignJWT(claims)
+        .setProtectedHeader({ alg: "RS256", typ: "at+jwt", kid: header.kid ?? key.kid! })
+        .sign(await importJWK(key as Parameters<typeof importJWK>[0], "RS256"));
+    },
     get jwksFetches() {
       return jwksFetches;
+    },
+    get tokenRequests() {
+      return tokenRequests;
     },
     async close() {
       await new Promise<void>((resolve) => {
