@@ -11,6 +11,7 @@ const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).po
 const [[server]] = await Promise.all([accepted, once(client, "open")]);
 for (const [from, to, label] of [[server, client, "server→client"], [client, server, "client→server"]] as const) {
   let got = 0;
+  const cpuStart = process.cpuUsage();
   const start = performance.now();
   const done = new Promise<void>((resolve) => { const h = (d: Buffer) => { got += d.length; if (got >= total) { to.off("message", h); resolve(); } }; to.on("message", h); });
   const buf = Buffer.alloc(size, 1);
@@ -19,6 +20,8 @@ for (const [from, to, label] of [[server, client, "server→client"], [client, s
     if (from.bufferedAmount > 1 << 20) await new Promise<void>((r) => from.send(Buffer.alloc(0), () => r()));
   }
   await done;
-  console.log(label, size, ((total / (performance.now() - start)) * 1000 / 1e6).toFixed(0), "MB/s");
+  const cpu = process.cpuUsage(cpuStart);
+  const perCpu = total / ((cpu.user + cpu.system) / 1e6) / 1e6;
+  console.log(label, size, ((total / (performance.now() - start)) * 1000 / 1e6).toFixed(0), "MB/s", `(${perCpu.toFixed(0)} MB per CPU-second)`);
 }
 client.terminate(); server.terminate(); wss.close();

@@ -3,7 +3,7 @@ import { WebSocket } from "ws";
 /** One WebSocket (or any message transport) carrying tunnel messages. */
 export interface FrameLink {
   /** Send one binary message; `cb` runs once it is handed to the OS (or failed). */
-  send(data: Uint8Array, cb: (err?: Error) => void): void;
+  send(data: Uint8Array, cb: (err?: Error | null) => void): void;
   /** Bytes queued in the transport and not yet written to the OS. */
   readonly bufferedAmount: number;
   onMessage(handler: (data: Uint8Array) => void): void;
@@ -23,15 +23,17 @@ export interface WsLinkOptions {
 const MAX_CLOSE_REASON_BYTES = 123;
 
 /**
- * Adapts a `ws` WebSocket (client or server side) that is already open. Binary messages only:
- * a text message closes the socket with 1003 (unsupported data).
+ * Adapts a `ws` WebSocket (client or server side). Binary messages only: a text message closes the
+ * socket with 1003 (unsupported data).
+ *
+ * Make the link (and the Multiplexer) as soon as the socket exists — right after `new WebSocket(url)`,
+ * or synchronously in the server's 'connection' handler — not after awaiting 'open': ws emits the
+ * messages that arrive with the handshake right after 'open', before an `await` resumes, and they
+ * would be lost. Sends made while the socket is still connecting wait for 'open'.
  * Construct the socket with `maxPayload` at least the peer's largest message (the Multiplexer's
- * maxMessageBytes) and perMessageDeflate off: the payloads are mostly already-encrypted TLS bytes.
+ * maxMessageBytes plus a frame) and perMessageDeflate off: the payloads are mostly TLS bytes.
  */
 export function wsLink(ws: WebSocket, options: WsLinkOptions = {}): FrameLink {
-  if (ws.readyState === WebSocket.CONNECTING) {
-    throw new RangeError("wsLink needs an open WebSocket; wait for its 'open' event");
-  }
   const closeTimeoutMs = options.closeTimeoutMs ?? 1_000;
   ws.binaryType = "nodebuffer";
   // The 'close' event that follows every error is what the Multiplexer acts on; an 'error' without a
@@ -40,6 +42,19 @@ export function wsLink(ws: WebSocket, options: WsLinkOptions = {}): FrameLink {
 
   return {
     send(data, cb) {
+      if (ws.readyState === WebSocket.CONNECTING) {
+        // 'close' without 'open' (the handshake failed) fails the send the way ws would.
+        const opened = () => {
+          ws.off("close", failed);
+          ws.send(data, { binary: true }, cb);
+        };
+        const failed = () => {
+          ws.off("open", opened);
+          cb(new Error("WebSocket closed before it opened"));
+        };
+        ws.once("open", opened).once("close", failed);
+        return;
+      }
       // ws reports sends on a closing/closed socket through `cb` (asynchronously), never by throwing.
       ws.send(data, { binary: true }, cb);
     },
@@ -65,6 +80,10 @@ export function wsLink(ws: WebSocket, options: WsLinkOptions = {}): FrameLink {
     },
     close(code, reason) {
       if (ws.readyState === WebSocket.CLOSED) return;
+      if (ws.readyState === WebSocket.CONNECTING) {
+        ws.terminate(); // ws would throw on close() before the handshake
+        return;
+      }
       try {
         ws.close(code, truncateUtf8(reason, MAX_CLOSE_REASON_BYTES));
       } catch {
