@@ -260,7 +260,7 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
     if (bytes.length === 0) return;
     state.recvAllowance -= bytes.length;
     state.received += bytes.length;
-    stream.push(bytes);
+    stream.push(unpinned(bytes));
     this.#consumed(stream);
   }
 
@@ -460,7 +460,7 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
     if (this.#closed) return;
     // Finished streams were detached already, so one direction at least is still open: abort it.
     const close: IClose = error
-      ? { streamId: stream.id, kind: Close.Kind.ERROR, message: error.message }
+      ? { streamId: stream.id, kind: Close.Kind.ERROR, message: clip(error.message) }
       : { streamId: stream.id, kind: Close.Kind.RESET };
     this.#sendControl(this.#codec.encode({ close }));
   }
@@ -475,7 +475,8 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
   // ---------------------------------------------------------------- sending
 
   #sendFailed(streamId: number, code: TunnelErrorCode, message: string): void {
-    this.#sendControl(encodeConnectorFrame({ failed: { streamId, code: failedCodeToWire(code), message } }));
+    const failed: IStreamFailed = { streamId, code: failedCodeToWire(code), message: clip(message) };
+    this.#sendControl(encodeConnectorFrame({ failed }));
   }
 
   #sendControl(frame: Uint8Array): void {
@@ -500,7 +501,12 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
       if (message === undefined) break;
       const size = message.length;
       this.#inflightBytes += size;
-      this.#link.send(message, (err) => this.#sent(size, err));
+      try {
+        this.#link.send(message, (err) => this.#sent(size, err));
+      } catch (cause) {
+        this.#fail(new TunnelError("LINK_CLOSED", "the link refused a message", { cause }));
+        return;
+      }
       // The payload bytes are copied into `message`: the writers may go on.
       for (const cb of done) cb();
       done.length = 0;
@@ -602,6 +608,22 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
     this.#controlHead = 0;
     process.nextTick(() => this.emit("close", reason, error));
   }
+}
+
+/** Longest error message put in a Close or StreamFailed frame; the peer's maxFrameBytes bounds the frame. */
+const MAX_MESSAGE_CHARS = 1_024;
+
+function clip(message: string): string {
+  return message.length <= MAX_MESSAGE_CHARS ? message : `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…`;
+}
+
+/**
+ * Payloads are views into the received message. A small one inside a big message would pin the
+ * whole message for as long as it waits to be read (a stalled stream could hold a window's worth of
+ * messages, not of bytes), so it is copied out; a payload that is most of its buffer stays a view.
+ */
+function unpinned(payload: Uint8Array): Uint8Array {
+  return payload.buffer.byteLength > 2 * payload.length + 4_096 ? Buffer.from(payload) : payload;
 }
 
 function violation(code: TunnelErrorCode, message: string, streamId: number): TunnelError {

@@ -130,3 +130,19 @@ test("the mux works over any FrameLink: half-close and close in memory", async (
   mux.gateway.close("bye");
   expect((await closed)[0]).toBe("link closed (1000 bye)");
 });
+
+test("small payloads that shared a message are copied out, so a slow reader does not pin whole messages", async () => {
+  using mux = await setup();
+  const streams = await Promise.all(Array.from({ length: 10 }, () => mux.open()));
+  const before = mux.gatewayLink.sent.length;
+  const chunks = new Map<number, Buffer>();
+  for (const { remote } of streams) remote.once("data", (chunk: Buffer) => chunks.set(remote.id, chunk));
+  for (const { stream } of streams) stream.write(Buffer.alloc(6_000, stream.id));
+  await until(() => chunks.size === 10);
+  const message = mux.gatewayLink.sent.slice(before);
+  expect(message).toHaveLength(1); // all ten in one ~60 KB message
+  for (const chunk of chunks.values()) {
+    expect(chunk.length).toBe(6_000);
+    expect(chunk.buffer.byteLength).toBeLessThan(2 * 6_000 + 4_096);
+  }
+});

@@ -159,6 +159,20 @@ describe("reset", () => {
     expect((await consume(again.stream)).bytes).toBe(4);
   });
 
+  test("a huge error message is cut short rather than making a frame the peer would refuse", async () => {
+    const connector = acceptor();
+    await using pair = await muxPair({ onOpen: connector.onOpen, connector: { maxFrameBytes: 4_096, maxDataPayload: 1_024 } });
+    const { stream } = await pair.gateway.open({ protocol: "tcp" });
+    stream.on("error", ignore);
+    const remote = await connector.next(0);
+    const failed = errorOf(remote);
+    stream.destroy(new Error("x".repeat(100_000)));
+    const err = (await failed) as TunnelError;
+    expect(err.code).toBe("STREAM_RESET");
+    expect(err.message.length).toBe(1_024);
+    expect(pair.connector.closed).toBe(false);
+  });
+
   test("data in flight for a stream the reader just reset is dropped, not a protocol error", async () => {
     const connector = acceptor();
     await using pair = await muxPair({ onOpen: connector.onOpen });
