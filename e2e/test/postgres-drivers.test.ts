@@ -146,6 +146,26 @@ describe("node-postgres (pg) through the gateway", () => {
   });
 });
 
+describe("LISTEN/NOTIFY", () => {
+  it("the client recognises its own notifications (its key's pid is its backend's), and each is recorded", async () => {
+    const app = appName("pg-notify");
+    const client = pgClient(app);
+    await client.connect();
+    const { rows } = await client.query<{ pid: number }>("select pg_backend_pid() as pid");
+    const processId = (client as unknown as { processID: number }).processID;
+    expect(processId).toBe(rows[0]!.pid);
+    const received = new Promise<pg.Notification>((resolve) => client.once("notification", resolve));
+    await client.query("listen orders_changed");
+    await client.query("select pg_notify('orders_changed', 'id=42')");
+    const notification = await received;
+    await client.end();
+    // Clients skip their own notifications by comparing this pid with their key's.
+    expect(notification).toMatchObject({ channel: "orders_changed", payload: "id=42", processId });
+    const { events } = await stack.sessionOf(app);
+    expect(events.filter((e) => e.kind === "notification")).toMatchObject([{ details: { channel: "orders_changed", payload: "id=42", processId } }]);
+  });
+});
+
 describe("postgres.js through the gateway", () => {
   it("100 pipelined parameterised queries: each answer right, each recorded with its own values", async () => {
     const app = appName("pgjs-pipeline");

@@ -1,4 +1,4 @@
-import { randomBytes, randomInt, timingSafeEqual } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { BackendKey } from "@gatehouse/protocols/postgres";
 import type { ConnectionConfig } from "../../config/schema.js";
 import type { RecordedSession } from "../../sessions/recorder.js";
@@ -9,38 +9,62 @@ export interface CancelRoute {
   session: RecordedSession;
   connection: ConnectionConfig;
   link: ConnectorLink;
-  /** The real server's key, which never leaves the gateway. */
+  /** The real server's key, whose secret never leaves the gateway. */
   serverKey: BackendKey;
 }
 
+interface Entry {
+  secret: Buffer;
+  route: CancelRoute;
+}
+
 /**
- * Each client gets the gateway's own BackendKeyData, so it never learns the
- * server's process id or secret, and a cancel can only reach the session
- * whose key it names. Keys live as long as their session.
+ * Each client gets BackendKeyData with the server's real process id and a
+ * secret of the gateway's own, so a cancel can only reach the session whose
+ * key it names, and the server's secret stays at the gateway.
+ *
+ * The process id is the server's because it is no secret (`pg_backend_pid()`
+ * returns it) and clients rely on it: a NotificationResponse carries the
+ * notifying backend's pid, and clients compare it with their own to skip
+ * their own notifications. Pids of different servers can coincide, so the
+ * secret tells sessions with the same pid apart. Keys live as long as their session.
  */
 export class CancelKeys {
-  private readonly routes = new Map<number, { secret: Buffer; route: CancelRoute }>();
+  private readonly routes = new Map<number, Entry[]>();
+  private count = 0;
 
   issue(route: CancelRoute): BackendKey {
-    let processId: number;
-    do processId = randomInt(1, 2 ** 31 - 1);
-    while (this.routes.has(processId));
-    const secret = randomBytes(4);
-    this.routes.set(processId, { secret, route });
+    const processId = route.serverKey.processId;
+    const entries = this.routes.get(processId) ?? [];
+    let secret: Buffer;
+    do secret = randomBytes(4);
+    while (entries.some((e) => e.secret.equals(secret)));
+    entries.push({ secret, route });
+    this.routes.set(processId, entries);
+    this.count++;
     return { processId, secretKey: new Uint8Array(secret) };
   }
 
   find(key: BackendKey): CancelRoute | undefined {
-    const entry = this.routes.get(key.processId);
-    if (!entry || entry.secret.length !== key.secretKey.length) return undefined;
-    return timingSafeEqual(entry.secret, key.secretKey) ? entry.route : undefined;
+    const entries = this.routes.get(key.processId);
+    if (!entries || key.secretKey.length !== 4) return undefined;
+    const given = Buffer.from(key.secretKey);
+    let found: CancelRoute | undefined;
+    for (const entry of entries) if (timingSafeEqual(entry.secret, given)) found = entry.route;
+    return found;
   }
 
   release(key: BackendKey): void {
-    this.routes.delete(key.processId);
+    const entries = this.routes.get(key.processId);
+    if (!entries) return;
+    const given = Buffer.from(key.secretKey);
+    const kept = entries.filter((e) => !e.secret.equals(given));
+    this.count -= entries.length - kept.length;
+    if (kept.length === 0) this.routes.delete(key.processId);
+    else this.routes.set(key.processId, kept);
   }
 
   get size(): number {
-    return this.routes.size;
+    return this.count;
   }
 }
