@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { networkInterfaces } from "node:os";
 import { freePort, startPostgresServer, type PostgresServer, type TestDatabase } from "./postgres-server.js";
 import { newToken, runCli, startConnectorProcess, startGatewayProcess, type Proc, type RunningGateway } from "./processes.js";
 
@@ -85,8 +86,9 @@ export interface PostgresStack {
 /**
  * `store`: "embedded" (PGlite in the gateway's data dir, what users get by default; seconds to
  * initialise) or "postgres" (a database of its own on the resource server, dropped at the end).
+ * `listenHost`: the address of the gateway's Postgres listener (default 127.0.0.1).
  */
-export async function startPostgresStack(options: { orders?: number; store?: "embedded" | "postgres" } = {}): Promise<PostgresStack> {
+export async function startPostgresStack(options: { orders?: number; store?: "embedded" | "postgres"; listenHost?: string } = {}): Promise<PostgresStack> {
   const server = await startPostgresServer();
   const cleanups: Array<() => Promise<unknown>> = [() => server.stop()];
   const stop = async () => {
@@ -108,7 +110,7 @@ export async function startPostgresStack(options: { orders?: number; store?: "em
     const credential = { user: server.user, ...(server.password === null ? {} : { password: "env:GATEHOUSE_E2E_PG_PASSWORD" }) };
     const target = (port: number) => ({ host: server.host, port, database: db.name, tls: "disable" });
     const gateway = await startGatewayProcess({
-      listen: { api: "127.0.0.1:0", postgres: "127.0.0.1:0" },
+      listen: { api: "127.0.0.1:0", postgres: `${options.listenHost ?? "127.0.0.1"}:0` },
       tunnel: { pingIntervalMs: 1000, deadAfterMs: 3000 },
       connectors: [
         { name: "dc1", tokenSha256: dc1.sha256 },
@@ -233,6 +235,14 @@ export async function startPostgresStack(options: { orders?: number; store?: "em
     await stop();
     throw error;
   }
+}
+
+/** An address of this machine that is not loopback (clients connecting to it come from it), if any. */
+export function nonLoopbackAddress(): string | undefined {
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  }
+  return undefined;
 }
 
 /** A unique application_name, so a test finds its own session in the record. */

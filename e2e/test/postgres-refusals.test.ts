@@ -1,15 +1,19 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { appName, IDENTITY, startPostgresStack, type PostgresStack, type Recorded } from "../lib/postgres-stack.js";
+import { runCli } from "../lib/processes.js";
+import { appName, IDENTITY, nonLoopbackAddress, startPostgresStack, type PostgresStack, type Recorded } from "../lib/postgres-stack.js";
 
 // Every way a connection can be refused: the client sees a real Postgres error
 // with the right SQLSTATE (what drivers and agents branch on), and the attempt
 // is in the record.
 
 let stack: PostgresStack;
+// On an address that is not loopback (when the machine has one), so clients come from a
+// non-loopback address and the default `requireTls: non-loopback` applies to them.
+const external = nonLoopbackAddress();
 
 beforeAll(async () => {
-  stack = await startPostgresStack({ orders: 10, store: "postgres" });
+  stack = await startPostgresStack({ orders: 10, store: "postgres", ...(external ? { listenHost: external } : {}) });
 });
 
 afterAll(async () => {
@@ -55,7 +59,7 @@ describe("refused Postgres connections", () => {
     const error = await refusal({ password: "gk_wrong", application: app });
     expect(error).toMatchObject({ code: "28P01", severity: "FATAL", message: `password authentication failed for user "${IDENTITY}"` });
     const recorded = await stack.sessionOf(app);
-    expect(recorded.session).toMatchObject({ identity: { name: IDENTITY }, connection: "app", endReason: "auth_failed", clientAddress: "127.0.0.1" });
+    expect(recorded.session).toMatchObject({ identity: { name: IDENTITY }, connection: "app", endReason: "auth_failed", clientAddress: stack.listen.host });
     expect(only(recorded)).toMatchObject({ kind: "auth_failed", outcome: "error", details: { reason: "wrong_key" } });
   });
 
@@ -124,5 +128,57 @@ describe("refused Postgres connections", () => {
     const recorded = await stack.sessionOf(app);
     expect(recorded.session).toMatchObject({ connection: "app-dc2", connector: "dc2", endReason: "connector_unavailable" });
     expect(only(recorded)).toMatchObject({ kind: "connect", outcome: "error", details: { code: "connector_unavailable" } });
+  });
+
+  it.skipIf(!external)("plaintext from a non-loopback address: 28000 asking for TLS, before any password, recorded", async () => {
+    const app = appName("plaintext");
+    const out = await stack.psql([stack.conninfo({ sslmode: "disable", application: app }), "-c", "select 1"]);
+    expect(out.code).toBe(2);
+    expect(out.stderr).toContain(`FATAL:  TLS is required for connections from ${external} (use sslmode=require)`);
+    const recorded = await stack.sessionOf(app);
+    expect(only(recorded)).toMatchObject({ kind: "auth_failed", outcome: "error", details: { reason: "tls_required" } });
+    // The same client with TLS gets in.
+    const tls = await stack.psql([stack.conninfo({ sslmode: "require" }), "-At", "-c", "select 1"]);
+    expect(tls.stdout.trim()).toBe("1");
+  });
+
+  it("a revoked key: 28P01 from then on", async () => {
+    const created = await runCli(["keys", "create", "--identity", "temp-agent", "--json"], { cwd: stack.gateway.dir });
+    const { id, key } = JSON.parse(created.stdout) as { id: string; key: string };
+    const before = await refusal({ user: "temp-agent", password: key, connection: "app-locked", application: appName("revoke-before") });
+    // Authenticated, then denied by policy: the key itself was good.
+    expect(before.code).toBe("28000");
+    expect((await runCli(["keys", "revoke", id], { cwd: stack.gateway.dir })).code).toBe(0);
+    const app = appName("revoked");
+    const after = await refusal({ user: "temp-agent", password: key, connection: "app-locked", application: app });
+    expect(after.code).toBe("28P01");
+    expect(only(await stack.sessionOf(app))).toMatchObject({ kind: "auth_failed", outcome: "error" });
+  });
+
+  it("an expired key: 28P01", async () => {
+    const created = await runCli(["keys", "create", "--identity", "short-lived", "--expires", "1s", "--json"], { cwd: stack.gateway.dir });
+    const { key } = JSON.parse(created.stdout) as { key: string };
+    await new Promise((r) => setTimeout(r, 1200));
+    const app = appName("expired");
+    const error = await refusal({ user: "short-lived", password: key, connection: "app-locked", application: app });
+    expect(error.code).toBe("28P01");
+    expect(only(await stack.sessionOf(app))).toMatchObject({ kind: "auth_failed", details: { reason: "expired" } });
+  });
+
+  it("a client speaking garbage after the startup: a clean protocol error, the session recorded and closed", async () => {
+    const { rawConnect } = await import("../lib/raw-postgres.js");
+    const app = appName("garbage");
+    const client = await rawConnect({ ...stack.listen, user: IDENTITY, database: "app", password: stack.key, application: app });
+    // A message type no frontend sends ('#'), with an absurd length.
+    client.socket.write(Buffer.from([0x23, 0x7f, 0xff, 0xff, 0xff]));
+    const reply = await new Promise<Buffer>((resolve) => {
+      const chunks: Buffer[] = [];
+      client.socket.on("data", (c: Buffer) => chunks.push(c));
+      client.socket.on("close", () => resolve(Buffer.concat(chunks)));
+    });
+    expect(reply[0]).toBe(0x45); // ErrorResponse
+    expect(reply.toString("latin1")).toContain("C08P01");
+    const recorded = await stack.sessionOf(app);
+    expect(recorded.session.endReason).toBe("protocol_violation");
   });
 });
