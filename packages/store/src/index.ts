@@ -16,17 +16,21 @@ export { LOCK_FILE_NAME } from "./lock.js";
 
 export { migrate } from "./migrate.js";
 export type { MigrationResult, Migration } from "./migrate.js";
-export { migrations } from "./migrations/index.js";
+export { migrations, GATEWAY_ROLE } from "./migrations/index.js";
 
 export { usToIso } from "./time.js";
 
 export type {
   AccessKeyFilter,
   AccessKeyRecord,
+  EventPartition,
   Identity,
   NewAccessKey,
   NewSession,
   Outcome,
+  RecordBatch,
+  RecordBatchResult,
+  RetentionResult,
   SessionClose,
   SessionEvent,
   SessionFilter,

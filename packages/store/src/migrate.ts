@@ -28,6 +28,12 @@ export async function migrate(
   migrations: readonly Migration[] = allMigrations,
 ): Promise<MigrationResult> {
   checkList(migrations);
+  // Already current: nothing to lock or create. This is also what lets the gateway run as its
+  // restricted role (no CREATE on the schema), once the owner has migrated.
+  const current = await appliedVersions(sql).catch(() => undefined);
+  if (current !== undefined && current.length === migrations.length && current.every((row, i) => sameStep(row, migrations[i]))) {
+    return { applied: [], version: migrations.length };
+  }
   try {
     return await sql.transaction(async (tx) => {
       await tx.query(`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
@@ -93,4 +99,15 @@ function checkList(migrations: readonly Migration[]): void {
       );
     }
   });
+}
+
+/** The migrations recorded in the store, in order; undefined when the table does not exist yet. */
+async function appliedVersions(sql: SqlExecutor): Promise<{ version: number; name: string }[] | undefined> {
+  const [exists] = await sql.query<{ table: string | null }>("select to_regclass('schema_migrations')::text as table");
+  if (exists?.table == null) return undefined;
+  return sql.query<{ version: number; name: string }>("select version, name from schema_migrations order by version");
+}
+
+function sameStep(row: { version: number; name: string }, migration: Migration | undefined): boolean {
+  return migration !== undefined && row.version === migration.version && row.name === migration.name;
 }

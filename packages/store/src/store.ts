@@ -7,10 +7,14 @@ import { usOf, usToIso } from "./time.js";
 import type {
   AccessKeyFilter,
   AccessKeyRecord,
+  EventPartition,
   Identity,
   NewAccessKey,
   NewSession,
   Outcome,
+  RecordBatch,
+  RecordBatchResult,
+  RetentionResult,
   SessionClose,
   SessionEvent,
   SessionFilter,
@@ -54,6 +58,11 @@ export interface Store {
     get(id: string): Promise<SessionWithEvents | null>;
     /** The most recently started session. */
     last(): Promise<SessionRecord | null>;
+    /**
+     * Every session in id order, a page at a time: pass the last id of a page as `afterId` to get
+     * the next. For walking the whole record (verification); `limit` default 500, at most 1000.
+     */
+    scan(options?: { afterId?: string; limit?: number }): Promise<SessionRecord[]>;
   };
   readonly events: {
     /**
@@ -62,6 +71,25 @@ export interface Store {
      * (session, seq) is already stored.
      */
     insertBatch(events: readonly SessionEvent[]): Promise<void>;
+    /** The events of these sessions, ordered by session id, then seq (as stored: gaps and all). */
+    forSessions(sessionIds: readonly string[]): Promise<SessionEvent[]>;
+  };
+  /**
+   * Applies one shipment of the record (new sessions, events, closes) in one statement,
+   * idempotently, so the gateway's journal can replay a shipment whose acknowledgement it lost.
+   * NOT_FOUND when an event's session is neither stored nor in the batch.
+   */
+  record(batch: RecordBatch): Promise<RecordBatchResult>;
+  /** Time partitions of the events table, for `gatehouse retention` (run as the owner). */
+  readonly retention: {
+    /** The monthly partitions of `events`, oldest first. */
+    partitions(): Promise<EventPartition[]>;
+    /**
+     * Drops every partition whose whole range ends at or before `cutoffUs`, then removes the
+     * ended sessions that started before the newest dropped partition's end, with their remaining
+     * events, so no session is left with part of its events. `dryRun`: says what it would do.
+     */
+    dropBefore(cutoffUs: number, options?: { dryRun?: boolean }): Promise<RetentionResult>;
   };
   readonly accessKeys: {
     /** CONFLICT when the id exists. */
@@ -135,9 +163,16 @@ export function createStore(sql: SqlExecutor, driver: StoreDriver, where?: strin
       list: (filter) => listSessions(sql, filter ?? {}),
       get: (id) => getSession(sql, id),
       last: async () => (await listSessions(sql, { limit: 1 }))[0] ?? null,
+      scan: (options) => scanSessions(sql, options ?? {}),
     },
     events: {
       insertBatch: (events) => insertBatch(sql, events),
+      forSessions: (ids) => eventsForSessions(sql, ids),
+    },
+    record: (batch) => recordBatch(sql, batch),
+    retention: {
+      partitions: () => eventPartitions(sql),
+      dropBefore: (cutoffUs, options) => dropPartitionsBefore(sql, cutoffUs, options?.dryRun === true),
     },
     accessKeys: {
       create: (key) => createAccessKey(sql, key),
@@ -234,25 +269,40 @@ async function createSession(sql: SqlExecutor, s: NewSession): Promise<void> {
 
 async function closeSession(sql: SqlExecutor, c: SessionClose): Promise<void> {
   const endedAt = usToIso(c.endedUs);
-  let rows: unknown[];
+  let rows: { status: string }[];
   try {
-    rows = await sql.query(
-      `update sessions set ended_at = $2::timestamptz, end_reason = $3, final_hash = $4, seal_signature = $5
-       where id = $1 and ended_at is null
-       returning id`,
+    // Through the function (migration 002): the gateway's role has no UPDATE on sessions.
+    rows = await sql.query<{ status: string }>(
+      "select gatehouse_close_session($1, $2::timestamptz, $3, $4, $5) as status",
       [c.id, endedAt, c.endReason, c.finalHash ?? null, c.sealSignature ?? null],
     );
   } catch (err) {
     throw writeError(`closing session ${c.id}`, err, { sessionId: c.id });
   }
-  if (rows.length === 1) return;
-  // Nothing updated: say which of the two reasons it was.
-  const existing = await read(`looking up session ${c.id}`, () =>
-    sql.query("select 1 from sessions where id = $1", [c.id]),
+  switch (rows[0]?.status) {
+    case "closed":
+      return;
+    case "not_found":
+      throw new StoreError("NOT_FOUND", `no session ${c.id}`, { context: { sessionId: c.id } });
+    default:
+      throw new StoreError("CONFLICT", `session ${c.id} is already closed`, { context: { sessionId: c.id } });
+  }
+}
+
+async function scanSessions(sql: SqlExecutor, options: { afterId?: string; limit?: number }): Promise<SessionRecord[]> {
+  const limit = options.limit ?? 500;
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new StoreError("INVALID_ARGUMENT", `limit must be a positive integer, got ${limit}`);
+  }
+  const rows = await read("scanning sessions", () =>
+    options.afterId === undefined
+      ? sql.query<SessionRow>(`select ${SESSION_COLUMNS} from sessions order by id limit $1`, [Math.min(limit, MAX_LIST_LIMIT)])
+      : sql.query<SessionRow>(`select ${SESSION_COLUMNS} from sessions where id > $1 order by id limit $2`, [
+          options.afterId,
+          Math.min(limit, MAX_LIST_LIMIT),
+        ]),
   );
-  throw existing.length === 0
-    ? new StoreError("NOT_FOUND", `no session ${c.id}`, { context: { sessionId: c.id } })
-    : new StoreError("CONFLICT", `session ${c.id} is already closed`, { context: { sessionId: c.id } });
+  return rows.map(sessionOf);
 }
 
 async function listSessions(sql: SqlExecutor, filter: SessionFilter): Promise<SessionRecord[]> {
@@ -374,13 +424,75 @@ const UNSTORABLE_JSON = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
 
 function unstorable(rows: readonly Record<string, unknown>[]): StoreError {
   const row = rows.find((r) => UNSTORABLE_JSON.test(JSON.stringify(r))) ?? rows[0];
-  const sessionId = String(row?.["session_id"]);
+  const sessionId = String(row?.["session_id"] ?? row?.["id"]);
+  const what = row?.["seq"] === undefined ? `session ${sessionId}` : `event ${sessionId}#${String(row["seq"])}`;
   return new StoreError(
     "INVALID_ARGUMENT",
-    `event ${sessionId}#${String(row?.["seq"])} holds a NUL character or an unpaired surrogate, ` +
+    `${what} holds a NUL character or an unpaired surrogate, ` +
       "which Postgres cannot store in text or jsonb; the recorder must encode it",
     { context: { sessionId } },
   );
+}
+
+async function eventsForSessions(sql: SqlExecutor, ids: readonly string[]): Promise<SessionEvent[]> {
+  if (ids.length === 0) return [];
+  const rows = await read(`reading the events of ${ids.length} sessions`, () =>
+    sql.query<EventRow>(
+      `select ${EVENT_COLUMNS} from events
+       where session_id in (select jsonb_array_elements_text($1::jsonb))
+       order by session_id, seq, ts`,
+      [ids],
+    ),
+  );
+  return rows.map(eventOf);
+}
+
+async function recordBatch(sql: SqlExecutor, batch: RecordBatch): Promise<RecordBatchResult> {
+  const sessions = (batch.sessions ?? []).map(sessionRowOf);
+  const events = (batch.events ?? []).map(eventRowOf);
+  const closes = (batch.closes ?? []).map((c) => ({
+    id: c.id,
+    ended_at: usToIso(c.endedUs),
+    end_reason: c.endReason,
+    final_hash: c.finalHash ?? null,
+    seal_signature: c.sealSignature ?? null,
+  }));
+  if (sessions.length === 0 && events.length === 0 && closes.length === 0) {
+    return { sessions: 0, events: 0, closed: 0, notClosed: [] };
+  }
+  let json: string;
+  try {
+    json = JSON.stringify({ sessions, events, closes });
+  } catch (err) {
+    throw new StoreError("INVALID_ARGUMENT", `a record batch cannot be serialized as JSON: ${String(err)}`, { cause: err });
+  }
+  if (UNSTORABLE_JSON.test(json)) throw unstorable([...sessions, ...events]);
+  let rows: { result: RecordBatchResult }[];
+  try {
+    rows = await sql.query<{ result: RecordBatchResult }>("select gatehouse_record($1::jsonb) as result", [json]);
+  } catch (err) {
+    throw writeError(`recording ${sessions.length} sessions, ${events.length} events, ${closes.length} closes`, err, {});
+  }
+  const result = rows[0]?.result;
+  if (result === undefined) throw new StoreError("WRITE_FAILED", "gatehouse_record returned nothing");
+  return result;
+}
+
+function sessionRowOf(s: NewSession): Record<string, unknown> {
+  return {
+    id: s.id,
+    identity_name: s.identity.name,
+    identity_issuer: s.identity.issuer ?? null,
+    identity_subject: s.identity.subject ?? null,
+    identity_groups: s.identity.groups ?? [],
+    auth_method: s.identity.method ?? null,
+    connection: s.connection,
+    protocol: s.protocol,
+    connector: s.connector ?? null,
+    client_address: s.clientAddress ?? null,
+    client_application: s.clientApplication ?? null,
+    started_at: usToIso(s.startedUs),
+  };
 }
 
 /** Only the keys that have a value: a missing key is read as SQL NULL by jsonb_to_recordset. */
@@ -407,6 +519,67 @@ function eventRowOf(e: SessionEvent): Record<string, unknown> {
   if (e.prevHash != null) row["prev_hash"] = e.prevHash;
   if (e.hash != null) row["hash"] = e.hash;
   return row;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retention
+
+/** Partitions are named by migration 002's gatehouse_ensure_event_partitions: events_yYYYYmMM. */
+const PARTITION_NAME = /^events_y(\d{4})m(\d{2})$/;
+
+async function eventPartitions(sql: SqlExecutor): Promise<EventPartition[]> {
+  const rows = await read("listing the events partitions", () =>
+    sql.query<{ name: string }>(
+      `select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid
+       where i.inhparent = 'events'::regclass`,
+    ),
+  );
+  const partitions: EventPartition[] = [];
+  for (const { name } of rows) {
+    const match = PARTITION_NAME.exec(name);
+    if (match === null) continue; // not one of ours: never touched
+    const year = Number(match[1]);
+    const month = Number(match[2]) - 1;
+    partitions.push({ name, fromUs: Date.UTC(year, month, 1) * 1000, toUs: Date.UTC(year, month + 1, 1) * 1000 });
+  }
+  return partitions.sort((a, b) => a.fromUs - b.fromUs);
+}
+
+async function dropPartitionsBefore(sql: SqlExecutor, cutoffUs: number, dryRun: boolean): Promise<RetentionResult> {
+  usToIso(cutoffUs); // validates
+  const dropped = (await eventPartitions(sql)).filter((p) => p.toUs <= cutoffUs);
+  const horizon = dropped.at(-1)?.toUs;
+  if (horizon === undefined) return { dropped, sessionsDeleted: 0, straddlingEventsDeleted: 0 };
+  const horizonIso = usToIso(horizon);
+  if (dryRun) {
+    const [row] = await read("counting expired sessions", () =>
+      sql.query<{ sessions: number; events: number }>(
+        `select count(*) as sessions,
+                (select count(*) from events e where e.ts >= $1::timestamptz and e.session_id in
+                   (select id from sessions where ended_at is not null and started_at < $1::timestamptz)) as events
+         from sessions where ended_at is not null and started_at < $1::timestamptz`,
+        [horizonIso],
+      ),
+    );
+    return { dropped, sessionsDeleted: row?.sessions ?? 0, straddlingEventsDeleted: row?.events ?? 0 };
+  }
+  try {
+    return await sql.transaction(async (tx) => {
+      for (const p of dropped) await tx.query(`drop table if exists "${p.name}"`);
+      const [row] = await tx.query<{ sessions: number; events: number }>(
+        `with gone as (
+           delete from sessions where ended_at is not null and started_at < $1::timestamptz returning id
+         ), straddling as (
+           delete from events e using gone where e.session_id = gone.id returning 1
+         )
+         select (select count(*) from gone) as sessions, (select count(*) from straddling) as events`,
+        [horizonIso],
+      );
+      return { dropped, sessionsDeleted: row?.sessions ?? 0, straddlingEventsDeleted: row?.events ?? 0 };
+    });
+  } catch (err) {
+    throw writeError("applying retention", err, {});
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -88,3 +88,47 @@ export interface AccessKeyFilter {
   /** Default false: revoked keys are left out. */
   includeRevoked?: boolean;
 }
+
+/**
+ * One shipment of the record, applied idempotently in one statement: sessions whose id exists are
+ * skipped, events already stored (same session, seq and time) are skipped, and a close of a
+ * session that is already closed changes nothing. Applied in that order, so a batch may hold a
+ * session, its events and its close together.
+ */
+export interface RecordBatch {
+  sessions?: readonly NewSession[];
+  events?: readonly SessionEvent[];
+  closes?: readonly SessionClose[];
+}
+
+export interface RecordBatchResult {
+  /** Sessions created by this call (the rest were stored already). */
+  sessions: number;
+  /** Events inserted by this call. */
+  events: number;
+  /** Sessions this call closed. */
+  closed: number;
+  /** Closes that changed nothing, and why. */
+  notClosed: { id: string; status: "already_closed" | "not_found" }[];
+}
+
+/** A monthly partition of the events table. */
+export interface EventPartition {
+  name: string;
+  /** Inclusive lower bound of `ts`, µs since the epoch. */
+  fromUs: number;
+  /** Exclusive upper bound of `ts`, µs since the epoch. */
+  toUs: number;
+}
+
+export interface RetentionResult {
+  /** Partitions dropped (or that would be, for a dry run), oldest first. */
+  dropped: EventPartition[];
+  /**
+   * Ended sessions that started before the newest dropped partition's end, removed with
+   * whatever of their events lay in later partitions, so no session is left half-kept.
+   */
+  sessionsDeleted: number;
+  /** Events of those sessions deleted from partitions that were kept. */
+  straddlingEventsDeleted: number;
+}

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { LOCK_FILE_NAME, openStore, StoreError } from "../src/index.js";
+import { LOCK_FILE_NAME, openPgliteExecutor, openStore, StoreError } from "../src/index.js";
 import { defineStoreSuite, newSession } from "./suite.js";
 
 const dir = mkdtempSync(join(tmpdir(), "gatehouse-store-test-"));
@@ -19,6 +19,10 @@ describe("embedded driver", () => {
   defineStoreSuite(() => ({
     open: () => openStore({ dataDir: dir }),
     serializesTransactions: true,
+    fresh: async () => {
+      const sql = await openPgliteExecutor();
+      return { sql, dispose: () => sql.close() };
+    },
   }));
 });
 

@@ -1,7 +1,7 @@
 // The shared suite against a real Postgres server, plus what only a server can show: several
 // connections, two gateways migrating at once, an unreachable server.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { migrations, openStore, StoreError } from "../src/index.js";
+import { createPostgresExecutor, migrations, openStore, StoreError } from "../src/index.js";
 import { createTestDatabase, probePostgres, type TestDatabase } from "./helpers.js";
 import { defineStoreSuite } from "./suite.js";
 
@@ -22,6 +22,17 @@ describe.skipIf(!probe.available)(title, () => {
   defineStoreSuite(() => ({
     open: () => openStore({ url: db.url, maxConnections: 4 }),
     serializesTransactions: false,
+    fresh: async () => {
+      const fresh = await createTestDatabase();
+      const sql = createPostgresExecutor({ url: fresh.url, maxConnections: 1 });
+      return {
+        sql,
+        dispose: async () => {
+          await sql.close();
+          await fresh.drop();
+        },
+      };
+    },
   }));
 
   describe("server only", () => {

@@ -3,10 +3,13 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   createEventWriter,
+  createStore,
+  GATEWAY_ROLE,
   migrate,
   migrations,
   StoreError,
   type EventSink,
+  type SqlExecutor,
   type NewSession,
   type SessionEvent,
   type Store,
@@ -20,6 +23,8 @@ export interface Harness {
   open(): Promise<Store>;
   /** True when the driver runs one transaction at a time (PGlite). */
   serializesTransactions: boolean;
+  /** An empty database of the same kind, not migrated, for upgrade tests; `dispose` removes it. */
+  fresh(): Promise<{ sql: SqlExecutor; dispose(): Promise<void> }>;
 }
 
 /** An arbitrary but fixed start: 2024-03-01T12:00:00.123456Z, with all six µs digits in use. */
@@ -544,6 +549,156 @@ export function defineStoreSuite(harness: () => Harness): void {
       expect(await countEvents("wfl")).toBe(30);
       await Promise.all(writes);
       await writer.close();
+    });
+  });
+
+  describe("evidence", () => {
+    const close = (id: string, overrides: Partial<Parameters<Store["sessions"]["close"]>[0]> = {}) => ({
+      id,
+      endedUs: T0 + 9_000_000,
+      endReason: "client_closed",
+      finalHash: "cd".repeat(32),
+      sealSignature: "ed25519:k:sig",
+      ...overrides,
+    });
+
+    it("records sessions, events and closes in one idempotent batch", async () => {
+      const batch = {
+        sessions: [newSession("r1", { identity: { name: "alice", groups: ["sre"], method: "oidc" as const } }), newSession("r2")],
+        events: [event("r1", 1), event("r1", 2, { params: ["x", null], details: { rows: 1 } }), event("r2", 1)],
+        closes: [close("r1")],
+      };
+      expect(await store.record(batch)).toEqual({ sessions: 2, events: 3, closed: 1, notClosed: [] });
+      // The same shipment again (an acknowledgement lost on the way back): nothing changes.
+      expect(await store.record(batch)).toEqual({
+        sessions: 0,
+        events: 0,
+        closed: 0,
+        notClosed: [{ id: "r1", status: "already_closed" }],
+      });
+      const r1 = await store.sessions.get("r1");
+      expect(r1?.session).toMatchObject({
+        identity: { name: "alice", groups: ["sre"], method: "oidc" },
+        eventCount: 2,
+        endReason: "client_closed",
+        finalHash: "cd".repeat(32),
+        sealSignature: "ed25519:k:sig",
+      });
+      expect(r1?.events.map((e) => e.seq)).toEqual([1, 2]);
+      expect(await countEvents()).toBe(3);
+      // A replay overlapping new events inserts only the new ones.
+      expect(await store.record({ events: [event("r2", 1), event("r2", 2)] })).toMatchObject({ events: 1 });
+      expect((await store.sessions.get("r2"))?.session.eventCount).toBe(2);
+      expect(await store.record({ closes: [close("ghost")] })).toMatchObject({ notClosed: [{ id: "ghost", status: "not_found" }] });
+      await expectStoreError(store.record({ events: [event("nobody", 1)] }), "NOT_FOUND");
+      await expectStoreError(store.record({ events: [event("r2", 3, { command: "a\u0000b" })] }), "INVALID_ARGUMENT");
+      expect(await store.record({})).toEqual({ sessions: 0, events: 0, closed: 0, notClosed: [] });
+    });
+
+    it("puts events in monthly partitions made on demand, and retention drops whole old ones", async () => {
+      const jan = Date.UTC(2023, 0, 15) * 1000;
+      const feb = Date.UTC(2023, 1, 15) * 1000;
+      await store.record({
+        sessions: [
+          newSession("old", { startedUs: jan }),
+          newSession("straddles", { startedUs: jan + 1 }),
+          newSession("open-old", { startedUs: jan + 2 }),
+          newSession("recent", { startedUs: T0 }),
+        ],
+        events: [
+          event("old", 1, { timeUs: jan }),
+          event("straddles", 1, { timeUs: jan + 5 }),
+          event("straddles", 2, { timeUs: feb }),
+          event("open-old", 1, { timeUs: jan + 6 }),
+          event("recent", 1, { timeUs: T0 }),
+        ],
+        closes: [close("old", { endedUs: jan + 10 }), close("straddles", { endedUs: feb + 10 }), close("recent")],
+      });
+      const names = (await store.retention.partitions()).map((p) => p.name);
+      expect(names).toEqual(expect.arrayContaining(["events_y2023m01", "events_y2023m02", "events_y2024m03"]));
+      const [first] = await store.retention.partitions();
+      expect(first).toEqual({ name: "events_y2023m01", fromUs: Date.UTC(2023, 0, 1) * 1000, toUs: Date.UTC(2023, 1, 1) * 1000 });
+
+      // A cutoff inside February keeps February whole.
+      const cutoff = Date.UTC(2023, 1, 20) * 1000;
+      const dry = await store.retention.dropBefore(cutoff, { dryRun: true });
+      expect(dry.dropped.map((p) => p.name)).toEqual(["events_y2023m01"]);
+      expect(dry).toMatchObject({ sessionsDeleted: 2, straddlingEventsDeleted: 1 });
+      expect(await countEvents()).toBe(5);
+
+      const done = await store.retention.dropBefore(cutoff);
+      expect(done).toEqual(dry);
+      expect((await store.retention.partitions()).map((p) => p.name)).not.toContain("events_y2023m01");
+      expect(await store.sessions.get("old")).toBeNull();
+      expect(await store.sessions.get("straddles")).toBeNull();
+      // Still open: kept (its gateway will close it), with what is left of its events.
+      expect((await store.sessions.get("open-old"))?.events).toEqual([]);
+      expect((await store.sessions.get("recent"))?.events).toHaveLength(1);
+      expect(await countEvents()).toBe(1);
+      expect(await store.retention.dropBefore(cutoff)).toEqual({ dropped: [], sessionsDeleted: 0, straddlingEventsDeleted: 0 });
+    });
+
+    it("scans every session in id order and reads the events of many sessions at once", async () => {
+      for (const id of ["s-b", "s-a", "s-c"]) await store.sessions.create(newSession(id));
+      await store.events.insertBatch([event("s-b", 2), event("s-a", 1), event("s-b", 1), event("s-c", 1)]);
+      expect((await store.sessions.scan({ limit: 2 })).map((s) => s.id)).toEqual(["s-a", "s-b"]);
+      expect((await store.sessions.scan({ afterId: "s-b" })).map((s) => s.id)).toEqual(["s-c"]);
+      const events = await store.events.forSessions(["s-b", "s-a"]);
+      expect(events.map((e) => `${e.sessionId}#${e.seq}`)).toEqual(["s-a#1", "s-b#1", "s-b#2"]);
+      expect(await store.events.forSessions([])).toEqual([]);
+    });
+
+    it("lets the gateway's role insert and read, close an open session once, and never update or delete events", async () => {
+      await store.record({ sessions: [newSession("ro"), newSession("ro-open")], events: [event("ro", 1)] });
+      await store.sql.transaction(async (tx) => {
+        await tx.query(`set local role ${GATEWAY_ROLE}`);
+        const asGateway = createStore(tx, "postgres");
+        // What the gateway does, all allowed.
+        await asGateway.sessions.create(newSession("ro-2"));
+        await asGateway.record({ events: [event("ro", 2)], closes: [close("ro")] });
+        await asGateway.sessions.close(close("ro-open"));
+        expect((await asGateway.sessions.get("ro"))?.events).toHaveLength(2);
+        // What it may not do. Each attempt in a savepoint, so the transaction survives the error.
+        const refused = async (statement: string) => {
+          const err = await expectStoreError(tx.transaction((sp) => sp.query(statement)), "QUERY_FAILED");
+          expect(err.context.sqlstate).toBe("42501"); // insufficient_privilege
+        };
+        await refused("update events set command = 'drop table x' where session_id = 'ro'");
+        await refused("delete from events where session_id = 'ro'");
+        await refused("truncate events");
+        await refused("update sessions set end_reason = 'rewritten' where id = 'ro'");
+        await refused("delete from sessions where id = 'ro'");
+        await refused("drop table events_y2024m03");
+        // A seal is never overwritten, even through the function.
+        await expectStoreError(asGateway.sessions.close(close("ro", { endReason: "rewritten" })), "CONFLICT");
+      });
+      expect((await store.sessions.get("ro"))?.session.endReason).toBe("client_closed");
+    });
+
+    it("upgrades a store from migration 001, moving its events into partitions", async () => {
+      const { sql, dispose } = await harness().fresh();
+      try {
+        await migrate(sql, migrations.slice(0, 1));
+        const v1 = createStore(sql, "postgres");
+        await v1.sessions.create(newSession("v1"));
+        await sql.query("select gatehouse_insert_events($1::jsonb)", [
+          JSON.stringify([
+            { session_id: "v1", seq: 1, ts: "2024-03-01T12:00:00.123456Z", kind: "query", command: "select 1", params: [1] },
+            { session_id: "v1", seq: 2, ts: "2023-07-01T00:00:00Z", kind: "query", details: { rows: 2 } },
+          ]),
+        ]);
+        expect(await migrate(sql)).toEqual({ applied: [2], version: migrations.length });
+        const upgraded = createStore(sql, "postgres");
+        const got = await upgraded.sessions.get("v1");
+        expect(got?.session.eventCount).toBe(2);
+        expect(got?.events.map((e) => [e.seq, e.timeUs, e.command, e.params, e.details])).toEqual([
+          [1, T0, "select 1", [1], null],
+          [2, Date.UTC(2023, 6, 1) * 1000, null, null, { rows: 2 }],
+        ]);
+        expect((await upgraded.retention.partitions()).map((p) => p.name)).toEqual(["events_y2023m07", "events_y2024m03"]);
+      } finally {
+        await dispose();
+      }
     });
   });
 

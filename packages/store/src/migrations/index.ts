@@ -1,7 +1,9 @@
 import { migration001 } from "./001_initial.js";
+import { migration002 } from "./002_evidence.js";
 import type { Migration } from "./types.js";
 
 export type { Migration } from "./types.js";
+export { GATEWAY_ROLE } from "./002_evidence.js";
 
 /** Every migration, in order. A new one is a new `NNN_name.ts` file added to this list. */
-export const migrations: readonly Migration[] = [migration001];
+export const migrations: readonly Migration[] = [migration001, migration002];
