@@ -168,13 +168,20 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
       return Promise.reject(new TunnelError("INTERNAL", "stream ids exhausted on this link; reconnect"));
     }
     const id = this.#nextStreamId;
+    const open = new OpenStream({ ...request, streamId: id, initialWindow: this.#options.initialWindow });
+    const frame = encodeGatewayFrame({ open });
+    // The connector would close the whole link over it (assuming it keeps the same limit as we do).
+    if (frame.length > this.#options.maxFrameBytes) {
+      return Promise.reject(
+        new TunnelError("INTERNAL", `OpenStream of ${frame.length} bytes exceeds maxFrameBytes (${this.#options.maxFrameBytes})`),
+      );
+    }
     this.#nextStreamId += 2;
     this.#highestStreamId = id;
-    const open = new OpenStream({ ...request, streamId: id, initialWindow: this.#options.initialWindow });
     const state = new StreamState(this.#host, StreamPhase.Opening, 0, this.#options.initialWindow);
     const stream = new TunnelStream(id, open, state, this.#options.maxDataPayload);
     this.#streams.set(id, stream);
-    this.#sendControl(encodeGatewayFrame({ open }));
+    this.#sendControl(frame);
     return new Promise<OpenResult>((resolve, reject) => {
       const timer = setTimeout(() => this.#openTimedOut(id), this.#options.openTimeoutMs);
       timer.unref();

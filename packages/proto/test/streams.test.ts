@@ -202,6 +202,15 @@ describe("open", () => {
     },
   );
 
+  test("an OpenStream too big for a frame is refused locally, and the link stays up", async () => {
+    await using pair = await muxPair({ gateway: { maxFrameBytes: 4_096, maxDataPayload: 1_024 } });
+    const err = (await pair.gateway.open({ params: { big: "x".repeat(5_000) } }).catch((e: unknown) => e)) as TunnelError;
+    expect(err.code).toBe("INTERNAL");
+    expect(err.message).toMatch(/exceeds maxFrameBytes/);
+    expect(pair.gateway.closed).toBe(false);
+    expect(pair.gateway.streamCount).toBe(0);
+  });
+
   test("a throwing open handler is answered INTERNAL, and the link stays up", async () => {
     let calls = 0;
     await using pair = await muxPair({
