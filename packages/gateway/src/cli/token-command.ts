@@ -208,7 +208,9 @@ function defaultCacheDir(env: NodeJS.ProcessEnv): string {
 /** The provider's own error code and description when it gave them (invalid_client...), else the cause. */
 function describeProviderError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  const { error: code, error_description: description } = error as { error?: unknown; error_description?: unknown };
+  // A token error response has error/error_description; a 401 with a WWW-Authenticate challenge carries them in the challenge.
+  const challenge = Array.isArray(error.cause) ? (error.cause[0] as { parameters?: Record<string, unknown> } | undefined)?.parameters : undefined;
+  const { error: code, error_description: description } = (challenge ?? error) as { error?: unknown; error_description?: unknown };
   if (typeof code === "string") return `the provider refused: ${code}${typeof description === "string" ? ` (${description})` : ""}`;
   const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";
   return `${error.message}${cause}`;
