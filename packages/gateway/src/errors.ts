@@ -6,18 +6,35 @@ export type GatewayErrorCode =
   | "LISTEN_FAILED"
   | "NO_CONNECTOR"
   | "API_UNREACHABLE"
-  | "API_ERROR";
+  | "API_ERROR"
+  /** The journal cannot be opened or recovered (locked by another gateway, unreadable). */
+  | "JOURNAL_FAILED"
+  /** Strict recording cannot make a record durable: the journal is full or unwritable (`recording`). */
+  | "RECORDING_UNAVAILABLE"
+  /** The Ed25519 signing key cannot be read, created or parsed. */
+  | "SIGNING_KEY_UNUSABLE";
+
+/** Why recording is unavailable, for RECORDING_UNAVAILABLE; the protocols map it to their own error. */
+export interface RecordingProblem {
+  /** full: over recording.journal.maxBytes; unwritable: the disk refused a write or a sync. */
+  reason: "journal_full" | "journal_unwritable";
+  /** The system error underneath (ENOSPC, EIO...), when there is one. */
+  errno?: string;
+}
 
 export class GatewayError extends Error {
   override readonly name = "GatewayError";
   constructor(
     readonly code: GatewayErrorCode,
     message: string,
-    options?: { cause?: unknown; problems?: string[] },
+    options?: { cause?: unknown; problems?: string[]; recording?: RecordingProblem },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.problems = options?.problems ?? [];
+    this.recording = options?.recording;
   }
   /** For CONFIG_INVALID: one line per problem, each starting with the key's path. */
   readonly problems: string[];
+  /** For RECORDING_UNAVAILABLE. */
+  readonly recording: RecordingProblem | undefined;
 }
