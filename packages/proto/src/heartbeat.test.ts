@@ -34,8 +34,11 @@ test("declares the link dead deadAfterMs after the last frame, not before", () =
   vi.advanceTimersByTime(249);
   expect(onDead).not.toHaveBeenCalled();
   vi.advanceTimersByTime(1);
+  // The verdict waits for one I/O poll (a setImmediate, which these fake timers run 1 ms later).
+  vi.advanceTimersByTime(1);
   expect(onDead).toHaveBeenCalledTimes(1);
-  expect(onDead.mock.calls[0]![0]).toBe(250);
+  expect(onDead.mock.calls[0]![0]).toBeGreaterThanOrEqual(250);
+  expect(onDead.mock.calls[0]![0]).toBeLessThanOrEqual(251);
   vi.advanceTimersByTime(1000);
   expect(onDead).toHaveBeenCalledTimes(1);
 });
@@ -46,4 +49,19 @@ test("stop() ends pings and the dead-link check", () => {
   vi.advanceTimersByTime(10_000);
   expect(onPing).not.toHaveBeenCalled();
   expect(onDead).not.toHaveBeenCalled();
+});
+
+test("a frame read right after an overdue check (this process was stalled) keeps the link alive", () => {
+  const { heartbeat, onDead } = start(100, 250);
+  // The process stalls past the deadline: the check runs late, and the peer's frame is read in the
+  // same event loop turn, before the verdict.
+  vi.advanceTimersByTime(249);
+  setTimeout(() => heartbeat.touch(), 1); // lands alongside the dead-link check, before its verdict
+  vi.advanceTimersByTime(2);
+  expect(onDead).not.toHaveBeenCalled();
+  vi.advanceTimersByTime(249);
+  expect(onDead).not.toHaveBeenCalled();
+  vi.advanceTimersByTime(10);
+  expect(onDead).toHaveBeenCalledTimes(1);
+  heartbeat.stop();
 });

@@ -13,6 +13,7 @@ export class Heartbeat {
   #lastReceived: number;
   #nextPing: number;
   #timer: NodeJS.Timeout | undefined;
+  #confirm: NodeJS.Immediate | undefined;
 
   constructor(options: HeartbeatOptions) {
     this.#options = options;
@@ -29,7 +30,9 @@ export class Heartbeat {
 
   stop(): void {
     clearTimeout(this.#timer);
+    clearImmediate(this.#confirm);
     this.#timer = undefined;
+    this.#confirm = undefined;
   }
 
   #arm(now: number): void {
@@ -45,7 +48,14 @@ export class Heartbeat {
     const silent = at - this.#lastReceived;
     if (silent >= deadAfterMs) {
       this.#timer = undefined;
-      onDead(silent);
+      // If this process itself was stalled (GC, a busy CPU), the peer's frames may be waiting unread in
+      // the socket. setImmediate runs after the event loop's next I/O poll: judge once they are read.
+      this.#confirm = setImmediate(() => {
+        this.#confirm = undefined;
+        const after = now();
+        if (after - this.#lastReceived >= deadAfterMs) onDead(after - this.#lastReceived);
+        else this.#arm(after);
+      });
       return;
     }
     if (at >= this.#nextPing) {

@@ -48,18 +48,20 @@ test("a stalled reader does not slow another stream on the same link", async () 
     remote.end();
     return size / ((performance.now() - started) / 1000);
   };
-  const alone = await timed(32 * MiB);
-
   const stalled = await openPair(pair, accepted);
+  // Best of two each, alternating, so a busy moment on a shared machine does not decide it.
+  const alone = [await timed(16 * MiB)];
   const { sawBackpressure } = await writeUntilStalled(stalled.stream);
   expect(sawBackpressure).toBe(true);
+  const beside = [await timed(16 * MiB)];
+  alone.push(await timed(16 * MiB));
+  beside.push(await timed(16 * MiB));
 
-  const beside = await timed(32 * MiB);
-  // Still stalled, and still holding exactly one window: the other stream did not go through it.
+  // Still stalled, and still holding exactly one window: the other streams did not go through it.
   expect(stalled.stream.flow.sentBytes).toBe(WINDOW);
   expect(stalled.remote.flow.unreadBytes).toBe(WINDOW);
-  // Shared machine: generous, but a head-of-line block would be orders of magnitude off.
-  expect(beside).toBeGreaterThan(alone * 0.25);
+  // Generous, but a head-of-line block would be orders of magnitude off.
+  expect(Math.max(...beside)).toBeGreaterThan(Math.max(...alone) * 0.25);
 });
 
 test("1 GiB pushed into a stalled stream holds at most a window plus a frame, then arrives intact", async () => {
