@@ -1,7 +1,11 @@
 export { startGateway } from "./gateway.js";
-export type { Gateway, GatewayOptions } from "./gateway.js";
+export type { Gateway, GatewayOptions, ReloadResult } from "./gateway.js";
 export { loadConfigFile, parseConfigText, validateConfig } from "./config/load.js";
-export type { GatewayConfig, ConnectionConfig, ConnectorConfig, AllowEntry } from "./config/schema.js";
+export type { GatewayConfig, ConnectionConfig, ConnectorConfig, AllowEntry, IdentityConfig, OidcConfig } from "./config/schema.js";
+export { decide, Policy } from "./policy.js";
+export type { PolicyDecision, DenialReason } from "./policy.js";
+export type { AuthFailureReason, AuthMethod, PasswordCheck } from "./identity/authenticator.js";
+export type { TokenFailureReason } from "./identity/oidc-verifier.js";
 export { GatewayError } from "./errors.js";
 export type { GatewayErrorCode } from "./errors.js";
 export { createLogger } from "./logger.js";

@@ -1,12 +1,13 @@
 import { GatewayError } from "../errors.js";
 import { loadConfigFile } from "../config/load.js";
+import { readOidcCa } from "../identity/oidc-verifier.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
 
 export const CONFIG_CHECK_HELP = `Usage: gatehouse config check FILE
 
-Validates a gateway config file. Exits 0 when it is valid; otherwise prints
-every problem with the path of its key (connections[2].target.port: …) and
-exits 1.`;
+Validates a gateway config file, as a start or a reload (SIGHUP) would.
+Exits 0 when it is valid; otherwise prints every problem with the path of
+its key (connections[2].target.port: …) and exits 1.`;
 
 export async function configCheckCommand(ctx: CommandContext): Promise<number> {
   const { values, positionals } = parseCommand(ctx.argv, {}, 1);
@@ -18,6 +19,8 @@ export async function configCheckCommand(ctx: CommandContext): Promise<number> {
   if (!file) throw new UsageError("config check needs the config file to check");
   try {
     const config = loadConfigFile(file);
+    // What a start or a reload would also refuse, beyond the file's shape.
+    readOidcCa(config.identity.oidc);
     write(ctx.stdout, `${file}: valid (${config.connections.length} connection${config.connections.length === 1 ? "" : "s"}, ${config.connectors.length} connector${config.connectors.length === 1 ? "" : "s"})`);
     return 0;
   } catch (error) {

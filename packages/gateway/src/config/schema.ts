@@ -22,10 +22,12 @@ const name = z
 /**
  * An identity's name: what a client gives as its user name, and what an OIDC
  * token's name claim maps to (a client id, a username, an email address).
+ * The same rule as `keys create --identity` (the API), and at most 63
+ * characters like a Postgres user name.
  */
 const identityName = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._@+:-]{0,254}$/, "expected an identity name of letters, digits, '.', '_', '@', '+', ':' or '-' (at most 255)");
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$/, "expected an identity name of letters, digits, '.', '_', '@' or '-' (at most 63)");
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/i, "expected a SHA-256 as 64 hex digits");
 
