@@ -80,9 +80,23 @@ const postgresSchema = z.strictObject({
   requireTls: z.enum(["non-loopback", "always", "never"]).default("non-loopback"),
 });
 
+const journalSchema = z.strictObject({
+  /** Bytes of journal segment files before new sessions and commands are refused (strict) or dropped (best-effort). */
+  maxBytes: z.number().int().min(64 * 1024).default(1024 * 1024 * 1024),
+  /** Bytes of each segment file (zero-filled when made; deleted once the store has all of it). */
+  segmentBytes: z.number().int().min(16 * 1024).max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
+});
+
 const recordingSchema = z.strictObject({
   /** Bytes kept of each bound parameter value (the rest is counted, marked truncated). */
   maxParamBytes: z.number().int().min(0).max(1024 * 1024).default(4096),
+  /**
+   * strict: a command reaches the resource only once its record is durable in the journal;
+   * best-effort: relay first, and record a recording_degraded event when anything is lost.
+   */
+  mode: z.enum(["strict", "best-effort"]).default("strict"),
+  /** The write-ahead journal in <dataDir>/journal. */
+  journal: journalSchema.default(() => journalSchema.parse({})),
 });
 
 const connectorSchema = z.strictObject({
