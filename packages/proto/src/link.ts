@@ -2,7 +2,10 @@ import { WebSocket } from "ws";
 
 /** One WebSocket (or any message transport) carrying tunnel messages. */
 export interface FrameLink {
-  /** Send one binary message; `cb` runs once it is handed to the OS (or failed). */
+  /**
+   * Send one binary message; `cb` runs once it is handed to the OS (or failed). Once `cb` ran without
+   * an error the link must not read `data` again: the Multiplexer reuses that memory.
+   */
   send(data: Uint8Array, cb: (err?: Error | null) => void): void;
   /** Bytes queued in the transport and not yet written to the OS. */
   readonly bufferedAmount: number;

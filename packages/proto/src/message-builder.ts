@@ -6,6 +6,7 @@
 //
 //   frame  = tag(dataField, LEN) varint(len(data)) data
 //   data   = [0x08 varint(stream_id)] [0x12 varint(len(payload)) payload]   (proto3 omits zero values)
+import type { SlabPool } from "./slab-pool.js";
 import { varintSize, writeVarint } from "./varint.js";
 
 /** Field number of `Data data` in the frame message the builder writes (GatewayFrame 2, ConnectorFrame 3). */
@@ -26,11 +27,14 @@ type Entry = Uint8Array | DataEntry;
 
 export class MessageBuilder {
   readonly #dataTag: number;
+  readonly #pool: SlabPool | undefined;
   #entries: Entry[] = [];
   #size = 0;
 
-  constructor(dataField: DataField) {
+  /** @param pool where message memory comes from; each message goes back with `pool.release` once sent. */
+  constructor(dataField: DataField, pool?: SlabPool) {
     this.#dataTag = (dataField << 3) | WIRE_LEN;
+    this.#pool = pool;
   }
 
   /** Bytes the message will have. */
@@ -57,7 +61,7 @@ export class MessageBuilder {
 
   /** Writes the message and resets the builder. */
   finish(): Uint8Array {
-    const out = Buffer.allocUnsafe(this.#size);
+    const out = this.#pool ? this.#pool.allocate(this.#size) : Buffer.allocUnsafe(this.#size);
     let pos = 0;
     for (const entry of this.#entries) {
       if (entry instanceof Uint8Array) {

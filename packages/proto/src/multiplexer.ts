@@ -14,6 +14,7 @@ import { FrameDecoder } from "./frame-codec.js";
 import { Heartbeat } from "./heartbeat.js";
 import type { FrameLink } from "./link.js";
 import { MessageBuilder } from "./message-builder.js";
+import { SlabPool } from "./slab-pool.js";
 import {
   Close,
   type IClose,
@@ -76,6 +77,8 @@ const CloseCode = {
 } as const;
 
 const EMPTY = new Uint8Array(0);
+/** Outgoing message memory is carved from slabs this big (see slab-pool.ts). */
+const SLAB_BYTES = 1024 * 1024;
 const MAX_STREAM_ID = 0xffff_ffff;
 
 export class Multiplexer extends EventEmitter<MultiplexerEvents> {
@@ -84,6 +87,7 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
   readonly #codec: RoleCodec;
   readonly #decoder: FrameDecoder<IncomingFrame>;
   readonly #builder: MessageBuilder;
+  readonly #pool: SlabPool;
   readonly #heartbeat: Heartbeat;
   /** Credit is granted back in batches of at least this many consumed bytes. */
   readonly #creditBatch: number;
@@ -119,7 +123,8 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
     const gateway = this.#options.role === "gateway";
     this.#codec = gateway ? gatewayCodec : connectorCodec;
     this.#decoder = new FrameDecoder(this.#codec.decode, this.#options.maxFrameBytes);
-    this.#builder = new MessageBuilder(this.#codec.dataField);
+    this.#pool = new SlabPool(SLAB_BYTES);
+    this.#builder = new MessageBuilder(this.#codec.dataField, this.#pool);
     // A quarter window: few WindowUpdates, yet the writer never waits on a full round trip.
     this.#creditBatch = Math.max(1, Math.floor(this.#options.initialWindow / 4));
     this.#host = {
@@ -131,7 +136,10 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
       pingIntervalMs: this.#options.pingIntervalMs,
       deadAfterMs: this.#options.deadAfterMs,
       now: this.#options.now,
-      onPing: () => this.#sendControl(this.#codec.encode({ ping: { nonce: ++this.#pingNonce } })),
+      onPing: () => {
+        this.#pool.trim();
+        this.#sendControl(this.#codec.encode({ ping: { nonce: ++this.#pingNonce } }));
+      },
       onDead: (silentMs) =>
         this.#fail(new TunnelError("LINK_CLOSED", `no frame from the peer for ${Math.round(silentMs)} ms`)),
     });
@@ -506,10 +514,9 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
     while (!this.#closed && this.#inflightBytes < this.#options.linkHighWaterMark) {
       const message = this.#buildMessage(done);
       if (message === undefined) break;
-      const size = message.length;
-      this.#inflightBytes += size;
+      this.#inflightBytes += message.length;
       try {
-        this.#link.send(message, (err) => this.#sent(size, err));
+        this.#link.send(message, (err) => this.#sent(message, err));
       } catch (cause) {
         this.#fail(new TunnelError("LINK_CLOSED", "the link refused a message", { cause }));
         return;
@@ -520,10 +527,13 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
     }
   }
 
-  #sent(size: number, err: Error | null | undefined): void {
-    this.#inflightBytes -= size;
-    // A failed send means the link is going down; its close event does the rest.
-    if (!err) this.#schedule();
+  #sent(message: Uint8Array, err: Error | null | undefined): void {
+    this.#inflightBytes -= message.length;
+    // A failed send means the link is going down; its close event does the rest. (Its buffer is
+    // not reused: a failing transport might still read it.)
+    if (err) return;
+    this.#pool.release(message);
+    this.#schedule();
   }
 
   /** Control frames first, then credit, then one Data frame per ready stream in turn. */
