@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { appName, startPostgresStack, statements, type EventJson, type PostgresStack } from "../lib/postgres-stack.js";
 
@@ -102,4 +105,44 @@ describe("pgbench through the gateway", () => {
       }
     });
   }
+
+  it("pipeline mode (several Bind/Execute before one Sync): every statement recorded with its own values", async () => {
+    const app = appName("pgbench-pipeline");
+    const script = join(mkdtempSync(join(tmpdir(), "gatehouse-e2e-pgbench-")), "pipeline.sql");
+    writeFileSync(
+      script,
+      [
+        "\\set aid random(1, 100000)",
+        "\\set delta random(-5000, 5000)",
+        "\\startpipeline",
+        "SELECT abalance FROM pgbench_accounts WHERE aid = :aid;",
+        "UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;",
+        "SELECT abalance FROM pgbench_accounts WHERE aid = :aid;",
+        "\\endpipeline",
+        "",
+      ].join("\n"),
+    );
+    const clients = 2;
+    const transactions = 25;
+    const out = await pgbench(["-M", "extended", "-n", "-c", String(clients), "-t", String(transactions), "-f", script], app);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout).toContain(`number of transactions actually processed: ${clients * transactions}/${clients * transactions}`);
+    // -n: no pre-run vacuum, but pgbench still opens a session of its own first.
+    const sessions = await stack.waitForSessions((s) => s.clientApplication === app, { count: clients + 1, connection: "app" });
+    expect(sessions).toHaveLength(clients + 1);
+    let transactionsSeen = 0;
+    for (const recorded of sessions) {
+      const events = statements(recorded);
+      expect(events.every((e) => e.kind === "execute" && e.outcome === "ok")).toBe(true);
+      for (let i = 0; i + 2 < events.length; i += 3) {
+        const [before, update, after] = [events[i]!, events[i + 1]!, events[i + 2]!];
+        expect(before.command).toBe("SELECT abalance FROM pgbench_accounts WHERE aid = $1;");
+        expect(update.command).toBe("UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2;");
+        expect(update.details?.tag).toBe("UPDATE 1");
+        expect([before.params, after.params]).toEqual([[update.params![1]], [update.params![1]]]);
+        transactionsSeen++;
+      }
+    }
+    expect(transactionsSeen).toBe(clients * transactions);
+  });
 });

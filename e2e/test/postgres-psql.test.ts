@@ -210,6 +210,42 @@ describe("psql through the gateway", () => {
     expect(events.map((e) => e.kind)).toEqual(["copy", "query", "copy", "query"]);
   });
 
+  it("\\copy in with a bad row: the client gets the error with its line, nothing is written, and the copy is recorded as failed", async () => {
+    const app = appName("copy-error");
+    const input = join(files, "bad.csv");
+    writeFileSync(input, "1,one\n2,two\nthree,3\n4,four\n");
+    const out = await stack.psql([stack.conninfo({ application: app }), "-At", "-c", `\\copy imports from '${input}' csv`, "-c", "select count(*) from imports"]);
+    expect(out.stderr).toContain('invalid input syntax for type integer: "three"');
+    expect(out.stderr).toContain("COPY imports, line 3");
+    expect(out.stdout.trim()).toBe("0");
+    const [copy, count] = statements(await stack.sessionOf(app));
+    expect(copy).toMatchObject({ kind: "copy", outcome: "error", details: { sqlstate: "22P02", copy: { direction: "in" } } });
+    expect(count).toMatchObject({ kind: "query", outcome: "ok", details: { tag: "SELECT 1" } });
+  });
+
+  it("pg_dump of a table: the dump is complete, and psql restores it through the gateway too", async () => {
+    const app = appName("pg_dump");
+    const dump = await stack.run("pg_dump", ["--no-owner", "--table=orders", stack.conninfo({ application: app })], { timeoutMs: 60_000 });
+    expect(dump.stderr).toBe("");
+    expect(dump.code).toBe(0);
+    expect(dump.stdout).toContain("CREATE TABLE public.orders");
+    expect(dump.stdout).toMatch(/COPY public\.orders \(id, customer, amount, created_at\) FROM stdin;\n/);
+    const copied = dump.stdout.slice(dump.stdout.indexOf("FROM stdin;\n") + 12, dump.stdout.indexOf("\\.\n")).trim().split("\n");
+    expect(copied).toHaveLength(5000);
+    const events = statements(await stack.sessionOf(app));
+    // pg_dump reads in one repeatable-read transaction, the rows with COPY TO STDOUT.
+    expect(events.find((e) => /^BEGIN/.test(e.command ?? ""))).toBeDefined();
+    expect(events.find((e) => e.kind === "copy")).toMatchObject({ command: "COPY public.orders (id, customer, amount, created_at) TO stdout;", outcome: "ok", details: { rows: 5000, copy: { direction: "out" } } });
+    expect(events.filter((e) => e.outcome !== "ok")).toEqual([]);
+
+    // Restore it under another name, through the gateway.
+    const renamed = dump.stdout.replaceAll("public.orders", "public.orders_restored").replace(/CONSTRAINT orders_pkey/g, "CONSTRAINT orders_restored_pkey");
+    const restore = await stack.psql([stack.conninfo(), "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"], { input: renamed });
+    expect(restore.stderr).toBe("");
+    const check = await stack.psql([stack.conninfo(), "-At", "-c", "select count(*), sum(amount) from orders_restored", "-c", "drop table orders_restored"]);
+    expect(check.stdout.trim().split("\n")[0]).toBe("5000|249750.00");
+  });
+
   it("\\d and \\dt: psql's catalog queries work and are recorded", async () => {
     const app = appName("describe");
     const out = await stack.psql([stack.conninfo({ application: app }), "-c", "\\dt", "-c", "\\d orders"]);
