@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
@@ -23,8 +23,14 @@ const IDLE_SESSIONS = Number(process.env.BENCH_IDLE_SESSIONS ?? 1000);
 const CLIENTS = (process.env.BENCH_CLIENTS ?? "1,16").split(",").map(Number);
 /** Comma-separated subset of pgbench,read,idle. */
 const ONLY = new Set((process.env.BENCH_ONLY ?? "pgbench,read,idle").split(","));
-/** Comma-separated subset of the paths' labels (direct, gateway, gateway-tls, pgbouncer); direct is always run. */
-const PATHS = new Set((process.env.BENCH_PATHS ?? "direct,gateway,gateway-tls,pgbouncer").split(","));
+/**
+ * Comma-separated subset of the paths (direct is always run): gateway, gateway-tls, pgbouncer, and
+ * tunnel: the same server through a `tcp` connection of the same gateway and connector — the tunnel
+ * alone, with no Postgres parsing and no per-statement recording — to tell those costs apart; and
+ * gateway-pgstore: a second gateway and connector whose store is a database on the same Postgres
+ * server instead of the embedded one, which shows what the embedded store costs.
+ */
+const PATHS = new Set((process.env.BENCH_PATHS ?? "direct,gateway,gateway-tls,tunnel,gateway-pgstore,pgbouncer").split(","));
 const DATABASE = `gatehouse_bench_${process.pid}`;
 const IDENTITY = "bench-agent";
 
@@ -35,11 +41,15 @@ interface Endpoint {
   user: string;
   database: string;
   env: Record<string, string>;
+  /** Processes on this path whose CPU time is measured (name → pid): the gateway, the connector, pgbouncer. */
+  procs?: Record<string, number>;
 }
 
 interface PgbenchResult {
   tps: number;
   latencyMs: number;
+  /** CPU time (user + system) each of the path's processes spent per transaction, in µs. */
+  cpuUsPerTx?: Record<string, number>;
 }
 
 // ---------------------------------------------------------------- helpers
@@ -81,6 +91,28 @@ function freePort(): Promise<number> {
   });
 }
 
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+
+/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name, which is in parentheses and may hold spaces: state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Starts measuring the CPU time of a path's processes; the returned function gives the seconds each spent since. */
+function cpuMeter(e: Endpoint): () => Record<string, number> | undefined {
+  if (!e.procs) return () => undefined;
+  const procs = e.procs;
+  const start = mapValues(procs, cpuSeconds);
+  return () => mapValues(procs, (pid, name) => cpuSeconds(pid) - start[name]!);
+}
+
+function mapValues<T, U>(record: Record<string, T>, f: (value: T, key: string) => U): Record<string, U> {
+  return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, f(v, k)]));
+}
+
 function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
@@ -105,22 +137,33 @@ async function settledRss(pid: number): Promise<number> {
 
 async function pgbench(e: Endpoint, clients: number): Promise<PgbenchResult> {
   const threads = Math.min(clients, 2); // 2 cores
+  const cpu = cpuMeter(e);
   const out = await run("pgbench", [...connArgs(e), "-n", "-S", "-M", "extended", "-c", String(clients), "-j", String(threads), "-T", String(SECONDS), e.database], e.env);
   const tps = Number(/^tps = ([\d.]+)/m.exec(out.stdout)?.[1]);
   const latencyMs = Number(/^latency average = ([\d.]+) ms/m.exec(out.stdout)?.[1]);
   const failed = Number(/^number of failed transactions: (\d+)/m.exec(out.stdout)?.[1] ?? 0);
+  const transactions = Number(/^number of transactions actually processed: (\d+)/m.exec(out.stdout)?.[1]);
   if (out.code !== 0 || !Number.isFinite(tps) || !Number.isFinite(latencyMs) || failed > 0) {
     throw new Error(`pgbench through ${e.label} failed (exit ${out.code}):\n${out.stderr}${out.stdout}`);
   }
-  return { tps, latencyMs };
+  const spent = cpu();
+  return { tps, latencyMs, ...(spent ? { cpuUsPerTx: mapValues(spent, (seconds) => (seconds * 1e6) / transactions) } : {}) };
 }
 
 // ---------------------------------------------------------------- 200 MB read
 
-/** Seconds psql takes to read READ_ROWS rows of 1,000 bytes (output discarded); the median of READ_RUNS. */
-async function bigRead(e: Endpoint): Promise<number> {
+interface ReadResult {
+  /** The median of READ_RUNS. */
+  seconds: number;
+  /** CPU time each of the path's processes spent per MB read, in ms (over all runs). */
+  cpuMsPerMB?: Record<string, number>;
+}
+
+/** Times psql reading READ_ROWS rows of 1,000 bytes (output discarded). */
+async function bigRead(e: Endpoint): Promise<ReadResult> {
   const sql = `select repeat('x', 1000) from generate_series(1, ${READ_ROWS})`;
   const times: number[] = [];
+  const cpu = cpuMeter(e);
   for (let i = 0; i < READ_RUNS; i++) {
     const started = process.hrtime.bigint();
     const code = await new Promise<number | null>((resolve, reject) => {
@@ -132,8 +175,10 @@ async function bigRead(e: Endpoint): Promise<number> {
     if (code !== 0) throw new Error(`psql read through ${e.label} exited ${code}`);
     times.push(Number(process.hrtime.bigint() - started) / 1e9);
   }
+  const spent = cpu();
   times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
+  const mb = (READ_ROWS * 1000 * READ_RUNS) / 1e6;
+  return { seconds: times[Math.floor(times.length / 2)]!, ...(spent ? { cpuMsPerMB: mapValues(spent, (seconds) => (seconds * 1e3) / mb) } : {}) };
 }
 
 // ---------------------------------------------------------------- pgbouncer
@@ -147,7 +192,7 @@ function findPgbouncer(): string | undefined {
 }
 
 /** pgbouncer in session mode in front of the same server (the closest to what the gateway does: one server connection per client). */
-async function startPgbouncer(binary: string): Promise<{ port: number; stop: () => Promise<void> }> {
+async function startPgbouncer(binary: string): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
   const dir = tempDir("gatehouse-bench-pgbouncer-");
   const port = await freePort();
   writeFileSync(join(dir, "users.txt"), `"${PG.user}" ""\n`);
@@ -185,6 +230,7 @@ default_pool_size = 20
   }
   return {
     port,
+    pid: child.pid!,
     stop: async () => {
       child.kill("SIGTERM");
       await exited;
@@ -311,7 +357,7 @@ async function idleSessions(): Promise<IdleResult> {
  * connector. The listener's certificate is made here with openssl (EC P-256),
  * as an operator would provide one, rather than generated at first start.
  */
-async function startStack(connections: Array<Record<string, unknown>>, allow: string): Promise<{ gateway: RunningGateway; connector: Proc; accessKey: string; host: string; port: number }> {
+async function startStack(connections: Array<Record<string, unknown>>, allow: string, extra: Record<string, unknown> = {}): Promise<{ gateway: RunningGateway; connector: Proc; accessKey: string; host: string; port: number }> {
   const dir = tempDir("gatehouse-bench-");
   const cert = join(dir, "listener.crt");
   const key = join(dir, "listener.key");
@@ -324,6 +370,7 @@ async function startStack(connections: Array<Record<string, unknown>>, allow: st
       postgres: { tls: { cert, key } },
       connectors: [{ name: "bench", tokenSha256: credentials.sha256 }],
       connections: connections.map((c) => ({ protocol: "postgres", connector: "bench", allow: [{ identity: IDENTITY }], ...c })),
+      ...extra,
     },
     dir,
     120_000,
@@ -356,11 +403,12 @@ async function createKey(gateway: RunningGateway): Promise<string> {
 // ---------------------------------------------------------------- main
 
 const fmt = (n: number | undefined, digits = 0) => (n === undefined || !Number.isFinite(n) ? "-" : n.toFixed(digits));
+const signed = (n: number) => `${n >= 0 ? "+" : ""}${fmt(n)}`;
 
 const direct: Endpoint = { label: "direct", host: PG.host, port: PG.port, user: PG.user, database: DATABASE, env: { PGSSLMODE: "disable" } };
 const admin: Endpoint = { ...direct, database: "postgres" };
 
-const results: Record<string, { c1?: PgbenchResult; c16?: PgbenchResult; readMBps?: number }> = {};
+const results: Record<string, { c1?: PgbenchResult; c16?: PgbenchResult; readMBps?: number; readCpuMsPerMB?: Record<string, number> }> = {};
 let idle: IdleResult | undefined;
 let pgbouncerUsed = false;
 
@@ -372,21 +420,46 @@ try {
     if (ONLY.has("pgbench")) await mustRun("pgbench", [...connArgs(direct), "-i", "-q", "-s", String(SCALE), DATABASE], direct.env);
 
     const { gateway, connector, accessKey, host, port } = await startStack(
-      [{ name: "bench", target: { host: PG.host, port: PG.port, database: DATABASE, tls: "disable" }, credential: { user: PG.user } }],
+      [
+        { name: "bench", target: { host: PG.host, port: PG.port, database: DATABASE, tls: "disable" }, credential: { user: PG.user } },
+        { name: "raw", protocol: "tcp", listen: "127.0.0.1:0", target: { host: PG.host, port: PG.port }, allow: [] },
+      ],
       `${PG.host}:${PG.port}`,
     );
     cleanups.unshift(() => connector.stop(), () => gateway.proc.stop());
     // Plaintext from loopback authenticates with SCRAM, like the direct path; the TLS row is what a remote agent gets.
-    const viaGateway: Endpoint = { label: "gateway", host, port, user: IDENTITY, database: "bench", env: { PGSSLMODE: "disable", PGPASSWORD: accessKey } };
+    const procs = { gateway: gateway.proc.child.pid!, connector: connector.child.pid! };
+    const viaGateway: Endpoint = { label: "gateway", host, port, user: IDENTITY, database: "bench", env: { PGSSLMODE: "disable", PGPASSWORD: accessKey }, procs };
     const viaGatewayTls: Endpoint = { ...viaGateway, label: "gateway (TLS)", env: { PGSSLMODE: "require", PGPASSWORD: accessKey } };
     if (PATHS.has("gateway")) endpoints.push(viaGateway);
     if (PATHS.has("gateway-tls")) endpoints.push(viaGatewayTls);
+    const raw = gateway.tcp.raw;
+    if (PATHS.has("tunnel") && raw) endpoints.push({ ...direct, label: "tunnel only (tcp)", host: raw.host, port: raw.port, procs });
+
+    if (PATHS.has("gateway-pgstore")) {
+      const storeDb = `${DATABASE}_store`;
+      await psql(admin, `create database ${storeDb}`);
+      cleanups.push(() => psql(admin, `drop database if exists ${storeDb} with (force)`));
+      const second = await startStack(
+        [{ name: "bench", target: { host: PG.host, port: PG.port, database: DATABASE, tls: "disable" }, credential: { user: PG.user } }],
+        `${PG.host}:${PG.port}`,
+        { store: { url: `postgres://${PG.user}@${PG.host}:${PG.port}/${storeDb}` } },
+      );
+      cleanups.unshift(() => second.connector.stop(), () => second.gateway.proc.stop());
+      endpoints.push({
+        ...viaGateway,
+        label: "gateway, store in Postgres",
+        port: second.port,
+        env: { PGSSLMODE: "disable", PGPASSWORD: second.accessKey },
+        procs: { gateway: second.gateway.proc.child.pid!, connector: second.connector.child.pid! },
+      });
+    }
 
     const bouncer = findPgbouncer();
     if (bouncer && PATHS.has("pgbouncer")) {
       const running = await startPgbouncer(bouncer);
       cleanups.unshift(running.stop);
-      endpoints.push({ label: "pgbouncer", host: "127.0.0.1", port: running.port, user: PG.user, database: DATABASE, env: { PGSSLMODE: "disable" } });
+      endpoints.push({ label: "pgbouncer", host: "127.0.0.1", port: running.port, user: PG.user, database: DATABASE, env: { PGSSLMODE: "disable" }, procs: { pgbouncer: running.pid } });
       pgbouncerUsed = true;
     } else if (!bouncer) {
       console.error("pgbouncer is not installed; its rows are skipped (Debian: apt-get install pgbouncer)");
@@ -408,8 +481,9 @@ try {
     }
     if (ONLY.has("read")) {
       for (const e of endpoints) {
-        const seconds = await bigRead(e);
-        results[e.label]!.readMBps = (READ_ROWS * 1000) / 1e6 / seconds;
+        const read = await bigRead(e);
+        results[e.label]!.readMBps = (READ_ROWS * 1000) / 1e6 / read.seconds;
+        if (read.cpuMsPerMB) results[e.label]!.readCpuMsPerMB = read.cpuMsPerMB;
         console.error(`read ${e.label}: ${results[e.label]!.readMBps!.toFixed(0)} MB/s`);
       }
     }
@@ -449,14 +523,25 @@ for (const label of Object.keys(results).filter((l) => l !== "direct")) {
   rows.push([
     `${label} / direct`,
     fmt(ratio(r.c1?.tps, d?.c1?.tps), 2),
-    r.c1 && d?.c1 ? `+${fmt((r.c1.latencyMs - d.c1.latencyMs) * 1000)}` : "-",
+    r.c1 && d?.c1 ? signed((r.c1.latencyMs - d.c1.latencyMs) * 1000) : "-",
     fmt(ratio(r.c16?.tps, d?.c16?.tps), 2),
-    r.c16 && d?.c16 ? `+${fmt((r.c16.latencyMs - d.c16.latencyMs) * 1000)}` : "-",
+    r.c16 && d?.c16 ? signed((r.c16.latencyMs - d.c16.latencyMs) * 1000) : "-",
     fmt(ratio(r.readMBps, d?.readMBps), 2),
   ]);
 }
 console.log(`pgbench -S -M extended, -T ${SECONDS}, scale ${SCALE}; read: ${READ_ROWS} rows × 1,000 bytes, median of ${READ_RUNS}`);
-if (Object.keys(results).length) for (const row of rows) console.log(row.map((c, i) => c.padEnd(i === 0 ? 26 : 18)).join(""));
+if (Object.keys(results).length) for (const row of rows) console.log(row.map((c, i) => c.padEnd(i === 0 ? 30 : 18)).join(""));
+const cpuRows: string[][] = [["CPU per unit of work", "-c 1 µs/tx", "-c 16 µs/tx", "read ms/MB"]];
+for (const [label, r] of Object.entries(results)) {
+  for (const name of Object.keys(r.c1?.cpuUsPerTx ?? r.c16?.cpuUsPerTx ?? r.readCpuMsPerMB ?? {})) {
+    cpuRows.push([`${label}: ${name}`, fmt(r.c1?.cpuUsPerTx?.[name]), fmt(r.c16?.cpuUsPerTx?.[name]), fmt(r.readCpuMsPerMB?.[name], 1)]);
+  }
+}
+if (cpuRows.length > 1) {
+  console.log("");
+  for (const row of cpuRows) console.log(row.map((c, i) => c.padEnd(i === 0 ? 36 : 16)).join(""));
+  console.log("");
+}
 if (idle) {
   console.log(
     `${idle.sessions} idle TLS sessions: gateway RSS ${fmt(idle.gatewayRssBeforeMiB, 1)} → ${fmt(idle.gatewayRssAfterMiB, 1)} MiB (+${fmt(idle.gatewayAddedMiB, 1)} MiB, ${fmt((idle.gatewayAddedMiB * 1024) / idle.sessions, 1)} KiB each); connector +${fmt(idle.connectorAddedMiB, 1)} MiB; opened in ${fmt(idle.openSeconds, 1)} s`,
