@@ -89,4 +89,51 @@ describe("relay", () => {
     expect(result).toMatchObject({ bytesUp: 7, bytesDown: payload.length, endedBy: "resource" });
     expect(result.error).toBeUndefined();
   });
+
+  it("holds a chunk while its inspector's promise is pending, keeps order, and passes the end on after it", async () => {
+    const [clientFar, clientNear, c1] = await socketPair();
+    const [upNear, upFar, c2] = await socketPair();
+    cleanups.push(c1, c2);
+    let upstreamGot = "";
+    upFar.on("data", (chunk: Buffer) => (upstreamGot += chunk.toString()));
+    const upstreamEnded = new Promise((r) => upFar.once("end", r));
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const done = relay(clientNear, upNear, {
+      // The first chunk waits for the gate (as a command waits for its record to be durable).
+      up: (chunk) => (chunk.toString().startsWith("first") ? gate : undefined),
+    });
+    clientFar.write("first;");
+    await new Promise((r) => setTimeout(r, 50));
+    clientFar.end("second;");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(upstreamGot).toBe("");
+    release();
+    await upstreamEnded;
+    expect(upstreamGot).toBe("first;second;");
+    upFar.end();
+    expect((await done).error).toBeUndefined();
+  });
+
+  it("treats a rejected inspector promise as a violation: the chunk is not forwarded, the client gets its farewell", async () => {
+    const [clientFar, clientNear, c1] = await socketPair();
+    const [upNear, upFar, c2] = await socketPair();
+    cleanups.push(c1, c2);
+    let upstreamGot = "";
+    upFar.on("data", (chunk: Buffer) => (upstreamGot += chunk.toString()));
+    upFar.on("error", () => undefined);
+    const done = relay(clientNear, upNear, {
+      up: () => new Promise((_, reject) => setTimeout(() => reject(new Error("journal full")), 20)),
+      onViolation: (error) => Buffer.from(`refused: ${error.message}`),
+    });
+    let farewell = "";
+    clientFar.on("data", (chunk: Buffer) => (farewell += chunk.toString()));
+    const clientClosed = new Promise((r) => clientFar.on("close", r));
+    clientFar.write("select 1");
+    const result = await done;
+    await clientClosed;
+    expect(result).toMatchObject({ violation: "up" });
+    expect(farewell).toBe("refused: journal full");
+    expect(upstreamGot).toBe("");
+  });
 });

@@ -6,8 +6,11 @@ const LINGER_MS = 5_000;
 /**
  * Sees every chunk of one direction before it is forwarded. Throwing stops
  * the relay (the chunk is not forwarded): a protocol violation ends the session.
+ * Returning a promise holds the chunk, and everything after it, until the
+ * promise resolves (write-ahead recording: a command goes on only once its
+ * record is durable); a rejection is handled like a throw.
  */
-export type Inspector = (chunk: Buffer) => void;
+export type Inspector = (chunk: Buffer) => void | Promise<void>;
 
 export interface RelayOptions {
   /** Client → resource. */
@@ -69,16 +72,35 @@ export function relay(client: Duplex, upstream: Duplex, options: RelayOptions = 
     };
     const forward = (from: Duplex, to: Duplex, inspector: Inspector | undefined, direction: "up" | "down") => {
       const resume = () => from.resume();
+      let held: Promise<void> | undefined;
       from.on("data", (chunk: Buffer) => {
         if (direction === "up") bytesUp += chunk.length;
         else bytesDown += chunk.length;
         // After a violation, or once the other side is closed or ended, nobody reads these bytes.
         if (error || to.destroyed || to.writableEnded) return;
         if (inspector) {
+          let verdict: void | Promise<void>;
           try {
-            inspector(chunk);
+            verdict = inspector(chunk);
           } catch (err) {
             violate(err as Error, direction);
+            return;
+          }
+          if (verdict) {
+            // Paused, no later chunk can overtake this one while it waits.
+            from.pause();
+            held = verdict.then(
+              () => {
+                held = undefined;
+                if (error || to.destroyed || to.writableEnded) return;
+                if (to.write(chunk)) from.resume();
+                else to.once("drain", resume);
+              },
+              (err: unknown) => {
+                held = undefined;
+                if (!error) violate(err as Error, direction);
+              },
+            );
             return;
           }
         }
@@ -89,7 +111,12 @@ export function relay(client: Duplex, upstream: Duplex, options: RelayOptions = 
       });
       from.once("end", () => {
         endedBy ??= direction === "up" ? "client" : "resource";
-        if (!error && !to.destroyed && !to.writableEnded) to.end();
+        const pass = () => {
+          if (!error && !to.destroyed && !to.writableEnded) to.end();
+        };
+        // A chunk still held must be written before the end is passed on.
+        if (held) void held.then(pass);
+        else pass();
       });
       // A side handed over paused (a handshake stopped reading it) would not flow on a listener alone.
       from.resume();
