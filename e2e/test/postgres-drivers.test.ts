@@ -146,6 +146,54 @@ describe("node-postgres (pg) through the gateway", () => {
   });
 });
 
+describe("many clients at once", () => {
+  it("40 concurrent pg clients: every one authenticated, answered with its own rows, and recorded as its own session", async () => {
+    const app = appName("pg-many");
+    const ids = Array.from({ length: 40 }, (_, i) => i + 1000);
+    const answers = await Promise.all(
+      ids.map(async (id) => {
+        const client = pgClient(app);
+        await client.connect();
+        try {
+          const { rows } = await client.query<{ id: number }>("select id from orders where id = $1", [id]);
+          return rows[0]!.id;
+        } finally {
+          await client.end();
+        }
+      }),
+    );
+    expect(answers).toEqual(ids);
+    const sessions = await stack.waitForSessions((s) => s.clientApplication === app, { count: ids.length, connection: "app" });
+    const recordedIds = sessions.map((s) => statements(s).find((e) => e.kind === "execute")!.params![0]).sort();
+    expect(recordedIds).toEqual(ids.map(String).sort());
+    expect(new Set(sessions.map((s) => s.session.id)).size).toBe(ids.length);
+  });
+
+  it("binary parameters (bytea from a Buffer) are recorded as hex", async () => {
+    const app = appName("pg-binary");
+    const client = pgClient(app);
+    await client.connect();
+    const { rows } = await client.query<{ n: number }>("select length($1::bytea) as n", [Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00])]);
+    await client.end();
+    expect(rows[0]!.n).toBe(5);
+    const [event] = statements(await stack.sessionOf(app));
+    // node-postgres binds a Buffer in binary format.
+    expect(event!.params).toEqual([{ hex: "deadbeef00", bytes: 5, truncated: false }]);
+  });
+
+  it("a parameter larger than the cap is recorded cut at 4 KiB with its full size", async () => {
+    const app = appName("pg-bigparam");
+    const client = pgClient(app);
+    await client.connect();
+    const big = "z".repeat(100_000);
+    const { rows } = await client.query<{ n: number }>("select length($1::text) as n", [big]);
+    await client.end();
+    expect(rows[0]!.n).toBe(100_000);
+    const [event] = statements(await stack.sessionOf(app));
+    expect(event!.params).toEqual([{ text: "z".repeat(4096), bytes: 100_000, truncated: true }]);
+  });
+});
+
 describe("LISTEN/NOTIFY", () => {
   it("the client recognises its own notifications (its key's pid is its backend's), and each is recorded", async () => {
     const app = appName("pg-notify");
