@@ -40,3 +40,13 @@ export function commandEvent(command: ObservedCommand, outcome: CommandOutcome):
     details,
   };
 }
+
+/**
+ * What a command's write-ahead entry holds before it runs: its event without an outcome. After a
+ * crash, a command that has only this becomes an event with status "interrupted".
+ */
+export function commandDraft(command: ObservedCommand): EventInput & { timeUs: number } {
+  const event = commandEvent(command, { status: "interrupted", completedAt: command.startedAt, durationUs: 0 });
+  const { status: _status, ...details } = event.details ?? {};
+  return { kind: event.kind, command: event.command ?? null, params: event.params ?? null, timeUs: command.startedAt, details };
+}

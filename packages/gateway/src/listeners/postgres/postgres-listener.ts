@@ -29,7 +29,8 @@ import type { TlsMaterial } from "../../tls-material.js";
 import { ChunkSource } from "../chunk-source.js";
 import { SocketServer } from "../socket-server.js";
 import { CancelKeys } from "./cancel-keys.js";
-import { commandEvent } from "./command-events.js";
+import { commandDraft, commandEvent } from "./command-events.js";
+import { GatewayError, type RecordingProblem } from "../../errors.js";
 
 /** Postgres's own authentication_timeout default. */
 const STARTUP_TIMEOUT_MS = 60_000;
@@ -216,6 +217,9 @@ export class PostgresListener {
     } catch (error) {
       if (error instanceof Refused) {
         stream.end(error.response);
+      } else if (isRecordingUnavailable(error)) {
+        log.warn({ reason: error.recording }, "session refused: recording unavailable");
+        stream.end(recordingRefusal(error));
       } else if (isPostgresProtocolError(error)) {
         log.info({ err: error }, "protocol violation during startup");
         stream.end(errorResponseFor(error));
@@ -235,8 +239,9 @@ export class PostgresListener {
     const record = (promise: Promise<void>) => void promise.catch(() => undefined);
     const observer = new PostgresObserver(
       {
-        commandStarted: () => undefined,
-        commandCompleted: (command, outcome) => record(session.record(commandEvent(command, outcome))),
+        // Write-ahead: journaled before the chunk that runs it is forwarded (see `up` below).
+        commandStarted: (command) => session.commandStarted(command, commandDraft(command)),
+        commandCompleted: (command, outcome) => record(session.commandCompleted(command, commandEvent(command, outcome))),
         notification: (n) => record(session.record({ kind: "notification", timeUs: n.at, command: null, details: { channel: n.channel, payload: n.payload, processId: n.processId } })),
         serverError: (e, at) => record(session.record({ kind: "server_error", timeUs: at, outcome: "error", details: { sqlstate: e.code, message: e.message, severity: e.severity } })),
       },
@@ -246,27 +251,42 @@ export class PostgresListener {
         standardConformingStrings: parameters.standard_conforming_strings !== "off",
       },
     );
+    let refused: Error | undefined;
     for (const chunk of early) {
       observer.frontend(chunk);
+      try {
+        await session.writeAhead();
+      } catch (error) {
+        refused = error as Error;
+        break;
+      }
       upstream.write(chunk);
     }
-    const result = await relay(client, upstream, {
-      up: (chunk) => observer.frontend(chunk),
-      down: (chunk) => observer.backend(chunk),
-      onViolation: (error, direction) =>
-        isPostgresProtocolError(error)
-          ? direction === "up"
-            ? errorResponseFor(error)
-            : errorResponse({ severity: "FATAL", code: SqlState.protocolViolation, message: "the server sent a malformed message; the session was closed" })
-          : undefined,
-    });
+    const result = refused
+      ? (client.end(recordingRefusal(refused)), upstream.destroy(), { bytesUp: 0, bytesDown: 0, error: refused, violation: "up" as const, endedBy: "client" as const })
+      : await relay(client, upstream, {
+          // Strict recording: a chunk that starts commands waits until their records are durable.
+          up: (chunk) => {
+            observer.frontend(chunk);
+            return session.writeAhead();
+          },
+          down: (chunk) => observer.backend(chunk),
+          onViolation: (error, direction) =>
+            isRecordingUnavailable(error)
+              ? recordingRefusal(error)
+              : isPostgresProtocolError(error)
+                ? direction === "up"
+                  ? errorResponseFor(error)
+                  : errorResponse({ severity: "FATAL", code: SqlState.protocolViolation, message: "the server sent a malformed message; the session was closed" })
+                : undefined,
+        });
     try {
       observer.end();
     } catch {
       // A broken observer already said why through the relay result.
     }
     const error = result.error;
-    const reason = result.violation ? "protocol_violation" : error instanceof TunnelError ? "connector_lost" : error ? "error" : `${result.endedBy}_closed`;
+    const reason = isRecordingUnavailable(error) ? "recording_unavailable" : result.violation ? "protocol_violation" : error instanceof TunnelError ? "connector_lost" : error ? "error" : `${result.endedBy}_closed`;
     await session
       .record({
         kind: "disconnect",
@@ -307,6 +327,26 @@ export class PostgresListener {
       .catch(() => undefined);
   }
 }
+
+function isRecordingUnavailable(error: unknown): error is GatewayError & { recording: RecordingProblem } {
+  return error instanceof GatewayError && error.code === "RECORDING_UNAVAILABLE" && error.recording !== undefined;
+}
+
+/**
+ * Strict recording could not make the record durable: the command (or session) does not run, and
+ * the client gets disk_full (53100) for a full journal, io_error (58030) for an unwritable one.
+ */
+function recordingRefusal(error: Error): Uint8Array {
+  const problem = isRecordingUnavailable(error) ? error.recording : { reason: "journal_unwritable" as const };
+  return errorResponse({
+    severity: "FATAL",
+    code: problem.reason === "journal_full" ? SqlState.diskFull : IO_ERROR,
+    message: `the gateway cannot record this session (${problem.reason === "journal_full" ? "its journal is full" : "its journal cannot be written"}); the command was not run`,
+  });
+}
+
+/** SQLSTATE 58030 io_error (errcodes.txt); not in the protocols package's table. */
+const IO_ERROR = "58030";
 
 /** The SQLSTATE a client sees for each way a session can fail to reach its resource. */
 function failureResponse(failure: OpenFailure) {
