@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
-import { createEventWriter, openStore, type EventWriter, type Store } from "@gatehouse/store";
+import { openStore, type Store } from "@gatehouse/store";
 import type { GatewayConfig } from "./config/schema.js";
 import { formatHostPort, type HostPort } from "./config/address.js";
 import { systemClock, type Clock } from "./clock.js";
@@ -12,7 +12,7 @@ import { createApiServer } from "./api/http-api.js";
 import { TcpListener } from "./listeners/tcp-listener.js";
 import { PostgresListener } from "./listeners/postgres/postgres-listener.js";
 import { loadTlsMaterial } from "./tls-material.js";
-import { Recorder } from "./sessions/recorder.js";
+import { startRecording } from "./evidence/recording.js";
 import { AccessKeys } from "./identity/access-keys.js";
 import { PasswordAuthenticator } from "./identity/authenticator.js";
 import { currentOidcVerifier, readOidcCa } from "./identity/oidc-verifier.js";
@@ -69,8 +69,9 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
   try {
     const store = await openStore(config.store.url ? { url: config.store.url, maxConnections: config.store.maxConnections } : { dataDir: join(dataDir, "store") });
     cleanup.push(() => store.close());
-    const writer: EventWriter = createEventWriter(store);
-    cleanup.push(() => writer.close());
+    // Journal, signing key and shipper (docs/evidence.md); closed after the listeners, before the store.
+    const recording = await startRecording({ dataDir, store, settings: config.recording, clock, logger });
+    cleanup.push(() => recording.close());
 
     const admin = adminTokenHash(dataDir, config.api.adminTokenSha256);
     if (admin.generated) options.onAdminTokenGenerated?.(admin.generated, join(dataDir, "admin-token"));
@@ -89,7 +90,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     const registry = new ConnectorRegistry();
     const tunnel = new TunnelServer({ config: current, registry, logger, clock });
     cleanup.push(() => tunnel.close());
-    const recorder = new Recorder(store, writer, clock, logger);
+    const { recorder } = recording;
     const broker = new SessionBroker(recorder, registry, new Policy(current, clock), logger);
 
     const accessKeys = new AccessKeys(store, clock);
@@ -160,6 +161,8 @@ export function startBoundChanges(before: GatewayConfig, after: GatewayConfig): 
   }
   if (differ(before.api, after.api)) changed.push("api");
   if (differ(before.store, after.store)) changed.push("store");
+  if (differ(before.recording.mode, after.recording.mode)) changed.push("recording.mode");
+  if (differ(before.recording.journal, after.recording.journal)) changed.push("recording.journal");
   if (differ(before.postgres.tls, after.postgres.tls)) changed.push("postgres.tls");
   if (differ(before.log, after.log)) changed.push("log.level");
   const tcp = (config: GatewayConfig) => new Map(config.connections.filter((c) => c.protocol === "tcp").map((c) => [c.name, JSON.stringify(c)]));

@@ -1,66 +1,280 @@
 import { randomUUID } from "node:crypto";
-import type { EventWriter, NewSession, SessionEvent, Store } from "@gatehouse/store";
+import type { NewSession, SessionEvent } from "@gatehouse/store";
 import type { Clock } from "../clock.js";
+import { GatewayError, type RecordingProblem } from "../errors.js";
+import { eventHash, genesisHash } from "../evidence/chain.js";
+import { signSeal, type SigningKey } from "../evidence/signing.js";
+import { escapeText, needsEscape, storableDraft } from "../evidence/storable.js";
+import type { EventDraft, SessionState } from "../journal/entries.js";
+import type { Journal } from "../journal/journal.js";
 import type { Logger } from "../logger.js";
 
 export type SessionMeta = Omit<NewSession, "id" | "startedUs">;
-export type EventInput = Omit<SessionEvent, "sessionId" | "seq" | "timeUs"> & { timeUs?: number };
+export type EventInput = Omit<SessionEvent, "sessionId" | "seq" | "timeUs" | "prevHash" | "hash"> & { timeUs?: number };
 
-/** Opens sessions in the store and numbers their events. */
+/**
+ * strict: a session starts, and a command is relayed, only once its record is durable in the
+ * journal; when the journal is full or unwritable they are refused with the protocol's error.
+ * best-effort: relay first, record as soon as possible; what cannot be recorded is counted and
+ * reported by a `recording_degraded` event.
+ */
+export type RecordingMode = "strict" | "best-effort";
+
+export interface RecorderOptions {
+  journal: Journal;
+  signingKey: SigningKey;
+  mode: RecordingMode;
+  clock: Clock;
+  logger: Logger;
+}
+
+/**
+ * Opens sessions and records their events through the write-ahead journal, chaining every event's
+ * hash to the one before and sealing each session with the gateway's key when it closes. The
+ * journal's shipper takes the entries on to the store.
+ */
 export class Recorder {
-  constructor(
-    private readonly store: Store,
-    private readonly writer: EventWriter,
-    private readonly clock: Clock,
-    private readonly logger: Logger,
-  ) {}
+  /** Sessions opened by this process and not closed yet. */
+  private readonly live = new Set<RecordedSession>();
 
+  constructor(private readonly options: RecorderOptions) {}
+
+  /** Closes every session still open (a gateway stopping), so none is left for the next start to close. */
+  closeAll(endReason: string): void {
+    for (const session of [...this.live]) void session.close(endReason);
+  }
+
+  get mode(): RecordingMode {
+    return this.options.mode;
+  }
+
+  /**
+   * Starts a session's record. Strict: resolves once it is durable, and rejects with
+   * RECORDING_UNAVAILABLE (`error.recording` says why) when the journal takes no new work.
+   */
   async open(meta: SessionMeta): Promise<RecordedSession> {
-    const session: NewSession = { ...meta, id: randomUUID(), startedUs: this.clock() };
-    await this.store.sessions.create(session);
-    return new RecordedSession(session, this.store, this.writer, this.clock, this.logger.child({ sessionId: session.id }));
+    const { journal, mode, clock } = this.options;
+    const session = storableSession({ ...meta, id: randomUUID(), startedUs: clock() });
+    const genesis = genesisHash(session);
+    if (mode === "strict") {
+      const problem = journal.problem();
+      if (problem) throw unavailable(problem, "no new session can be recorded");
+    }
+    // Best-effort: a session's start is always taken (it is small, and without it nothing of the
+    // session could be recorded later); its commands are what may be dropped.
+    const lsn = journal.append({ t: "open", session, genesis }, mode === "best-effort");
+    if (lsn === undefined) throw unavailable(journal.problem() ?? { reason: "journal_full" }, "no new session can be recorded");
+    const recorded = new RecordedSession(session, genesis, this.options, this.options.logger.child({ sessionId: session.id }), this.live);
+    if (mode === "strict") {
+      try {
+        await journal.whenDurable(lsn);
+      } catch (error) {
+        // Its start will reach the disk when the journal recovers: end it there too.
+        await recorded.close("recording_unavailable");
+        throw error;
+      }
+    }
+    return recorded;
+  }
+
+  /**
+   * Finishes the sessions a previous run left open (it was killed or crashed): each command it had
+   * journaled as started, with no outcome, is recorded as `interrupted`, then the session is closed
+   * with end reason `gateway_restart` and sealed. Returns how many sessions were closed.
+   */
+  finishRecovered(states: readonly SessionState[]): number {
+    for (const state of states) {
+      const session = RecordedSession.resume(state, this.options, this.options.logger.child({ sessionId: state.session.id }));
+      for (const { ref, draft } of state.started) {
+        session.recordResolved(ref, { ...draft, outcome: null, details: { ...(draft.details ?? {}), status: "interrupted", reason: "gateway_restart" } });
+      }
+      void session.close("gateway_restart");
+    }
+    return states.length;
   }
 }
 
 /**
- * One session's record. Events get gap-free sequence numbers in the order
- * `record` is called, whatever order their writes complete in.
+ * One session's record. Events get gap-free sequence numbers and chained hashes in the order they
+ * are recorded, whatever order their writes complete in.
  */
 export class RecordedSession {
   private seq = 0;
+  private lastHash: string;
+  private nextRef = 0;
+  private lastStartLsn = 0;
   private closed = false;
-  private readonly pending = new Set<Promise<void>>();
+  /** Commands journaled as started, by the caller's key for them, awaiting their outcome. */
+  private readonly started = new Map<object, number>();
+  /** Strict: why this session can no longer relay commands. */
+  private refusal: GatewayError | undefined;
+  /** Best-effort: commands whose record was dropped, and why. */
+  private lost = { count: 0, reason: "" };
 
   constructor(
     readonly meta: NewSession,
-    private readonly store: Store,
-    private readonly writer: EventWriter,
-    private readonly clock: Clock,
+    readonly genesis: string,
+    private readonly options: RecorderOptions,
     readonly logger: Logger,
-  ) {}
+    private readonly live?: Set<RecordedSession>,
+  ) {
+    this.lastHash = genesis;
+    live?.add(this);
+  }
+
+  /** A session of a previous run, from the journal's state, to finish it. */
+  static resume(state: SessionState, options: RecorderOptions, logger: Logger): RecordedSession {
+    const session = new RecordedSession(state.session, state.genesis, options, logger);
+    session.seq = state.seq;
+    session.lastHash = state.lastHash;
+    session.nextRef = Math.max(0, ...state.started.map((s) => s.ref));
+    return session;
+  }
 
   get id(): string {
     return this.meta.id;
   }
 
-  /** Resolves once the event is committed to the store; rejects (and logs) if it cannot be. */
-  record(input: EventInput): Promise<void> {
-    if (this.closed) return Promise.reject(new Error(`session ${this.id} is closed; event ${input.kind} not recorded`));
-    const event: SessionEvent = { ...input, sessionId: this.id, seq: ++this.seq, timeUs: input.timeUs ?? this.clock() };
-    const write = this.writer.write(event).catch((error: unknown) => {
-      this.logger.error({ err: error, seq: event.seq, kind: event.kind }, "event could not be recorded");
-      throw error;
-    });
-    const tracked = write.finally(() => this.pending.delete(tracked)).catch(() => undefined);
-    this.pending.add(tracked);
-    return write;
+  /**
+   * Write-ahead: journals that the command identified by `key` is about to run (`draft`: what it
+   * is, without an outcome). Never throws; in strict mode a refusal is kept for `writeAhead()`.
+   */
+  commandStarted(key: object, draft: EventDraft): void {
+    if (this.closed || this.refusal) return;
+    const { journal, mode } = this.options;
+    const ref = this.nextRef + 1;
+    const lsn = journal.append({ t: "start", sid: this.id, ref, draft: storableDraft(draft) }, false);
+    if (lsn === undefined) {
+      if (mode === "strict") this.refusal = unavailable(journal.problem() ?? { reason: "journal_full" }, "the command was not relayed");
+      return;
+    }
+    this.nextRef = ref;
+    this.started.set(key, ref);
+    this.lastStartLsn = lsn;
   }
 
-  /** Waits for every event written so far, then marks the session ended. Idempotent. */
+  /**
+   * For the relay, after the commands in a chunk were started: undefined when the chunk may go now;
+   * a promise that resolves once every started command is durable (strict mode), or rejects with
+   * RECORDING_UNAVAILABLE when they cannot be — then the chunk must not reach the resource.
+   */
+  writeAhead(): Promise<void> | undefined {
+    if (this.options.mode !== "strict") return undefined;
+    if (this.refusal) return Promise.reject(this.refusal);
+    return this.options.journal.whenDurable(this.lastStartLsn);
+  }
+
+  /** The command `key` finished: records its event (resolving its write-ahead entry). */
+  commandCompleted(key: object, input: EventInput): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    const ref = this.started.get(key);
+    if (ref === undefined) {
+      // Never journaled as started. Strict: refused, so it never ran. Best-effort: it ran
+      // unrecorded so far; record its outcome if the journal takes it now.
+      if (this.options.mode === "strict" || this.closed) return Promise.resolve();
+      return this.append(input, undefined, false);
+    }
+    this.started.delete(key);
+    return this.append(input, ref, true);
+  }
+
+  /**
+   * Records an event that is not a command (connect, disconnect, notification, cancel...). Such
+   * events complete a session already admitted, so the journal always takes them.
+   */
+  record(input: EventInput): Promise<void> {
+    if (this.closed) return Promise.reject(new GatewayError("JOURNAL_FAILED", `session ${this.id} is closed; event ${input.kind} not recorded`));
+    return this.append(input, undefined, true);
+  }
+
+  /** Records the outcome of a started command by its journal ref (recovery). */
+  recordResolved(ref: number, input: EventInput): void {
+    void this.append(input, ref, true);
+  }
+
+  /**
+   * Ends the record: a `recording_degraded` event first if anything was dropped, then the close,
+   * sealed with the gateway's key over the chain's final hash and length. Idempotent. The close
+   * is durable in the journal soon after; nothing here waits for the store.
+   */
   async close(endReason: string): Promise<void> {
     if (this.closed) return;
+    this.flushLost();
     this.closed = true;
-    await Promise.all(this.pending);
-    await this.store.sessions.close({ id: this.id, endedUs: this.clock(), endReason });
+    this.live?.delete(this);
+    const { clock, journal, signingKey } = this.options;
+    const endedUs = clock();
+    const fields = { sessionId: this.id, genesis: this.genesis, eventCount: this.seq, finalHash: this.lastHash, endedUs, endReason };
+    const sealSignature = signSeal(signingKey, fields);
+    journal.append({ t: "close", close: { id: this.id, endedUs, endReason, finalHash: this.lastHash, sealSignature, eventCount: this.seq } }, true);
   }
+
+  private append(input: EventInput, ref: number | undefined, mandatory: boolean): Promise<void> {
+    const { journal, clock, mode } = this.options;
+    if (!mandatory && journal.problem()) return this.dropped(journal.problem()!);
+    this.flushLost();
+    const draft = storableDraft(input);
+    const event: SessionEvent = { ...draft, sessionId: this.id, seq: this.seq + 1, timeUs: input.timeUs ?? clock() };
+    event.prevHash = this.lastHash;
+    event.hash = eventHash(this.lastHash, event);
+    const lsn = journal.append(ref === undefined ? { t: "event", event } : { t: "event", event, ref }, mandatory);
+    // Only best-effort gets here (strict never journals a command it did not start).
+    if (lsn === undefined) return this.dropped(journal.problem() ?? { reason: "journal_full" });
+    this.seq = event.seq;
+    this.lastHash = event.hash;
+    if (mode !== "strict") return Promise.resolve();
+    return journal.whenDurable(lsn) ?? Promise.resolve();
+  }
+
+  private dropped(problem: RecordingProblem): Promise<void> {
+    this.lost.count++;
+    this.lost.reason = problem.reason;
+    return Promise.resolve();
+  }
+
+  /** Best-effort: says how many events were lost and why, as soon as the journal takes it. */
+  private flushLost(): void {
+    if (this.lost.count === 0 || this.closed) return;
+    const { count, reason } = this.lost;
+    this.lost = { count: 0, reason: "" };
+    const event: SessionEvent = {
+      sessionId: this.id,
+      seq: this.seq + 1,
+      timeUs: this.options.clock(),
+      kind: "recording_degraded",
+      command: null,
+      outcome: "error",
+      details: { lost: count, reason },
+    };
+    event.prevHash = this.lastHash;
+    event.hash = eventHash(this.lastHash, event);
+    this.options.journal.append({ t: "event", event }, true);
+    this.seq = event.seq;
+    this.lastHash = event.hash;
+    this.logger.warn({ lost: count, reason }, "events were lost (best-effort recording)");
+  }
+}
+
+function unavailable(problem: RecordingProblem, what: string): GatewayError {
+  const why = problem.reason === "journal_full" ? "the recording journal is full" : `the recording journal cannot be written${problem.errno ? ` (${problem.errno})` : ""}`;
+  return new GatewayError("RECORDING_UNAVAILABLE", `${why}; ${what}`, { recording: problem });
+}
+
+/** The session's own strings, escaped like events' (evidence/storable.ts) when Postgres would refuse them. */
+function storableSession(session: NewSession): NewSession {
+  const fix = <T extends string | null | undefined>(text: T): T => (typeof text === "string" && needsEscape(text) ? (escapeText(text) as T) : text);
+  const { identity } = session;
+  return {
+    ...session,
+    identity: {
+      ...identity,
+      name: fix(identity.name),
+      issuer: fix(identity.issuer),
+      subject: fix(identity.subject),
+      ...(identity.groups ? { groups: identity.groups.map(fix) } : {}),
+    },
+    connection: fix(session.connection),
+    clientAddress: fix(session.clientAddress),
+    clientApplication: fix(session.clientApplication),
+  };
 }

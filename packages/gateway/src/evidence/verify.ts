@@ -1,0 +1,149 @@
+import type { SessionEvent, SessionRecord } from "@gatehouse/store";
+import { eventHash, genesisHash } from "./chain.js";
+import { checkSeal, type PublicKey } from "./signing.js";
+
+// Recomputes a session's chain and seal from the stored rows and says what, if anything, is wrong
+// — the first bad sequence number and why:
+//   edited     an event's content (or the session's own row) is not what was hashed
+//   deleted    an event is missing (a gap, or fewer events than were sealed)
+//   reordered  events are stored in another order than they were chained
+//   inserted   an event that was never part of the chain (a duplicate seq, one more than sealed)
+//   unsealed   the session ended but carries no seal, or events carry no hashes
+//   bad_seal   the seal does not verify (a forged or altered seal, or altered end/count/hash)
+//   unknown_key the seal was made by a key the verifier was not given
+// An open session (no end yet) has its chain checked but no seal to check; it is reported as open.
+
+export type VerifyReason = "edited" | "deleted" | "reordered" | "inserted" | "unsealed" | "bad_seal" | "unknown_key";
+
+export interface VerifyFailure {
+  sessionId: string;
+  /** The first sequence number that is wrong; null for the session's own row or its seal. */
+  seq: number | null;
+  reason: VerifyReason;
+  message: string;
+}
+
+export interface SessionVerdict {
+  sessionId: string;
+  ok: boolean;
+  /** Not ended yet: there is no seal to check. */
+  open: boolean;
+  /** Events found in the store. */
+  events: number;
+  failure?: VerifyFailure;
+}
+
+/** `events` as stored for the session, in (seq, ts) order. */
+export function verifySession(session: SessionRecord, events: readonly SessionEvent[], keys: readonly PublicKey[]): SessionVerdict {
+  const verdict = (failure?: Omit<VerifyFailure, "sessionId">): SessionVerdict => ({
+    sessionId: session.id,
+    ok: failure === undefined,
+    open: session.endedUs === null,
+    events: events.length,
+    ...(failure ? { failure: { sessionId: session.id, ...failure } } : {}),
+  });
+
+  const genesis = genesisHash(session);
+  const chain = checkChain(genesis, events);
+  if (chain.failure) return verdict(chain.failure);
+  const { count, last } = chain;
+
+  if (session.endedUs === null) {
+    // Still open: the count kept by the store must match what is there.
+    if (session.eventCount > count) return verdict({ seq: count + 1, reason: "deleted", message: `the session counts ${session.eventCount} events but the store holds ${count}` });
+    if (session.eventCount < count) return verdict({ seq: session.eventCount + 1, reason: "inserted", message: `the store holds ${count} events but the session counts ${session.eventCount}` });
+    return verdict();
+  }
+  if (session.sealSignature === null || session.finalHash === null) {
+    return verdict({ seq: null, reason: "unsealed", message: `the session ended (${session.endReason ?? "no reason"}) but has no seal` });
+  }
+  // The seal covers the end, the count and the final hash as the store keeps them; the chain
+  // must then arrive at exactly that hash after exactly that many events.
+  const sealed = { sessionId: session.id, genesis, eventCount: session.eventCount, finalHash: session.finalHash, endedUs: session.endedUs, endReason: session.endReason ?? "" };
+  const check = checkSeal(session.sealSignature, sealed, keys);
+  switch (check.result) {
+    case "malformed":
+      return verdict({ seq: null, reason: "bad_seal", message: "the seal is not an ed25519 seal" });
+    case "unknown_key":
+      return verdict({ seq: null, reason: "unknown_key", message: `sealed with key ${check.keyId}, which is not among the public keys given` });
+    case "bad_signature":
+      return verdict({ seq: null, reason: "bad_seal", message: "the seal's signature does not match the session's end, event count or final hash (the session row was altered)" });
+    case "ok":
+      break;
+  }
+  if (count < session.eventCount) return verdict({ seq: count + 1, reason: "deleted", message: `sealed with ${session.eventCount} events, the store holds ${count}` });
+  if (count > session.eventCount) return verdict({ seq: session.eventCount + 1, reason: "inserted", message: `sealed with ${session.eventCount} events, the store holds ${count}` });
+  if (last !== session.finalHash) {
+    return verdict({ seq: null, reason: "edited", message: "the chain is consistent but does not end in the sealed hash: the events were rewritten and re-hashed" });
+  }
+  return verdict();
+}
+
+type ChainResult = { failure: Omit<VerifyFailure, "sessionId">; count?: never; last?: never } | { failure?: never; count: number; last: string };
+
+/** Walks the events in stored order, checking each one's own hash and its link to the one before. */
+function checkChain(genesis: string, events: readonly SessionEvent[]): ChainResult {
+  // Where each stored hash sits, to tell a reordering or an insertion from an edit.
+  const positionOf = new Map<string, number>();
+  events.forEach((e, i) => {
+    if (e.hash) positionOf.set(e.hash, i);
+  });
+  let expectedPrev = genesis;
+  let expectedSeq = 1;
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i]!;
+    if (e.seq < expectedSeq) return { failure: { seq: e.seq, reason: "inserted", message: `a second event with seq ${e.seq}` } };
+    if (e.seq > expectedSeq) {
+      const range = e.seq - expectedSeq > 1 ? `${expectedSeq}–${e.seq - 1} are` : `${expectedSeq} is`;
+      return { failure: { seq: expectedSeq, reason: "deleted", message: `event ${range} missing` } };
+    }
+    if (!e.hash || !e.prevHash) return { failure: { seq: e.seq, reason: "unsealed", message: "the event has no hash (recorded without the chain)" } };
+    const selfOk = eventHash(e.prevHash, e) === e.hash;
+    const linkOk = e.prevHash === expectedPrev;
+    if (selfOk && linkOk) {
+      expectedPrev = e.hash;
+      expectedSeq++;
+      continue;
+    }
+    const failure = explain(e, i, events, positionOf, genesis, expectedPrev, selfOk, linkOk);
+    return { failure };
+  }
+  return { count: expectedSeq - 1, last: expectedPrev };
+}
+
+function explain(
+  e: SessionEvent,
+  i: number,
+  events: readonly SessionEvent[],
+  positionOf: Map<string, number>,
+  genesis: string,
+  expectedPrev: string,
+  selfOk: boolean,
+  linkOk: boolean,
+): Omit<VerifyFailure, "sessionId"> {
+  const at = e.seq;
+  if (linkOk) return { seq: at, reason: "edited", message: "the event's content does not match its hash" };
+  const prev = e.prevHash!;
+  if (prev === genesis) {
+    // It was chained first but is not stored first.
+    return { seq: at, reason: "reordered", message: "the event was chained as the session's first" };
+  }
+  const predecessor = positionOf.get(prev);
+  if (predecessor !== undefined && predecessor > i) {
+    return { seq: at, reason: "reordered", message: `the event was chained after seq ${events[predecessor]!.seq}, which is stored after it` };
+  }
+  if (predecessor !== undefined && predecessor < i - 1) {
+    // It follows an earlier event directly: what is stored in between was not in the chain.
+    return { seq: events[predecessor + 1]!.seq, reason: "inserted", message: `seq ${at} was chained right after seq ${events[predecessor]!.seq}` };
+  }
+  if (i === 0 && selfOk) {
+    // The first event is intact but starts from another genesis: the session's row was changed.
+    return { seq: null, reason: "edited", message: "the session's details (identity, connection, client, start) are not what its chain started from" };
+  }
+  if (predecessor === undefined && selfOk) {
+    // Its predecessor's hash is nowhere: that event is gone (and later ones renumbered).
+    return { seq: at, reason: "deleted", message: "the event this one was chained after is missing" };
+  }
+  void expectedPrev;
+  return { seq: at, reason: "edited", message: "the event's content or its link to the previous event was changed" };
+}

@@ -1,0 +1,93 @@
+import type { NewSession, SessionClose, SessionEvent } from "@gatehouse/store";
+
+/** An event before it has its place in the chain (seq, hashes): what a started command knows. */
+export type EventDraft = Omit<SessionEvent, "sessionId" | "seq" | "prevHash" | "hash">;
+
+/** A close as journaled: the store's close plus the count the seal was made over. */
+export interface JournalClose extends SessionClose {
+  eventCount: number;
+}
+
+/**
+ * What the journal holds, one JSON payload per frame (`t` tells which):
+ * - `checkpoint`: first entry of every segment; the open sessions' state at that point, so a
+ *   segment whose entries are all in the store can be deleted without losing what recovery needs.
+ * - `open`: a session began (shipped as a sessions row).
+ * - `start`: write-ahead — a command is about to be relayed (not shipped; after a crash, a start
+ *   without its event becomes an `interrupted` event).
+ * - `event`: an event with its place in the chain (shipped); `ref` resolves a `start`.
+ * - `close`: the session ended and was sealed (shipped).
+ */
+export type JournalEntry =
+  | { t: "checkpoint"; sessions: SessionState[] }
+  | { t: "open"; session: NewSession; genesis: string }
+  | { t: "start"; sid: string; ref: number; draft: EventDraft }
+  | { t: "event"; event: SessionEvent; ref?: number }
+  | { t: "close"; close: JournalClose };
+
+/** Where an open session's chain stands, as recovery needs it. */
+export interface SessionState {
+  session: NewSession;
+  genesis: string;
+  /** The last seq given out (0: none yet). */
+  seq: number;
+  /** The last event's hash (the genesis while there is none). */
+  lastHash: string;
+  /** Commands journaled as started and not yet recorded, oldest first. */
+  started: { ref: number; draft: EventDraft }[];
+}
+
+/**
+ * The open sessions as the journal's entries describe them: updated for every entry appended
+ * (and replayed at recovery), written out whole as each segment's checkpoint.
+ */
+export class JournalState {
+  private readonly sessions = new Map<string, { state: SessionState; started: Map<number, EventDraft> }>();
+
+  apply(entry: JournalEntry): void {
+    switch (entry.t) {
+      case "checkpoint":
+        this.sessions.clear();
+        for (const s of entry.sessions) this.add(s);
+        return;
+      case "open":
+        this.add({ session: entry.session, genesis: entry.genesis, seq: 0, lastHash: entry.genesis, started: [] });
+        return;
+      case "start": {
+        this.sessions.get(entry.sid)?.started.set(entry.ref, entry.draft);
+        return;
+      }
+      case "event": {
+        const open = this.sessions.get(entry.event.sessionId);
+        if (!open) return;
+        open.state.seq = entry.event.seq;
+        open.state.lastHash = entry.event.hash ?? open.state.lastHash;
+        if (entry.ref !== undefined) open.started.delete(entry.ref);
+        return;
+      }
+      case "close":
+        this.sessions.delete(entry.close.id);
+        return;
+      default: {
+        const never: never = entry;
+        throw new Error(`unknown journal entry ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** Every open session's state, started commands oldest first. */
+  snapshot(): SessionState[] {
+    return [...this.sessions.values()].map(({ state, started }) => ({
+      ...state,
+      started: [...started].map(([ref, draft]) => ({ ref, draft })),
+    }));
+  }
+
+  get openSessions(): number {
+    return this.sessions.size;
+  }
+
+  private add(state: SessionState): void {
+    this.sessions.set(state.session.id, { state: { ...state, started: [] }, started: new Map(state.started.map((s) => [s.ref, s.draft])) });
+  }
+}

@@ -1,0 +1,210 @@
+import type { NewSession, SessionClose, SessionEvent, Store } from "@gatehouse/store";
+import { StoreError } from "@gatehouse/store";
+import type { Logger } from "../logger.js";
+import type { Journal, JournalCursor } from "./journal.js";
+
+// Moves the journal's entries to the store, in order, in batches: one `store.record` call (one
+// statement) per batch, one batch in flight. A batch is acknowledged to the journal only once the
+// store has committed it, and the store ignores what it already has, so a batch sent twice (the
+// acknowledgement lost to a crash) changes nothing. While the store is down the shipper retries
+// with backoff and the journal grows; when it is back, shipping resumes where it stopped.
+
+export interface ShipperOptions {
+  /** Most journal entries in one batch. Default 2000. */
+  maxBatch?: number;
+  /** Most payload bytes in one batch. Default 8 MiB. */
+  maxBatchBytes?: number;
+  /** First and longest wait (ms) between attempts while the store fails. Defaults 100 and 5000. */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+}
+
+export const SHIPPER_DEFAULTS = { maxBatch: 2000, maxBatchBytes: 8 * 1024 * 1024, retryMinMs: 100, retryMaxMs: 5000 } as const;
+
+export interface ShipperStats {
+  batches: number;
+  sessions: number;
+  events: number;
+  closes: number;
+  /** Store calls that failed (each retried). */
+  failures: number;
+  /** Entries the store refused as invalid and that were skipped (each logged). */
+  rejected: number;
+  /** True while the store is failing. */
+  storeDown: boolean;
+}
+
+interface Batch {
+  sessions: NewSession[];
+  events: SessionEvent[];
+  closes: SessionClose[];
+  /** The last lsn the batch covers (including entries with nothing to ship). */
+  lastLsn: number;
+}
+
+export class Shipper {
+  private readonly cursor: JournalCursor;
+  private readonly options: Required<ShipperOptions>;
+  private running: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private stopped = false;
+  private readonly unsubscribe: () => void;
+  private readonly counters: ShipperStats = { batches: 0, sessions: 0, events: 0, closes: 0, failures: 0, rejected: 0, storeDown: false };
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly journal: Journal,
+    private readonly store: Pick<Store, "record">,
+    private readonly logger: Logger,
+    options: ShipperOptions = {},
+  ) {
+    this.options = { ...SHIPPER_DEFAULTS, ...options };
+    this.cursor = journal.cursor(journal.ackedLsn + 1);
+    this.unsubscribe = journal.onDurable(() => this.wake?.());
+  }
+
+  /** Starts shipping in the background. */
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  get stats(): ShipperStats {
+    return { ...this.counters };
+  }
+
+  /** Resolves when everything durable in the journal now is in the store, or after `timeoutMs` (false). */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const target = this.journal.durableLsn;
+    if (this.journal.ackedLsn >= target) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const done = await Promise.race([
+      new Promise<boolean>((resolve) => {
+        const check = () => {
+          if (this.journal.ackedLsn >= target) resolve(true);
+          else this.drainWaiters.push(check);
+        };
+        check();
+      }),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    return done;
+  }
+
+  /** Stops after the batch in flight (which may still be acknowledged). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe();
+    this.wake?.();
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    let delay = this.options.retryMinMs;
+    while (!this.stopped) {
+      let entries;
+      try {
+        entries = await this.cursor.read(this.options.maxBatch, this.options.maxBatchBytes);
+      } catch (error) {
+        this.logger.error({ err: error, nextLsn: this.cursor.nextLsn }, "cannot read the journal; retrying");
+        await new Promise((resolve) => setTimeout(resolve, this.options.retryMaxMs));
+        continue;
+      }
+      if (entries.length === 0) {
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = undefined;
+        continue;
+      }
+      const batch: Batch = { sessions: [], events: [], closes: [], lastLsn: entries[entries.length - 1]!.lsn };
+      for (const { entry } of entries) {
+        switch (entry.t) {
+          case "open":
+            batch.sessions.push(entry.session);
+            break;
+          case "event":
+            batch.events.push(entry.event);
+            break;
+          case "close": {
+            const { eventCount: _count, ...close } = entry.close;
+            batch.closes.push(close);
+            break;
+          }
+          case "start":
+          case "checkpoint":
+            break; // for recovery only
+        }
+      }
+      for (;;) {
+        try {
+          await this.ship(batch);
+          if (this.counters.storeDown) this.logger.info({ ackedLsn: batch.lastLsn }, "the store is back; shipping the journal again");
+          this.counters.storeDown = false;
+          delay = this.options.retryMinMs;
+          break;
+        } catch (error) {
+          this.counters.failures++;
+          if (!this.counters.storeDown) this.logger.warn({ err: error, pendingLsn: batch.lastLsn }, "the store refused a batch; the journal keeps it and shipping is retried");
+          this.counters.storeDown = true;
+          if (this.stopped) return;
+          await new Promise((resolve) => setTimeout(resolve, delay));
+          delay = Math.min(delay * 2, this.options.retryMaxMs);
+        }
+      }
+      this.journal.acknowledge(batch.lastLsn);
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const check of waiters) check();
+    }
+  }
+
+  /**
+   * Sends one batch. A batch the store refuses as invalid (bad data, not an outage) is split in
+   * halves until the one bad entry is found; that entry is logged and skipped, so one poisoned
+   * event cannot stop the record (its gap then shows in `gatehouse verify`).
+   */
+  private async ship(batch: Batch): Promise<void> {
+    if (batch.sessions.length + batch.events.length + batch.closes.length === 0) return;
+    try {
+      const result = await this.store.record(batch);
+      this.counters.batches++;
+      this.counters.sessions += result.sessions;
+      this.counters.events += result.events;
+      this.counters.closes += result.closed;
+      for (const { id, status } of result.notClosed) {
+        if (status === "not_found") this.logger.error({ sessionId: id }, "a journaled close names a session the store does not have");
+      }
+    } catch (error) {
+      if (!isInvalid(error)) throw error;
+      const size = batch.sessions.length + batch.events.length + batch.closes.length;
+      if (size === 1) {
+        this.counters.rejected++;
+        this.logger.error({ err: error, entry: batch.sessions[0]?.id ?? batch.closes[0]?.id ?? `${batch.events[0]?.sessionId}#${batch.events[0]?.seq}` }, "the store refused a journal entry as invalid; it is skipped");
+        return;
+      }
+      // Halves in journal order: sessions first, then events, then closes, as the store applies them.
+      const items: ({ k: "s"; v: NewSession } | { k: "e"; v: SessionEvent } | { k: "c"; v: SessionClose })[] = [
+        ...batch.sessions.map((v) => ({ k: "s" as const, v })),
+        ...batch.events.map((v) => ({ k: "e" as const, v })),
+        ...batch.closes.map((v) => ({ k: "c" as const, v })),
+      ];
+      const half = Math.ceil(items.length / 2);
+      for (const part of [items.slice(0, half), items.slice(half)]) {
+        await this.ship({
+          sessions: part.flatMap((i) => (i.k === "s" ? [i.v] : [])),
+          events: part.flatMap((i) => (i.k === "e" ? [i.v] : [])),
+          closes: part.flatMap((i) => (i.k === "c" ? [i.v] : [])),
+          lastLsn: batch.lastLsn,
+        });
+      }
+    }
+  }
+}
+
+/** The data is at fault (retrying cannot help), as opposed to the store being unreachable. */
+function isInvalid(error: unknown): boolean {
+  if (!(error instanceof StoreError)) return false;
+  if (error.code === "INVALID_ARGUMENT" || error.code === "NOT_FOUND") return true;
+  const sqlstate = error.context.sqlstate ?? (error.cause instanceof StoreError ? error.cause.context.sqlstate : undefined);
+  // 22: data exception (bad value), 23: integrity (a missing session).
+  return sqlstate !== undefined && (sqlstate.startsWith("22") || sqlstate.startsWith("23"));
+}
