@@ -80,7 +80,7 @@ export function freePort(): Promise<number> {
 }
 
 /** initdb + pg_ctl as the postgres OS user, data in a temp dir it owns. */
-async function throwaway(): Promise<PostgresServer> {
+export async function throwaway(): Promise<PostgresServer> {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-e2e-pg-"));
   const data = join(dir, "data");
   const asPostgres = (args: string[]) => {

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { freePort, startPostgresServer, type PostgresServer, type TestDatabase } from "./postgres-server.js";
 import { newToken, runCli, startConnectorProcess, startGatewayProcess, type Proc, type RunningGateway } from "./processes.js";
@@ -125,7 +125,10 @@ export async function startPostgresStack(options: { orders?: number; store?: "em
       ],
       ...(storeUrl ? { store: { url: storeUrl } } : {}),
     }, undefined, 90_000);
-    cleanups.push(() => gateway.proc.stop());
+    cleanups.push(async () => {
+      await gateway.proc.stop();
+      rmSync(gateway.dir, { recursive: true, force: true });
+    });
     const started = gateway.proc.lines.find((l) => l.msg === "gateway started")!;
     const listen = started.postgres as { host: string; port: number };
     const allow = `${server.host}:${server.port},127.0.0.1:${deadPort}`;
@@ -184,7 +187,7 @@ export async function startPostgresStack(options: { orders?: number; store?: "em
 
     const waitForSessions: PostgresStack["waitForSessions"] = async (match, o = {}) => {
       const count = o.count ?? 1;
-      const deadline = Date.now() + (o.timeoutMs ?? 15_000);
+      const deadline = Date.now() + (o.timeoutMs ?? 30_000);
       const query = `/api/v1/sessions?limit=1000${o.connection ? `&connection=${encodeURIComponent(o.connection)}` : ""}`;
       let found: SessionJson[] = [];
       for (;;) {

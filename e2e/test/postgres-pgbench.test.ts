@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { appName, startPostgresStack, statements, type EventJson, type PostgresStack } from "../lib/postgres-stack.js";
 
 // pgbench drives the three query protocols libpq speaks (simple, extended with
@@ -108,7 +108,9 @@ describe("pgbench through the gateway", () => {
 
   it("pipeline mode (several Bind/Execute before one Sync): every statement recorded with its own values", async () => {
     const app = appName("pgbench-pipeline");
-    const script = join(mkdtempSync(join(tmpdir(), "gatehouse-e2e-pgbench-")), "pipeline.sql");
+    const dir = mkdtempSync(join(tmpdir(), "gatehouse-e2e-pgbench-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const script = join(dir, "pipeline.sql");
     writeFileSync(
       script,
       [

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +18,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
+  if (files) rmSync(files, { recursive: true, force: true });
 });
 
 function summary(recorded: Recorded) {
