@@ -52,6 +52,16 @@ describe("psql through the gateway", () => {
     expect(last.stdout).toContain("SELECT 1");
   });
 
+  it("sslmode=verify-full with the gateway's generated certificate as the root: the client can check it is talking to the gateway", async () => {
+    const root = join(stack.gateway.dir, "data", "tls", "gateway.crt");
+    for (const host of ["127.0.0.1", "localhost"]) {
+      const conninfo = stack.conninfo({ sslmode: "require" }).replace("sslmode=require", `sslmode=verify-full sslrootcert=${root}`).replace(/host=\S+/, `host=${host}`);
+      const out = await stack.psql([conninfo, "-At", "-c", "select 'verified'"]);
+      expect(out.stderr, host).toBe("");
+      expect(out.stdout.trim()).toBe("verified");
+    }
+  });
+
   it("sslmode=disable authenticates with SCRAM-SHA-256 (the key never crosses the wire)", async () => {
     const app = appName("scram");
     const out = await stack.psql([stack.conninfo({ application: app, sslmode: "disable", password: null }), "-At", "-c", "select id from orders where id = 42"], { env: { PGPASSWORD: stack.key } });
