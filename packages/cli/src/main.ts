@@ -16,6 +16,9 @@ Commands:
   sessions list              list recorded sessions (newest first)
   sessions show ID|--last    show a session and its events
   keys create|list|revoke    manage identities' access keys
+  keys signing               print the gateway's session-sealing public key
+  verify ID...|--all         check sessions' hash chains and seals (exit 1 on any failure)
+  retention --days N         drop event partitions older than N days (as the store's owner)
   token                      get an OIDC access token for this agent (client credentials)
 
 Run "gatehouse COMMAND --help" for a command's options.`;
@@ -37,6 +40,8 @@ const commands: Record<string, Command> = {
   sessions: async (ctx) => (await gateway()).sessionsCommand(ctx),
   keys: async (ctx) => (await gateway()).keysCommand(ctx),
   token: async (ctx) => (await gateway()).tokenCommand(ctx),
+  verify: async (ctx) => (await gateway()).verifyCommand(ctx),
+  retention: async (ctx) => (await gateway()).retentionCommand(ctx),
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -56,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`gatehouse: ${error.message}\n(run "gatehouse ${command ? `${name} ` : ""}--help" for usage)\n`);
       return 2;
     }
-    if (error.name === "GatewayError") {
+    if (error.name === "GatewayError" || error.name === "StoreError") {
       process.stderr.write(`gatehouse: ${error.message}\n`);
       return 1;
     }

@@ -56,6 +56,14 @@ async function route(request: IncomingMessage, response: ServerResponse, options
   if (url.pathname === "/api/v1/keys" || url.pathname.startsWith("/api/v1/keys/")) return keysRoute(request, response, url, options);
   if (method !== "GET") throw new ApiError("method_not_allowed", `${method} is not supported on ${url.pathname}`);
 
+  if (url.pathname === "/api/v1/evidence") {
+    // The record exactly as stored, in session id order, for `gatehouse verify` to recompute.
+    const limit = Math.min(Number(url.searchParams.get("limit") ?? 200) || 200, 1000);
+    const after = url.searchParams.get("after") ?? undefined;
+    const sessions = await storeCall(() => options.store.sessions.scan(after === undefined ? { limit } : { afterId: after, limit }));
+    const events = await storeCall(() => options.store.events.forSessions(sessions.map((s) => s.id)));
+    return sendJson(response, 200, { sessions, events });
+  }
   if (url.pathname === "/api/v1/sessions") {
     const sessions = await storeCall(() => options.store.sessions.list(sessionFilter(url.searchParams)));
     return sendJson(response, 200, { sessions: sessions.map(sessionView) });

@@ -1,6 +1,7 @@
 import { readAdminToken, readState } from "../data-dir.js";
 import { GatewayError } from "../errors.js";
 import type { EventView, SessionView } from "../api/views.js";
+import type { SessionEvent, SessionRecord } from "@gatehouse/store";
 
 export interface KeyView {
   id: string;
@@ -33,6 +34,16 @@ export function resolveApiTarget(options: { gateway?: string; dataDir?: string; 
 
 export class ApiClient {
   constructor(private readonly target: ApiTarget) {}
+
+  get url(): string {
+    return this.target.url;
+  }
+
+  /** Sessions in id order after `after`, with their events as stored (for `gatehouse verify`). */
+  evidencePage(after: string | undefined, limit: number): Promise<{ sessions: SessionRecord[]; events: SessionEvent[] }> {
+    const params = new URLSearchParams({ limit: String(limit), ...(after === undefined ? {} : { after }) });
+    return this.get(`/api/v1/evidence?${params}`);
+  }
 
   async listSessions(query: Record<string, string | undefined>): Promise<SessionView[]> {
     const params = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined));

@@ -1,15 +1,21 @@
 import { ApiClient, resolveApiTarget } from "./api-client.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
+import { readSigningKey, SIGNING_KEY_FILE } from "../evidence/signing.js";
 
 export const KEYS_HELP = `Usage:
   gatehouse keys create --identity NAME [--expires DURATION] [--json]
   gatehouse keys list [--identity NAME] [--json]
   gatehouse keys revoke ID
+  gatehouse keys signing [--data-dir DIR] [--json]
 
 Access keys are the passwords identities present to the gateway (psql's
 password, PGPASSWORD...). "create" prints a new key once; the gateway keeps
 only verifiers. DURATION is a number with s, m, h or d ("30d"); without it the
 key does not expire. Keys are managed through the gateway's API.
+
+"signing" prints the public half of the gateway's Ed25519 session-sealing key
+(PEM; made in DATA_DIR/signing-key.pem at first start). Give it to whoever
+runs "gatehouse verify --public-key FILE".
 
 Options:
   --gateway URL       the gateway's API (default: the one started from this directory)
@@ -47,6 +53,22 @@ export async function keysCommand(ctx: CommandContext): Promise<number> {
       const rows = [["ID", "IDENTITY", "CREATED", "EXPIRES", "LAST USED"], ...keys.map((k) => [k.id, k.identity, k.createdAt.slice(0, 19), k.expiresAt?.slice(0, 19) ?? "never", k.lastUsedAt?.slice(0, 19) ?? "-"])];
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const row of rows) write(ctx.stdout, row.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
+    }
+    return 0;
+  }
+  if (sub === "signing") {
+    const { values } = parseCommand(argv, { "data-dir": { type: "string" }, json: { type: "boolean" } });
+    if (values.help) return help(ctx);
+    const dataDir = values["data-dir"] ?? ctx.env.GATEHOUSE_DATA_DIR ?? "./data";
+    const key = readSigningKey(dataDir);
+    if (!key) {
+      write(ctx.stderr, `gatehouse: no signing key in ${dataDir} (the gateway makes ${dataDir}/${SIGNING_KEY_FILE} at first start)`);
+      return 1;
+    }
+    if (values.json) write(ctx.stdout, JSON.stringify({ keyId: key.keyId, algorithm: "ed25519", publicKey: key.publicKeyPem }, null, 2));
+    else {
+      write(ctx.stdout, key.publicKeyPem);
+      write(ctx.stderr, `key id ${key.keyId}`);
     }
     return 0;
   }

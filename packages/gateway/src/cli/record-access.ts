@@ -1,0 +1,117 @@
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { SessionEvent, SessionRecord, Store } from "@gatehouse/store";
+import { loadConfigFile } from "../config/load.js";
+import { readState } from "../data-dir.js";
+import { GatewayError } from "../errors.js";
+import { ApiClient, resolveApiTarget } from "./api-client.js";
+
+// Where `verify` and `retention` read the record. In order of precedence:
+//   --store-url URL (or GATEHOUSE_STORE_URL)   the Postgres store, directly
+//   --config FILE                               that gateway's store: store.url, else its embedded store
+//   --gateway URL                               through the gateway's API (verify only)
+//   --data-dir DIR (default ./data)             the embedded store in DIR/store when no gateway holds
+//                                               it; while one runs, its API (verify only)
+
+export interface RecordPage {
+  sessions: SessionRecord[];
+  /** Their events, ordered by session, then seq. */
+  events: SessionEvent[];
+}
+
+export interface RecordSource {
+  /** For messages: where the record is read from. */
+  readonly where: string;
+  session(id: string): Promise<{ session: SessionRecord; events: SessionEvent[] } | null>;
+  /** Every session with its events, a page at a time, in session id order. */
+  pages(pageSize: number): AsyncIterable<RecordPage>;
+  close(): Promise<void>;
+}
+
+export interface AccessFlags {
+  "store-url"?: string | undefined;
+  config?: string | undefined;
+  gateway?: string | undefined;
+  "data-dir"?: string | undefined;
+}
+
+export type StoreTarget = { kind: "url"; url: string } | { kind: "embedded"; dir: string } | { kind: "api"; gateway: string | undefined; dataDir: string };
+
+/** Decides where the record is, from the flags (see above). `allowApi`: false for commands that need the store itself. */
+export function storeTarget(flags: AccessFlags, env: NodeJS.ProcessEnv, allowApi: boolean): StoreTarget {
+  const url = flags["store-url"] ?? env.GATEHOUSE_STORE_URL;
+  if (url) return { kind: "url", url };
+  if (flags.config) {
+    const config = loadConfigFile(flags.config);
+    return config.store.url ? { kind: "url", url: config.store.url } : { kind: "embedded", dir: join(resolve(config.dataDir), "store") };
+  }
+  const dataDir = flags["data-dir"] ?? env.GATEHOUSE_DATA_DIR ?? "./data";
+  if (flags.gateway) {
+    if (!allowApi) throw new GatewayError("API_UNREACHABLE", "this command works on the store itself: pass --store-url URL or --config FILE, not --gateway");
+    return { kind: "api", gateway: flags.gateway, dataDir };
+  }
+  const storeDir = join(resolve(dataDir), "store");
+  const state = readState(dataDir);
+  if (state && isAlive(state.pid) && allowApi) return { kind: "api", gateway: undefined, dataDir };
+  if (!existsSync(storeDir)) {
+    throw new GatewayError("DATA_DIR_UNUSABLE", `no embedded store in ${storeDir}; pass --store-url URL, --config FILE or --data-dir DIR`);
+  }
+  return { kind: "embedded", dir: storeDir };
+}
+
+export async function openTargetStore(target: Extract<StoreTarget, { kind: "url" | "embedded" }>): Promise<Store> {
+  const { openStore } = await import("@gatehouse/store");
+  return openStore(target.kind === "url" ? { url: target.url, maxConnections: 2 } : { dataDir: target.dir });
+}
+
+export async function openRecordSource(flags: AccessFlags, env: NodeJS.ProcessEnv): Promise<RecordSource> {
+  const target = storeTarget(flags, env, true);
+  if (target.kind === "api") {
+    const client = new ApiClient(resolveApiTarget({ gateway: target.gateway, dataDir: target.dataDir, env }));
+    return {
+      where: `the gateway's API (${client.url})`,
+      session: async (id) => {
+        try {
+          return await client.getSession(id);
+        } catch (error) {
+          if (error instanceof GatewayError && /\b404\b/.test(error.message)) return null;
+          throw error;
+        }
+      },
+      async *pages(pageSize) {
+        let after: string | undefined;
+        for (;;) {
+          const page = await client.evidencePage(after, pageSize);
+          if (page.sessions.length === 0) return;
+          yield page;
+          after = page.sessions[page.sessions.length - 1]!.id;
+        }
+      },
+      close: async () => undefined,
+    };
+  }
+  const store = await openTargetStore(target);
+  return {
+    where: target.kind === "url" ? "the store" : `the embedded store in ${target.dir}`,
+    session: (id) => store.sessions.get(id),
+    async *pages(pageSize) {
+      let after: string | undefined;
+      for (;;) {
+        const sessions = await store.sessions.scan(after === undefined ? { limit: pageSize } : { afterId: after, limit: pageSize });
+        if (sessions.length === 0) return;
+        yield { sessions, events: await store.events.forSessions(sessions.map((s) => s.id)) };
+        after = sessions[sessions.length - 1]!.id;
+      }
+    },
+    close: () => store.close(),
+  };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
