@@ -48,8 +48,9 @@ describe("psql through the gateway", () => {
     expect(json.events.find((e) => e.kind === "query")?.command).toBe("select count(*), sum(amount) from orders");
     const last = await runCli(["sessions", "show", "--last"], { cwd: stack.gateway.dir });
     expect(last.code).toBe(0);
-    expect(last.stdout).toContain("select count(*), sum(amount) from orders");
-    expect(last.stdout).toContain("SELECT 1");
+    expect(last.stdout).toMatch(/^identity\s+agent \(access_key\)$/m);
+    expect(last.stdout).toContain(`application: ${app}`);
+    expect(last.stdout).toMatch(/query\s+ok\s+[\d.]+m?s\s+select count\(\*\), sum\(amount\) from orders {2}tag=SELECT 1 rows=1/);
   });
 
   it("sslmode=verify-full with the gateway's generated certificate as the root: the client can check it is talking to the gateway", async () => {
@@ -183,6 +184,9 @@ describe("psql through the gateway", () => {
       ["select 1", "ok", undefined],
       ["select nope", "error", "42703"],
     ]);
+    // What a person reads: the statement, its SQLSTATE and message.
+    const last = await runCli(["sessions", "show", "--last"], { cwd: stack.gateway.dir });
+    expect(last.stdout).toMatch(/query\s+error\s+[\d.]+m?s\s+select nope {2}message=column "nope" does not exist sqlstate=42703/);
   });
 
   it("\\copy in and out: the rows arrive, and each copy is recorded with its direction and rows", async () => {
