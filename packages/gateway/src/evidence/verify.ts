@@ -79,6 +79,9 @@ export function verifySession(session: SessionRecord, events: readonly SessionEv
   return verdict();
 }
 
+/** How many deleted events `verify` looks through to recognise a renumbered remainder. */
+const RENUMBER_SEARCH = 64;
+
 type ChainResult = { failure: Omit<VerifyFailure, "sessionId">; count?: never; last?: never } | { failure?: never; count: number; last: string };
 
 /** Walks the events in stored order, checking each one's own hash and its link to the one before. */
@@ -105,8 +108,7 @@ function checkChain(genesis: string, events: readonly SessionEvent[]): ChainResu
       expectedSeq++;
       continue;
     }
-    const failure = explain(e, i, events, positionOf, genesis, expectedPrev, selfOk, linkOk);
-    return { failure };
+    return { failure: explain(e, i, events, positionOf, genesis, selfOk, linkOk) };
   }
   return { count: expectedSeq - 1, last: expectedPrev };
 }
@@ -117,7 +119,6 @@ function explain(
   events: readonly SessionEvent[],
   positionOf: Map<string, number>,
   genesis: string,
-  expectedPrev: string,
   selfOk: boolean,
   linkOk: boolean,
 ): Omit<VerifyFailure, "sessionId"> {
@@ -140,10 +141,15 @@ function explain(
     // The first event is intact but starts from another genesis: the session's row was changed.
     return { seq: null, reason: "edited", message: "the session's details (identity, connection, client, start) are not what its chain started from" };
   }
-  if (predecessor === undefined && selfOk) {
-    // Its predecessor's hash is nowhere: that event is gone (and later ones renumbered).
-    return { seq: at, reason: "deleted", message: "the event this one was chained after is missing" };
+  if (predecessor === undefined) {
+    // Its predecessor's hash is nowhere: that event is gone. Renumbering the rest to close the
+    // gap changes their seq, so also try the seq it was hashed with.
+    if (selfOk) return { seq: at, reason: "deleted", message: "the event this one was chained after is missing" };
+    for (let gap = 1; gap <= RENUMBER_SEARCH; gap++) {
+      if (eventHash(prev, { ...e, seq: at + gap }) === e.hash) {
+        return { seq: at, reason: "deleted", message: `${gap} event${gap === 1 ? " is" : "s are"} missing before it and the later ones were renumbered` };
+      }
+    }
   }
-  void expectedPrev;
   return { seq: at, reason: "edited", message: "the event's content or its link to the previous event was changed" };
 }
