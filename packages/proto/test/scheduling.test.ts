@@ -4,7 +4,14 @@ import { once } from "node:events";
 
 import { expect, test } from "vitest";
 
-import { FrameDecoder, GatewayFrame, Multiplexer, type MuxOptions, type TunnelStream } from "../src/index.js";
+import {
+  FrameDecoder,
+  GatewayFrame,
+  MUX_DEFAULTS,
+  Multiplexer,
+  type MuxOptions,
+  type TunnelStream,
+} from "../src/index.js";
 import { consume, produce, sleep, until } from "./helpers.js";
 import { memoryLinks } from "./memory-link.js";
 
@@ -110,7 +117,8 @@ test("while the link holds linkHighWaterMark unsent bytes, nothing more is pulle
   await sleep(100);
   // At most one message past the mark went out; the writers are waiting.
   expect(mux.gatewayLink.bufferedAmount).toBeGreaterThanOrEqual(linkHighWaterMark);
-  expect(mux.gatewayLink.bufferedAmount).toBeLessThan(linkHighWaterMark + 256 * 1024 + 1024);
+  const oneMessage = MUX_DEFAULTS.maxMessageBytes + MUX_DEFAULTS.maxDataPayload + 1024;
+  expect(mux.gatewayLink.bufferedAmount).toBeLessThan(linkHighWaterMark + oneMessage);
   const sentWhileHeld = streams.reduce((sum, { stream }) => sum + stream.flow.sentBytes, 0);
   await sleep(100);
   expect(streams.reduce((sum, { stream }) => sum + stream.flow.sentBytes, 0)).toBe(sentWhileHeld);
