@@ -9,6 +9,7 @@ import { GatewayError } from "../errors.js";
  */
 export function lockDirectory(dir: string, name: string): { release(): void } {
   const path = join(dir, name);
+  if (heldHere.has(path)) throw new GatewayError("JOURNAL_FAILED", `the journal ${dir} is already open in this process (pid ${process.pid})`);
   const content = `${process.pid}\n`;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
@@ -18,8 +19,10 @@ export function lockDirectory(dir: string, name: string): { release(): void } {
       } finally {
         closeSync(fd);
       }
+      heldHere.add(path);
       return {
         release: () => {
+          heldHere.delete(path);
           if (readOptional(path) === content) unlinkSync(path);
         },
       };
@@ -42,6 +45,9 @@ export function lockDirectory(dir: string, name: string): { release(): void } {
   }
   throw new GatewayError("JOURNAL_FAILED", `the journal ${dir} is being locked by another process`);
 }
+
+/** Locks this process holds: our own pid in a lock file is stale only if it is not one of these. */
+const heldHere = new Set<string>();
 
 function readOptional(path: string): string | undefined {
   try {

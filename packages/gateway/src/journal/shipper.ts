@@ -72,9 +72,9 @@ export class Shipper {
     return { ...this.counters };
   }
 
-  /** Resolves when everything durable in the journal now is in the store, or after `timeoutMs` (false). */
+  /** Resolves when everything appended to the journal so far is in the store, or after `timeoutMs` (false). */
   async drain(timeoutMs: number): Promise<boolean> {
-    const target = this.journal.durableLsn;
+    const target = this.journal.lastLsn;
     if (this.journal.ackedLsn >= target) return true;
     let timer: NodeJS.Timeout | undefined;
     const done = await Promise.race([
