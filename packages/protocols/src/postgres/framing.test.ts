@@ -105,6 +105,21 @@ describe("MessageReader", () => {
     expect(reader.buffered).toBe(0);
   });
 
+  it("knows when the bytes pushed end between messages, whether a message is kept, skipped or streamed", () => {
+    const first = encodeDataRow({ values: [new Uint8Array(1000).fill(3)] });
+    const second = encodeDataRow({ values: [new Uint8Array(5)] });
+    const bytes = concat([first, second]);
+    const boundaries = new Set([0, first.byteLength, bytes.byteLength]);
+    for (const policy of [() => "buffer" as const, () => 10, () => "stream" as const]) {
+      for (let at = 0; at <= bytes.byteLength; at++) {
+        const reader = new MessageReader({ limits: DEFAULT_BACKEND_LIMITS, policy });
+        reader.push(bytes.subarray(0, at));
+        drain(reader);
+        expect(reader.atMessageBoundary, `split at ${at}`).toBe(boundaries.has(at));
+      }
+    }
+  });
+
   it("streams a large body as fragments without holding it", () => {
     const rowBytes = 5_000_000;
     const row = encodeDataRow({ values: [new Uint8Array(rowBytes).fill(1)] });

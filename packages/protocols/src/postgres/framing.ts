@@ -186,6 +186,11 @@ export class MessageReader {
     return this.available;
   }
 
+  /** Every byte pushed so far belongs to a message already returned or skipped whole: the stream is between messages. */
+  get atMessageBoundary(): boolean {
+    return this.state === State.Header && this.available === 0;
+  }
+
   push(chunk: Uint8Array): void {
     if (chunk.byteLength === 0) return;
     this.chunks.push(chunk);

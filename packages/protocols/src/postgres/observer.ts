@@ -380,6 +380,14 @@ export class PostgresObserver {
     this.flushHeld(undefined);
   }
 
+  /**
+   * The server's bytes seen so far end on a message boundary, so the relay can still add a
+   * message of its own for the client (a FATAL ErrorResponse when the connection to the server is lost).
+   */
+  get backendAtMessageBoundary(): boolean {
+    return this.be.atMessageBoundary;
+  }
+
   /** Number of frontend messages awaiting a response (for tests and metrics). */
   get pendingCount(): number {
     return this.queue.length - this.head;
