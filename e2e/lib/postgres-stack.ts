@@ -226,9 +226,11 @@ export async function startPostgresStack(options: { orders?: number; store?: "em
         return Number(kb[1]) * 1024;
       },
       async startSecondConnector() {
+        // Only a "connector connected" logged from now on counts (dc2 may have come and gone before).
+        const mark = gateway.proc.lines.length;
         const proc = await startConnectorProcess({ gateway: gateway.apiUrl, name: "dc2", token: dc2.token, allow: `${server.host}:${server.port}`, ...(connectorEnv ? { extra: connectorEnv } : {}) });
         cleanups.push(() => proc.stop());
-        await gateway.proc.waitFor((l) => l.msg === "connector connected" && l.connector === "dc2");
+        await gateway.proc.waitFor((l) => l.msg === "connector connected" && l.connector === "dc2" && gateway.proc.lines.indexOf(l) >= mark);
         return proc;
       },
       stop,

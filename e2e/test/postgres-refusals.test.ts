@@ -118,8 +118,9 @@ describe("refused Postgres connections", () => {
     const working = appName("dc2-up");
     const out = await stack.psql([stack.conninfo({ connection: "app-dc2", application: working }), "-At", "-c", "select count(*) from orders"]);
     expect(out.stdout.trim()).toBe("10");
+    const mark = stack.gateway.proc.lines.length;
     await dc2.stop();
-    await stack.gateway.proc.waitFor((l) => l.msg === "connector disconnected" && l.connector === "dc2");
+    await stack.gateway.proc.waitFor((l) => l.msg === "connector disconnected" && l.connector === "dc2" && stack.gateway.proc.lines.indexOf(l) >= mark);
 
     const app = appName("dc2-down");
     const error = await refusal({ connection: "app-dc2", application: app });
@@ -128,6 +129,37 @@ describe("refused Postgres connections", () => {
     const recorded = await stack.sessionOf(app);
     expect(recorded.session).toMatchObject({ connection: "app-dc2", connector: "dc2", endReason: "connector_unavailable" });
     expect(only(recorded)).toMatchObject({ kind: "connect", outcome: "error", details: { code: "connector_unavailable" } });
+  });
+
+  it("a connector lost mid-session: the client gets FATAL 08006 saying so, the record ends connector_lost", async () => {
+    const dc2 = await stack.startSecondConnector();
+    const app = appName("dc2-crash");
+    const client = new pg.Client({ host: stack.listen.host, port: stack.listen.port, user: IDENTITY, database: "app-dc2", password: stack.key, application_name: app, ssl: { rejectUnauthorized: false } });
+    client.on("error", () => undefined);
+    await client.connect();
+    const running = client.query("select pg_sleep(5)").then(
+      () => null,
+      (e: unknown) => e as PgError,
+    );
+    const admin = await stack.server.client();
+    try {
+      for (let i = 0; ; i++) {
+        const { rows } = await admin.query<{ n: number }>("select count(*)::int as n from pg_stat_activity where application_name = $1 and state = 'active'", [app]);
+        if (rows[0]!.n === 1) break;
+        if (i > 200) throw new Error("the query never started");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      await admin.end();
+    }
+    dc2.child.kill("SIGKILL");
+    const error = await running;
+    expect(error).toMatchObject({ code: "08006", severity: "FATAL" });
+    expect(error!.message).toMatch(/^the connection to the resource was lost: connector "dc2" went away/);
+    await client.end().catch(() => undefined);
+    const recorded = await stack.sessionOf(app);
+    expect(recorded.session.endReason).toBe("connector_lost");
+    expect(recorded.events.find((e) => e.command === "select pg_sleep(5)")).toMatchObject({ details: { status: "interrupted" } });
   });
 
   it.skipIf(!external)("plaintext from a non-loopback address: 28000 asking for TLS, before any password, recorded", async () => {

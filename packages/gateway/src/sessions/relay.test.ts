@@ -65,6 +65,38 @@ describe("relay", () => {
     expect(upstreamGot).toBe("");
   });
 
+  it("when the resource side fails, sends the client the farewell for that error, then closes it", async () => {
+    const [clientFar, clientNear, c1] = await socketPair();
+    const [upNear, , c2] = await socketPair();
+    cleanups.push(c1, c2);
+    const done = relay(clientNear, upNear, { onResourceError: (error) => Buffer.from(`lost: ${error.message}`) });
+    let farewell = "";
+    clientFar.on("data", (chunk: Buffer) => (farewell += chunk.toString()));
+    const clientClosed = new Promise((r) => clientFar.on("close", r));
+    upNear.destroy(new Error("link closed"));
+    const result = await done;
+    await clientClosed;
+    expect(farewell).toBe("lost: link closed");
+    expect(result).toMatchObject({ endedBy: "resource", error: { message: "link closed" } });
+  });
+
+  it("closes the client without a word when the farewell callback has none (or the client failed)", async () => {
+    const [clientFar, clientNear, c1] = await socketPair();
+    const [upNear, , c2] = await socketPair();
+    cleanups.push(c1, c2);
+    let asked = 0;
+    const done = relay(clientNear, upNear, { onResourceError: () => (asked++, undefined) });
+    let received = 0;
+    clientFar.on("data", (chunk: Buffer) => (received += chunk.length));
+    const clientClosed = new Promise((r) => clientFar.on("close", r));
+    clientNear.destroy(new Error("client reset"));
+    const result = await done;
+    await clientClosed;
+    expect(asked).toBe(0);
+    expect(received).toBe(0);
+    expect(result).toMatchObject({ endedBy: "client", error: { message: "client reset" } });
+  });
+
   it("keeps memory bounded with a slow reader, delivers every byte in order, and passes the end on", async () => {
     const [clientFar, clientNear, c1] = await socketPair();
     const [upNear, upFar, c2] = await socketPair();

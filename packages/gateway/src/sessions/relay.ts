@@ -19,6 +19,11 @@ export interface RelayOptions {
   down?: Inspector;
   /** An inspector threw: bytes to send the client before it is closed (the protocol's own error). */
   onViolation?: (error: Error, direction: "up" | "down") => Uint8Array | undefined;
+  /**
+   * The resource side failed (e.g. the connector was lost): bytes to send the client before it
+   * is closed, so it learns why in its own protocol rather than from a bare disconnect.
+   */
+  onResourceError?: (error: Error) => Uint8Array | undefined;
 }
 
 export interface RelayResult {
@@ -54,10 +59,15 @@ export function relay(client: Duplex, upstream: Duplex, options: RelayOptions = 
     let closed = 0;
 
     const fail = (side: RelayResult["endedBy"]) => (err: Error) => {
+      const first = !error;
       error ??= err;
       endedBy ??= side;
-      client.destroy();
       upstream.destroy();
+      const farewell = first && side === "resource" ? options.onResourceError?.(err) : undefined;
+      if (farewell && !client.destroyed && !client.writableEnded) {
+        client.end(farewell);
+        setTimeout(() => client.destroy(), LINGER_MS).unref();
+      } else client.destroy();
     };
     /** An inspector threw: the chunk is not forwarded, the resource side goes, the client gets the protocol's farewell. */
     const violate = (err: Error, direction: "up" | "down") => {

@@ -279,6 +279,12 @@ export class PostgresListener {
                   ? errorResponseFor(error)
                   : errorResponse({ severity: "FATAL", code: SqlState.protocolViolation, message: "the server sent a malformed message; the session was closed" })
                 : undefined,
+          // The connector went away mid-session: tell the client why, as a server would
+          // (only between the server's messages; inside one the client could not parse it).
+          onResourceError: (error) =>
+            error instanceof TunnelError && observer.backendAtMessageBoundary
+              ? errorResponse({ severity: "FATAL", code: SqlState.connectionFailure, message: `the connection to the resource was lost: connector "${session.meta.connector}" went away (${error.message})` })
+              : undefined,
         });
     try {
       observer.end();
