@@ -1,6 +1,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, type Proc, type RunningGateway } from "@gatehouse/e2e/lib/processes";
@@ -15,10 +16,14 @@ import { newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, 
 
 const PG = { host: process.env.BENCH_PGHOST ?? "127.0.0.1", port: Number(process.env.BENCH_PGPORT ?? 5432), user: process.env.BENCH_PGUSER ?? "postgres" };
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
+/** Rounds of the interleaved pgbench runs; each cell reports the run with the median TPS. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const READ_ROWS = Number(process.env.BENCH_READ_ROWS ?? 200_000); // × 1,000 bytes = 200 MB
 const READ_RUNS = Number(process.env.BENCH_READ_RUNS ?? 3);
 const IDLE_SESSIONS = Number(process.env.BENCH_IDLE_SESSIONS ?? 1000);
+/** recording.mode for the gateways ("strict" or "best-effort"); unset: the gateway's default (strict). */
+const RECORDING = process.env.BENCH_RECORDING;
 /** pgbench client counts, comma-separated (1 and 16). */
 const CLIENTS = (process.env.BENCH_CLIENTS ?? "1,16").split(",").map(Number);
 /** Comma-separated subset of pgbench,read,idle. */
@@ -118,6 +123,9 @@ function rssMiB(pid: number): number {
   const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
   return kb / 1024;
 }
+
+/** The 1-minute load average: other work on the machine shows in every number here. */
+const loadAverage = () => loadavg()[0]!.toFixed(1);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -370,6 +378,7 @@ async function startStack(connections: Array<Record<string, unknown>>, allow: st
       postgres: { tls: { cert, key } },
       connectors: [{ name: "bench", tokenSha256: credentials.sha256 }],
       connections: connections.map((c) => ({ protocol: "postgres", connector: "bench", allow: [{ identity: IDENTITY }], ...c })),
+      ...(RECORDING ? { recording: { mode: RECORDING } } : {}),
       ...extra,
     },
     dir,
@@ -412,6 +421,7 @@ const results: Record<string, { c1?: PgbenchResult; c16?: PgbenchResult; readMBp
 let idle: IdleResult | undefined;
 let pgbouncerUsed = false;
 
+const loadAtStart = loadAverage();
 await psql(admin, `create database ${DATABASE}`);
 const cleanups: Array<() => Promise<unknown>> = [async () => psql(admin, `drop database if exists ${DATABASE} with (force)`)];
 try {
@@ -471,12 +481,20 @@ try {
     }
     // Interleaved, so background load on the machine spreads over every path alike.
     if (ONLY.has("pgbench")) {
-      for (const clients of CLIENTS) {
-        for (const e of endpoints) {
-          const r = await pgbench(e, clients);
-          results[e.label]![`c${clients}` as "c1" | "c16"] = r;
-          console.error(`pgbench -c ${clients} ${e.label}: ${r.tps.toFixed(0)} tps, ${(r.latencyMs * 1000).toFixed(0)} µs`);
+      const runs = new Map<string, PgbenchResult[]>();
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const clients of CLIENTS) {
+          for (const e of endpoints) {
+            const r = await pgbench(e, clients);
+            const key = `${e.label}\0${clients}`;
+            runs.set(key, [...(runs.get(key) ?? []), r]);
+            console.error(`pgbench -c ${clients} ${e.label}: ${r.tps.toFixed(0)} tps, ${(r.latencyMs * 1000).toFixed(0)} µs (load average ${loadAverage()})`);
+          }
         }
+      }
+      for (const [key, list] of runs) {
+        const [label, clients] = key.split("\0") as [string, string];
+        results[label]![`c${clients}` as "c1" | "c16"] = [...list].sort((a, b) => a.tps - b.tps)[Math.floor(list.length / 2)]!;
       }
     }
     if (ONLY.has("read")) {
@@ -484,7 +502,7 @@ try {
         const read = await bigRead(e);
         results[e.label]!.readMBps = (READ_ROWS * 1000) / 1e6 / read.seconds;
         if (read.cpuMsPerMB) results[e.label]!.readCpuMsPerMB = read.cpuMsPerMB;
-        console.error(`read ${e.label}: ${results[e.label]!.readMBps!.toFixed(0)} MB/s`);
+        console.error(`read ${e.label}: ${results[e.label]!.readMBps!.toFixed(0)} MB/s (load average ${loadAverage()})`);
       }
     }
   }
@@ -529,7 +547,10 @@ for (const label of Object.keys(results).filter((l) => l !== "direct")) {
     fmt(ratio(r.readMBps, d?.readMBps), 2),
   ]);
 }
-console.log(`pgbench -S -M extended, -T ${SECONDS}, scale ${SCALE}; read: ${READ_ROWS} rows × 1,000 bytes, median of ${READ_RUNS}`);
+const loadAtEnd = loadAverage();
+console.log(
+  `recording ${RECORDING ?? "default (strict)"}; pgbench -S -M extended, -T ${SECONDS}, scale ${SCALE}, median of ${ROUNDS} round(s); read: ${READ_ROWS} rows × 1,000 bytes, median of ${READ_RUNS}; load average ${loadAtStart} at the start, ${loadAtEnd} at the end`,
+);
 if (Object.keys(results).length) for (const row of rows) console.log(row.map((c, i) => c.padEnd(i === 0 ? 30 : 18)).join(""));
 const cpuRows: string[][] = [["CPU per unit of work", "-c 1 µs/tx", "-c 16 µs/tx", "read ms/MB"]];
 for (const [label, r] of Object.entries(results)) {
@@ -552,7 +573,10 @@ console.log(
   JSON.stringify({
     bench: "postgres",
     seconds: SECONDS,
+    rounds: ROUNDS,
+    recording: RECORDING ?? "default (strict)",
     scale: SCALE,
+    loadAverage: { start: Number(loadAtStart), end: Number(loadAtEnd) },
     readBytes: READ_ROWS * 1000,
     pgbouncer: pgbouncerUsed,
     results,
