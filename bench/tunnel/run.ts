@@ -1,4 +1,7 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer, connect, type Server } from "node:net";
+import { loadavg } from "node:os";
 import { newToken, startConnectorProcess, startGatewayProcess } from "@gatehouse/e2e/lib/processes";
 
 // Throughput through gateway + connector (separate processes, loopback)
@@ -8,6 +11,14 @@ import { newToken, startConnectorProcess, startGatewayProcess } from "@gatehouse
 const TOTAL_BYTES = Number(process.env.BENCH_BYTES ?? 1024 * 1024 * 1024);
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 100);
 const CHUNK = Buffer.alloc(256 * 1024, 0x61);
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+
+/** CPU seconds (user + system, all threads) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
 
 function startSource(): Promise<{ server: Server; port: number }> {
   const server = createServer((socket) => {
@@ -71,8 +82,17 @@ await connector.waitFor((l) => /connected/.test(l.msg) && !/dis/.test(l.msg));
 try {
   await fetchBytes(gateway.tcp.source!.port, 64 * 1024 * 1024); // warm up both paths
   await fetchBytes(source.port, 64 * 1024 * 1024);
+  const loadAtStart = loadavg()[0]!;
   const direct = await measure(source.port);
+  const cpuBefore = [cpuSeconds(gateway.proc.child.pid!), cpuSeconds(connector.child.pid!)] as const;
   const tunnel = await measure(gateway.tcp.source!.port);
+  // CPU per MB relayed (both measurements: one stream, then the streams together).
+  const mbRelayed = (2 * TOTAL_BYTES) / 1e6;
+  const cpuMsPerMB = {
+    gateway: ((cpuSeconds(gateway.proc.child.pid!) - cpuBefore[0]) * 1e3) / mbRelayed,
+    connector: ((cpuSeconds(connector.child.pid!) - cpuBefore[1]) * 1e3) / mbRelayed,
+  };
+  const loadAtEnd = loadavg()[0]!;
   const rows = [
     ["path", "1 stream MB/s", `${STREAMS} streams MB/s`, "slowest/fastest stream"],
     ["direct TCP", direct.oneStreamMBps.toFixed(0), direct.manyStreamsMBps.toFixed(0), direct.fairness.toFixed(2)],
@@ -80,13 +100,16 @@ try {
     ["ratio (tunnel/direct)", (tunnel.oneStreamMBps / direct.oneStreamMBps).toFixed(2), (tunnel.manyStreamsMBps / direct.manyStreamsMBps).toFixed(2), ""],
   ];
   for (const row of rows) console.log(row.map((c, i) => c.padEnd(i === 0 ? 24 : 22)).join(""));
+  console.log(`CPU per MB through the tunnel: gateway ${cpuMsPerMB.gateway.toFixed(1)} ms, connector ${cpuMsPerMB.connector.toFixed(1)} ms; load average ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end`);
   console.log(
     JSON.stringify({
       bench: "tunnel",
       bytes: TOTAL_BYTES,
       streams: STREAMS,
+      loadAverage: { start: loadAtStart, end: loadAtEnd },
       direct,
       tunnel,
+      cpuMsPerMB,
       ratio: { oneStream: tunnel.oneStreamMBps / direct.oneStreamMBps, manyStreams: tunnel.manyStreamsMBps / direct.manyStreamsMBps },
     }),
   );
