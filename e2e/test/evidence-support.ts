@@ -76,6 +76,8 @@ export async function startStorePostgres(): Promise<StorePostgres> {
 export interface EvidenceStack {
   resource: PostgresServer;
   db: TestDatabase;
+  /** The gateway's store, when it is a Postgres one. */
+  storeUrl: string | undefined;
   gateway: RunningGateway;
   connector: Proc;
   dir: string;
@@ -92,7 +94,11 @@ export interface EvidenceStack {
   stop(): Promise<void>;
 }
 
-export async function startEvidenceStack(options: { storeUrl?: string; recording?: Record<string, unknown> }): Promise<EvidenceStack> {
+/**
+ * `storeUrl`: the gateway's store; `storeDatabase`: a fresh empty database on the resource's
+ * server instead (its URL in `storeUrl` of the result); neither: the embedded store.
+ */
+export async function startEvidenceStack(options: { storeUrl?: string; storeDatabase?: boolean; recording?: Record<string, unknown> }): Promise<EvidenceStack> {
   const resource = await startPostgresServer();
   const cleanups: Array<() => Promise<unknown>> = [() => resource.stop()];
   const stop = async () => {
@@ -101,6 +107,12 @@ export async function startEvidenceStack(options: { storeUrl?: string; recording
   try {
     const db = await resource.createDatabase({ orders: 10 });
     cleanups.push(() => db.drop());
+    let storeUrl = options.storeUrl;
+    if (options.storeDatabase) {
+      const storeDb = await resource.createDatabase({ empty: true });
+      cleanups.push(() => storeDb.drop());
+      storeUrl = resource.url(storeDb.name);
+    }
     const dc1 = newToken();
     const dir = tempDir("gatehouse-e2e-evidence-");
     const config: Record<string, unknown> = {
@@ -117,7 +129,7 @@ export async function startEvidenceStack(options: { storeUrl?: string; recording
           allow: [{ identity: IDENTITY }],
         },
       ],
-      ...(options.storeUrl ? { store: { url: options.storeUrl } } : {}),
+      ...(storeUrl ? { store: { url: storeUrl } } : {}),
       ...(options.recording ? { recording: options.recording } : {}),
     };
     let gateway = await startGatewayProcess(config, dir, 90_000);
@@ -135,6 +147,7 @@ export async function startEvidenceStack(options: { storeUrl?: string; recording
     const stack: EvidenceStack = {
       resource,
       db,
+      storeUrl,
       get gateway() {
         return gateway;
       },
