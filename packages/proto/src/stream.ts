@@ -127,7 +127,8 @@ export class TunnelStream extends Duplex {
   }
 
   /** Reads also report consumption, so credit follows what the consumer has actually taken. */
-  override read(size?: number): unknown {
+  // Typed as Readable#read is (any), so callers see the same signature as on any Duplex.
+  override read(size?: number): ReturnType<Duplex["read"]> {
     const chunk: unknown = super.read(size);
     const host = this[kState].host;
     if (chunk !== null && host) host.consumed(this);
