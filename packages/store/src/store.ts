@@ -147,6 +147,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
 
 /** The Store over an already open executor (openStore's second half; also for tests). */
 export function createStore(sql: SqlExecutor, driver: StoreDriver, where?: string): Store {
+  const partitions = new PartitionCache(sql);
   return {
     driver,
     sql,
@@ -166,10 +167,10 @@ export function createStore(sql: SqlExecutor, driver: StoreDriver, where?: strin
       scan: (options) => scanSessions(sql, options ?? {}),
     },
     events: {
-      insertBatch: (events) => insertBatch(sql, events),
+      insertBatch: (events) => insertBatch(sql, partitions, events),
       forSessions: (ids) => eventsForSessions(sql, ids),
     },
-    record: (batch) => recordBatch(sql, batch),
+    record: (batch) => recordBatch(sql, partitions, batch),
     retention: {
       partitions: () => eventPartitions(sql),
       dropBefore: (cutoffUs, options) => dropPartitionsBefore(sql, cutoffUs, options?.dryRun === true),
@@ -394,7 +395,7 @@ function eventOf(row: EventRow): SessionEvent {
  */
 const INSERT_BATCH_SQL = "select gatehouse_insert_events($1::jsonb)";
 
-async function insertBatch(sql: SqlExecutor, events: readonly SessionEvent[]): Promise<void> {
+async function insertBatch(sql: SqlExecutor, partitions: PartitionCache, events: readonly SessionEvent[]): Promise<void> {
   if (events.length === 0) return;
   const rows = events.map(eventRowOf);
   let json: string;
@@ -408,10 +409,57 @@ async function insertBatch(sql: SqlExecutor, events: readonly SessionEvent[]): P
   }
   if (UNSTORABLE_JSON.test(json)) throw unstorable(rows);
   try {
-    await sql.query(INSERT_BATCH_SQL, [json]);
+    await partitions.around(events, () => sql.query(INSERT_BATCH_SQL, [json]));
   } catch (err) {
     throw writeError(`inserting ${events.length} events`, err, {});
   }
+}
+
+/**
+ * The months whose events partition this store has made sure of. Checked before each insert so the
+ * insert itself never looks (one pass less over every batch); a month is asked for once per
+ * process. Should a partition go missing since (retention dropped it, and a late event for that
+ * month arrives), the insert fails with 23514: the cache is cleared and the insert tried once more.
+ */
+class PartitionCache {
+  private readonly known = new Set<number>();
+
+  constructor(private readonly sql: SqlExecutor) {}
+
+  async around<T>(events: readonly SessionEvent[], insert: () => Promise<T>): Promise<T> {
+    await this.ensure(events);
+    try {
+      return await insert();
+    } catch (err) {
+      if (!(err instanceof StoreError && err.context.sqlstate === "23514" && /no partition/i.test(describe(err)))) throw err;
+      this.known.clear();
+      await this.ensure(events);
+      return insert();
+    }
+  }
+
+  private async ensure(events: readonly SessionEvent[]): Promise<void> {
+    let missing: number[] | undefined;
+    let last = Number.NaN;
+    for (const e of events) {
+      const month = monthOf(e.timeUs);
+      if (month === last || this.known.has(month)) continue;
+      last = month;
+      if (!(missing ??= []).includes(month)) missing.push(month);
+    }
+    if (missing === undefined) return;
+    for (const month of missing) {
+      const from = usToIso(month);
+      await this.sql.query("select gatehouse_ensure_event_partitions($1::timestamptz, $1::timestamptz)", [from]);
+      this.known.add(month);
+    }
+  }
+}
+
+/** The start of the UTC month holding `us`, in µs. */
+function monthOf(us: number): number {
+  const date = new Date(Math.floor(us / 1000));
+  return Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), 1) * 1000;
 }
 
 /**
@@ -447,7 +495,7 @@ async function eventsForSessions(sql: SqlExecutor, ids: readonly string[]): Prom
   return rows.map(eventOf);
 }
 
-async function recordBatch(sql: SqlExecutor, batch: RecordBatch): Promise<RecordBatchResult> {
+async function recordBatch(sql: SqlExecutor, partitions: PartitionCache, batch: RecordBatch): Promise<RecordBatchResult> {
   const sessions = (batch.sessions ?? []).map(sessionRowOf);
   const events = (batch.events ?? []).map(eventRowOf);
   const closes = (batch.closes ?? []).map((c) => ({
@@ -469,7 +517,7 @@ async function recordBatch(sql: SqlExecutor, batch: RecordBatch): Promise<Record
   if (UNSTORABLE_JSON.test(json)) throw unstorable([...sessions, ...events]);
   let rows: { result: RecordBatchResult }[];
   try {
-    rows = await sql.query<{ result: RecordBatchResult }>("select gatehouse_record($1::jsonb) as result", [json]);
+    rows = await partitions.around(batch.events ?? [], () => sql.query<{ result: RecordBatchResult }>("select gatehouse_record($1::jsonb) as result", [json]));
   } catch (err) {
     throw writeError(`recording ${sessions.length} sessions, ${events.length} events, ${closes.length} closes`, err, {});
   }

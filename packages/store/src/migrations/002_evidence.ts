@@ -7,8 +7,8 @@ import type { Migration } from "./types.js";
  *   partitions instead of deleting rows. Its primary key must include the partition key, so it is
  *   (session_id, seq, ts): a replayed event (same session, seq and ts) is still a conflict, which
  *   is what makes the journal's replay idempotent. Partitions are created on demand by
- *   `gatehouse_ensure_event_partitions`, which the insert functions call for the months a batch
- *   touches, so no write ever fails for want of a partition (there is no default partition: it
+ *   `gatehouse_ensure_event_partitions` (callable by the gateway's role), which the store calls
+ *   for every month it has not seen yet before inserting (there is no default partition: it
  *   would have to be scanned whenever a new month's partition is attached).
  * - The role `gatehouse_gateway` (NOLOGIN; grant it to the login role the gateway uses) may
  *   INSERT and SELECT sessions and events and nothing more on them. Counting events into
@@ -74,11 +74,9 @@ begin
   if batch is null or jsonb_array_length(batch) = 0 then
     return 0;
   end if;
-  -- The months present, not the span between the oldest and newest: one stray timestamp must
-  -- not create a partition for every month in between.
-  perform gatehouse_ensure_event_partitions(m.month, m.month)
-  from (select distinct date_trunc('month', e.ts at time zone 'UTC') at time zone 'UTC' as month
-        from jsonb_to_recordset(batch) as e(ts timestamptz)) m;
+  -- The partitions must exist: the store makes sure of it before calling (it remembers the months
+  -- it has seen, so a batch costs no extra pass over its rows), and on a "no partition" error
+  -- (23514) makes them and calls again.
   -- Two copies of one statement, differing only in ON CONFLICT, so each keeps a cached plan.
   if skip_existing then
     ${insertStatement("on conflict do nothing")}
