@@ -1,6 +1,7 @@
 import type { NewSession, SessionClose, SessionEvent, Store } from "@gatehouse/store";
 import { StoreError } from "@gatehouse/store";
 import type { Logger } from "../logger.js";
+import type { JournalEntry } from "./entries.js";
 import type { Journal, JournalCursor } from "./journal.js";
 
 // Moves the journal's entries to the store, in order, in batches: one `store.record` call (one
@@ -101,11 +102,18 @@ export class Shipper {
 
   private async loop(): Promise<void> {
     let delay = this.options.retryMinMs;
+    // The next batch is read (and parsed) while the current one is in the store's hands.
+    let prefetched: Promise<{ lsn: number; entry: JournalEntry }[]> | undefined;
+    const read = () => this.cursor.read(this.options.maxBatch, this.options.maxBatchBytes);
     while (!this.stopped) {
       let entries;
       try {
-        entries = await this.cursor.read(this.options.maxBatch, this.options.maxBatchBytes);
+        entries = await (prefetched ?? read());
+        prefetched = undefined;
+        // What was prefetched may have been read before the last entries became durable.
+        if (entries.length === 0) entries = await read();
       } catch (error) {
+        prefetched = undefined;
         this.logger.error({ err: error, nextLsn: this.cursor.nextLsn }, "cannot read the journal; retrying");
         await new Promise((resolve) => setTimeout(resolve, this.options.retryMaxMs));
         continue;
@@ -115,6 +123,8 @@ export class Shipper {
         this.wake = undefined;
         continue;
       }
+      prefetched = read();
+      prefetched.catch(() => undefined); // surfaced when awaited
       const batch: Batch = { sessions: [], events: [], closes: [], lastLsn: entries[entries.length - 1]!.lsn };
       for (const { entry } of entries) {
         switch (entry.t) {
