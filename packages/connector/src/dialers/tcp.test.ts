@@ -73,11 +73,11 @@ describe("dialTcp", () => {
 });
 
 describe("dialer registry", () => {
-  it("knows tcp by default and is open to more protocols", () => {
+  it("knows tcp and postgres by default and is open to more protocols", () => {
     const dialers = defaultDialers();
-    expect([...dialers.keys()]).toEqual(["tcp"]);
-    dialers.set("postgres", dialTcp);
-    expect(dialers.get("postgres")).toBe(dialTcp);
+    expect([...dialers.keys()]).toEqual(["tcp", "postgres"]);
+    dialers.set("mysql", dialTcp);
+    expect(dialers.get("mysql")).toBe(dialTcp);
   });
 
   it("formats IPv6 targets in brackets", () => {
