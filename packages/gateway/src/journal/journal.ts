@@ -85,6 +85,15 @@ interface Segment {
   fileBytes: number;
 }
 
+interface Round {
+  batch: PendingFrame[];
+  segments: Set<Segment>;
+  done: boolean;
+}
+
+/** Most fdatasync calls in flight at once (each holds one of libuv's 4 pool threads). */
+const MAX_SYNCS = 2;
+
 interface PendingFrame {
   segment: Segment;
   offset: number;
@@ -94,6 +103,7 @@ interface PendingFrame {
 
 const SEGMENT_NAME = /^(\d{10})\.seg$/;
 const ACK_FILE = "acked";
+const ACK_WRITE_INTERVAL_MS = 200;
 const LOCK_FILE = "journal.lock";
 const ZEROS = Buffer.alloc(1024 * 1024);
 const READ_CHUNK = 1024 * 1024;
@@ -103,7 +113,14 @@ export class Journal {
   private readonly segments: Segment[] = [];
   private spare: Segment | undefined;
   private pending: PendingFrame[] = [];
-  private flushing = false;
+  /** A round is writing: the next waits for it (writes stay in order). */
+  private writing = false;
+  /** Rounds whose fdatasync is running. */
+  private syncing = 0;
+  /** Rounds written, in order, not yet durable (or durable behind one that is not). */
+  private rounds: Round[] = [];
+  /** A round failed; set until every round in flight has settled. */
+  private broken: unknown;
   private retryTimer: NodeJS.Timeout | undefined;
   private failure: { errno: string | undefined; message: string } | undefined;
   private waiters: { lsn: number; resolve: () => void; reject: (error: Error) => void }[] = [];
@@ -151,7 +168,8 @@ export class Journal {
       if (journal.segments.length === 0) {
         // A new journal: its first segment, starting with an (empty) checkpoint.
         journal.startSegment(1);
-        await journal.flushNow();
+        journal.kick();
+        await journal.whenDurable(journal.lastLsn);
       }
       journal.prepareSpare();
       return {
@@ -293,10 +311,11 @@ export class Journal {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    while (this.flushing) await new Promise((resolve) => setTimeout(resolve, 5));
-    if (this.pending.length > 0) {
-      await this.flushNow().catch((error: unknown) => this.options.logger.error({ err: error, entries: this.pending.length }, "journal entries could not be written at shutdown"));
-    }
+    // One more attempt for what is buffered, even if the journal was failing.
+    this.failure = undefined;
+    this.kick();
+    await this.idle();
+    if (this.pending.length > 0) this.options.logger.error({ entries: this.pending.length }, "journal entries could not be written at shutdown");
     for (const waiter of this.waiters.splice(0)) waiter.reject(new GatewayError("JOURNAL_FAILED", "the journal is closed"));
     await this.ackWrite;
     if (this.ackDirty) await this.persistAck();
@@ -404,72 +423,108 @@ export class Journal {
   // Group commit
 
   private kick(): void {
-    if (this.flushing || this.retryTimer || this.pending.length === 0) return;
-    this.flushing = true;
-    void this.flushLoop();
+    if (this.writing || this.broken || this.retryTimer || this.pending.length === 0 || this.syncing >= MAX_SYNCS) return;
+    void this.round();
   }
 
-  private async flushLoop(): Promise<void> {
-    try {
-      while (this.pending.length > 0) await this.flushRound();
-    } catch (error) {
-      this.fail(error);
-    } finally {
-      this.flushing = false;
-    }
-  }
-
-  /** Writes and syncs what is buffered; used at open and close, outside the loop. */
-  private async flushNow(): Promise<void> {
-    this.flushing = true;
-    try {
-      while (this.pending.length > 0) await this.flushRound();
-    } catch (error) {
-      this.fail(error);
-      throw error;
-    } finally {
-      this.flushing = false;
-    }
-  }
-
-  private async flushRound(): Promise<void> {
+  /**
+   * One round of the group commit: write everything buffered (after the previous round's write
+   * finished), then sync it. The next round may write while this one syncs: an fdatasync covers
+   * every write that completed before it began, so rounds still complete in order, and an entry
+   * waits for one write and one sync rather than for the sync before too.
+   */
+  private async round(): Promise<void> {
+    this.writing = true;
     const batch = this.pending;
     this.pending = [];
+    const round: Round = { batch, segments: new Set(), done: false };
+    this.rounds.push(round);
     try {
-      const touched: Segment[] = [];
-      for (let i = 0; i < batch.length; ) {
-        const segment = batch[i]!.segment;
-        let j = i;
-        while (j < batch.length && batch[j]!.segment === segment) j++;
-        const fd = await this.fileOf(segment);
-        const bytes = j - i === 1 ? batch[i]!.frame : Buffer.concat(batch.slice(i, j).map((p) => p.frame));
-        const offset = batch[i]!.offset;
-        let written = 0;
-        while (written < bytes.length) {
-          const { bytesWritten } = await fd.write(bytes, written, bytes.length - written, offset + written);
-          written += bytesWritten;
-        }
-        touched.push(segment);
-        i = j;
-      }
-      for (const segment of touched) await segment.fd!.datasync();
+      await this.writeFrames(batch, round.segments);
     } catch (error) {
-      // Nothing of this batch counts as durable: keep all of it, in order, for the next attempt.
-      this.pending = batch.concat(this.pending);
-      throw error;
+      this.broken ??= error;
     }
-    for (const p of batch) {
-      if (p.offset + p.frame.length > p.segment.durableEnd) p.segment.durableEnd = p.offset + p.frame.length;
-      if (p.segment.durableEnd > p.segment.fileBytes) p.segment.fileBytes = p.segment.durableEnd;
+    this.writing = false;
+    if (this.broken) return this.settleBreak();
+    this.syncing++;
+    this.kick();
+    try {
+      for (const segment of round.segments) await segment.fd!.datasync();
+    } catch (error) {
+      this.broken ??= error;
     }
-    this.durable = batch[batch.length - 1]!.lsn;
-    this.counters.flushes++;
+    this.syncing--;
+    if (this.broken) return this.settleBreak();
+    round.done = true;
+    // Rounds before it whose files this sync covered are durable with it.
+    for (const earlier of this.rounds) {
+      if (earlier === round) break;
+      if (!earlier.done && [...earlier.segments].every((s) => round.segments.has(s))) earlier.done = true;
+    }
+    this.advance();
+    this.kick();
+  }
+
+  private async writeFrames(batch: PendingFrame[], touched: Set<Segment>): Promise<void> {
+    for (let i = 0; i < batch.length; ) {
+      const segment = batch[i]!.segment;
+      let j = i;
+      while (j < batch.length && batch[j]!.segment === segment) j++;
+      const fd = await this.fileOf(segment);
+      const bytes = j - i === 1 ? batch[i]!.frame : Buffer.concat(batch.slice(i, j).map((p) => p.frame));
+      const offset = batch[i]!.offset;
+      let written = 0;
+      while (written < bytes.length) {
+        const { bytesWritten } = await fd.write(bytes, written, bytes.length - written, offset + written);
+        written += bytesWritten;
+      }
+      touched.add(segment);
+      i = j;
+    }
+  }
+
+  /** Makes the leading completed rounds durable: resolves their waiters, wakes the shipper. */
+  private advance(): void {
+    let advanced = false;
+    while (this.rounds.length > 0 && this.rounds[0]!.done) {
+      const { batch } = this.rounds.shift()!;
+      for (const p of batch) {
+        if (p.offset + p.frame.length > p.segment.durableEnd) p.segment.durableEnd = p.offset + p.frame.length;
+        if (p.segment.durableEnd > p.segment.fileBytes) p.segment.fileBytes = p.segment.durableEnd;
+      }
+      if (batch.length > 0) this.durable = batch[batch.length - 1]!.lsn;
+      this.counters.flushes++;
+      advanced = true;
+    }
+    if (!advanced) return;
     if (this.failure) {
       this.options.logger.info({ durableLsn: this.durable }, "the journal is writable again");
       this.failure = undefined;
     }
     while (this.waiters.length > 0 && this.waiters[0]!.lsn <= this.durable) this.waiters.shift()!.resolve();
     for (const listener of this.durableListeners) listener();
+  }
+
+  /**
+   * A write or sync failed. Once no round is in flight, nothing not yet durable counts: every
+   * round's entries go back in front of what is buffered, to be written again from their start
+   * (after a failed fsync the page cache cannot be trusted), and the journal is unwritable until
+   * a retry succeeds.
+   */
+  private settleBreak(): void {
+    if (this.writing || this.syncing > 0 || !this.broken) return;
+    const error = this.broken;
+    this.broken = undefined;
+    this.pending = [...this.rounds.flatMap((r) => r.batch), ...this.pending];
+    this.rounds = [];
+    this.fail(error);
+  }
+
+  /** Resolves once nothing is being written or synced (and nothing is buffered, unless the journal is failing). */
+  private async idle(): Promise<void> {
+    while (this.writing || this.syncing > 0 || (this.pending.length > 0 && !this.failure && !this.broken)) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
   }
 
   private async fileOf(segment: Segment): Promise<FileHandle> {
@@ -509,11 +564,15 @@ export class Journal {
   // ------------------------------------------------------------------------------------------
   // Acknowledgements
 
+  /** At most one write of the `acked` file per ACK_WRITE_INTERVAL_MS: it only saves re-shipping after a restart. */
   private writeAck(): void {
     this.ackDirty = true;
     if (this.ackWrite) return;
     this.ackWrite = (async () => {
-      while (this.ackDirty) await this.persistAck();
+      while (this.ackDirty && !this.closed) {
+        await new Promise((resolve) => setTimeout(resolve, ACK_WRITE_INTERVAL_MS).unref());
+        await this.persistAck();
+      }
     })().finally(() => (this.ackWrite = undefined));
   }
 
