@@ -1,4 +1,5 @@
-// Baseline: raw ws throughput (no mux) in one process, same message sizes.
+// Baseline for bench/mux-throughput.ts: plain ws, no tunnel, both ends in this process, 1 GiB each way.
+//   node --import tsx bench/ws-baseline.ts [messageBytes=65536]
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
