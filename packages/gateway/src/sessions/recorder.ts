@@ -143,7 +143,14 @@ export class RecordedSession {
     if (this.closed || this.refusal) return;
     const { journal, mode } = this.options;
     const ref = this.nextRef + 1;
-    const lsn = journal.append({ t: "start", sid: this.id, ref, draft: storableDraft(draft) }, false);
+    let lsn: number | undefined;
+    try {
+      lsn = journal.append({ t: "start", sid: this.id, ref, draft: storableDraft(draft) }, false);
+    } catch (error) {
+      // The journal is closed (the gateway is stopping): nothing more is relayed.
+      this.refusal = error instanceof GatewayError ? error : new GatewayError("JOURNAL_FAILED", String(error), { cause: error });
+      return;
+    }
     if (lsn === undefined) {
       if (mode === "strict") this.refusal = unavailable(journal.problem() ?? { reason: "journal_full" }, "the command was not relayed");
       return;
@@ -206,6 +213,7 @@ export class RecordedSession {
     const endedUs = clock();
     const fields = { sessionId: this.id, genesis: this.genesis, eventCount: this.seq, finalHash: this.lastHash, endedUs, endReason };
     const sealSignature = signSeal(signingKey, fields);
+    // Throws when the journal is closed: the next start finds the session open and closes it.
     journal.append({ t: "close", close: { id: this.id, endedUs, endReason, finalHash: this.lastHash, sealSignature, eventCount: this.seq } }, true);
   }
 
@@ -217,7 +225,12 @@ export class RecordedSession {
     const event: SessionEvent = { ...draft, sessionId: this.id, seq: this.seq + 1, timeUs: input.timeUs ?? clock() };
     event.prevHash = this.lastHash;
     event.hash = eventHash(this.lastHash, event);
-    const lsn = journal.append(ref === undefined ? { t: "event", event } : { t: "event", event, ref }, mandatory);
+    let lsn: number | undefined;
+    try {
+      lsn = journal.append(ref === undefined ? { t: "event", event } : { t: "event", event, ref }, mandatory);
+    } catch (error) {
+      return Promise.reject(error); // the journal is closed: the gateway is stopping
+    }
     // Only best-effort gets here (strict never journals a command it did not start).
     if (lsn === undefined) return this.dropped(journal.problem() ?? { reason: "journal_full" });
     this.seq = event.seq;
@@ -248,7 +261,11 @@ export class RecordedSession {
     };
     event.prevHash = this.lastHash;
     event.hash = eventHash(this.lastHash, event);
-    this.options.journal.append({ t: "event", event }, true);
+    try {
+      this.options.journal.append({ t: "event", event }, true);
+    } catch {
+      return; // the journal is closed
+    }
     this.seq = event.seq;
     this.lastHash = event.hash;
     this.logger.warn({ lost: count, reason }, "events were lost (best-effort recording)");
