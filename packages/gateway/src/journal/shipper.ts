@@ -18,9 +18,16 @@ export interface ShipperOptions {
   /** First and longest wait (ms) between attempts while the store fails. Defaults 100 and 5000. */
   retryMinMs?: number;
   retryMaxMs?: number;
+  /**
+   * When the shipper was idle and entries arrive, it waits this long (ms) for more before
+   * reading them, so a trickle of commands becomes one store round trip instead of one per
+   * command (each costs far more CPU than the events in it). The journal already holds them
+   * durably; this only delays their arrival in the store. Default 50.
+   */
+  gatherMs?: number;
 }
 
-export const SHIPPER_DEFAULTS = { maxBatch: 2000, maxBatchBytes: 8 * 1024 * 1024, retryMinMs: 100, retryMaxMs: 5000 } as const;
+export const SHIPPER_DEFAULTS = { maxBatch: 2000, maxBatchBytes: 8 * 1024 * 1024, retryMinMs: 100, retryMaxMs: 5000, gatherMs: 50 } as const;
 
 export interface ShipperStats {
   batches: number;
@@ -121,6 +128,7 @@ export class Shipper {
       if (entries.length === 0) {
         await new Promise<void>((resolve) => (this.wake = resolve));
         this.wake = undefined;
+        if (!this.stopped && this.options.gatherMs > 0) await new Promise((resolve) => setTimeout(resolve, this.options.gatherMs));
         continue;
       }
       prefetched = read();
