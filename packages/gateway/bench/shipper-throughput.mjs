@@ -1,7 +1,7 @@
 // Events per second the journal's shipper moves into a real Postgres store. Not a test: a measurement.
 //
 //   pnpm --filter @gatehouse/store build && pnpm --filter @gatehouse/gateway build
-//   node packages/gateway/bench/shipper-throughput.mjs [--events N] [--sessions K] [--seconds S]
+//   node packages/gateway/bench/shipper-throughput.mjs [--events N] [--sessions K] [--seconds S] [--batch B]
 //
 // SHIPPER_BENCH_URL (default postgres://postgres@127.0.0.1:5432/postgres) names the server; a fresh
 // database gatehouse_bench_<random> is made there and dropped afterwards. Two measurements:
@@ -25,11 +25,14 @@ const { values: args } = parseArgs({
     events: { type: "string", default: "200000" },
     sessions: { type: "string", default: "100" },
     seconds: { type: "string", default: "10" },
+    batch: { type: "string", default: "2000" },
   },
 });
 const EVENTS = Number(args.events);
 const SESSIONS = Number(args.sessions);
 const SECONDS = Number(args.seconds);
+/** The shipper's maxBatch (entries per store statement). */
+const BATCH = Number(args.batch);
 const ADMIN_URL = process.env.SHIPPER_BENCH_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const logger = createLogger("warn");
 const settings = configSchema.parse({ recording: { mode: "best-effort", journal: { maxBytes: 8 * 1024 * 1024 * 1024, segmentBytes: 64 * 1024 * 1024 } } }).recording;
@@ -84,15 +87,18 @@ async function backlog(store) {
 
     // A new start against the live store: recovery, then shipping the whole backlog.
     const started = process.hrtime.bigint();
-    const shipping = await startRecording({ dataDir: dir, store, settings, clock: () => Date.now() * 1000, logger });
+    const shipping = await startRecording({ dataDir: dir, store, settings, clock: () => Date.now() * 1000, logger, shipper: { maxBatch: BATCH } });
+    // startRecording returns once the journal is recovered and the shipper started.
+    const recovered = process.hrtime.bigint();
     const drained = await shipping.shipper.drain(600_000);
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const recoverySeconds = Number(recovered - started) / 1e9;
+    const seconds = Number(process.hrtime.bigint() - recovered) / 1e9;
     const stats = shipping.shipper.stats;
     await shipping.close();
     if (!drained) throw new Error("the backlog did not drain in 10 minutes");
     const [row] = await store.sql.query("select count(*)::int8 as n from events");
     if (row.n !== EVENTS) throw new Error(`expected ${EVENTS} events in the store, found ${row.n}`);
-    return { events: stats.events, batches: stats.batches, seconds, eventsPerSecond: stats.events / seconds };
+    return { events: stats.events, batches: stats.batches, recoverySeconds, seconds, eventsPerSecond: stats.events / seconds };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -102,7 +108,7 @@ async function live(store) {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-shipper-bench-"));
   try {
     await store.sql.query("truncate events, sessions");
-    const recording = await startRecording({ dataDir: dir, store, settings, clock: () => Date.now() * 1000, logger });
+    const recording = await startRecording({ dataDir: dir, store, settings, clock: () => Date.now() * 1000, logger, shipper: { maxBatch: BATCH } });
     const sessions = await Promise.all(Array.from({ length: SESSIONS }, () => recording.recorder.open({ identity: { name: "bench" }, connection: "app", protocol: "postgres" })));
     const started = process.hrtime.bigint();
     const deadline = Date.now() + SECONDS * 1000;
@@ -132,7 +138,10 @@ async function live(store) {
 }
 
 const result = await withDatabase(async (store) => ({ backlog: await backlog(store), live: await live(store) }));
-console.log(`backlog: ${result.backlog.events} events shipped in ${result.backlog.seconds.toFixed(2)} s = ${Math.round(result.backlog.eventsPerSecond)} events/s (${result.backlog.batches} batches)`);
+console.log(
+  `backlog: ${result.backlog.events} events shipped in ${result.backlog.seconds.toFixed(2)} s = ${Math.round(result.backlog.eventsPerSecond)} events/s ` +
+    `(${result.backlog.batches} batches; reading the journal back first took ${result.backlog.recoverySeconds.toFixed(2)} s)`,
+);
 console.log(
   `live:    ${result.live.produced} events recorded at ${Math.round(result.live.producedPerSecond)}/s, shipped ${Math.round(result.live.shippedPerSecondWhileProducing)}/s meanwhile ` +
     `(lag at the end ${result.live.lagEntriesAtEnd} entries), ${Math.round(result.live.eventsPerSecondOverall)} events/s end to end`,
