@@ -228,4 +228,20 @@ describe("recording", () => {
     expect(events.filter((e) => e.kind === "query").length + lost).toBe(600);
     expect(lost).toBeGreaterThan(0);
   });
+
+  it("skips (and counts) an entry the store refuses as invalid, and ships everything around it", async () => {
+    const recording = await start(dataDir());
+    const session = await recording.recorder.open(meta);
+    await session.record({ kind: "query", command: "select 1", outcome: "ok" });
+    // An entry written past the recorder (which would have escaped the NUL): the store refuses it.
+    recording.journal.append({ t: "event", event: { sessionId: session.id, seq: 99, timeUs: clock(), kind: "query", command: "bad\u0000text" } }, true);
+    await session.record({ kind: "query", command: "select 2", outcome: "ok" });
+    await session.close("client_closed");
+    expect(await recording.shipper.drain(10_000)).toBe(true);
+    expect(recording.shipper.stats.rejected).toBe(1);
+    const { events, verdict } = await verified(recording, session.id);
+    expect(events.map((e) => e.command)).toEqual(["select 1", "select 2"]);
+    expect(verdict.ok).toBe(true);
+  });
 });
+
