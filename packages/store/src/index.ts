@@ -12,7 +12,8 @@ export { createPostgresExecutor } from "./drivers/postgres.js";
 export type { PostgresExecutorOptions } from "./drivers/postgres.js";
 export { openPgliteExecutor } from "./drivers/pglite.js";
 export type { PgliteExecutorOptions } from "./drivers/pglite.js";
-export { LOCK_FILE_NAME } from "./lock.js";
+export { acquireDirLock, LOCK_FILE_NAME } from "./lock.js";
+export type { DirLock } from "./lock.js";
 
 export { migrate } from "./migrate.js";
 export type { MigrationResult, Migration } from "./migrate.js";

@@ -18,8 +18,8 @@ export interface DirLock {
 const heldHere = new Set<string>();
 
 /**
- * Takes `<dir>/gatehouse-store.lock`, so two processes never open one PGlite data directory at
- * once (PGlite has no lock of its own, and two writers would corrupt it). The file is created with
+ * Takes `<dir>/gatehouse-store.lock` (or `options.fileName`), so two processes never open one
+ * PGlite data directory (or the gateway's journal) at once (PGlite has no lock of its own, and two writers would corrupt it). The file is created with
  * O_EXCL and holds the owner's pid. A lock whose pid is no longer alive was left by a crash and is
  * taken over; a live one — including this very process, which has the directory open already —
  * makes the open fail with LOCKED.
@@ -27,8 +27,9 @@ const heldHere = new Set<string>();
  * Pids are compared on this host only: two containers that share the directory through a volume
  * each see their own pid namespace, and this lock cannot tell them apart.
  */
-export function acquireDirLock(dir: string): DirLock {
-  const path = join(dir, LOCK_FILE_NAME);
+export function acquireDirLock(dir: string, options: { fileName?: string; what?: string } = {}): DirLock {
+  const path = join(dir, options.fileName ?? LOCK_FILE_NAME);
+  const what = options.what ?? "the store directory";
   const content = `${process.pid}\n`;
   // Two attempts: the first may find a stale lock, remove it, and leave the second to create ours.
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -61,7 +62,7 @@ export function acquireDirLock(dir: string): DirLock {
     if (held.pid !== undefined && !ownStale && isAlive(held.pid)) {
       throw new StoreError(
         "LOCKED",
-        `the store directory ${dir} is in use by process ${held.pid} (lock file ${path}); ` +
+        `${what} ${dir} is in use by process ${held.pid} (lock file ${path}); ` +
           "stop that process, or use another directory",
         { context: { dataDir: dir, pid: held.pid } },
       );
@@ -80,7 +81,7 @@ export function acquireDirLock(dir: string): DirLock {
   const holder = readLock(path)?.pid;
   throw new StoreError(
     "LOCKED",
-    `the store directory ${dir} is being locked by another process${holder === undefined ? "" : ` (${holder})`}`,
+    `${what} ${dir} is being locked by another process${holder === undefined ? "" : ` (${holder})`}`,
     { context: holder === undefined ? { dataDir: dir } : { dataDir: dir, pid: holder } },
   );
 }
