@@ -121,7 +121,8 @@ describe("recording", () => {
     session.commandStarted(done, { kind: "query", command: "select 1", timeUs: clock() });
     await session.writeAhead();
     await session.commandCompleted(done, { kind: "query", command: "select 1", outcome: "ok" });
-    session.commandStarted({ n: 2 }, { kind: "query", command: "select pg_sleep(600)", params: null, timeUs: clock() });
+    // Journaled as the client sent it (a NUL included); escaped when it becomes an event.
+    session.commandStarted({ n: 2 }, { kind: "query", command: "select pg_sleep(600) /* a\u0000b */", params: null, timeUs: clock() });
     await session.writeAhead();
     await crash(first);
 
@@ -133,7 +134,7 @@ describe("recording", () => {
     expect(stored.endReason).toBe("gateway_restart");
     expect(events.map((e) => [e.command, e.outcome, e.details?.["status"] ?? null])).toEqual([
       ["select 1", "ok", null],
-      ["select pg_sleep(600)", null, "interrupted"],
+      ["select pg_sleep(600) /* a\\0b */", null, "interrupted"],
     ]);
   });
 

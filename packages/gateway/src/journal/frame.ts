@@ -16,11 +16,12 @@ export const FRAME_HEADER_BYTES = 16;
 /** An entry larger than this is refused (a recorded statement is capped far below it). */
 export const MAX_PAYLOAD_BYTES = 64 * 1024 * 1024;
 
-export function encodeFrame(lsn: number, payload: Buffer): Buffer {
-  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
-  frame.writeUInt32LE(payload.length, 0);
+/** The frame of `payload` (JSON text, `payloadBytes` long in UTF-8): one allocation, no copy of an encoded payload. */
+export function encodeFrame(lsn: number, payload: string, payloadBytes: number): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payloadBytes);
+  frame.writeUInt32LE(payloadBytes, 0);
   writeLsn(frame, 8, lsn);
-  payload.copy(frame, FRAME_HEADER_BYTES);
+  frame.write(payload, FRAME_HEADER_BYTES, "utf8");
   frame.writeUInt32LE(crc32(frame.subarray(8)), 4);
   return frame;
 }

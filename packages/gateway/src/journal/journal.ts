@@ -6,6 +6,7 @@ import type { Logger } from "../logger.js";
 import { lockDirectory } from "./dir-lock.js";
 import { JournalState, type JournalEntry, type SessionState } from "./entries.js";
 import { encodeFrame, FRAME_HEADER_BYTES, readFrame } from "./frame.js";
+import { RECENT_ENTRIES_MAX_BYTES, RecentEntries } from "./recent-entries.js";
 
 // The write-ahead journal: every entry of the record is appended here, in the gateway's data
 // directory, before it goes to the store.
@@ -35,9 +36,11 @@ export interface JournalOptions {
   maxBytes?: number;
   /** Milliseconds between attempts to write again after a write or sync failed. Default 1000. */
   retryMs?: number;
+  /** Most payload bytes of unacknowledged entries kept in memory for the shipper. Default 32 MiB. */
+  recentBytes?: number;
 }
 
-export const JOURNAL_DEFAULTS = { segmentBytes: 16 * 1024 * 1024, maxBytes: 1024 * 1024 * 1024, retryMs: 1000 } as const;
+export const JOURNAL_DEFAULTS = { segmentBytes: 16 * 1024 * 1024, maxBytes: 1024 * 1024 * 1024, retryMs: 1000, recentBytes: RECENT_ENTRIES_MAX_BYTES } as const;
 
 export type JournalHealth =
   | { state: "ok" }
@@ -132,6 +135,8 @@ export class Journal {
   private ackDirty = false;
   private closed = false;
   private readonly counters = { appended: 0, refused: 0, flushes: 0 };
+  /** Entries appended by this process and not yet acknowledged, for the cursor (see RecentEntries). */
+  readonly recent: RecentEntries;
   private readonly maxSegments: number;
 
   private constructor(
@@ -145,6 +150,7 @@ export class Journal {
     this.durable = recovered.lastLsn;
     this.acked = Math.min(recovered.ackedLsn, recovered.lastLsn);
     this.maxSegments = Math.max(2, Math.floor(options.maxBytes / options.segmentBytes));
+    this.recent = new RecentEntries(options.recentBytes);
   }
 
   /** Opens (creating or recovering) the journal in `options.dir`. */
@@ -155,6 +161,7 @@ export class Journal {
       segmentBytes: options.segmentBytes ?? JOURNAL_DEFAULTS.segmentBytes,
       maxBytes: options.maxBytes ?? JOURNAL_DEFAULTS.maxBytes,
       retryMs: options.retryMs ?? JOURNAL_DEFAULTS.retryMs,
+      recentBytes: options.recentBytes ?? JOURNAL_DEFAULTS.recentBytes,
     };
     try {
       mkdirSync(resolved.dir, { recursive: true, mode: 0o700 });
@@ -214,13 +221,15 @@ export class Journal {
       this.counters.refused++;
       return undefined;
     }
-    const payload = Buffer.from(JSON.stringify(entry));
+    const payload = JSON.stringify(entry);
+    const payloadBytes = Buffer.byteLength(payload);
     const current = this.current();
-    if (current.used + FRAME_HEADER_BYTES + payload.length > this.options.segmentBytes && this.segments.length < this.maxSegments) {
+    if (current.used + FRAME_HEADER_BYTES + payloadBytes > this.options.segmentBytes && this.segments.length < this.maxSegments) {
       this.startSegment(current.no + 1);
     }
-    const lsn = this.place(payload);
+    const lsn = this.place(payload, payloadBytes);
     this.state.apply(entry);
+    this.recent.push(lsn, entry, payloadBytes);
     this.counters.appended++;
     this.kick();
     return lsn;
@@ -269,6 +278,7 @@ export class Journal {
   acknowledge(lsn: number): void {
     if (lsn <= this.acked) return;
     this.acked = Math.min(lsn, this.durable);
+    this.recent.dropThrough(this.acked);
     this.writeAck();
     while (this.segments.length > 1 && this.segments[1]!.firstLsn <= this.acked) {
       const done = this.segments.shift()!;
@@ -347,14 +357,17 @@ export class Journal {
     }
     segment.firstLsn = this.nextLsn;
     this.segments.push(segment);
-    this.place(Buffer.from(JSON.stringify({ t: "checkpoint", sessions: this.state.snapshot() } satisfies JournalEntry)));
+    const checkpoint: JournalEntry = { t: "checkpoint", sessions: this.state.snapshot() };
+    const payload = JSON.stringify(checkpoint);
+    const payloadBytes = Buffer.byteLength(payload);
+    this.recent.push(this.place(payload, payloadBytes), checkpoint, payloadBytes);
     this.prepareSpare();
   }
 
-  private place(payload: Buffer): number {
+  private place(payload: string, payloadBytes: number): number {
     const segment = this.current();
     const lsn = this.nextLsn++;
-    const frame = encodeFrame(lsn, payload);
+    const frame = encodeFrame(lsn, payload, payloadBytes);
     this.pending.push({ segment, offset: segment.used, frame, lsn });
     segment.used += frame.length;
     return lsn;
@@ -570,7 +583,8 @@ export class Journal {
     if (this.ackWrite) return;
     this.ackWrite = (async () => {
       while (this.ackDirty && !this.closed) {
-        await new Promise((resolve) => setTimeout(resolve, ACK_WRITE_INTERVAL_MS).unref());
+        // Not unref'd: close() awaits this loop, and must not find the process gone under it.
+        await new Promise((resolve) => setTimeout(resolve, ACK_WRITE_INTERVAL_MS));
         await this.persistAck();
       }
     })().finally(() => (this.ackWrite = undefined));
@@ -590,8 +604,8 @@ export class Journal {
 }
 
 /**
- * Reads durable entries in lsn order, for the shipper. It reads the segment files (through the
- * page cache), so it serves entries written before a restart and after, the same way.
+ * Reads durable entries in lsn order, for the shipper: the ones this process appended from memory
+ * (Journal.recent), the others (a previous run's, or more than memory keeps) from the segment files.
  */
 export class JournalCursor {
   private segmentNo: number | undefined;
@@ -605,6 +619,13 @@ export class JournalCursor {
 
   /** Up to `maxEntries` durable entries from `nextLsn` on; empty when there are none yet. */
   async read(maxEntries: number, maxBytes: number): Promise<{ lsn: number; entry: JournalEntry }[]> {
+    const recent = this.journal.recent.take(this.nextLsn, this.journal.durableLsn, maxEntries, maxBytes);
+    if (recent) {
+      if (recent.length > 0) this.nextLsn = recent[recent.length - 1]!.lsn + 1;
+      // The file position is stale now: a later read from the files finds its place again.
+      this.segmentNo = undefined;
+      return recent;
+    }
     const out: { lsn: number; entry: JournalEntry }[] = [];
     let bytes = 0;
     while (out.length < maxEntries && bytes < maxBytes && this.nextLsn <= this.journal.durableLsn) {

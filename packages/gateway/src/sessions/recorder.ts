@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import type { NewSession, SessionEvent } from "@gatehouse/store";
 import type { Clock } from "../clock.js";
 import { GatewayError, type RecordingProblem } from "../errors.js";
-import { eventHash, genesisHash } from "../evidence/chain.js";
+import { canonicalEvent } from "../evidence/canonical.js";
+import { chainHash, genesisHash } from "../evidence/chain.js";
 import { signSeal, type SigningKey } from "../evidence/signing.js";
 import { escapeText, needsEscape, storableDraft } from "../evidence/storable.js";
 import type { EventDraft, SessionState } from "../journal/entries.js";
@@ -145,7 +146,9 @@ export class RecordedSession {
     const ref = this.nextRef + 1;
     let lsn: number | undefined;
     try {
-      lsn = journal.append({ t: "start", sid: this.id, ref, draft: storableDraft(draft) }, false);
+      // The draft as the client's bytes made it: should it become an event after a crash, append()
+      // escapes it then, like any other.
+      lsn = journal.append({ t: "start", sid: this.id, ref, draft }, false);
     } catch (error) {
       // The journal is closed (the gateway is stopping): nothing more is relayed.
       this.refusal = error instanceof GatewayError ? error : new GatewayError("JOURNAL_FAILED", String(error), { cause: error });
@@ -221,10 +224,7 @@ export class RecordedSession {
     const { journal, clock, mode } = this.options;
     if (!mandatory && journal.problem()) return this.dropped(journal.problem()!);
     this.flushLost();
-    const draft = storableDraft(input);
-    const event: SessionEvent = { ...draft, sessionId: this.id, seq: this.seq + 1, timeUs: input.timeUs ?? clock() };
-    event.prevHash = this.lastHash;
-    event.hash = eventHash(this.lastHash, event);
+    const event = this.chained(input, input.timeUs ?? clock());
     let lsn: number | undefined;
     try {
       lsn = journal.append(ref === undefined ? { t: "event", event } : { t: "event", event, ref }, mandatory);
@@ -239,6 +239,35 @@ export class RecordedSession {
     return journal.whenDurable(lsn) ?? Promise.resolve();
   }
 
+  /**
+   * The next event of the chain (not yet counted in it): its fields escaped where Postgres would
+   * refuse them (evidence/storable.ts), its seq, and its hash over the canonical encoding — made
+   * once, and again only in the rare case something needed escaping.
+   */
+  private chained(input: EventInput, timeUs: number): SessionEvent & { hash: string } {
+    let event: SessionEvent = {
+      sessionId: this.id,
+      seq: this.seq + 1,
+      timeUs,
+      kind: input.kind,
+      command: input.command,
+      params: input.params,
+      outcome: input.outcome,
+      details: input.details,
+      durationUs: input.durationUs,
+    };
+    let canonical = canonicalEvent(event);
+    if (MAY_NEED_ESCAPE.test(canonical)) {
+      const storable = storableDraft(event);
+      if (storable !== event) {
+        event = storable;
+        canonical = canonicalEvent(event);
+      }
+    }
+    const hash = chainHash(this.lastHash, canonical);
+    return Object.assign(event, { prevHash: this.lastHash, hash });
+  }
+
   private dropped(problem: RecordingProblem): Promise<void> {
     this.lost.count++;
     this.lost.reason = problem.reason;
@@ -250,17 +279,7 @@ export class RecordedSession {
     if (this.lost.count === 0 || this.closed) return;
     const { count, reason } = this.lost;
     this.lost = { count: 0, reason: "" };
-    const event: SessionEvent = {
-      sessionId: this.id,
-      seq: this.seq + 1,
-      timeUs: this.options.clock(),
-      kind: "recording_degraded",
-      command: null,
-      outcome: "error",
-      details: { lost: count, reason },
-    };
-    event.prevHash = this.lastHash;
-    event.hash = eventHash(this.lastHash, event);
+    const event = this.chained({ kind: "recording_degraded", command: null, outcome: "error", details: { lost: count, reason } }, this.options.clock());
     try {
       this.options.journal.append({ t: "event", event }, true);
     } catch {
@@ -271,6 +290,13 @@ export class RecordedSession {
     this.logger.warn({ lost: count, reason }, "events were lost (best-effort recording)");
   }
 }
+
+/**
+ * Whether a canonical encoding may hold what Postgres refuses (NUL, a lone surrogate), which
+ * JSON.stringify writes as \u0000 and \udXXX. A false alarm (the text itself said "\u0000")
+ * only costs the exact check.
+ */
+const MAY_NEED_ESCAPE = /\\u(?:0000|d[89a-f])/;
 
 function unavailable(problem: RecordingProblem, what: string): GatewayError {
   const why = problem.reason === "journal_full" ? "the recording journal is full" : `the recording journal cannot be written${problem.errno ? ` (${problem.errno})` : ""}`;
