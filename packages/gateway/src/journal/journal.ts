@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeSync } from "node:fs";
 import { open, rename, unlink, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { GatewayError, type RecordingProblem } from "../errors.js";
@@ -483,14 +483,14 @@ export class Journal {
       const segment = batch[i]!.segment;
       let j = i;
       while (j < batch.length && batch[j]!.segment === segment) j++;
-      const fd = await this.fileOf(segment);
+      const fd = segment.fd ?? (await this.fileOf(segment));
       const bytes = j - i === 1 ? batch[i]!.frame : Buffer.concat(batch.slice(i, j).map((p) => p.frame));
       const offset = batch[i]!.offset;
+      // A synchronous write: it only copies into the page cache (the fdatasync after it is what
+      // waits for the disk, and that stays off the event loop), and it saves each round a trip
+      // through libuv's thread pool and the promise machinery around it.
       let written = 0;
-      while (written < bytes.length) {
-        const { bytesWritten } = await fd.write(bytes, written, bytes.length - written, offset + written);
-        written += bytesWritten;
-      }
+      while (written < bytes.length) written += writeSync(fd.fd, bytes, written, bytes.length - written, offset + written);
       touched.add(segment);
       i = j;
     }
