@@ -1,4 +1,5 @@
 import type { NewSession, SessionClose, SessionEvent } from "@gatehouse/store";
+import { EVENT_TAG } from "../evidence/canonical.js";
 
 /** An event before it has its place in the chain (seq, hashes): what a started command knows. */
 export type EventDraft = Omit<SessionEvent, "sessionId" | "seq" | "prevHash" | "hash">;
@@ -15,7 +16,9 @@ export interface JournalClose extends SessionClose {
  * - `open`: a session began (shipped as a sessions row).
  * - `start`: write-ahead — a command is about to be relayed (not shipped; after a crash, a start
  *   without its event becomes an `interrupted` event).
- * - `event`: an event with its place in the chain (shipped); `ref` resolves a `start`.
+ * - `event`: an event with its place in the chain (shipped); `ref` resolves a `start`. On disk it
+ *   is its canonical encoding (evidence/canonical.ts) — the very text its hash covers, made once —
+ *   with its hashes: see eventPayload / decodeEntry.
  * - `close`: the session ended and was sealed (shipped).
  */
 export type JournalEntry =
@@ -90,4 +93,41 @@ export class JournalState {
   private add(state: SessionState): void {
     this.sessions.set(state.session.id, { state: { ...state, started: [] }, started: new Map(state.started.map((s) => [s.ref, s.draft])) });
   }
+}
+
+/**
+ * An event's journal payload: `{"t":"event","ref":…,"prevHash":…,"hash":…,"canonical":[…]}`,
+ * where `canonical` is the event's canonical encoding, already made for its hash.
+ */
+export function eventPayload(canonical: string, event: { prevHash: string; hash: string }, ref: number | undefined): string {
+  return `{"t":"event"${ref === undefined ? "" : `,"ref":${ref}`},"prevHash":"${event.prevHash}","hash":"${event.hash}","canonical":${canonical}}`;
+}
+
+/** A journal payload as an entry: an event's canonical encoding turned back into the event. */
+export function decodeEntry(payload: string): JournalEntry {
+  const parsed = JSON.parse(payload) as JournalEntry | StoredEvent;
+  if (parsed.t !== "event" || !("canonical" in parsed)) return parsed;
+  const [tag, sessionId, seq, timeUs, kind, command, params, outcome, details, durationUs] = parsed.canonical;
+  if (tag !== EVENT_TAG) throw new Error(`a journaled event is not a ${EVENT_TAG} encoding`);
+  const event: SessionEvent = { sessionId, seq, timeUs, kind, command, params, outcome, details, durationUs, prevHash: parsed.prevHash, hash: parsed.hash };
+  return parsed.ref === undefined ? { t: "event", event } : { t: "event", event, ref: parsed.ref };
+}
+
+interface StoredEvent {
+  t: "event";
+  ref?: number;
+  prevHash: string;
+  hash: string;
+  canonical: [
+    tag: string,
+    sessionId: string,
+    seq: number,
+    timeUs: number,
+    kind: string,
+    command: string | null,
+    params: unknown[] | null,
+    outcome: SessionEvent["outcome"],
+    details: Record<string, unknown> | null,
+    durationUs: number | null,
+  ];
 }

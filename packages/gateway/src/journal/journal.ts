@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { GatewayError, type RecordingProblem } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { lockDirectory } from "./dir-lock.js";
-import { JournalState, type JournalEntry, type SessionState } from "./entries.js";
+import { decodeEntry, JournalState, type JournalEntry, type SessionState } from "./entries.js";
 import { encodeFrame, FRAME_HEADER_BYTES, readFrame } from "./frame.js";
 import { RECENT_ENTRIES_MAX_BYTES, RecentEntries } from "./recent-entries.js";
 
@@ -213,15 +213,15 @@ export class Journal {
 
   /**
    * Appends an entry; returns its lsn. `mandatory` entries complete work already admitted and are
-   * always taken; others return undefined when the journal is full or unwritable.
+   * always taken; others return undefined when the journal is full or unwritable. `payload`: the
+   * entry as written, when the caller has it already (an event: entries.ts eventPayload).
    */
-  append(entry: JournalEntry, mandatory: boolean): number | undefined {
+  append(entry: JournalEntry, mandatory: boolean, payload: string = JSON.stringify(entry)): number | undefined {
     if (this.closed) throw new GatewayError("JOURNAL_FAILED", "the journal is closed");
     if (!mandatory && (this.failure !== undefined || !this.hasRoom())) {
       this.counters.refused++;
       return undefined;
     }
-    const payload = JSON.stringify(entry);
     const payloadBytes = Buffer.byteLength(payload);
     const current = this.current();
     if (current.used + FRAME_HEADER_BYTES + payloadBytes > this.options.segmentBytes && this.segments.length < this.maxSegments) {
@@ -653,7 +653,7 @@ export class JournalCursor {
         at = read.next;
         if (read.lsn < this.nextLsn) continue; // before where this cursor starts
         if (read.lsn !== this.nextLsn) throw new GatewayError("JOURNAL_FAILED", `journal entry ${read.lsn} found where ${this.nextLsn} was expected`);
-        out.push({ lsn: read.lsn, entry: JSON.parse(read.payload.toString("utf8")) as JournalEntry });
+        out.push({ lsn: read.lsn, entry: decodeEntry(read.payload.toString("utf8")) });
         bytes += read.payload.length;
         this.nextLsn++;
       }
@@ -731,7 +731,7 @@ async function recover(dir: string, logger: Logger): Promise<Recovered> {
         tornHere = true;
         break;
       }
-      const entry = JSON.parse(read.payload.toString("utf8")) as JournalEntry;
+      const entry = decodeEntry(read.payload.toString("utf8"));
       if (firstLsn === undefined) {
         if (entry.t !== "checkpoint") {
           tornHere = true;

@@ -6,7 +6,7 @@ import { canonicalEvent } from "../evidence/canonical.js";
 import { chainHash, genesisHash } from "../evidence/chain.js";
 import { signSeal, type SigningKey } from "../evidence/signing.js";
 import { escapeText, needsEscape, storableDraft } from "../evidence/storable.js";
-import type { EventDraft, SessionState } from "../journal/entries.js";
+import { eventPayload, type EventDraft, type SessionState } from "../journal/entries.js";
 import type { Journal } from "../journal/journal.js";
 import type { Logger } from "../logger.js";
 
@@ -224,10 +224,10 @@ export class RecordedSession {
     const { journal, clock, mode } = this.options;
     if (!mandatory && journal.problem()) return this.dropped(journal.problem()!);
     this.flushLost();
-    const event = this.chained(input, input.timeUs ?? clock());
+    const { event, canonical } = this.chained(input, input.timeUs ?? clock());
     let lsn: number | undefined;
     try {
-      lsn = journal.append(ref === undefined ? { t: "event", event } : { t: "event", event, ref }, mandatory);
+      lsn = journal.append(ref === undefined ? { t: "event", event } : { t: "event", event, ref }, mandatory, eventPayload(canonical, event, ref));
     } catch (error) {
       return Promise.reject(error); // the journal is closed: the gateway is stopping
     }
@@ -244,7 +244,7 @@ export class RecordedSession {
    * refuse them (evidence/storable.ts), its seq, and its hash over the canonical encoding — made
    * once, and again only in the rare case something needed escaping.
    */
-  private chained(input: EventInput, timeUs: number): SessionEvent & { hash: string } {
+  private chained(input: EventInput, timeUs: number): { event: SessionEvent & { prevHash: string; hash: string }; canonical: string } {
     let event: SessionEvent = {
       sessionId: this.id,
       seq: this.seq + 1,
@@ -265,7 +265,7 @@ export class RecordedSession {
       }
     }
     const hash = chainHash(this.lastHash, canonical);
-    return Object.assign(event, { prevHash: this.lastHash, hash });
+    return { event: Object.assign(event, { prevHash: this.lastHash, hash }), canonical };
   }
 
   private dropped(problem: RecordingProblem): Promise<void> {
@@ -279,9 +279,9 @@ export class RecordedSession {
     if (this.lost.count === 0 || this.closed) return;
     const { count, reason } = this.lost;
     this.lost = { count: 0, reason: "" };
-    const event = this.chained({ kind: "recording_degraded", command: null, outcome: "error", details: { lost: count, reason } }, this.options.clock());
+    const { event, canonical } = this.chained({ kind: "recording_degraded", command: null, outcome: "error", details: { lost: count, reason } }, this.options.clock());
     try {
-      this.options.journal.append({ t: "event", event }, true);
+      this.options.journal.append({ t: "event", event }, true, eventPayload(canonical, event, undefined));
     } catch {
       return; // the journal is closed
     }
