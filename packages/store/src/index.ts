@@ -12,6 +12,8 @@ export { createPostgresExecutor } from "./drivers/postgres.js";
 export type { PostgresExecutorOptions } from "./drivers/postgres.js";
 export { openPgliteExecutor } from "./drivers/pglite.js";
 export type { PgliteExecutorOptions } from "./drivers/pglite.js";
+export { openPgliteWorkerExecutor } from "./drivers/pglite-worker.js";
+export type { PgliteWorkerExecutor } from "./drivers/pglite-worker.js";
 export { acquireDirLock, LOCK_FILE_NAME } from "./lock.js";
 export type { DirLock } from "./lock.js";
 

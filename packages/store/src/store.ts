@@ -1,5 +1,6 @@
 import { createPostgresExecutor } from "./drivers/postgres.js";
 import { openPgliteExecutor } from "./drivers/pglite.js";
+import { openPgliteWorkerExecutor } from "./drivers/pglite-worker.js";
 import { recode, StoreError, type StoreErrorContext } from "./errors.js";
 import type { SqlExecutor } from "./executor.js";
 import { migrate } from "./migrate.js";
@@ -28,6 +29,11 @@ export interface StoreOptions {
   dataDir?: string;
   /** An embedded store that lives in memory only, for tests and demos. */
   memory?: boolean;
+  /**
+   * Embedded store: run PGlite on a worker thread (default), so its work does not stall this
+   * thread's event loop; false runs it on this thread.
+   */
+  worker?: boolean;
   /** Postgres driver: most connections in the pool. Default 10. */
   maxConnections?: number;
   /** Postgres driver: seconds to wait for a connection. Default 10. */
@@ -132,7 +138,8 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     if (options.memory !== true && options.dataDir === undefined) {
       throw new StoreError("INVALID_ARGUMENT", "say where the store is: url, dataDir, or memory");
     }
-    sql = await openPgliteExecutor(options.dataDir === undefined ? {} : { dataDir: options.dataDir });
+    const open = options.worker === false ? openPgliteExecutor : openPgliteWorkerExecutor;
+    sql = await open(options.dataDir === undefined ? {} : { dataDir: options.dataDir });
   }
   const store = createStore(sql, driver, options.url === undefined ? options.dataDir : redactUrl(options.url));
   try {

@@ -1,11 +1,18 @@
-// The shared suite against the embedded driver (PGlite in a temporary directory), plus the data
-// directory's lock and the in-memory mode.
+// The shared suite against the embedded driver (PGlite in a temporary directory), on its worker
+// thread and on the calling thread, plus the data directory's lock and the in-memory mode.
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { LOCK_FILE_NAME, openPgliteExecutor, openStore, StoreError } from "../src/index.js";
+import {
+  LOCK_FILE_NAME,
+  openPgliteExecutor,
+  openPgliteWorkerExecutor,
+  openStore,
+  StoreError,
+  type PgliteWorkerExecutor,
+} from "../src/index.js";
 import { defineStoreSuite, newSession } from "./suite.js";
 
 const dir = mkdtempSync(join(tmpdir(), "gatehouse-store-test-"));
@@ -15,9 +22,22 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe("embedded driver", () => {
+// Both suites use the same directory, one after the other (vitest runs a file's top-level blocks
+// in order), so the second reopens what the first made rather than initializing PGlite again.
+describe("embedded driver on a worker thread", () => {
   defineStoreSuite(() => ({
     open: () => openStore({ dataDir: dir }),
+    serializesTransactions: true,
+    fresh: async () => {
+      const sql = await openPgliteWorkerExecutor();
+      return { sql, dispose: () => sql.close() };
+    },
+  }));
+});
+
+describe("embedded driver on the calling thread", () => {
+  defineStoreSuite(() => ({
+    open: () => openStore({ dataDir: dir, worker: false }),
     serializesTransactions: true,
     fresh: async () => {
       const sql = await openPgliteExecutor();
@@ -45,8 +65,7 @@ async function openError(options: Parameters<typeof openStore>[0]): Promise<Stor
   return err as StoreError;
 }
 
-// Runs after the suite above has closed its store, on the same directory (vitest runs a file's
-// top-level blocks in order).
+// Runs after the suites above have closed their stores, on the same directory.
 describe("embedded data directory lock", () => {
   it("takes over a stale lock, holds the directory while open, and lets go on close", async () => {
     writeFileSync(lockPath, `${await deadPid()}\n`);
@@ -66,6 +85,39 @@ describe("embedded data directory lock", () => {
       await store.close();
     }
     expect(existsSync(lockPath)).toBe(false);
+  });
+
+  it("is one lock whichever thread PGlite runs on", async () => {
+    const store = await openStore({ dataDir: dir });
+    try {
+      expect((await openError({ dataDir: dir, worker: false })).code).toBe("LOCKED");
+    } finally {
+      await store.close();
+    }
+    const again = await openStore({ dataDir: dir, worker: false });
+    try {
+      expect((await openError({ dataDir: dir })).code).toBe("LOCKED");
+    } finally {
+      await again.close();
+    }
+    expect(existsSync(lockPath)).toBe(false);
+  });
+
+  it("keeps the directory of a store whose thread died until it is closed, then opens it again", async () => {
+    const store = await openStore({ dataDir: dir });
+    await store.sessions.create(newSession("before-crash"));
+    const writing = store.sessions.create(newSession("during-crash"));
+    await (store.sql as PgliteWorkerExecutor).worker.terminate();
+    await writing.catch(() => {}); // Committed or not: the thread died around it.
+    expect((await openError({ dataDir: dir })).code).toBe("LOCKED");
+    await store.close();
+    expect(existsSync(lockPath)).toBe(false);
+    const reopened = await openStore({ dataDir: dir });
+    try {
+      expect((await reopened.sessions.get("before-crash"))?.session.id).toBe("before-crash");
+    } finally {
+      await reopened.close();
+    }
   });
 
   it("refuses a directory locked by another live process, naming it", async () => {

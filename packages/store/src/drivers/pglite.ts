@@ -11,28 +11,44 @@ export interface PgliteExecutorOptions {
 }
 
 /**
- * A SqlExecutor over PGlite, Postgres compiled to WebAssembly and run in this process.
+ * A SqlExecutor over PGlite, Postgres compiled to WebAssembly and run on the calling thread (see
+ * openPgliteWorkerExecutor for one on its own thread). Takes the data directory's lock until
+ * `close()`.
+ */
+export async function openPgliteExecutor(options: PgliteExecutorOptions = {}): Promise<SqlExecutor> {
+  const dataDir = options.dataDir === undefined ? undefined : resolve(options.dataDir);
+  const lock = dataDir === undefined ? undefined : lockDataDir(dataDir);
+  try {
+    return await openPglite(dataDir, () => lock?.release());
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
+}
+
+/** Creates the data directory if missing and takes its lock (see acquireDirLock). */
+export function lockDataDir(dataDir: string): DirLock {
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (err) {
+    throw new StoreError("CONNECT_FAILED", `cannot create the store directory ${dataDir}: ${String(err)}`, {
+      cause: err,
+      context: { dataDir },
+    });
+  }
+  return acquireDirLock(dataDir);
+}
+
+/**
+ * Opens PGlite in `dataDir` (absolute; left out: in memory) without locking it: the caller holds
+ * the lock, and `onClose` runs once when the executor is closed.
  *
  * PGlite is a single session. Its `transaction()` holds an exclusive mutex for the whole
  * callback, and plain queries wait on the same mutex, so two concurrent transactions never
  * interleave and a query from outside never lands inside someone else's transaction. That is why
  * code inside `transaction(fn)` must use `tx`, never the outer executor.
  */
-export async function openPgliteExecutor(options: PgliteExecutorOptions = {}): Promise<SqlExecutor> {
-  const dataDir = options.dataDir === undefined ? undefined : resolve(options.dataDir);
-  let lock: DirLock | undefined;
-  if (dataDir !== undefined) {
-    try {
-      mkdirSync(dataDir, { recursive: true });
-    } catch (err) {
-      throw new StoreError("CONNECT_FAILED", `cannot create the store directory ${dataDir}: ${String(err)}`, {
-        cause: err,
-        context: { dataDir },
-      });
-    }
-    lock = acquireDirLock(dataDir);
-  }
-
+export async function openPglite(dataDir: string | undefined, onClose?: () => void): Promise<SqlExecutor> {
   let pg: PGlite;
   try {
     pg = await PGlite.create(dataDir, {
@@ -40,7 +56,6 @@ export async function openPgliteExecutor(options: PgliteExecutorOptions = {}): P
       parsers: { [pgTypes.INT8]: parseInt8 },
     });
   } catch (err) {
-    lock?.release();
     throw new StoreError(
       "CONNECT_FAILED",
       `cannot open the embedded store${dataDir === undefined ? " (in memory)" : ` in ${dataDir}`}: ${String(err)}`,
@@ -53,31 +68,33 @@ export async function openPgliteExecutor(options: PgliteExecutorOptions = {}): P
     if (closed) throw new StoreError("CLOSED", "the store is closed");
   };
 
-  const wrapTx = (tx: Transaction, depth: number): SqlExecutor => ({
-    query: async <T>(text: string, params?: unknown[]) => {
+  const wrapTx = (tx: Transaction, depth: number): SqlExecutor => {
+    const query = async <T>(text: string, params?: unknown[]): Promise<T[]> => {
       ensureOpen();
       try {
         return (await tx.query<T>(text, normalizeParams(params))).rows;
       } catch (err) {
         throw toStoreError("QUERY_FAILED", "query failed", err);
       }
-    },
-    // PGlite has no nested transactions: a savepoint gives `fn` the same all-or-nothing.
-    transaction: async (fn) => {
-      ensureOpen();
-      const name = `gatehouse_sp_${depth}`;
-      await tx.query(`savepoint ${name}`);
-      try {
-        const result = await fn(wrapTx(tx, depth + 1));
-        await tx.query(`release savepoint ${name}`);
-        return result;
-      } catch (err) {
-        await tx.query(`rollback to savepoint ${name}`);
-        throw err;
-      }
-    },
-    close: () => Promise.reject(new StoreError("INVALID_ARGUMENT", "close the store, not a transaction")),
-  });
+    };
+    return {
+      query,
+      // PGlite has no nested transactions: a savepoint gives `fn` the same all-or-nothing.
+      transaction: async (fn) => {
+        const name = `gatehouse_sp_${depth}`;
+        await query(`savepoint ${name}`);
+        try {
+          const result = await fn(wrapTx(tx, depth + 1));
+          await query(`release savepoint ${name}`);
+          return result;
+        } catch (err) {
+          await query(`rollback to savepoint ${name}`);
+          throw err;
+        }
+      },
+      close: () => Promise.reject(new StoreError("INVALID_ARGUMENT", "close the store, not a transaction")),
+    };
+  };
 
   return {
     query: async <T>(text: string, params?: unknown[]) => {
@@ -111,7 +128,7 @@ export async function openPgliteExecutor(options: PgliteExecutorOptions = {}): P
       try {
         await pg.close();
       } finally {
-        lock?.release();
+        onClose?.();
       }
     },
   };
