@@ -19,10 +19,11 @@ export interface ShipperOptions {
   retryMinMs?: number;
   retryMaxMs?: number;
   /**
-   * When the shipper was idle and entries arrive, it waits this long (ms) for more before
-   * reading them, so a trickle of commands becomes one store round trip instead of one per
-   * command (each costs far more CPU than the events in it). The journal already holds them
-   * durably; this only delays their arrival in the store. Default 50.
+   * Unless it is working through a backlog (full batches), the shipper waits this long (ms) for
+   * more entries before reading the next batch — after idling and after each batch — so a
+   * stream of commands becomes a store call every gatherMs instead of one per few commands (each
+   * call costs far more CPU than the events in it). The journal already holds them durably; this
+   * only delays their arrival in the store. Default 50.
    */
   gatherMs?: number;
 }
@@ -131,8 +132,12 @@ export class Shipper {
         if (!this.stopped && this.options.gatherMs > 0) await new Promise((resolve) => setTimeout(resolve, this.options.gatherMs));
         continue;
       }
-      prefetched = read();
-      prefetched.catch(() => undefined); // surfaced when awaited
+      // A full batch means a backlog: read the next one while this one is in the store's hands.
+      const backlog = entries.length >= this.options.maxBatch;
+      if (backlog) {
+        prefetched = read();
+        prefetched.catch(() => undefined); // surfaced when awaited
+      }
       const batch: Batch = { sessions: [], events: [], closes: [], lastLsn: entries[entries.length - 1]!.lsn };
       for (const { entry } of entries) {
         switch (entry.t) {
@@ -172,6 +177,9 @@ export class Shipper {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
       for (const check of waiters) check();
+      // Caught up: let the next batch gather too, rather than ship each few events as they become
+      // durable — every store call has a fixed cost far above its events' (see gatherMs).
+      if (!backlog && !this.stopped && this.options.gatherMs > 0) await new Promise((resolve) => setTimeout(resolve, this.options.gatherMs));
     }
   }
 
