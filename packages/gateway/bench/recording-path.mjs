@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import { readFileSync } from "node:fs";
 import {
   PostgresObserver,
   encodeBind,
@@ -83,6 +84,22 @@ if (args.store === "pg") {
   store = { record: async (batch) => ({ sessions: batch.sessions?.length ?? 0, events: batch.events?.length ?? 0, closed: batch.closes?.length ?? 0, notClosed: [] }) };
 }
 
+/** CPU µs used so far by the store's server processes (--store pg: its backends for our database). */
+async function storeServerCpuUs() {
+  if (args.store !== "pg") return 0;
+  const rows = await store.sql.query("select pid from pg_stat_activity where datname = current_database()");
+  let ticks = 0;
+  for (const { pid } of rows) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // a backend that has gone
+    }
+  }
+  return (ticks * 1e6) / 100; // USER_HZ
+}
+
 const dataDir = mkdtempSync(join(tmpdir(), "gatehouse-recording-bench-"));
 const recording = await startRecording({ dataDir, store, settings, clock: systemClock, logger });
 let txs = 0;
@@ -106,6 +123,7 @@ async function session(i) {
   }
   await recorded.close("client_closed");
 }
+const server0 = await storeServerCpuUs();
 const delay = monitorEventLoopDelay({ resolution: 1 });
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
@@ -121,9 +139,10 @@ const flushes = recording.journal.stats.flushes;
 const batches = recording.shipper.stats.batches;
 const drained = await recording.shipper.drain(30_000);
 const cpuAll = process.cpuUsage(cpu0);
+const serverUs = (await storeServerCpuUs()) - server0;
 await recording.close();
 rmSync(dataDir, { recursive: true, force: true });
 await cleanup();
 const us = (cpu.user + cpu.system) / txs;
-console.log(`${args.mode}, store ${args.store}, ${SESSIONS} sessions: ${Math.round(txs / elapsed)} tx/s, CPU ${us.toFixed(1)} µs/tx (user ${(cpu.user / txs).toFixed(1)}, system ${(cpu.system / txs).toFixed(1)}), incl. drain ${((cpuAll.user + cpuAll.system) / txs).toFixed(1)} µs/tx, event-loop delay p99 ${(delay.percentile(99) / 1e6).toFixed(2)} ms max ${(delay.max / 1e6).toFixed(1)} ms, drained ${drained}; ${(txs / flushes).toFixed(1)} tx per journal flush, ${(txs / Math.max(1, batches)).toFixed(0)} per store batch`);
+console.log(`${args.mode}, store ${args.store}, ${SESSIONS} sessions: ${Math.round(txs / elapsed)} tx/s, CPU ${us.toFixed(1)} µs/tx (user ${(cpu.user / txs).toFixed(1)}, system ${(cpu.system / txs).toFixed(1)}), incl. drain ${((cpuAll.user + cpuAll.system) / txs).toFixed(1)} µs/tx, event-loop delay p99 ${(delay.percentile(99) / 1e6).toFixed(2)} ms max ${(delay.max / 1e6).toFixed(1)} ms, drained ${drained}; ${(txs / flushes).toFixed(1)} tx per journal flush, ${(txs / Math.max(1, batches)).toFixed(0)} per store batch${args.store === "pg" ? `; the store's Postgres backends ${(serverUs / txs).toFixed(1)} µs/tx` : ""}`);
 console.log(JSON.stringify({ bench: "recording-path", mode: args.mode, store: args.store, sessions: SESSIONS, txPerSec: txs / elapsed, cpuUsPerTx: us }));
