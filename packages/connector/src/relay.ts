@@ -15,8 +15,10 @@ export interface RelayResult {
 /**
  * Relays bytes between a tunnel stream and the target's socket until both directions are done.
  *
- * - Backpressure: `pipe` stops reading a side while the other's write buffer is full; on the tunnel side that
- *   is the peer's flow-control window, so a slow client slows the target down instead of growing buffers here.
+ * - Backpressure: a side is paused while the other's write buffer is full; on the tunnel side that is the peer's
+ *   flow-control window, so a slow client slows the target down instead of growing buffers here.
+ * - Chunks go straight from one side's 'data' event to the other's write(), with no pipe() in between: a
+ *   database round trip crosses this relay twice, and every stream layer costs each chunk CPU time.
  * - Half-close: the end of one direction (tunnel Close END, or the target's FIN) ends only the other side's
  *   writable half; the opposite direction keeps flowing. The socket must allow half-open for that (TCP sockets
  *   from the dialers do).
@@ -50,8 +52,6 @@ export function relay(stream: Duplex, socket: Duplex, target: string): Promise<R
       if (--pending === 0) resolve({ fromTarget, toTarget, error, failedSide });
     };
 
-    socket.on("data", (chunk: Buffer) => (fromTarget += chunk.length));
-    stream.on("data", (chunk: Buffer) => (toTarget += chunk.length));
     // finished() reports an error, or a premature close (closed before both halves ended), once per stream and
     // keeps an error listener attached so a late error cannot crash the process.
     finished(socket, (err) => {
@@ -62,7 +62,27 @@ export function relay(stream: Duplex, socket: Duplex, target: string): Promise<R
       if (err) fail("tunnel", err);
       done();
     });
-    stream.pipe(socket);
-    socket.pipe(stream);
+    forward(socket, stream, (n) => (fromTarget += n));
+    forward(stream, socket, (n) => (toTarget += n));
   });
+}
+
+/** Copies `from` into `to` with backpressure and passes its end on; errors are the caller's (see relay). */
+function forward(from: Duplex, to: Duplex, count: (bytes: number) => void): void {
+  const resume = (): void => void from.resume();
+  from.on("data", (chunk: Buffer) => {
+    count(chunk.length);
+    // Once `to` is finished or torn down nobody reads these bytes (writing would only raise an error).
+    if (to.destroyed || to.writableEnded) return;
+    if (!to.write(chunk)) {
+      from.pause();
+      to.once("drain", resume);
+    }
+  });
+  from.once("end", () => {
+    if (!to.destroyed && !to.writableEnded) to.end();
+  });
+  // A side handed over paused (the Postgres dialer stops reading after its handshake) would not flow on a
+  // 'data' listener alone.
+  from.resume();
 }

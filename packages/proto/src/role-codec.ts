@@ -1,6 +1,7 @@
 // Which frame message each side writes and reads: the gateway writes GatewayFrame and reads
 // ConnectorFrame; the connector the other way round. Both carry data, window_update, close, ping
 // and pong (under different field numbers); the rest is one side's own.
+import { type DataFrame, readDataFrame } from "./data-decoder.js";
 import type { DataField } from "./message-builder.js";
 import {
   ConnectorFrame,
@@ -20,7 +21,11 @@ export type CommonFrame =
   | { ping: IPing }
   | { pong: IPong };
 
-export type IncomingFrame = ReturnType<typeof GatewayFrame.decode> | ReturnType<typeof ConnectorFrame.decode>;
+/** A decoded frame: Data read by hand (data-decoder.ts), everything else by protobufjs. */
+export type IncomingFrame =
+  | { frame: "data"; data: DataFrame }
+  | ReturnType<typeof GatewayFrame.decode>
+  | ReturnType<typeof ConnectorFrame.decode>;
 
 export interface RoleCodec {
   readonly dataField: DataField;
@@ -31,14 +36,19 @@ export interface RoleCodec {
 export const gatewayCodec: RoleCodec = {
   dataField: 2,
   encode: (frame) => GatewayFrame.encode(frame).finish(),
-  decode: (bytes) => ConnectorFrame.decode(bytes),
+  decode: (bytes) => decodeData(bytes, 3) ?? ConnectorFrame.decode(bytes),
 };
 
 export const connectorCodec: RoleCodec = {
   dataField: 3,
   encode: (frame) => ConnectorFrame.encode(frame).finish(),
-  decode: (bytes) => GatewayFrame.decode(bytes),
+  decode: (bytes) => decodeData(bytes, 2) ?? GatewayFrame.decode(bytes),
 };
+
+function decodeData(bytes: Uint8Array, field: DataField): IncomingFrame | undefined {
+  const data = readDataFrame(bytes, field);
+  return data && { frame: "data", data };
+}
 
 export function encodeGatewayFrame(frame: IGatewayFrame): Uint8Array {
   return GatewayFrame.encode(frame).finish();
