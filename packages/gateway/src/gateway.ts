@@ -89,7 +89,6 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     warmUpOidc();
     const registry = new ConnectorRegistry();
     const tunnel = new TunnelServer({ config: current, registry, logger, clock });
-    cleanup.push(() => tunnel.close());
     const { recorder } = recording;
     const broker = new SessionBroker(recorder, registry, new Policy(current, clock), logger);
 
@@ -97,6 +96,9 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, logger });
     const apiAddress = await listen(api, config.listen.api, "listen.api");
     cleanup.push(() => closeServer(api));
+    // Before the API server, which carries the tunnel: its close waits for every socket it
+    // accepted, the connectors' upgraded ones included, so the links must be closed first.
+    cleanup.push(() => tunnel.close());
     const scheme = config.api.tls ? "https" : "http";
     const apiUrl = `${scheme}://${formatHostPort({ host: connectHost(apiAddress.host), port: apiAddress.port })}`;
 
