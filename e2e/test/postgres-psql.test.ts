@@ -50,7 +50,7 @@ describe("psql through the gateway", () => {
     expect(last.code).toBe(0);
     expect(last.stdout).toMatch(/^identity\s+agent \(access_key\)$/m);
     expect(last.stdout).toContain(`application: ${app}`);
-    expect(last.stdout).toMatch(/query\s+ok\s+[\d.]+m?s\s+select count\(\*\), sum\(amount\) from orders {2}tag=SELECT 1 rows=1/);
+    expect(last.stdout).toMatch(/query\s+ok\s+[\d.]+(?:µs|ms|s)\s+select count\(\*\), sum\(amount\) from orders {2}tag=SELECT 1 rows=1/);
   });
 
   it("sslmode=verify-full with the gateway's generated certificate as the root: the client can check it is talking to the gateway", async () => {
@@ -186,7 +186,7 @@ describe("psql through the gateway", () => {
     ]);
     // What a person reads: the statement, its SQLSTATE and message.
     const last = await runCli(["sessions", "show", "--last"], { cwd: stack.gateway.dir });
-    expect(last.stdout).toMatch(/query\s+error\s+[\d.]+m?s\s+select nope {2}message=column "nope" does not exist sqlstate=42703/);
+    expect(last.stdout).toMatch(/query\s+error\s+[\d.]+(?:µs|ms|s)\s+select nope {2}message=column "nope" does not exist sqlstate=42703/);
   });
 
   it("\\copy in and out: the rows arrive, and each copy is recorded with its direction and rows", async () => {

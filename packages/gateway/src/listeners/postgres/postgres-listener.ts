@@ -236,14 +236,26 @@ export class PostgresListener {
 
   private async relaySession(client: Duplex, upstream: Duplex, session: RecordedSession, early: Buffer[] | Uint8Array[], parameters: Readonly<Record<string, string>>): Promise<void> {
     const { clock, config } = this.deps;
-    const record = (promise: Promise<void>) => void promise.catch(() => undefined);
+    // What the server's replies complete is recorded right after the reply is on its way to the
+    // client (the relay writes the chunk once the observer returns), not before: recording an
+    // event takes tens of µs, and a client waiting for its answer should not wait for that too.
+    // In their order, and all before the session's own disconnect event (flushRecords).
+    let pendingRecords: (() => Promise<void>)[] = [];
+    const flushRecords = () => {
+      const records = pendingRecords;
+      pendingRecords = [];
+      for (const record of records) void record().catch(() => undefined);
+    };
+    const record = (event: () => Promise<void>) => {
+      if (pendingRecords.push(event) === 1) queueMicrotask(flushRecords);
+    };
     const observer = new PostgresObserver(
       {
         // Write-ahead: journaled before the chunk that runs it is forwarded (see `up` below).
         commandStarted: (command) => session.commandStarted(command, commandDraft(command)),
-        commandCompleted: (command, outcome) => record(session.commandCompleted(command, commandEvent(command, outcome))),
-        notification: (n) => record(session.record({ kind: "notification", timeUs: n.at, command: null, details: { channel: n.channel, payload: n.payload, processId: n.processId } })),
-        serverError: (e, at) => record(session.record({ kind: "server_error", timeUs: at, outcome: "error", details: { sqlstate: e.code, message: e.message, severity: e.severity } })),
+        commandCompleted: (command, outcome) => record(() => session.commandCompleted(command, commandEvent(command, outcome))),
+        notification: (n) => record(() => session.record({ kind: "notification", timeUs: n.at, command: null, details: { channel: n.channel, payload: n.payload, processId: n.processId } })),
+        serverError: (e, at) => record(() => session.record({ kind: "server_error", timeUs: at, outcome: "error", details: { sqlstate: e.code, message: e.message, severity: e.severity } })),
       },
       {
         now: clock,
@@ -291,6 +303,7 @@ export class PostgresListener {
     } catch {
       // A broken observer already said why through the relay result.
     }
+    flushRecords();
     const error = result.error;
     const reason = isRecordingUnavailable(error) ? "recording_unavailable" : result.violation ? "protocol_violation" : error instanceof TunnelError ? "connector_lost" : error ? "error" : `${result.endedBy}_closed`;
     await session
