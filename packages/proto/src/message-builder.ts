@@ -28,7 +28,7 @@ type Entry = Uint8Array | DataEntry;
 export class MessageBuilder {
   readonly #dataTag: number;
   readonly #pool: SlabPool | undefined;
-  #entries: Entry[] = [];
+  readonly #entries: Entry[] = [];
   #size = 0;
 
   /** @param pool where message memory comes from; each message goes back with `pool.release` once sent. */
@@ -87,7 +87,7 @@ export class MessageBuilder {
         }
       }
     }
-    this.#entries = [];
+    this.#entries.length = 0;
     this.#size = 0;
     return out;
   }

@@ -102,7 +102,7 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
   /** Streams owing the peer a WindowUpdate. */
   readonly #creditDue = new Set<TunnelStream>();
   /** Encoded control frames, sent ahead of Data. */
-  #control: Uint8Array[] = [];
+  readonly #control: Uint8Array[] = [];
   #controlHead = 0;
 
   #nextStreamId = 1;
@@ -548,18 +548,11 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
     const max = this.#options.maxMessageBytes;
     const control = this.#control;
     while (this.#controlHead < control.length && builder.size < max) builder.addFrame(control[this.#controlHead++]!);
-    if (this.#controlHead === control.length) {
-      this.#control = [];
+    if (this.#controlHead > 0 && this.#controlHead === control.length) {
+      control.length = 0;
       this.#controlHead = 0;
     }
-    for (const stream of this.#creditDue) {
-      if (builder.size >= max) break;
-      const state = stream[kState];
-      builder.addFrame(this.#codec.encode({ windowUpdate: { streamId: stream.id, credit: state.creditDue } }));
-      state.recvAllowance += state.creditDue;
-      state.creditDue = 0;
-      this.#creditDue.delete(stream);
-    }
+    if (this.#creditDue.size > 0) this.#addCredit();
     while (builder.size < max) {
       const stream = this.#ready.shift();
       if (stream === undefined) break;
@@ -580,6 +573,18 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
       }
     }
     return builder.isEmpty ? undefined : builder.finish();
+  }
+
+  #addCredit(): void {
+    const builder = this.#builder;
+    for (const stream of this.#creditDue) {
+      if (builder.size >= this.#options.maxMessageBytes) break;
+      const state = stream[kState];
+      builder.addFrame(this.#codec.encode({ windowUpdate: { streamId: stream.id, credit: state.creditDue } }));
+      state.recvAllowance += state.creditDue;
+      state.creditDue = 0;
+      this.#creditDue.delete(stream);
+    }
   }
 
   #addEnd(stream: TunnelStream, done: Callback[]): void {
@@ -627,7 +632,7 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
     this.#replies.clear();
     this.#ready.clear();
     this.#creditDue.clear();
-    this.#control = [];
+    this.#control.length = 0;
     this.#controlHead = 0;
     process.nextTick(() => this.emit("close", reason, error));
   }

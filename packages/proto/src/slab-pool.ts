@@ -46,6 +46,7 @@ export class SlabPool {
 
   /** The link is done with `message` (from allocate); its bytes may be overwritten from now on. */
   release(message: Uint8Array): void {
+    if (message.length < this.#minBytes) return; // never pooled (see allocate)
     const slab = this.#owner.get(message.buffer);
     if (slab === undefined) return;
     slab.live--;
