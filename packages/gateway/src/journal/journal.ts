@@ -94,6 +94,9 @@ interface Round {
   done: boolean;
 }
 
+/** Longest an entry nobody waits for stays buffered before a round writes it. */
+const LAZY_ROUND_MS = 5;
+
 /** Most fdatasync calls in flight at once (each holds one of libuv's 4 pool threads). */
 const MAX_SYNCS = 2;
 
@@ -117,6 +120,7 @@ export class Journal {
   private spare: Segment | undefined;
   private pending: PendingFrame[] = [];
   private kickScheduled = false;
+  private lazyTimer: NodeJS.Timeout | undefined;
   /** A round is writing: the next waits for it (writes stay in order). */
   private writing = false;
   /** Rounds whose fdatasync is running. */
@@ -216,8 +220,12 @@ export class Journal {
    * Appends an entry; returns its lsn. `mandatory` entries complete work already admitted and are
    * always taken; others return undefined when the journal is full or unwritable. `payload`: the
    * entry as written, when the caller has it already (an event: entries.ts eventPayload).
+   * `urgent`: something waits for it (a write-ahead entry in strict mode): its round starts at
+   * the end of this event-loop turn. Otherwise it rides with the next urgent entry's round, or one
+   * LAZY_ROUND_MS later — one fdatasync for the outcome of a command and the start of the next,
+   * instead of two in a row that a lone client would wait for, one after the other.
    */
-  append(entry: JournalEntry, mandatory: boolean, payload: string = JSON.stringify(entry)): number | undefined {
+  append(entry: JournalEntry, mandatory: boolean, payload: string = JSON.stringify(entry), urgent = true): number | undefined {
     if (this.closed) throw new GatewayError("JOURNAL_FAILED", "the journal is closed");
     if (!mandatory && (this.failure !== undefined || !this.hasRoom())) {
       this.counters.refused++;
@@ -232,7 +240,8 @@ export class Journal {
     this.state.apply(entry);
     this.recent.push(lsn, entry, payloadBytes);
     this.counters.appended++;
-    this.kickSoon();
+    if (urgent) this.kickSoon();
+    else this.kickLater();
     return lsn;
   }
 
@@ -320,6 +329,8 @@ export class Journal {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.lazyTimer);
+    this.lazyTimer = undefined;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     // One more attempt for what is buffered, even if the journal was failing.
@@ -450,10 +461,21 @@ export class Journal {
   private kickSoon(): void {
     if (this.kickScheduled) return;
     this.kickScheduled = true;
+    clearTimeout(this.lazyTimer);
+    this.lazyTimer = undefined;
     setImmediate(() => {
       this.kickScheduled = false;
       this.kick();
     });
+  }
+
+  /** A round within LAZY_ROUND_MS, unless an urgent entry starts one sooner. */
+  private kickLater(): void {
+    if (this.kickScheduled || this.lazyTimer) return;
+    this.lazyTimer = setTimeout(() => {
+      this.lazyTimer = undefined;
+      this.kick();
+    }, LAZY_ROUND_MS);
   }
 
   /**

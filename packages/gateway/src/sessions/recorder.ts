@@ -63,7 +63,7 @@ export class Recorder {
     }
     // Best-effort: a session's start is always taken (it is small, and without it nothing of the
     // session could be recorded later); its commands are what may be dropped.
-    const lsn = journal.append({ t: "open", session, genesis }, mode === "best-effort");
+    const lsn = journal.append({ t: "open", session, genesis }, mode === "best-effort", undefined, mode === "strict");
     if (lsn === undefined) throw unavailable(journal.problem() ?? { reason: "journal_full" }, "no new session can be recorded");
     const recorded = new RecordedSession(session, genesis, this.options, this.options.logger.child({ sessionId: session.id }), this.live);
     if (mode === "strict") {
@@ -148,7 +148,7 @@ export class RecordedSession {
     try {
       // The draft as the client's bytes made it: should it become an event after a crash, append()
       // escapes it then, like any other.
-      lsn = journal.append({ t: "start", sid: this.id, ref, draft }, false);
+      lsn = journal.append({ t: "start", sid: this.id, ref, draft }, false, undefined, mode === "strict");
     } catch (error) {
       // The journal is closed (the gateway is stopping): nothing more is relayed.
       this.refusal = error instanceof GatewayError ? error : new GatewayError("JOURNAL_FAILED", String(error), { cause: error });
@@ -217,7 +217,7 @@ export class RecordedSession {
     const fields = { sessionId: this.id, genesis: this.genesis, eventCount: this.seq, finalHash: this.lastHash, endedUs, endReason };
     const sealSignature = signSeal(signingKey, fields);
     // Throws when the journal is closed: the next start finds the session open and closes it.
-    journal.append({ t: "close", close: { id: this.id, endedUs, endReason, finalHash: this.lastHash, sealSignature, eventCount: this.seq } }, true);
+    journal.append({ t: "close", close: { id: this.id, endedUs, endReason, finalHash: this.lastHash, sealSignature, eventCount: this.seq } }, true, undefined, false);
   }
 
   private append(input: EventInput, ref: number | undefined, mandatory: boolean): Promise<void> {
@@ -227,7 +227,7 @@ export class RecordedSession {
     const { event, canonical } = this.chained(input, input.timeUs ?? clock());
     let lsn: number | undefined;
     try {
-      lsn = journal.append(ref === undefined ? { t: "event", event } : { t: "event", event, ref }, mandatory, eventPayload(canonical, event, ref));
+      lsn = journal.append(ref === undefined ? { t: "event", event } : { t: "event", event, ref }, mandatory, eventPayload(canonical, event, ref), false);
     } catch (error) {
       return Promise.reject(error); // the journal is closed: the gateway is stopping
     }
@@ -281,7 +281,7 @@ export class RecordedSession {
     this.lost = { count: 0, reason: "" };
     const { event, canonical } = this.chained({ kind: "recording_degraded", command: null, outcome: "error", details: { lost: count, reason } }, this.options.clock());
     try {
-      this.options.journal.append({ t: "event", event }, true, eventPayload(canonical, event, undefined));
+      this.options.journal.append({ t: "event", event }, true, eventPayload(canonical, event, undefined), false);
     } catch {
       return; // the journal is closed
     }

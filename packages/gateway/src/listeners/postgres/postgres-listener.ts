@@ -249,6 +249,8 @@ export class PostgresListener {
     const record = (event: () => Promise<void>) => {
       if (pendingRecords.push(event) === 1) queueMicrotask(flushRecords);
     };
+    // The client said goodbye (Terminate): it ended the session, whichever socket closes first.
+    let clientTerminated = false;
     const observer = new PostgresObserver(
       {
         // Write-ahead: journaled before the chunk that runs it is forwarded (see `up` below).
@@ -256,6 +258,7 @@ export class PostgresListener {
         commandCompleted: (command, outcome) => record(() => session.commandCompleted(command, commandEvent(command, outcome))),
         notification: (n) => record(() => session.record({ kind: "notification", timeUs: n.at, command: null, details: { channel: n.channel, payload: n.payload, processId: n.processId } })),
         serverError: (e, at) => record(() => session.record({ kind: "server_error", timeUs: at, outcome: "error", details: { sqlstate: e.code, message: e.message, severity: e.severity } })),
+        terminated: () => (clientTerminated = true),
       },
       {
         now: clock,
@@ -305,12 +308,13 @@ export class PostgresListener {
     }
     flushRecords();
     const error = result.error;
-    const reason = isRecordingUnavailable(error) ? "recording_unavailable" : result.violation ? "protocol_violation" : error instanceof TunnelError ? "connector_lost" : error ? "error" : `${result.endedBy}_closed`;
+    const endedBy = clientTerminated && !error ? "client" : result.endedBy;
+    const reason = isRecordingUnavailable(error) ? "recording_unavailable" : result.violation ? "protocol_violation" : error instanceof TunnelError ? "connector_lost" : error ? "error" : `${endedBy}_closed`;
     await session
       .record({
         kind: "disconnect",
         outcome: error ? "error" : "ok",
-        details: { bytesUp: result.bytesUp, bytesDown: result.bytesDown, endedBy: result.endedBy, ...(error ? { error: error.message } : {}) },
+        details: { bytesUp: result.bytesUp, bytesDown: result.bytesDown, endedBy, ...(error ? { error: error.message } : {}) },
       })
       .catch(() => undefined);
     await session.close(reason).catch((err: unknown) => session.logger.error({ err }, "could not close the session record"));
