@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { TunnelError } from "@gatehouse/proto";
 import { afterEach, describe, expect, it } from "vitest";
 import { startConnector, type Connector } from "../src/index.js";
-import { Cleanup, delay, EchoServer, FakeGateway, LogCapture, readAll, tcpOpen, testSettings } from "./helpers.js";
+import { Cleanup, delay, EchoServer, FakeGateway, frameMasks, LogCapture, readAll, tcpOpen, testSettings } from "./helpers.js";
 
 const TOKEN = "connector-token-1";
 const cleanup = new Cleanup();
@@ -58,6 +58,18 @@ describe("connector against a gateway", () => {
     const [opened] = logs.find((l) => l.msg === "stream opened");
     expect(opened).toMatchObject({ sessionId: "sess-42", connector: "dc1", target: `127.0.0.1:${echo.port}`, protocol: "tcp" });
     expect(connector.streamCount).toBe(0);
+  });
+
+  it("masks its frames with random keys over plain ws://, as RFC 6455 asks", async () => {
+    const { gateway, echo } = await setup();
+    const link = await gateway.link();
+    const { stream } = await link.mux.open(tcpOpen({ host: "127.0.0.1", port: echo.port }));
+    const echoed = readAll(stream);
+    stream.end("in the clear");
+    expect((await echoed).toString()).toBe("in the clear");
+    const masks = frameMasks(Buffer.concat(link.received));
+    expect(masks.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(masks.map((mask) => mask.toString("hex"))).size).toBe(masks.length);
   });
 
   it("relays several streams at once without mixing them up", async () => {

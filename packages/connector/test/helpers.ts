@@ -29,6 +29,8 @@ export interface GatewayLink {
   ws: WebSocket;
   mux: Multiplexer;
   headers: IncomingMessage["headers"];
+  /** Every byte the connector sent on the link after the upgrade, WebSocket framing included. */
+  received: Buffer[];
 }
 
 /**
@@ -64,7 +66,9 @@ export class FakeGateway extends EventEmitter<{ link: [GatewayLink]; refused: [s
         return;
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
-        const link = { ws, mux: new Multiplexer(wsLink(ws), { ...muxOptions, role: "gateway" }), headers: req.headers };
+        const received: Buffer[] = head.length > 0 ? [Buffer.from(head)] : [];
+        socket.on("data", (chunk: Buffer) => received.push(chunk));
+        const link = { ws, mux: new Multiplexer(wsLink(ws), { ...muxOptions, role: "gateway" }), headers: req.headers, received };
         this.links.push(link);
         this.emit("link", link);
       });
@@ -189,4 +193,26 @@ export function tcpOpen(target: { host: string; port: number }, extra: { session
 
 export function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The masking key of each WebSocket frame in `bytes` (a client's frames, which RFC 6455 requires to be masked). */
+export function frameMasks(bytes: Buffer): Buffer[] {
+  const masks: Buffer[] = [];
+  let pos = 0;
+  while (pos + 2 <= bytes.length) {
+    const masked = (bytes[pos + 1]! & 0x80) !== 0;
+    let length = bytes[pos + 1]! & 0x7f;
+    let header = 2;
+    if (length === 126) {
+      length = bytes.readUInt16BE(pos + 2);
+      header = 4;
+    } else if (length === 127) {
+      length = Number(bytes.readBigUInt64BE(pos + 2));
+      header = 10;
+    }
+    if (!masked) throw new Error(`unmasked frame at byte ${pos}`);
+    masks.push(bytes.subarray(pos + header, pos + header + 4));
+    pos += header + 4 + length;
+  }
+  return masks;
 }
