@@ -120,6 +120,8 @@ export class Journal {
   private spare: Segment | undefined;
   private pending: PendingFrame[] = [];
   private kickScheduled = false;
+  /** Something buffered is urgent (see append): the next round starts as soon as it can. */
+  private urgentPending = false;
   private lazyTimer: NodeJS.Timeout | undefined;
   /** A round is writing: the next waits for it (writes stay in order). */
   private writing = false;
@@ -240,8 +242,10 @@ export class Journal {
     this.state.apply(entry);
     this.recent.push(lsn, entry, payloadBytes);
     this.counters.appended++;
-    if (urgent) this.kickSoon();
-    else this.kickLater();
+    if (urgent) {
+      this.urgentPending = true;
+      this.kickSoon();
+    } else this.kickLater();
     return lsn;
   }
 
@@ -488,6 +492,7 @@ export class Journal {
     this.writing = true;
     const batch = this.pending;
     this.pending = [];
+    this.urgentPending = false;
     const round: Round = { batch, segments: new Set(), done: false };
     this.rounds.push(round);
     try {
@@ -498,7 +503,7 @@ export class Journal {
     this.writing = false;
     if (this.broken) return this.settleBreak();
     this.syncing++;
-    this.kick();
+    this.next();
     try {
       for (const segment of round.segments) await segment.fd!.datasync();
     } catch (error) {
@@ -513,7 +518,18 @@ export class Journal {
       if (!earlier.done && [...earlier.segments].every((s) => round.segments.has(s))) earlier.done = true;
     }
     this.advance();
-    this.kick();
+    this.next();
+  }
+
+  /**
+   * After a round's step: the next round at once when what is buffered is urgent, else within
+   * LAZY_ROUND_MS — not back to back, which under a steady stream of entries nobody waits for
+   * would run the disk's fdatasync in a loop (thousands a second, each costing CPU).
+   */
+  private next(): void {
+    if (this.pending.length === 0) return;
+    if (this.urgentPending || this.closed) this.kick();
+    else this.kickLater();
   }
 
   private async writeFrames(batch: PendingFrame[], touched: Set<Segment>): Promise<void> {
