@@ -309,9 +309,16 @@ interface IdleResult {
 
 async function idleSessions(): Promise<IdleResult> {
   const target = await startIdleTarget();
+  // The store in Postgres: the embedded store's thread lets go of a few hundred MiB of start-up
+  // memory at a moment of its own choosing, which would swamp what the sessions cost (and is not
+  // per session either way).
+  const storeDb = `${DATABASE}_idle_store`;
+  await psql(admin, `create database ${storeDb}`);
+  cleanups.push(() => psql(admin, `drop database if exists ${storeDb} with (force)`));
   const { gateway, connector, accessKey, host, port } = await startStack(
     [{ name: "idle", target: { host: "127.0.0.1", port: target.port, database: "idle", tls: "disable" }, credential: { user: "idle" } }],
     `127.0.0.1:${target.port}`,
+    { store: { url: `postgres://${PG.user}@${PG.host}:${PG.port}/${storeDb}` } },
   );
   const clients: pg.Client[] = [];
   try {
