@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { openStore } from "../dist/index.js";
+import { sampleEvent } from "./sample-event.mjs";
 
 const { values: args } = parseArgs({
   options: {
@@ -49,21 +50,6 @@ function measureEnd(start) {
   };
 }
 
-/** A realistic Postgres statement event, as the gateway records one. */
-function makeEvent(sessionId, seq) {
-  return {
-    sessionId,
-    seq,
-    timeUs: Date.now() * 1000 + (seq % 1000),
-    kind: "execute",
-    command: "select id, email, created_at from users where org_id = $1 and created_at > $2 order by id limit 100",
-    params: [String(seq % 97), "2024-01-01T00:00:00Z"],
-    outcome: "ok",
-    details: { tag: "SELECT 100", rows: 100, transaction: "I", statement: "", portal: "" },
-    durationUs: 830 + (seq % 200),
-  };
-}
-
 function makeBatch(n) {
   const startedUs = Date.now() * 1000;
   const sessions = Array.from({ length: SESSIONS_PER_BATCH }, (_, i) => ({
@@ -74,7 +60,7 @@ function makeBatch(n) {
     startedUs,
   }));
   const events = Array.from({ length: BATCH }, (_, i) =>
-    makeEvent(sessions[i % SESSIONS_PER_BATCH].id, Math.floor(i / SESSIONS_PER_BATCH) + 1),
+    sampleEvent(sessions[i % SESSIONS_PER_BATCH].id, Math.floor(i / SESSIONS_PER_BATCH) + 1),
   );
   return { sessions, events, closes: [] };
 }

@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { createEventWriter, openStore } from "../dist/index.js";
+import { sampleEvent } from "./sample-event.mjs";
 
 const { values: args } = parseArgs({
   options: {
@@ -29,21 +30,6 @@ const EVENTS = Number(args.events);
 const SESSIONS = Number(args.sessions);
 const MAX_BATCH = Number(args["max-batch"]);
 const ADMIN_URL = process.env.STORE_BENCH_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-
-/** A realistic Postgres statement event: text, bound parameters, command tag and rows. */
-function makeEvent(sessionId, seq) {
-  return {
-    sessionId,
-    seq,
-    timeUs: Date.now() * 1000 + (seq % 1000),
-    kind: "execute",
-    command: "select id, email, created_at from users where org_id = $1 and created_at > $2 order by id limit 100",
-    params: [String(seq % 97), "2024-01-01T00:00:00Z"],
-    outcome: "ok",
-    details: { tag: "SELECT 100", rows: 100, txStatus: "I" },
-    durationUs: 830 + (seq % 200),
-  };
-}
 
 async function withStore(fn) {
   if (args.embedded) {
@@ -117,7 +103,7 @@ async function pipelined(store) {
   const writes = [];
   for (let i = 0; i < EVENTS; i++) {
     const k = i % ids.length;
-    writes.push(writer.write(makeEvent(ids[k], ++seqs[k])));
+    writes.push(writer.write(sampleEvent(ids[k], ++seqs[k])));
     // Let the writer work once per maxQueued events, as a producer reading sockets would.
     if (i % 10_000 === 9_999) await new Promise((resolve) => setImmediate(resolve));
   }
@@ -137,7 +123,7 @@ async function strict(store) {
     ids.map(async (id) => {
       for (let seq = 1; seq <= perSession; seq++) {
         const t = performance.now();
-        await writer.write(makeEvent(id, seq));
+        await writer.write(sampleEvent(id, seq));
         latencies.push(performance.now() - t);
       }
     }),
