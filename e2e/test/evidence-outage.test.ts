@@ -57,6 +57,11 @@ describe("store outage", () => {
     }
     expect(answers).toEqual(Array.from({ length: 1000 }, (_, i) => i + 1));
     await stack.gateway.proc.waitFor((l) => l.msg === "the store refused a batch; the journal keeps it and shipping is retried");
+    // A new login while the store is down: its key is checked against the identity's keys as last read.
+    const late = await stack.client("outage-login");
+    expect((await late.query<{ n: number }>("select 7 as n")).rows[0]!.n).toBe(7);
+    await late.end();
+    await stack.gateway.proc.waitFor((l) => l.msg === "the store cannot be reached; checking the key against the identity's keys as last read");
     await client.end();
 
     storePg.start();
@@ -72,6 +77,12 @@ describe("store outage", () => {
     expect(events).toHaveLength(session.event_count);
     const statements = events.filter((e) => /^select \d+ as n$/.test(e.command ?? "")).map((e) => e.command);
     expect(statements).toEqual(Array.from({ length: 1000 }, (_, i) => `select ${i + 1} as n`));
+    const lateSession = await eventually("the login made during the outage, in the store", async () => {
+      const rows = await storeQuery<{ id: string; end_reason: string | null }>("select id, end_reason from sessions where client_application = 'outage-login'");
+      return rows[0]?.end_reason ? rows[0] : undefined;
+    }, 60_000);
+    const lateEvents = await storeQuery<{ command: string | null }>("select command from events where session_id = $1 and kind = 'query'", [lateSession.id]);
+    expect(lateEvents.map((e) => e.command)).toEqual(["select 7 as n"]);
     await stack.gateway.proc.waitFor((l) => l.msg === "the store is back; shipping the journal again");
 
     const keyFile = await stack.publicKeyFile();

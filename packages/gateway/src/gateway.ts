@@ -92,7 +92,9 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     const { recorder } = recording;
     const broker = new SessionBroker(recorder, registry, new Policy(current, clock), logger);
 
-    const accessKeys = new AccessKeys(store, clock);
+    const accessKeys = new AccessKeys(store, clock, (identity, error) =>
+      logger.warn({ identity, err: error }, "the store cannot be reached; checking the key against the identity's keys as last read"),
+    );
     const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, logger });
     const apiAddress = await listen(api, config.listen.api, "listen.api");
     cleanup.push(() => closeServer(api));

@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import type { AccessKeyRecord, Store } from "@gatehouse/store";
+import { StoreError, type AccessKeyRecord, type Store } from "@gatehouse/store";
 import { formatScramVerifier, parseScramVerifier, scramVerifier, type ScramVerifier } from "@gatehouse/protocols/postgres";
 import type { Clock } from "../clock.js";
 import { sha256Hex } from "../data-dir.js";
@@ -35,10 +35,22 @@ export interface ScramCandidates {
   verifiers: Array<{ keyId: string; verifier: ScramVerifier }>;
 }
 
+/**
+ * How long an identity's keys, as last read from the store, stand in for the store while it is
+ * unreachable: logins go on through a store outage (the journal keeps their record), and a key
+ * revoked elsewhere meanwhile is honoured at most this late. Keys revoked through this gateway
+ * are dropped at once.
+ */
+export const STORE_OUTAGE_KEY_GRACE_US = 15 * 60 * 1_000_000;
+
 export class AccessKeys {
+  /** Each identity's live keys as last read from the store, and when. */
+  private readonly lastKnown = new Map<string, { keys: AccessKeyRecord[]; readUs: number }>();
+
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
+    private readonly onOutage?: (identity: string, error: StoreError) => void,
   ) {}
 
   async create(identity: string, options: { ttlUs?: number } = {}): Promise<CreatedKey> {
@@ -59,14 +71,16 @@ export class AccessKeys {
     return this.store.accessKeys.list(identity === undefined ? {} : { identity });
   }
 
-  revoke(id: string): Promise<boolean> {
-    return this.store.accessKeys.revoke(id, this.clock());
+  async revoke(id: string): Promise<boolean> {
+    const revoked = await this.store.accessKeys.revoke(id, this.clock());
+    for (const known of this.lastKnown.values()) known.keys = known.keys.filter((k) => k.id !== id);
+    return revoked;
   }
 
   /** Checks a presented key (cleartext over TLS) against the identity's live keys. */
   async verify(identity: string, presented: string): Promise<KeyCheck> {
     const now = this.clock();
-    const keys = await this.store.accessKeys.list({ identity });
+    const keys = await this.liveKeys(identity);
     if (keys.length === 0) return { ok: false, reason: "no_key" };
     const digest = Buffer.from(sha256Hex(presented), "hex");
     for (const key of keys) {
@@ -82,7 +96,7 @@ export class AccessKeys {
   /** The SCRAM verifiers of the identity's live, unexpired keys (empty when it has none). */
   async scramCandidates(identity: string): Promise<ScramCandidates> {
     const now = this.clock();
-    const keys = await this.store.accessKeys.list({ identity });
+    const keys = await this.liveKeys(identity);
     const verifiers = keys
       .filter((k) => k.expiresUs === null || k.expiresUs > now)
       .flatMap((k) => {
@@ -95,6 +109,23 @@ export class AccessKeys {
   /** Records a successful use of a key (e.g. after SCRAM picked it). */
   touch(keyId: string): void {
     void this.store.accessKeys.touch(keyId, this.clock()).catch(() => undefined);
+  }
+
+  /**
+   * The identity's live keys from the store; while the store cannot be reached, the ones last read
+   * (within STORE_OUTAGE_KEY_GRACE_US). Data errors and a store never read are not papered over.
+   */
+  private async liveKeys(identity: string): Promise<AccessKeyRecord[]> {
+    try {
+      const keys = await this.store.accessKeys.list({ identity });
+      this.lastKnown.set(identity, { keys, readUs: this.clock() });
+      return keys;
+    } catch (error) {
+      const known = this.lastKnown.get(identity);
+      if (!(error instanceof StoreError) || error.code === "INVALID_ARGUMENT" || !known || this.clock() - known.readUs > STORE_OUTAGE_KEY_GRACE_US) throw error;
+      this.onOutage?.(identity, error);
+      return known.keys;
+    }
   }
 
   private async sharedScram(identity: string): Promise<ScramVerifier | undefined> {
