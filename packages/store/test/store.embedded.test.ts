@@ -103,18 +103,25 @@ describe("embedded data directory lock", () => {
     expect(existsSync(lockPath)).toBe(false);
   });
 
-  it("keeps the directory of a store whose thread died until it is closed, then opens it again", async () => {
+  it("starts a new thread on the directory when its thread died, keeps the directory until closed, then opens it again", async () => {
     const store = await openStore({ dataDir: dir });
     await store.sessions.create(newSession("before-crash"));
     const writing = store.sessions.create(newSession("during-crash"));
-    await (store.sql as PgliteWorkerExecutor).worker.terminate();
+    const first = (store.sql as PgliteWorkerExecutor).worker;
+    const firstThreadId = first.threadId;
+    await first.terminate();
     await writing.catch(() => {}); // Committed or not: the thread died around it.
+    // The next calls run on a new thread, over the same data.
+    expect((await store.sessions.get("before-crash"))?.session.id).toBe("before-crash");
+    await store.sessions.create(newSession("after-crash"));
+    expect((store.sql as PgliteWorkerExecutor).worker.threadId).not.toBe(firstThreadId);
     expect((await openError({ dataDir: dir })).code).toBe("LOCKED");
     await store.close();
     expect(existsSync(lockPath)).toBe(false);
     const reopened = await openStore({ dataDir: dir });
     try {
       expect((await reopened.sessions.get("before-crash"))?.session.id).toBe("before-crash");
+      expect((await reopened.sessions.get("after-crash"))?.session.id).toBe("after-crash");
     } finally {
       await reopened.close();
     }

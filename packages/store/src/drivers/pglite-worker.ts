@@ -22,17 +22,19 @@ type Call = WithoutId<Request>;
  * Queries, transactions (held open in the worker while `fn` runs here) and savepoints behave as
  * with openPgliteExecutor, errors arrive as the same StoreErrors, and results keep their types
  * (structured clone carries bigints, Dates and parsed JSON). The data directory's lock is held on
- * this thread until `close()`. Should the thread die, every pending and later call fails with
- * CONNECT_FAILED; close the executor and open a new one.
+ * this thread until `close()`. Should the thread die, the calls pending fail with CONNECT_FAILED
+ * and the next call starts a new thread on the data directory (an in-memory store is gone: every
+ * later call fails with that CONNECT_FAILED).
  */
 export async function openPgliteWorkerExecutor(options: PgliteExecutorOptions = {}): Promise<PgliteWorkerExecutor> {
   const dataDir = options.dataDir === undefined ? undefined : resolve(options.dataDir);
   const context: StoreErrorContext = dataDir === undefined ? {} : { dataDir };
   const lock = dataDir === undefined ? undefined : lockDataDir(dataDir);
   try {
-    const worker = startWorker(dataDir === undefined ? {} : { dataDir });
+    const init: WorkerInit = dataDir === undefined ? {} : { dataDir };
+    const worker = startWorker(init);
     await started(worker, context);
-    return connect(worker, lock, context);
+    return connect(init, worker, lock, context);
   } catch (err) {
     lock?.release();
     throw err;
@@ -77,57 +79,88 @@ async function started(worker: Worker, context: StoreErrorContext): Promise<void
   }
 }
 
-function connect(worker: Worker, lock: DirLock | undefined, context: StoreErrorContext): PgliteWorkerExecutor {
+function connect(init: WorkerInit, first: Worker, lock: DirLock | undefined, context: StoreErrorContext): PgliteWorkerExecutor {
   const pending = new Map<number, { resolve(value: unknown): void; reject(err: unknown): void }>();
   let lastId = 0;
   let closed = false;
-  /** Set once the thread is gone: why later calls fail. */
-  let gone: StoreError | undefined;
-  let crash: Error | undefined;
+  /** The thread calls go to; undefined once it died, until the next call starts another. */
+  let worker: Worker | undefined = first;
+  /** The latest thread started (what `.worker` shows). */
+  let latest = first;
+  let restarting: Promise<Worker> | undefined;
+  /** Why the last thread stopped. */
+  let lost: StoreError | undefined;
 
-  worker.on("message", (reply: Reply) => {
-    const call = pending.get(reply.id);
-    if (call === undefined) return;
-    pending.delete(reply.id);
-    if (pending.size === 0) worker.unref();
-    if (reply.ok) call.resolve(reply.value);
-    else call.reject(decodeError(reply.error));
-  });
-  worker.on("error", (err) => {
-    crash = err;
-  });
-  worker.on("exit", (code) => {
-    gone = closed
-      ? new StoreError("CLOSED", "the store was closed during the call")
-      : new StoreError(
-          "CONNECT_FAILED",
-          `the embedded store's thread stopped (exit code ${code}${crash === undefined ? "" : `: ${crash.message}`}); ` +
-            "close the store and open it again",
-          { context, ...(crash === undefined ? {} : { cause: crash }) },
-        );
-    for (const call of pending.values()) call.reject(gone);
-    pending.clear();
-  });
+  const wire = (thread: Worker): void => {
+    let crash: Error | undefined;
+    thread.on("message", (reply: Reply) => {
+      const call = pending.get(reply.id);
+      if (call === undefined) return;
+      pending.delete(reply.id);
+      if (pending.size === 0) thread.unref();
+      if (reply.ok) call.resolve(reply.value);
+      else call.reject(decodeError(reply.error));
+    });
+    thread.on("error", (err) => {
+      crash = err;
+    });
+    thread.on("exit", (code) => {
+      if (worker === thread) worker = undefined;
+      const gone = closed
+        ? new StoreError("CLOSED", "the store was closed during the call")
+        : new StoreError(
+            "CONNECT_FAILED",
+            `the embedded store's thread stopped (exit code ${code}${crash === undefined ? "" : `: ${crash.message}`}); ` +
+              (init.dataDir === undefined ? "an in-memory store is gone with it" : "the next call starts it again"),
+            { context, ...(crash === undefined ? {} : { cause: crash }) },
+          );
+      for (const call of pending.values()) call.reject(gone);
+      pending.clear();
+      lost = gone;
+    });
+    // Referenced only while a call is waiting for its answer: an idle store does not keep the
+    // process alive (as PGlite on the calling thread would not), a pending call does. After the
+    // listeners: adding a "message" listener refs the worker's port.
+    thread.unref();
+  };
+  wire(first);
 
-  // Referenced only while a call is waiting for its answer: an idle store does not keep the
-  // process alive (as PGlite on the calling thread would not), a pending call does. After the
-  // listeners: adding a "message" listener refs the worker's port.
-  worker.unref();
+  /**
+   * The live thread, or a new one when it died: PGlite recovers the data directory as Postgres
+   * does after a crash, so the store (and the gateway's shipper, which retries) carries on
+   * instead of failing every call until a restart.
+   */
+  const thread = (): Worker | Promise<Worker> => {
+    if (worker !== undefined) return worker;
+    // An in-memory database died with its thread: a new one would be empty, without its tables.
+    if (init.dataDir === undefined) throw lost;
+    return (restarting ??= (async () => {
+      try {
+        const next = startWorker(init);
+        await started(next, context);
+        wire(next);
+        worker = latest = next;
+        return next;
+      } finally {
+        restarting = undefined;
+      }
+    })());
+  };
 
   /** Sends a call, closed or not (close itself goes through here). */
-  const send = (call: Call): Promise<unknown> => {
-    if (gone !== undefined) return Promise.reject(gone);
+  const send = async (call: Call): Promise<unknown> => {
+    const target = await thread();
     const id = ++lastId;
     return new Promise((resolve, reject) => {
       try {
-        worker.postMessage({ ...call, id });
+        target.postMessage({ ...call, id });
       } catch (err) {
         // A parameter structured clone cannot copy (a function, a symbol): nothing was sent.
         reject(toStoreError("QUERY_FAILED", "query failed", err));
         return;
       }
       pending.set(id, { resolve, reject });
-      if (pending.size === 1) worker.ref();
+      if (pending.size === 1) target.ref();
     });
   };
   const request = (call: Call): Promise<unknown> =>
@@ -157,16 +190,19 @@ function connect(worker: Worker, lock: DirLock | undefined, context: StoreErrorC
   });
 
   return {
-    worker,
+    get worker() {
+      return latest;
+    },
     query: (sql, params) => query(undefined, sql, params),
     transaction: (fn) => transaction(undefined, fn),
     close: async () => {
       if (closed) return;
       closed = true;
       try {
-        if (gone === undefined) await send({ op: "close" });
+        await restarting?.catch(() => undefined);
+        if (worker !== undefined) await send({ op: "close" });
       } finally {
-        await worker.terminate();
+        await latest.terminate();
         lock?.release();
       }
     },
