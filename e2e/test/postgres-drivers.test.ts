@@ -77,6 +77,37 @@ describe("node-postgres (pg) through the gateway", () => {
     ]);
   });
 
+  it("direct TLS (sslnegotiation=direct, libpq 17's): the session runs and is recorded; without the postgresql ALPN it is refused", async () => {
+    const app = appName("pg-direct-tls");
+    const client = new pg.Client({
+      host: stack.listen.host,
+      port: stack.listen.port,
+      user: IDENTITY,
+      database: "app",
+      password: stack.key,
+      application_name: app,
+      ssl: { rejectUnauthorized: false },
+      sslnegotiation: "direct",
+    } as pg.ClientConfig);
+    await client.connect();
+    const { rows } = await client.query<{ n: number }>("select count(*)::int as n from orders where id <= $1", [10]);
+    await client.end();
+    expect(rows).toEqual([{ n: 10 }]);
+    const recorded = await stack.sessionOf(app);
+    expect(statements(recorded).map((e) => [e.command, e.outcome])).toEqual([["select count(*)::int as n from orders where id <= $1", "ok"]]);
+
+    // A TLS client that does not say it speaks Postgres (no ALPN) gets no further than the handshake.
+    const { connect } = await import("node:tls");
+    const closed = await new Promise<string>((resolve) => {
+      const socket = connect({ host: stack.listen.host, port: stack.listen.port, rejectUnauthorized: false });
+      socket.on("secureConnect", () => socket.write(Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])));
+      socket.on("data", () => resolve("answered"));
+      socket.on("error", () => resolve("closed"));
+      socket.on("close", () => resolve("closed"));
+    });
+    expect(closed).toBe("closed");
+  });
+
   it("named prepared statements: every execution recorded with the statement's text, even when it is not sent again", async () => {
     const app = appName("pg-prepared");
     const client = pgClient(app);

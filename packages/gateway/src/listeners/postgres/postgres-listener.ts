@@ -111,11 +111,27 @@ export class PostgresListener {
             source = new ChunkSource(secure);
             break;
           }
-          case "directTls":
-            // libpq 17's sslnegotiation=direct; not supported yet: the client falls back to an SSLRequest.
-            log.debug("direct TLS negotiation is not supported; closing");
-            socket.destroy();
-            return;
+          case "directTls": {
+            // libpq 17's sslnegotiation=direct: the ClientHello comes first, without an SSLRequest.
+            // Its bytes, already read, go back in front of the socket: TLSSocket takes what a
+            // socket has buffered before it reads the rest.
+            socket.unshift(Buffer.concat([...event.bytes, ...source.detach()]));
+            const secure = new TLSSocket(socket, { isServer: true, secureContext: this.deps.tls.context, ALPNProtocols: [POSTGRES_ALPN] });
+            secure.on("error", () => undefined);
+            await new Promise<void>((resolve, reject) => {
+              secure.once("secure", resolve);
+              secure.once("close", () => reject(new Error("client closed during the TLS handshake")));
+            });
+            // As Postgres 17 does: direct TLS without ALPN "postgresql" could be another protocol's client.
+            if (secure.alpnProtocol !== POSTGRES_ALPN) {
+              log.info({ alpn: secure.alpnProtocol || null }, "direct TLS without the postgresql ALPN protocol; closing");
+              secure.destroy();
+              return;
+            }
+            stream = secure;
+            source = new ChunkSource(secure);
+            break;
+          }
           case "cancelRequest":
             await this.cancel(event.processId, event.secretKey, log);
             socket.end();
@@ -367,6 +383,9 @@ function recordingRefusal(error: Error): Uint8Array {
     message: `the gateway cannot record this session (${problem.reason === "journal_full" ? "its journal is full" : "its journal cannot be written"}); the command was not run`,
   });
 }
+
+/** The ALPN protocol a direct-TLS Postgres client offers (and requires the server to pick). */
+const POSTGRES_ALPN = "postgresql";
 
 /** SQLSTATE 58030 io_error (errcodes.txt); not in the protocols package's table. */
 const IO_ERROR = "58030";
