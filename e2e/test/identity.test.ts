@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgresServer, type PostgresServer, type TestDatabase } from "../lib/postgres-server.js";
 import { CLI, newToken, runCli, startConnectorProcess, startGatewayProcess, type Proc, type RunningGateway } from "../lib/processes.js";
-import { AUDIENCE, OTHER_RESOURCE, startIssuer, type Issuer } from "./identity-issuer.js";
+// The gateway's own tests' OpenID provider (panva's oidc-provider over HTTPS), shared rather than copied.
+import { AUDIENCE, OTHER_RESOURCE, startTestIssuer as startIssuer, type TestIssuer as Issuer } from "../../packages/gateway/test/support/oidc-issuer.js";
 
 // Agents as their own OIDC identities, with real processes end to end: an
 // OpenID provider (oidc-provider) issues JWT access tokens with the client
@@ -237,7 +238,7 @@ describe("OIDC identities through the gateway", () => {
   });
 
   it("accepts tokens signed with the issuer's new key after a rotation, without a restart", async () => {
-    issuer.rotateKeys();
+    await issuer.rotateKeys();
     const out = await psqlAs("agent-sre", "select 'rotated'", { tokenArgs: "--no-cache" });
     expect(out).toMatchObject({ code: 0, stdout: "rotated\n" });
     expect((await sessionOf(out.application)).session.identity).toMatchObject({ name: "agent-sre", method: "oidc" });
