@@ -2,7 +2,7 @@ import { closeSync, openSync, readdirSync, readSync, statSync, writeSync } from 
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, startEvidenceStack, type EvidenceStack } from "./evidence-support.js";
+import { eventually, queryStore, startEvidenceStack, type EvidenceStack } from "./evidence-support.js";
 
 // `kill -9` the gateway in the middle of a session, with a statement running and half an entry
 // left at the end of its journal. The next start drops the torn entry, closes the session as
@@ -18,15 +18,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function store<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: stack.storeUrl });
-  await client.connect();
-  try {
-    return (await client.query<T>(sql, params)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const store = <T extends pg.QueryResultRow>(sql: string, params: unknown[] = []) => queryStore<T>(stack.storeUrl!, sql, params);
 
 /** The journal segment holding data, and where its data ends (segments are zero-filled ahead). */
 function journalTail(): { path: string; end: number } {

@@ -1,7 +1,7 @@
 import { openStore } from "@gatehouse/store";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, startEvidenceStack, startStorePostgres, type EvidenceStack, type StorePostgres } from "./evidence-support.js";
+import { eventually, queryStore, startEvidenceStack, startStorePostgres, type EvidenceStack, type StorePostgres } from "./evidence-support.js";
 
 // The store goes away mid-session and comes back: the gateway keeps relaying (strict recording:
 // every statement durable in its journal first), and once the store is back every event arrives
@@ -30,16 +30,7 @@ afterAll(async () => {
   storePg?.destroy();
 });
 
-async function storeQuery<T extends pg.QueryResultRow>(sql: string, params: unknown[] = [], user?: string): Promise<T[]> {
-  const { default: pgModule } = await import("pg");
-  const client = new pgModule.Client({ connectionString: storePg.url("gatehouse", user) });
-  await client.connect();
-  try {
-    return (await client.query<T>(sql, params)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const storeQuery = <T extends pg.QueryResultRow>(sql: string, params: unknown[] = [], user?: string) => queryStore<T>(storePg.url("gatehouse", user), sql, params);
 
 describe("store outage", () => {
   it("runs 1,000 statements while the store is down; afterwards all arrive once, in order, and verify", async () => {

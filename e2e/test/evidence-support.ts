@@ -188,6 +188,17 @@ export async function startEvidenceStack(options: { storeUrl?: string; storeData
 }
 
 /** Polls `check` until it returns a value (not undefined), or fails after `timeoutMs`. */
+/** Runs one statement against a store database (`url`) and returns its rows. */
+export async function queryStore<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(sql, params)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
 export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;

@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, startEvidenceStack, type EvidenceStack } from "./evidence-support.js";
+import { eventually, queryStore, startEvidenceStack, type EvidenceStack } from "./evidence-support.js";
 
 // Someone with write access to the store edits history after the fact: changes one event's text,
 // deletes another, swaps two. `gatehouse verify` names each session, the first bad sequence
@@ -19,15 +19,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function store<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: stack.storeUrl });
-  await client.connect();
-  try {
-    return (await client.query<T>(sql, params)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const store = <T extends pg.QueryResultRow>(sql: string, params: unknown[] = []) => queryStore<T>(stack.storeUrl!, sql, params);
 
 describe("a tampered store", () => {
   it("verify names the edited, the deleted and the swapped events, session by session", async () => {
