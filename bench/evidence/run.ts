@@ -1,6 +1,6 @@
-import { spawn } from "node:child_process";
 import { loadavg } from "node:os";
 import { join } from "node:path";
+import { mustRun, run } from "../lib/process-tools.js";
 import { newToken, REPO_ROOT, runCli, startConnectorProcess, startGatewayProcess, tempDir, type Proc, type RunningGateway } from "@gatehouse/e2e/lib/processes";
 
 // What write-ahead recording costs, and what the shipper sustains (issue 5's benchmark lines):
@@ -27,23 +27,7 @@ const IDENTITY = "bench-agent";
 const MODES = ["strict", "best-effort"] as const;
 type Mode = (typeof MODES)[number];
 
-function run(command: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (t: string) => (stdout += t));
-    child.stderr.setEncoding("utf8").on("data", (t: string) => (stderr += t));
-    child.once("error", reject);
-    child.once("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
-async function mustRun(command: string, args: string[], env: Record<string, string> = {}): Promise<string> {
-  const out = await run(command, args, env);
-  if (out.code !== 0) throw new Error(`${command} ${args.join(" ")} exited ${out.code}:\n${out.stderr}${out.stdout}`);
-  return out.stdout;
-}
 
 const psql = (database: string, sql: string) => mustRun("psql", ["-h", PG.host, "-p", String(PG.port), "-U", PG.user, "-d", database, "-X", "-v", "ON_ERROR_STOP=1", "-Atc", sql]);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

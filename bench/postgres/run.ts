@@ -1,9 +1,10 @@
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { cpuSeconds, mustRun, run } from "../lib/process-tools.js";
 import { newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, type Proc, type RunningGateway } from "@gatehouse/e2e/lib/processes";
 
 // Postgres through gateway + connector (separate processes, embedded store,
@@ -59,24 +60,7 @@ interface PgbenchResult {
 
 // ---------------------------------------------------------------- helpers
 
-function run(command: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string; seconds: number }> {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (t: string) => (stdout += t));
-    child.stderr.setEncoding("utf8").on("data", (t: string) => (stderr += t));
-    child.once("error", reject);
-    child.once("exit", (code) => resolve({ code, stdout, stderr, seconds: Number(process.hrtime.bigint() - started) / 1e9 }));
-  });
-}
 
-async function mustRun(command: string, args: string[], env: Record<string, string> = {}): Promise<string> {
-  const out = await run(command, args, env);
-  if (out.code !== 0) throw new Error(`${command} ${args.join(" ")} exited ${out.code}:\n${out.stderr}${out.stdout}`);
-  return out.stdout;
-}
 
 function connArgs(e: Endpoint): string[] {
   return ["-h", e.host, "-p", String(e.port), "-U", e.user];
@@ -96,15 +80,7 @@ function freePort(): Promise<number> {
   });
 }
 
-const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
 
-/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  // Fields after the command name, which is in parentheses and may hold spaces: state is field 3, utime 14, stime 15.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-}
 
 /** Starts measuring the CPU time of a path's processes; the returned function gives the seconds each spent since. */
 function cpuMeter(e: Endpoint): () => Record<string, number> | undefined {

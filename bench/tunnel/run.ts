@@ -1,8 +1,7 @@
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { createServer, connect, type Server } from "node:net";
 import { loadavg } from "node:os";
 import { newToken, startConnectorProcess, startGatewayProcess } from "@gatehouse/e2e/lib/processes";
+import { cpuSeconds } from "../lib/process-tools.js";
 
 // Throughput through gateway + connector (separate processes, loopback)
 // against a direct TCP connection to the same target, in the same run.
@@ -11,14 +10,7 @@ import { newToken, startConnectorProcess, startGatewayProcess } from "@gatehouse
 const TOTAL_BYTES = Number(process.env.BENCH_BYTES ?? 1024 * 1024 * 1024);
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 100);
 const CHUNK = Buffer.alloc(256 * 1024, 0x61);
-const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
 
-/** CPU seconds (user + system, all threads) a process has used so far. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-}
 
 function startSource(): Promise<{ server: Server; port: number }> {
   const server = createServer((socket) => {
