@@ -118,10 +118,12 @@ export class PostgresListener {
             socket.unshift(Buffer.concat([...event.bytes, ...source.detach()]));
             const secure = new TLSSocket(socket, { isServer: true, secureContext: this.deps.tls.context, ALPNProtocols: [POSTGRES_ALPN] });
             secure.on("error", () => undefined);
+            // A client that stalls mid-handshake is cut off like one that stalls in the startup.
+            const stalled = setTimeout(() => secure.destroy(), STARTUP_TIMEOUT_MS);
             await new Promise<void>((resolve, reject) => {
               secure.once("secure", resolve);
               secure.once("close", () => reject(new Error("client closed during the TLS handshake")));
-            });
+            }).finally(() => clearTimeout(stalled));
             // As Postgres 17 does: direct TLS without ALPN "postgresql" could be another protocol's client.
             if (secure.alpnProtocol !== POSTGRES_ALPN) {
               log.info({ alpn: secure.alpnProtocol || null }, "direct TLS without the postgresql ALPN protocol; closing");
