@@ -1,14 +1,15 @@
 import { randomBytes } from "node:crypto";
-import { openStore } from "@gatehouse/store";
+import pg from "pg";
 
 const ADMIN_URL = process.env.GATEHOUSE_TEST_STORE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
-/** A fresh database on the test Postgres server, for a gateway's store; `drop()` removes it. */
+/**
+ * A fresh database on the test Postgres server, for a gateway's store; `drop()` removes it. Made
+ * with a plain client: opening the admin database as a store would migrate it.
+ */
 export async function createStoreDatabase(prefix: string): Promise<{ name: string; url: (at?: { host: string; port: number }) => string; drop(): Promise<void> }> {
   const name = `${prefix}_${randomBytes(5).toString("hex")}`;
-  const admin = await openStore({ url: ADMIN_URL, maxConnections: 1, connectTimeoutSeconds: 3 });
-  await admin.sql.query(`create database ${name}`);
-  await admin.close();
+  await admin(`create database ${name}`);
   return {
     name,
     url(at) {
@@ -20,10 +21,16 @@ export async function createStoreDatabase(prefix: string): Promise<{ name: strin
       }
       return url.toString();
     },
-    async drop() {
-      const again = await openStore({ url: ADMIN_URL, maxConnections: 1 });
-      await again.sql.query(`drop database if exists ${name} with (force)`);
-      await again.close();
-    },
+    drop: () => admin(`drop database if exists ${name} with (force)`),
   };
+}
+
+async function admin(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 3_000 });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
 }
