@@ -30,6 +30,9 @@ export const KEY_CACHE_DEFAULTS: KeyCacheTiming = {
 /** A key that matched none is checked against a new read when the copy in memory is older than this (1 s). */
 const RECHECK_AFTER_US = 1_000_000;
 
+/** How long a read of an identity's keys may stay unanswered before another is sent (30 s). */
+const ABANDON_READ_US = 30 * 1_000_000;
+
 interface Entry {
   keys: AccessKeyRecord[];
   /** When the read that produced `keys` was sent (what it reflects is at least this recent). */
@@ -43,7 +46,7 @@ interface Entry {
 export class KeyCache {
   private readonly entries = new Map<string, Entry>();
   /** One read in flight per identity: concurrent logins and the refresh timer share it. */
-  private readonly reads = new Map<string, Promise<AccessKeyRecord[]>>();
+  private readonly reads = new Map<string, { read: Promise<AccessKeyRecord[]>; sentUs: number }>();
   private readonly timer: NodeJS.Timeout;
   /** Keys revoked through this gateway (a read sent before the revocation must not bring them back). */
   private readonly revoked = new Set<string>();
@@ -146,9 +149,11 @@ export class KeyCache {
   }
 
   private read(identity: string): Promise<AccessKeyRecord[]> {
-    const inFlight = this.reads.get(identity);
-    if (inFlight) return inFlight;
     const sentUs = this.clock();
+    const inFlight = this.reads.get(identity);
+    // A read on a connection the network dropped may never settle: past ABANDON_READ_US another
+    // read goes out (on another connection, or after the driver noticed) rather than waiting on it.
+    if (inFlight && sentUs - inFlight.sentUs <= ABANDON_READ_US) return inFlight.read;
     // A blackholed store never fails a read, it just never answers: past the cold-read deadline
     // the store counts as failing, as it would on an error.
     const watchdog = setTimeout(
@@ -159,9 +164,11 @@ export class KeyCache {
     const read = this.readKeys(identity)
       .then(
         (fromStore) => {
+          const entry = this.entries.get(identity);
+          // An abandoned read that answers after a later one: the later one stands.
+          if (entry && entry.readUs > sentUs) return entry.keys;
           // A revocation through this gateway while the read was out is kept: the read may predate it.
           const keys = fromStore.filter((k) => !this.revoked.has(k.id));
-          const entry = this.entries.get(identity);
           this.entries.set(identity, { keys, readUs: sentUs, usedUs: entry?.usedUs ?? sentUs, failing: false });
           this.lastReadFailed = false;
           return keys;
@@ -173,9 +180,9 @@ export class KeyCache {
       )
       .finally(() => {
         clearTimeout(watchdog);
-        this.reads.delete(identity);
+        if (this.reads.get(identity)?.read === read) this.reads.delete(identity);
       });
-    this.reads.set(identity, read);
+    this.reads.set(identity, { read, sentUs });
     return read;
   }
 

@@ -1,11 +1,13 @@
 import type { Store } from "@gatehouse/store";
 
-/** How long key uses collect before they are sent to the store together. */
-const REPORT_DELAY_MS = 1_000;
-/** How long to wait before sending again after the store failed. */
-const RETRY_DELAY_MS = 5_000;
-/** How long close() waits for the last report. */
-const CLOSE_WAIT_MS = 1_000;
+export const KEY_USES_DEFAULTS = {
+  /** How long key uses collect before they are sent to the store together. */
+  reportDelayMs: 1_000,
+  /** How long to wait before sending again after the store failed. */
+  retryDelayMs: 5_000,
+  /** How long close() waits for the last report. */
+  closeWaitMs: 1_000,
+};
 
 /**
  * Reports access key uses (`last_used_at`) to the store in the background, one batch at a time.
@@ -18,17 +20,22 @@ export class KeyUses {
   private timer: NodeJS.Timeout | undefined;
   private sending: Promise<void> | undefined;
   private closed = false;
+  /** The last report failed: the next waits retryDelayMs. */
+  private failedLast = false;
 
-  constructor(private readonly store: Pick<Store, "accessKeys">) {}
+  constructor(
+    private readonly store: Pick<Store, "accessKeys">,
+    private readonly timing = KEY_USES_DEFAULTS,
+  ) {}
 
   report(keyId: string, atUs: number): void {
     if (this.closed) return;
     const known = this.pending.get(keyId);
     if (known === undefined || known < atUs) this.pending.set(keyId, atUs);
-    this.schedule(REPORT_DELAY_MS);
+    this.schedule(this.timing.reportDelayMs);
   }
 
-  /** Sends what is pending, waiting at most CLOSE_WAIT_MS. */
+  /** Sends what is pending, waiting at most closeWaitMs. */
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
@@ -39,7 +46,7 @@ export class KeyUses {
         await this.sending;
         await this.send();
       })(),
-      new Promise<void>((resolve) => (waited = setTimeout(resolve, CLOSE_WAIT_MS))),
+      new Promise<void>((resolve) => (waited = setTimeout(resolve, this.timing.closeWaitMs))),
     ]);
     clearTimeout(waited);
   }
@@ -50,13 +57,11 @@ export class KeyUses {
       this.timer = undefined;
       this.sending = this.send().finally(() => {
         this.sending = undefined;
-        if (this.pending.size > 0 && !this.closed) this.schedule(this.failedLast ? RETRY_DELAY_MS : REPORT_DELAY_MS);
+        if (this.pending.size > 0 && !this.closed) this.schedule(this.failedLast ? this.timing.retryDelayMs : this.timing.reportDelayMs);
       });
     }, delayMs);
     this.timer.unref();
   }
-
-  private failedLast = false;
 
   private async send(): Promise<void> {
     const batch = this.pending;
