@@ -74,7 +74,7 @@ export class KeyCache {
     const entry = this.entries.get(identity);
     if (entry && now - entry.readUs <= this.timing.graceUs) {
       entry.usedUs = now;
-      if (now - entry.readUs > this.timing.refreshUs) this.refresh(identity);
+      if (this.due(entry, now)) this.refresh(identity);
       return entry.keys;
     }
     try {
@@ -140,8 +140,14 @@ export class KeyCache {
     const now = this.clock();
     for (const [identity, entry] of this.entries) {
       if (now - entry.usedUs > this.timing.keepUnusedUs) this.entries.delete(identity);
-      else if (now - entry.readUs > this.timing.refreshUs) this.refresh(identity);
+      else if (this.due(entry, now)) this.refresh(identity);
     }
+  }
+
+  /** Older than the refresh interval, or read "in the future" (the clock was set back): read again. */
+  private due(entry: Entry, now: number): boolean {
+    const age = now - entry.readUs;
+    return age > this.timing.refreshUs || age < 0;
   }
 
   private refresh(identity: string): void {
