@@ -101,11 +101,14 @@ describe("logins while the store is blackholed", () => {
       up.push(result.ms);
     }
 
+    const upConcurrent = await Promise.all(Array.from({ length: 16 }, (_, i) => login("agent-warm", { ssl: i % 2 === 0 })));
+
     proxy.blackhole();
     // Past the refresh interval: the keys in memory are stale and their background read hangs.
     await sleep(6_000);
     const during = await Promise.all(Array.from({ length: 16 }, (_, i) => login("agent-warm", { ssl: i % 2 === 0 })));
-    console.log(`login ms, store up: ${up.map((ms) => ms.toFixed(0)).join(" ")}; 16 concurrent, store blackholed: ${during.map((r) => r.ms.toFixed(0)).join(" ")}`);
+    const list = (results: { ms: number }[]) => results.map((r) => r.ms.toFixed(0)).join(" ");
+    console.log(`login ms, store up: one at a time ${list(up.map((ms) => ({ ms })))}; 16 concurrent ${list(upConcurrent)}; 16 concurrent, store blackholed: ${list(during)}`);
     for (const result of during) {
       expect(result.code).toBe("08006");
       expect(result.ms).toBeLessThan(2_000);
