@@ -143,6 +143,6 @@ describe("tunnel end to end", () => {
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ error: { code: "unauthorized" } });
     const health = await fetch(`${gateway.apiUrl}/readyz`);
-    expect(await health.json()).toEqual({ status: "ready", checks: { store: "ok", config: "loaded" } });
+    expect(await health.json()).toEqual({ status: "ready", checks: { recording: "ok", store: "ok", config: "loaded" } });
   });
 });

@@ -12,7 +12,12 @@ export type GatewayErrorCode =
   /** Strict recording cannot make a record durable: the journal is full or unwritable (`recording`). */
   | "RECORDING_UNAVAILABLE"
   /** The Ed25519 signing key cannot be read, created or parsed. */
-  | "SIGNING_KEY_UNUSABLE";
+  | "SIGNING_KEY_UNUSABLE"
+  /**
+   * An access key cannot be checked now: the identity's keys are not in memory (never read, or
+   * last read too long ago) and the store did not answer within the cold-read deadline.
+   */
+  | "CREDENTIALS_UNAVAILABLE";
 
 /** Why recording is unavailable, for RECORDING_UNAVAILABLE; the protocols map it to their own error. */
 export interface RecordingProblem {
@@ -20,6 +25,17 @@ export interface RecordingProblem {
   reason: "journal_full" | "journal_unwritable";
   /** The system error underneath (ENOSPC, EIO...), when there is one. */
   errno?: string;
+}
+
+/** System errors that mean the disk (or the user's quota on it) has no room left. */
+const DISK_FULL_ERRNOS: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT"]);
+
+/**
+ * Whether recording stopped for want of space — over `recording.journal.maxBytes`, or a disk or
+ * quota that refused a write — rather than a disk that failed: protocols answer "disk full" then.
+ */
+export function isOutOfSpace(problem: RecordingProblem): boolean {
+  return problem.reason === "journal_full" || (problem.errno !== undefined && DISK_FULL_ERRNOS.has(problem.errno));
 }
 
 export class GatewayError extends Error {

@@ -14,6 +14,7 @@ import { PostgresListener } from "./listeners/postgres/postgres-listener.js";
 import { loadTlsMaterial } from "./tls-material.js";
 import { startRecording } from "./evidence/recording.js";
 import { AccessKeys } from "./identity/access-keys.js";
+import { readiness } from "./api/readiness.js";
 import { PasswordAuthenticator } from "./identity/authenticator.js";
 import { currentOidcVerifier, readOidcCa } from "./identity/oidc-verifier.js";
 import { Policy } from "./policy.js";
@@ -92,10 +93,14 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     const { recorder } = recording;
     const broker = new SessionBroker(recorder, registry, new Policy(current, clock), logger);
 
-    const accessKeys = new AccessKeys(store, clock, (identity, error) =>
-      logger.warn({ identity, err: error }, "the store cannot be reached; checking the key against the identity's keys as last read"),
-    );
-    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, logger });
+    const accessKeys = new AccessKeys(store, clock, {
+      onOutage: (identity, error) =>
+        logger.warn({ identity, err: error }, "the store cannot be reached; checking the key against the identity's keys as last read"),
+    });
+    cleanup.push(() => accessKeys.close());
+    const ready = () =>
+      readiness({ recordingMode: recorder.mode, journalProblem: recording.journal.problem(), storeFailing: recording.shipper.stats.storeDown || accessKeys.storeFailing });
+    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, logger, readiness: ready });
     const apiAddress = await listen(api, config.listen.api, "listen.api");
     cleanup.push(() => closeServer(api));
     // Before the API server, which carries the tunnel: its close waits for every socket it

@@ -10,6 +10,7 @@ import type { ConnectorRegistry } from "../tunnel/connector-registry.js";
 import { parseTtl, type AccessKeys } from "../identity/access-keys.js";
 import type { TunnelServer } from "../tunnel/tunnel-server.js";
 import { ApiError, sendError, sendJson } from "./json.js";
+import type { Readiness } from "./readiness.js";
 import { eventView, sessionView } from "./views.js";
 
 export interface ApiOptions {
@@ -20,6 +21,8 @@ export interface ApiOptions {
   adminTokenSha256: string;
   accessKeys: AccessKeys;
   logger: Logger;
+  /** For /readyz, which anyone reaching the api listener may call: never a store round trip. */
+  readiness: () => Readiness;
 }
 
 /** The api listener: health, the read API over the record, and the connector tunnel upgrade. */
@@ -48,7 +51,10 @@ async function route(request: IncomingMessage, response: ServerResponse, options
   const url = new URL(request.url ?? "/", "http://gateway");
   const method = request.method ?? "GET";
   if (url.pathname === "/healthz") return sendJson(response, 200, { status: "ok" });
-  if (url.pathname === "/readyz") return readyz(response, options);
+  if (url.pathname === "/readyz") {
+    const { ready, body } = options.readiness();
+    return sendJson(response, ready ? 200 : 503, body);
+  }
 
   if (!url.pathname.startsWith("/api/")) throw new ApiError("not_found", `no route for ${url.pathname}`);
   authorize(request, options.adminTokenSha256);
@@ -146,17 +152,6 @@ async function readJson(request: IncomingMessage): Promise<Record<string, unknow
     // reported below
   }
   throw new ApiError("bad_request", "expected a JSON object body");
-}
-
-async function readyz(response: ServerResponse, options: ApiOptions): Promise<void> {
-  let store = "ok";
-  try {
-    await options.store.ping();
-  } catch (error) {
-    store = `unreachable: ${(error as Error).message}`;
-  }
-  const ready = store === "ok";
-  sendJson(response, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", checks: { store, config: "loaded" } });
 }
 
 function authorize(request: IncomingMessage, adminTokenSha256: string): void {

@@ -1,8 +1,10 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { StoreError, type AccessKeyRecord, type Store } from "@gatehouse/store";
+import type { AccessKeyRecord, Store } from "@gatehouse/store";
 import { formatScramVerifier, parseScramVerifier, scramVerifier, type ScramVerifier } from "@gatehouse/protocols/postgres";
 import type { Clock } from "../clock.js";
 import { sha256Hex } from "../data-dir.js";
+import { KEY_CACHE_DEFAULTS, KeyCache, type KeyCacheTiming } from "./key-cache.js";
+import { KeyUses } from "./key-uses.js";
 
 // Access keys: long random secrets an identity presents as its password.
 // The store keeps only verifiers: SHA-256 for cleartext (over TLS), and a
@@ -36,22 +38,26 @@ export interface ScramCandidates {
 }
 
 /**
- * How long an identity's keys, as last read from the store, stand in for the store while it is
- * unreachable: logins go on through a store outage (the journal keeps their record), and a key
- * revoked elsewhere meanwhile is honoured at most this late. Keys revoked through this gateway
- * are dropped at once.
+ * Checks access keys against each identity's keys as held in memory (KeyCache: refreshed from the
+ * store in the background, so a login does not wait on the store for an identity seen before),
+ * and reports key uses to the store in the background.
  */
-export const STORE_OUTAGE_KEY_GRACE_US = 15 * 60 * 1_000_000;
-
 export class AccessKeys {
-  /** Each identity's live keys as last read from the store, and when. */
-  private readonly lastKnown = new Map<string, { keys: AccessKeyRecord[]; readUs: number }>();
+  private readonly cache: KeyCache;
+  private readonly uses: KeyUses;
 
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
-    private readonly onOutage?: (identity: string, error: StoreError) => void,
-  ) {}
+    options: {
+      /** Keys were checked against the identity's keys as last read, the store not answering. */
+      onOutage?: (identity: string, error: unknown) => void;
+      timing?: KeyCacheTiming;
+    } = {},
+  ) {
+    this.cache = new KeyCache((identity) => store.accessKeys.list({ identity }), clock, options.timing ?? KEY_CACHE_DEFAULTS, options.onOutage);
+    this.uses = new KeyUses(store);
+  }
 
   async create(identity: string, options: { ttlUs?: number } = {}): Promise<CreatedKey> {
     const key = `${KEY_PREFIX}${randomBytes(32).toString("base64url")}`;
@@ -64,6 +70,7 @@ export class AccessKeys {
       scram: formatScramVerifier(scramVerifier(key, salt ? { salt } : {})),
     };
     await this.store.accessKeys.create({ id, identity, verifiers: { ...verifiers }, createdUs, expiresUs });
+    this.cache.add({ id, identity, verifiers: { ...verifiers }, createdUs, expiresUs, revokedUs: null, lastUsedUs: null });
     return { id, identity, key, createdUs, expiresUs };
   }
 
@@ -73,30 +80,42 @@ export class AccessKeys {
 
   async revoke(id: string): Promise<boolean> {
     const revoked = await this.store.accessKeys.revoke(id, this.clock());
-    for (const known of this.lastKnown.values()) known.keys = known.keys.filter((k) => k.id !== id);
+    this.cache.drop(id);
     return revoked;
   }
 
-  /** Checks a presented key (cleartext over TLS) against the identity's live keys. */
+  /**
+   * Checks a presented key (cleartext over TLS) against the identity's live keys. Throws
+   * CREDENTIALS_UNAVAILABLE when the identity's keys are not in memory and the store cannot say.
+   */
   async verify(identity: string, presented: string): Promise<KeyCheck> {
-    const now = this.clock();
-    const keys = await this.liveKeys(identity);
-    if (keys.length === 0) return { ok: false, reason: "no_key" };
     const digest = Buffer.from(sha256Hex(presented), "hex");
+    const check = this.match(await this.cache.keys(identity), digest);
+    if (check.ok || check.reason === "expired") return check;
+    // No match: perhaps a key created since the identity's keys were last read (another replica, the store directly).
+    const again = await this.cache.recheck(identity);
+    return again ? this.match(again, digest) : check;
+  }
+
+  private match(keys: AccessKeyRecord[], digest: Buffer): KeyCheck {
+    if (keys.length === 0) return { ok: false, reason: "no_key" };
+    const now = this.clock();
     for (const key of keys) {
       const stored = Buffer.from(String((key.verifiers as Partial<KeyVerifiers>).sha256 ?? ""), "hex");
       if (stored.length !== digest.length || !timingSafeEqual(stored, digest)) continue;
       if (key.expiresUs !== null && key.expiresUs <= now) return { ok: false, reason: "expired" };
-      void this.store.accessKeys.touch(key.id, now).catch(() => undefined);
+      this.uses.report(key.id, now);
       return { ok: true, keyId: key.id };
     }
     return { ok: false, reason: "wrong_key" };
   }
 
-  /** The SCRAM verifiers of the identity's live, unexpired keys (empty when it has none). */
+  /** The SCRAM verifiers of the identity's live, unexpired keys (empty when it has none); throws as verify does. */
   async scramCandidates(identity: string): Promise<ScramCandidates> {
     const now = this.clock();
-    const keys = await this.liveKeys(identity);
+    let keys = await this.cache.keys(identity);
+    // SCRAM cannot try again after the proof: an identity with no keys in memory is read again first.
+    if (keys.length === 0) keys = (await this.cache.recheck(identity)) ?? keys;
     const verifiers = keys
       .filter((k) => k.expiresUs === null || k.expiresUs > now)
       .flatMap((k) => {
@@ -108,24 +127,18 @@ export class AccessKeys {
 
   /** Records a successful use of a key (e.g. after SCRAM picked it). */
   touch(keyId: string): void {
-    void this.store.accessKeys.touch(keyId, this.clock()).catch(() => undefined);
+    this.uses.report(keyId, this.clock());
   }
 
-  /**
-   * The identity's live keys from the store; while the store cannot be reached, the ones last read
-   * (within STORE_OUTAGE_KEY_GRACE_US). Data errors and a store never read are not papered over.
-   */
-  private async liveKeys(identity: string): Promise<AccessKeyRecord[]> {
-    try {
-      const keys = await this.store.accessKeys.list({ identity });
-      this.lastKnown.set(identity, { keys, readUs: this.clock() });
-      return keys;
-    } catch (error) {
-      const known = this.lastKnown.get(identity);
-      if (!(error instanceof StoreError) || error.code === "INVALID_ARGUMENT" || !known || this.clock() - known.readUs > STORE_OUTAGE_KEY_GRACE_US) throw error;
-      this.onOutage?.(identity, error);
-      return known.keys;
-    }
+  /** Whether the store failed the last read of keys (identities not in memory cannot log in then). */
+  get storeFailing(): boolean {
+    return this.cache.storeFailing;
+  }
+
+  /** Stops the background refresh and sends the key uses not yet reported (waiting at most a second). */
+  async close(): Promise<void> {
+    this.cache.close();
+    await this.uses.close();
   }
 
   private async sharedScram(identity: string): Promise<ScramVerifier | undefined> {

@@ -30,7 +30,7 @@ import { ChunkSource } from "../chunk-source.js";
 import { SocketServer } from "../socket-server.js";
 import { CancelKeys } from "./cancel-keys.js";
 import { commandDraft, commandEvent } from "./command-events.js";
-import { GatewayError, type RecordingProblem } from "../../errors.js";
+import { GatewayError, isOutOfSpace, type RecordingProblem } from "../../errors.js";
 
 /** Postgres's own authentication_timeout default. */
 const STARTUP_TIMEOUT_MS = 60_000;
@@ -238,6 +238,9 @@ export class PostgresListener {
       } else if (isRecordingUnavailable(error)) {
         log.warn({ reason: error.recording }, "session refused: recording unavailable");
         stream.end(recordingRefusal(error));
+      } else if (error instanceof GatewayError && error.code === "CREDENTIALS_UNAVAILABLE") {
+        log.warn({ reason: error.message }, "login refused: the identity's access keys cannot be checked now (the store is not answering)");
+        stream.end(errorResponse({ severity: "FATAL", code: SqlState.cannotConnectNow, message: "the gateway cannot check credentials right now; try again shortly" }));
       } else if (isPostgresProtocolError(error)) {
         log.info({ err: error }, "protocol violation during startup");
         stream.end(errorResponseFor(error));
@@ -375,14 +378,16 @@ function isRecordingUnavailable(error: unknown): error is GatewayError & { recor
 
 /**
  * Strict recording could not make the record durable: the command (or session) does not run, and
- * the client gets disk_full (53100) for a full journal, io_error (58030) for an unwritable one.
+ * the client gets disk_full (53100) when the journal is out of space (its maxBytes, or ENOSPC /
+ * EDQUOT from the disk), io_error (58030) when the disk failed otherwise.
  */
 function recordingRefusal(error: Error): Uint8Array {
   const problem = isRecordingUnavailable(error) ? error.recording : { reason: "journal_unwritable" as const };
+  const why = problem.reason === "journal_full" ? "its journal is full" : isOutOfSpace(problem) ? "the disk under its journal is full" : "its journal cannot be written";
   return errorResponse({
     severity: "FATAL",
-    code: problem.reason === "journal_full" ? SqlState.diskFull : IO_ERROR,
-    message: `the gateway cannot record this session (${problem.reason === "journal_full" ? "its journal is full" : "its journal cannot be written"}); the command was not run`,
+    code: isOutOfSpace(problem) ? SqlState.diskFull : IO_ERROR,
+    message: `the gateway cannot record this session (${why}); the command was not run`,
   });
 }
 
