@@ -385,6 +385,5 @@ function isLoopback(hostname: string): boolean {
   if (host === "localhost") return true;
   const ip = parseIp(host);
   if (ip === null) return false;
-  if (ip.length === 4) return ip[0] === 127;
-  return ip.every((b, i) => b === (i === 15 ? 1 : 0));
+  return ip.family === "ipv4" ? ip.address.startsWith("127.") : ip.address === "::1";
 }
