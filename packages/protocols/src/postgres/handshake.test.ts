@@ -342,6 +342,15 @@ describe("ServerConnection against scripted server bytes", () => {
     }
   });
 
+  it("refuses a startup message longer than its type's limit from its header, before buffering the body", () => {
+    const conn = new ServerConnection({ user: "u", tls: "disable" });
+    conn.start();
+    drive(conn, encodeAuthentication({ type: "AuthenticationOk" }));
+    // A ParameterStatus declaring 2 GiB: refused on its 5 header bytes, not after 2 GiB arrived.
+    const header = new Uint8Array([0x53, 0x7f, 0xff, 0xff, 0xf0]);
+    expect(code(() => drive(conn, header))?.code).toBe("MESSAGE_TOO_LARGE");
+  });
+
   it("refuses AuthenticationOk before the SCRAM exchange completed", () => {
     const conn = new ServerConnection({ user: "u", password: "pw", tls: "disable" });
     conn.start();
