@@ -5,17 +5,19 @@ import { ConnectorError } from "./errors.js";
 const allows = (entries: string[], host: string, port: number) => AllowList.parse(entries).allows({ host, port });
 
 describe("parseIp", () => {
-  it("reads strict IPv4 and IPv6 literals", () => {
-    expect(parseIp("10.1.2.3")).toEqual(new Uint8Array([10, 1, 2, 3]));
-    expect(parseIp("::1")).toEqual(new Uint8Array([...new Array<number>(15).fill(0), 1]));
-    expect(parseIp("fd00::")).toEqual(new Uint8Array([0xfd, ...new Array<number>(15).fill(0)]));
-    expect(parseIp("1:2:3:4:5:6:7:8")?.[15]).toBe(8);
-    expect(parseIp("64:ff9b::192.0.2.1")?.slice(12)).toEqual(new Uint8Array([192, 0, 2, 1]));
+  it("reads strict IPv4 and IPv6 literals in canonical form", () => {
+    expect(parseIp("10.1.2.3")).toEqual({ address: "10.1.2.3", family: "ipv4" });
+    expect(parseIp("::1")).toEqual({ address: "::1", family: "ipv6" });
+    expect(parseIp("0:0:0:0:0:0:0:1")).toEqual({ address: "::1", family: "ipv6" });
+    expect(parseIp("FD00::")).toEqual({ address: "fd00::", family: "ipv6" });
+    expect(parseIp("1:2:3:4:5:6:7:8")?.address).toBe("1:2:3:4:5:6:7:8");
+    expect(parseIp("64:ff9b::192.0.2.1")).toEqual({ address: "64:ff9b::c000:201", family: "ipv6" });
   });
 
   it("returns IPv4-mapped IPv6 as IPv4", () => {
-    expect(parseIp("::ffff:10.0.0.1")).toEqual(new Uint8Array([10, 0, 0, 1]));
-    expect(parseIp("::FFFF:a00:1")).toEqual(new Uint8Array([10, 0, 0, 1]));
+    expect(parseIp("::ffff:10.0.0.1")).toEqual({ address: "10.0.0.1", family: "ipv4" });
+    expect(parseIp("::FFFF:a00:1")).toEqual({ address: "10.0.0.1", family: "ipv4" });
+    expect(parseIp("0:0:0:0:0:ffff:10.0.0.1")).toEqual({ address: "10.0.0.1", family: "ipv4" });
   });
 
   it("rejects forms a resolver would read as some other address", () => {
@@ -34,7 +36,8 @@ describe("parseAllowEntry", () => {
     expect(parseAllowEntry("10.1.2.3:22")).toMatchObject({ host: { kind: "cidr", prefix: 32 } });
     expect(parseAllowEntry("[::1]:22")).toMatchObject({ host: { kind: "cidr", prefix: 128 } });
     expect(parseAllowEntry("[fd00::/8]:*")).toMatchObject({ host: { kind: "cidr", prefix: 8 } });
-    expect(parseAllowEntry("[::ffff:10.0.0.0/104]:1")).toMatchObject({ host: { kind: "cidr", prefix: 8 } });
+    expect(parseAllowEntry("[::ffff:10.0.0.0/104]:1")).toMatchObject({ host: { kind: "cidr", address: "10.0.0.0", family: "ipv4", prefix: 8 } });
+    expect(parseAllowEntry("[2001:DB8::/33]:1")).toMatchObject({ host: { kind: "cidr", address: "2001:db8::", family: "ipv6", prefix: 33 } });
     expect(parseAllowEntry(" pg_1.svc:1 ").source).toBe("pg_1.svc:1");
   });
 
@@ -50,6 +53,11 @@ describe("parseAllowEntry", () => {
     ["[::1]5432", /':port'/],
     ["[db.internal]:1", /not an IPv6 address/],
     ["10.0.0.1/8:1", /bits set past/],
+    ["[fd00::1/8]:1", /bits set past/],
+    ["[2001:db8:8000::/32]:1", /bits set past/],
+    ["[2001:db8::1:0:0:1/112]:1", /bits set past/],
+    ["[::ffff:10.0.0.1/104]:1", /bits set past/],
+    ["[::ffff:10.0.0.0/80]:1", /IPv4-mapped prefix must be at least \/96/],
     ["10.0.0.0/33:1", /prefix must be 0-32/],
     ["[fd00::/129]:1", /prefix must be 0-128/],
     ["db..internal:1", /not a host name/],
@@ -108,6 +116,9 @@ describe("AllowList.match", () => {
     expect(allows(["10.0.0.0/8:*"], "::ffff:10.9.9.9", 1)).toBe(true);
     expect(allows(["[::ffff:10.0.0.0/104]:*"], "10.9.9.9", 1)).toBe(true);
     expect(allows(["[fd00::/8]:*"], "fd00::1%eth0", 1)).toBe(false);
+    expect(allows(["[::ffff:10.0.0.0/104]:*"], "::ffff:a09:909", 1)).toBe(true);
+    expect(allows(["[::ffff:10.0.0.0/104]:*"], "11.0.0.1", 1)).toBe(false);
+    expect(allows(["[::/0]:*"], "10.0.0.1", 1)).toBe(false);
   });
 
   it("checks port ranges inclusively and refuses impossible ports", () => {

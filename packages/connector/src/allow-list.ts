@@ -1,3 +1,4 @@
+import { BlockList, isIP, SocketAddress } from "node:net";
 import { ConnectorError } from "./errors.js";
 
 /**
@@ -22,6 +23,10 @@ import { ConnectorError } from "./errors.js";
  *   without a zone). Forms such as `010.0.0.1`, `10.1` or `0x0a000001` that the resolver would turn into some
  *   other address are treated as names, and a name entry may not look like a number, so they match nothing.
  * - IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) match as the IPv4 address they carry.
+ *
+ * IP literals are recognised by `node:net`'s `isIP` (which already refuses the shorthand IPv4 forms) minus zone
+ * ids, and each IP or CIDR entry is a `node:net` `BlockList` holding that one subnet, so the bit matching (and
+ * the IPv4-mapped equivalence) is Node's.
  */
 export interface AllowRule {
   /** The entry as written, for logs. */
@@ -34,8 +39,25 @@ export interface AllowRule {
 export type HostPattern =
   | { readonly kind: "any" }
   | { readonly kind: "name"; readonly name: string }
-  /** An exact IP is a CIDR with the full prefix. `bytes` has 4 (IPv4) or 16 (IPv6) entries. */
-  | { readonly kind: "cidr"; readonly bytes: Uint8Array; readonly prefix: number };
+  /**
+   * An exact IP is a CIDR with the full prefix. An IPv4-mapped network (`::ffff:10.0.0.0/104`) is kept as the
+   * IPv4 network it carries (`10.0.0.0/8`). `subnet` holds just this network, for matching.
+   */
+  | {
+      readonly kind: "cidr";
+      readonly address: string;
+      readonly family: IpFamily;
+      readonly prefix: number;
+      readonly subnet: BlockList;
+    };
+
+export type IpFamily = "ipv4" | "ipv6";
+
+/** An IP literal in Node's canonical text; IPv4-mapped IPv6 is given as the IPv4 address it carries. */
+export interface IpAddress {
+  readonly address: string;
+  readonly family: IpFamily;
+}
 
 export interface Target {
   readonly host: string;
@@ -67,25 +89,17 @@ export class AllowList {
   }
 }
 
-function hostMatches(pattern: HostPattern, ip: Uint8Array | null, name: string | null): boolean {
+function hostMatches(pattern: HostPattern, ip: IpAddress | null, name: string | null): boolean {
   switch (pattern.kind) {
     case "any":
       return true;
     case "name":
       return name !== null && name === pattern.name;
     case "cidr":
-      return ip !== null && inCidr(ip, pattern.bytes, pattern.prefix);
+      // Families first: BlockList would let an IPv6 network such as ::/0 match every IPv4 address (as mapped),
+      // while an IPv6 entry here means IPv6 targets only.
+      return ip !== null && ip.family === pattern.family && pattern.subnet.check(ip.address, ip.family);
   }
-}
-
-function inCidr(ip: Uint8Array, net: Uint8Array, prefix: number): boolean {
-  if (ip.length !== net.length) return false;
-  const whole = prefix >> 3;
-  for (let i = 0; i < whole; i++) if (ip[i] !== net[i]) return false;
-  const rest = prefix & 7;
-  if (rest === 0) return true;
-  const mask = (0xff << (8 - rest)) & 0xff;
-  return ((ip[whole] ?? 0) & mask) === ((net[whole] ?? 0) & mask);
 }
 
 /** Parses one `host:port` entry. */
@@ -126,25 +140,25 @@ function parseHostPattern(text: string, bracketed: boolean, fail: (why: string) 
   if (slash >= 0) {
     const addressText = text.slice(0, slash);
     const prefixText = text.slice(slash + 1);
-    const bytes = parseIp(addressText);
-    if (bytes === null) return fail(`"${addressText}" is not an IP address`);
+    const ip = parseIp(addressText);
+    if (ip === null) return fail(`"${addressText}" is not an IP address`);
     const written6 = addressText.includes(":");
     if (written6 && !bracketed) fail("put an IPv6 CIDR in brackets");
     const max = written6 ? 128 : 32;
     if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > max) fail(`prefix must be 0-${max}`);
     let prefix = Number(prefixText);
-    if (written6 && bytes.length === 4) {
+    if (written6 && ip.family === "ipv4") {
       // An IPv4-mapped network (::ffff:a.b.c.d/n) is matched as the IPv4 network it carries.
       if (prefix < 96) fail("an IPv4-mapped prefix must be at least /96");
       prefix -= 96;
     }
-    if (hasHostBits(bytes, prefix)) {
+    if (hasHostBits(ip, prefix)) {
       fail(`address has bits set past the /${prefixText} prefix (did you mean the network address?)`);
     }
-    return { kind: "cidr", bytes, prefix };
+    return cidr(ip, prefix);
   }
   const ip = parseIp(text);
-  if (ip !== null) return { kind: "cidr", bytes: ip, prefix: ip.length * 8 };
+  if (ip !== null) return cidr(ip, ip.family === "ipv4" ? 32 : 128);
   if (bracketed) fail(`"${text}" is not an IPv6 address`);
   const name = normalizeName(text);
   if (!isHostname(name)) fail(`"${text}" is not a host name, IP address, CIDR or '*'`);
@@ -152,11 +166,33 @@ function parseHostPattern(text: string, bracketed: boolean, fail: (why: string) 
   return { kind: "name", name };
 }
 
-function hasHostBits(bytes: Uint8Array, prefix: number): boolean {
-  for (let bit = prefix; bit < bytes.length * 8; bit++) {
-    if (((bytes[bit >> 3] ?? 0) >> (7 - (bit & 7))) & 1) return true;
-  }
-  return false;
+function cidr(ip: IpAddress, prefix: number): HostPattern {
+  const subnet = new BlockList();
+  subnet.addSubnet(ip.address, prefix, ip.family);
+  return { kind: "cidr", address: ip.address, family: ip.family, prefix, subnet };
+}
+
+/**
+ * Whether bits past the prefix are set (`10.0.0.1/8`). BlockList would quietly mask them; an entry written so
+ * is more likely a typo than a wish for the whole network.
+ */
+function hasHostBits(ip: IpAddress, prefix: number): boolean {
+  const width = ip.family === "ipv4" ? 32 : 128;
+  const hostMask = (1n << BigInt(width - prefix)) - 1n;
+  return (addressBits(ip) & hostMask) !== 0n;
+}
+
+/** The address as a 32- or 128-bit number. */
+function addressBits(ip: IpAddress): bigint {
+  if (ip.family === "ipv4") return ip.address.split(".").reduce((bits, part) => (bits << 8n) | BigInt(part), 0n);
+  // The WHATWG URL serialiser writes IPv6 as hex groups only (an embedded IPv4 tail becomes two groups).
+  const hex = new URL(`http://[${ip.address}]/`).hostname.slice(1, -1);
+  const [head = "", tail] = hex.split("::");
+  const groupsOf = (part: string) => (part === "" ? [] : part.split(":"));
+  const before = groupsOf(head);
+  const after = tail === undefined ? [] : groupsOf(tail);
+  const groups = [...before, ...new Array<string>(8 - before.length - after.length).fill("0"), ...after];
+  return groups.reduce((bits, group) => (bits << 16n) | BigInt(parseInt(group, 16)), 0n);
 }
 
 function parsePortPattern(text: string, fail: (why: string) => never): { from: number; to: number } {
@@ -188,64 +224,16 @@ function looksNumeric(name: string): boolean {
 }
 
 /**
- * Parses a strict IP literal into 4 or 16 bytes; IPv4-mapped IPv6 comes back as its 4 IPv4 bytes.
- * Returns null for anything else (names, zone ids, shorthand IPv4 forms).
+ * Reads a strict IP literal (`node:net` `isIP`: dotted quad without leading zeros, RFC 4291 IPv6 text) in Node's
+ * canonical text; IPv4-mapped IPv6 comes back as the IPv4 address it carries. Returns null for anything else:
+ * names, shorthand IPv4 forms (`10.1`, `010.0.0.1`) and zone ids (`fe80::1%eth0`, which isIP accepts but which
+ * names an interface, not an address).
  */
-export function parseIp(text: string): Uint8Array | null {
-  const v4 = parseIpv4(text);
-  if (v4 !== null) return v4;
-  const v6 = parseIpv6(text);
-  if (v6 === null) return null;
-  const mapped = v6.subarray(0, 10).every((b) => b === 0) && v6[10] === 0xff && v6[11] === 0xff;
-  return mapped ? v6.slice(12) : v6;
-}
-
-function parseIpv4(text: string): Uint8Array | null {
-  const parts = text.split(".");
-  if (parts.length !== 4) return null;
-  const bytes = new Uint8Array(4);
-  for (const [i, part] of parts.entries()) {
-    // No leading zeros: "010" is octal 8 to inet_aton, so accepting it would check one address and dial another.
-    if (!/^(?:0|[1-9]\d{0,2})$/.test(part)) return null;
-    const n = Number(part);
-    if (n > 255) return null;
-    bytes[i] = n;
-  }
-  return bytes;
-}
-
-function parseIpv6(text: string): Uint8Array | null {
-  if (!/^[0-9a-fA-F:.]+$/.test(text)) return null;
-  const halves = text.split("::");
-  if (halves.length > 2) return null;
-  const groupsOf = (part: string): number[] | null => {
-    if (part === "") return [];
-    const out: number[] = [];
-    const pieces = part.split(":");
-    for (const [i, piece] of pieces.entries()) {
-      if (i === pieces.length - 1 && piece.includes(".")) {
-        const v4 = parseIpv4(piece);
-        if (v4 === null) return null;
-        out.push(((v4[0] ?? 0) << 8) | (v4[1] ?? 0), ((v4[2] ?? 0) << 8) | (v4[3] ?? 0));
-        continue;
-      }
-      if (!/^[0-9a-fA-F]{1,4}$/.test(piece)) return null;
-      out.push(parseInt(piece, 16));
-    }
-    return out;
-  };
-  const head = groupsOf(halves[0] ?? "");
-  const tail = halves.length === 2 ? groupsOf(halves[1] ?? "") : [];
-  if (head === null || tail === null) return null;
-  // An embedded IPv4 may only end the address.
-  if (halves.length === 2 && (halves[0] ?? "").includes(".")) return null;
-  const total = head.length + tail.length;
-  if (halves.length === 1 ? total !== 8 : total > 7) return null;
-  const groups = [...head, ...new Array<number>(8 - total).fill(0), ...tail];
-  const bytes = new Uint8Array(16);
-  for (const [i, g] of groups.entries()) {
-    bytes[i * 2] = g >> 8;
-    bytes[i * 2 + 1] = g & 0xff;
-  }
-  return bytes;
+export function parseIp(text: string): IpAddress | null {
+  const version = text.includes("%") ? 0 : isIP(text);
+  if (version === 4) return { address: text, family: "ipv4" };
+  if (version !== 6) return null;
+  const { address } = new SocketAddress({ address: text, family: "ipv6" });
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(address);
+  return mapped === null ? { address, family: "ipv6" } : { address: mapped[1]!, family: "ipv4" };
 }

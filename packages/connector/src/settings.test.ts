@@ -30,6 +30,8 @@ beforeAll(async () => {
   );
   await writeFile(join(dir, "unknown-key.yaml"), "gateway: https://gw\nallowList: ['*:*']\ndrainTimeout: soon\n");
   await writeFile(join(dir, "list.yaml"), "- a\n- b\n");
+  await writeFile(join(dir, "mistyped.yaml"), "gateway: https://gw\nname: 5\nallow: { db: 5432 }\ndialTimeout: [1]\nca: null\n");
+  await writeFile(join(dir, "spaced-token"), "sec ret\n");
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -169,6 +171,29 @@ describe("parseConnectorSettings", () => {
     expect(problemsOf([], { GATEHOUSE_CONNECTOR_CONFIG: join(dir, "nope.yaml") })[0]).toMatch(
       /^GATEHOUSE_CONNECTOR_CONFIG: cannot read .*nope\.yaml \(ENOENT\)/,
     );
+  });
+
+  it("names each mistyped config-file key, and the file's other keys still count (gateway is not missing)", () => {
+    const file = join(dir, "mistyped.yaml");
+    expect(problemsOf(["--config", file, "--token", "t"])).toEqual([
+      `"name" in ${file}: expected a string`,
+      `"allow" in ${file}: expected a list of "host:port" strings`,
+      `"dialTimeout" in ${file}: expected a number of seconds`,
+      '--name / GATEHOUSE_CONNECTOR_NAME / "name" in the config file is required',
+      '--allow / GATEHOUSE_ALLOW / "allow" in the config file is required',
+    ]);
+  });
+
+  it("refuses a token file holding a token with spaces, naming the file but not the token", () => {
+    const problems = problemsOf([...BASE.slice(0, 4), "--token-file", join(dir, "spaced-token"), "--allow", "*:*"]);
+    expect(problems).toEqual([`--token-file: ${join(dir, "spaced-token")}: the token must be non-empty printable ASCII without spaces`]);
+    expect(problems.join()).not.toContain("sec ret");
+  });
+
+  it("refuses an allow-list of only commas", () => {
+    expect(problemsOf([...BASE.slice(0, 6), "--allow", " , "])).toEqual([
+      "--allow: the allow-list is empty; list the targets this connector may reach (or '*:*')",
+    ]);
   });
 
   it("refuses a token given twice, an unreadable token file and a bad CA, never echoing the token", () => {

@@ -2,9 +2,20 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parse as parseYaml } from "yaml";
-import { AllowList, parseAllowEntry, parseIp, type AllowRule } from "./allow-list.js";
+import type { AllowList } from "./allow-list.js";
 import { BACKOFF_DEFAULTS } from "./backoff.js";
 import { ConnectorError } from "./errors.js";
+import {
+  configFileSchema,
+  givenSettingsSchema,
+  LOG_LEVELS,
+  SETTINGS_DEFAULTS,
+  type ConfigFileKey,
+  type LogLevel,
+} from "./settings-schema.js";
+
+export { LOG_LEVELS, SETTINGS_DEFAULTS, TUNNEL_PATH } from "./settings-schema.js";
+export type { LogLevel } from "./settings-schema.js";
 
 /**
  * Everything the connector is configured with, read once at start by `parseConnectorSettings` (the only code
@@ -31,19 +42,6 @@ export interface ConnectorSettings {
   readonly credentialEnv: Readonly<Record<string, string | undefined>>;
 }
 
-export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-
-/** Defaults of the optional settings, in the settings' own units. */
-export const SETTINGS_DEFAULTS = {
-  drainTimeoutSeconds: 30,
-  dialTimeoutSeconds: 10,
-  logLevel: "info",
-} as const satisfies { drainTimeoutSeconds: number; dialTimeoutSeconds: number; logLevel: LogLevel };
-
-/** The path appended to the gateway base URL. */
-export const TUNNEL_PATH = "/v1/tunnel";
-
 /** One option as it can be given: a flag, a variable, a config-file key. */
 const OPTIONS = {
   gateway: { flag: "gateway", env: "GATEHOUSE_GATEWAY_URL" },
@@ -55,8 +53,8 @@ const OPTIONS = {
   drainTimeout: { flag: "drain-timeout", env: "GATEHOUSE_DRAIN_TIMEOUT" },
   dialTimeout: { flag: "dial-timeout", env: "GATEHOUSE_DIAL_TIMEOUT" },
   logLevel: { flag: "log-level", env: "GATEHOUSE_LOG_LEVEL" },
-} as const;
-type Key = keyof typeof OPTIONS;
+} as const satisfies Record<ConfigFileKey, { flag: string; env: string }>;
+type Key = ConfigFileKey;
 const CONFIG_OPTION = { flag: "config", env: "GATEHOUSE_CONNECTOR_CONFIG" } as const;
 
 /** The `--help` text of `gatehouse connector`. */
@@ -99,10 +97,23 @@ interface Sourced<T> {
 
 type Layer = Partial<Record<Key, Sourced<string | string[]>>>;
 
+/** The input of `givenSettingsSchema`: the chosen value of each option that was given, as text. */
+interface Given {
+  gateway?: string;
+  name?: string;
+  token?: { from: "value"; value: string } | { from: "file"; path: string };
+  allow?: string[];
+  ca?: string;
+  drainTimeout?: string;
+  dialTimeout?: string;
+  logLevel?: string;
+}
+
 /**
  * Reads the connector's settings from its arguments (after the `connector` subcommand), its environment and
- * the optional config file. Throws a CONFIG_INVALID ConnectorError whose `problems` list every bad or missing
- * option by flag, variable or key; the token never appears in a message.
+ * the optional config file, and validates them with `givenSettingsSchema`. Throws a CONFIG_INVALID
+ * ConnectorError whose `problems` list every bad or missing option by flag, variable or key; the token never
+ * appears in a message.
  */
 export function parseConnectorSettings(argv: readonly string[], env: NodeJS.ProcessEnv): ConnectorSettings {
   const problems: string[] = [];
@@ -113,88 +124,78 @@ export function parseConnectorSettings(argv: readonly string[], env: NodeJS.Proc
   const configPath = flags.config ?? envValue(env, CONFIG_OPTION.env, cwd);
   const fromFile = configPath === undefined ? {} : readConfigFile(configPath, problems);
 
-  // flags > environment > file, option by option. token and tokenFile are one choice: the highest layer that
-  // sets either decides, so a file's token does not shadow a token-file flag.
-  const layers = [flags.layer, fromEnv, fromFile];
-  const pick = (key: Key): Sourced<string | string[]> | undefined => layers.find((l) => l[key] !== undefined)?.[key];
-  const single = (key: Key): Sourced<string> | undefined => {
-    const found = pick(key);
-    return found === undefined ? undefined : { ...found, value: ([] as string[]).concat(found.value).join(",") };
-  };
-  const missing = (key: Key) =>
-    problems.push(`--${OPTIONS[key].flag} / ${OPTIONS[key].env} / "${key}" in the config file is required`);
-
-  const gateway = single("gateway");
-  let gatewayUrl: URL | null = null;
-  if (gateway === undefined) missing("gateway");
-  else gatewayUrl = tunnelUrl(gateway, problems);
-
-  const name = single("name");
-  if (name === undefined) missing("name");
-  else if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name.value)) {
-    problems.push(`${name.label}: "${name.value}" must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`);
-  }
-
-  const token = readToken(layers, problems);
-
-  const allowSource = pick("allow");
-  let allow = new AllowList([]);
-  if (allowSource === undefined) missing("allow");
-  else {
-    const entries = ([] as string[]).concat(allowSource.value).flatMap((v) => v.split(",")).map((v) => v.trim());
-    const rules: AllowRule[] = [];
-    for (const entry of entries.filter((e) => e !== "")) {
-      try {
-        rules.push(parseAllowEntry(entry));
-      } catch (err) {
-        problems.push(`${allowSource.label}: ${(err as Error).message}`);
-      }
+  const { given, labels, reported } = pickGiven([flags.layer, fromEnv, fromFile], problems);
+  const result = givenSettingsSchema.safeParse(given);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const key = issue.path[0] as Key;
+      if (reported.has(key)) continue;
+      problems.push(given[key as keyof Given] === undefined ? requiredProblem(key) : `${labels[key]}: ${issue.message}`);
     }
-    if (rules.length === 0 && entries.every((e) => e === "")) {
-      problems.push(`${allowSource.label}: the allow-list is empty; list the targets this connector may reach (or '*:*')`);
-    }
-    allow = new AllowList(rules);
   }
-
-  let gatewayCa: string | null = null;
-  const ca = single("ca");
-  if (ca !== undefined) {
-    const path = resolve(ca.baseDir, ca.value);
-    const pem = readText(path, ca.label, problems);
-    if (pem !== null && !pem.includes("-----BEGIN CERTIFICATE-----")) {
-      problems.push(`${ca.label}: ${path} holds no PEM certificate`);
-    }
-    gatewayCa = pem;
-  }
-
-  const drainTimeoutMs = seconds(single("drainTimeout"), SETTINGS_DEFAULTS.drainTimeoutSeconds, problems);
-  const dialTimeoutMs = seconds(single("dialTimeout"), SETTINGS_DEFAULTS.dialTimeoutSeconds, problems);
-  if (dialTimeoutMs === 0) problems.push(`${single("dialTimeout")?.label}: must be more than 0`);
-
-  const level = single("logLevel");
-  let logLevel: LogLevel = SETTINGS_DEFAULTS.logLevel;
-  if (level !== undefined) {
-    if ((LOG_LEVELS as readonly string[]).includes(level.value)) logLevel = level.value as LogLevel;
-    else problems.push(`${level.label}: "${level.value}" is not one of ${LOG_LEVELS.join(", ")}`);
-  }
-
-  if (problems.length > 0 || gatewayUrl === null || name === undefined || token === null) {
+  if (!result.success || problems.length > 0) {
     throw new ConnectorError("CONFIG_INVALID", `invalid connector settings:\n  - ${problems.join("\n  - ")}`, {
       problems,
     });
   }
+  const settings = result.data;
   return {
-    gatewayUrl,
-    name: name.value,
-    token,
-    allow,
-    gatewayCa,
-    drainTimeoutMs,
-    dialTimeoutMs,
-    logLevel,
+    gatewayUrl: settings.gateway,
+    name: settings.name,
+    token: settings.token,
+    allow: settings.allow,
+    gatewayCa: settings.ca ?? null,
+    drainTimeoutMs: settings.drainTimeout,
+    dialTimeoutMs: settings.dialTimeout,
+    logLevel: settings.logLevel,
     backoff: { ...BACKOFF_DEFAULTS },
     credentialEnv: env,
   };
+}
+
+/**
+ * One value per option from the layers, flags > environment > file, option by option, with the label of where
+ * it came from. token and tokenFile are one choice: the highest layer that sets either decides, so a file's
+ * token does not shadow a token-file flag. Paths are resolved against the directory of where they were given.
+ */
+function pickGiven(
+  layers: readonly Layer[],
+  problems: string[],
+): { given: Given; labels: Partial<Record<Key, string>>; reported: Set<Key> } {
+  const given: Given = {};
+  const labels: Partial<Record<Key, string>> = {};
+  const reported = new Set<Key>();
+  const pick = (key: Key): Sourced<string | string[]> | undefined => layers.find((l) => l[key] !== undefined)?.[key];
+  const text = (value: string | string[]): string => ([] as string[]).concat(value).join(",");
+  for (const key of ["gateway", "name", "allow", "ca", "drainTimeout", "dialTimeout", "logLevel"] as const) {
+    const found = pick(key);
+    if (found === undefined) continue;
+    labels[key] = found.label;
+    if (key === "allow") given.allow = ([] as string[]).concat(found.value);
+    else if (key === "ca") given.ca = resolve(found.baseDir, text(found.value));
+    else given[key] = text(found.value);
+  }
+  const tokenLayer = layers.find((l) => l.token !== undefined || l.tokenFile !== undefined);
+  const token = tokenLayer?.token;
+  const tokenFile = tokenLayer?.tokenFile;
+  if (token !== undefined && tokenFile !== undefined) {
+    problems.push(`${token.label} and ${tokenFile.label}: give the token one way, not both`);
+    reported.add("token");
+  } else if (token !== undefined) {
+    labels.token = token.label;
+    given.token = { from: "value", value: text(token.value) };
+  } else if (tokenFile !== undefined) {
+    labels.token = tokenFile.label;
+    given.token = { from: "file", path: resolve(tokenFile.baseDir, text(tokenFile.value)) };
+  }
+  return { given, labels, reported };
+}
+
+function requiredProblem(key: Key): string {
+  if (key === "token" || key === "tokenFile") {
+    return `a connector token is required: --token / ${OPTIONS.token.env} / "token", or --token-file / ${OPTIONS.tokenFile.env} / "tokenFile"`;
+  }
+  return `--${OPTIONS[key].flag} / ${OPTIONS[key].env} / "${key}" in the config file is required`;
 }
 
 function readFlags(
@@ -248,8 +249,13 @@ function readEnv(env: NodeJS.ProcessEnv, cwd: string): Layer {
 
 function readConfigFile(source: Sourced<string>, problems: string[]): Layer {
   const path = resolve(source.baseDir, source.value);
-  const text = readText(path, source.label, problems);
-  if (text === null) return {};
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    problems.push(`${source.label}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    return {};
+  }
   let doc: unknown;
   try {
     doc = parseYaml(text);
@@ -258,133 +264,29 @@ function readConfigFile(source: Sourced<string>, problems: string[]): Layer {
     return {};
   }
   if (doc === null || doc === undefined) return {};
-  if (typeof doc !== "object" || Array.isArray(doc)) {
-    problems.push(`${path}: expected a mapping of settings at the top level`);
-    return {};
-  }
-  const layer: Layer = {};
-  const baseDir = dirname(path);
-  for (const [key, value] of Object.entries(doc)) {
-    const label = `"${key}" in ${path}`;
-    if (!(key in OPTIONS)) {
-      problems.push(`${label}: unknown key (known: ${Object.keys(OPTIONS).join(", ")})`);
-      continue;
-    }
-    if (value === null || value === undefined) continue;
-    if (key === "allow") {
-      if (Array.isArray(value) && value.every((v) => typeof v === "string")) {
-        layer.allow = { value: value as string[], label, baseDir };
-      } else if (typeof value === "string") {
-        layer.allow = { value, label, baseDir };
-      } else {
-        problems.push(`${label}: expected a list of "host:port" strings`);
-      }
-      continue;
-    }
-    const numeric = key === "drainTimeout" || key === "dialTimeout";
-    if (typeof value === "string" || (numeric && typeof value === "number")) {
-      layer[key as Key] = { value: String(value), label, baseDir };
+  const known = Object.keys(configFileSchema.shape) as Key[];
+  const result = configFileSchema.safeParse(doc);
+  // A mistyped or unknown key is reported and left out; the file's other keys still count.
+  const mistyped = new Set<PropertyKey>();
+  for (const issue of result.error?.issues ?? []) {
+    const key = issue.path[0];
+    if (issue.code === "unrecognized_keys") {
+      for (const unknown of issue.keys) problems.push(`"${unknown}" in ${path}: unknown key (known: ${known.join(", ")})`);
+    } else if (key === undefined) {
+      problems.push(`${path}: ${issue.message}`);
+      return {};
     } else {
-      problems.push(`${label}: expected ${numeric ? "a number of seconds" : "a string"}`);
+      mistyped.add(key);
+      problems.push(`"${String(key)}" in ${path}: ${issue.message}`);
     }
+  }
+  const values = doc as Record<string, unknown>;
+  const layer: Layer = {};
+  for (const key of known) {
+    const value = values[key];
+    if (value === null || value === undefined || mistyped.has(key)) continue;
+    const given = Array.isArray(value) ? value.map(String) : String(value);
+    layer[key] = { value: given, label: `"${key}" in ${path}`, baseDir: dirname(path) };
   }
   return layer;
-}
-
-function readText(path: string, label: string, problems: string[]): string | null {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (err) {
-    problems.push(`${label}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-    return null;
-  }
-}
-
-function readToken(layers: Layer[], problems: string[]): string | null {
-  const layer = layers.find((l) => l.token !== undefined || l.tokenFile !== undefined);
-  if (layer === undefined) {
-    problems.push(
-      `a connector token is required: --token / ${OPTIONS.token.env} / "token", or --token-file / ${OPTIONS.tokenFile.env} / "tokenFile"`,
-    );
-    return null;
-  }
-  const { token, tokenFile } = layer;
-  if (token !== undefined && tokenFile !== undefined) {
-    problems.push(`${token.label} and ${tokenFile.label}: give the token one way, not both`);
-    return null;
-  }
-  let value: string;
-  let label: string;
-  if (token !== undefined) {
-    value = String(token.value);
-    label = token.label;
-  } else if (tokenFile !== undefined) {
-    const path = resolve(tokenFile.baseDir, String(tokenFile.value));
-    const text = readText(path, tokenFile.label, problems);
-    if (text === null) return null;
-    value = text.replace(/(?:\r?\n)+$/, "");
-    label = `${tokenFile.label} (${path})`;
-  } else {
-    return null;
-  }
-  // It travels in an HTTP header: printable ASCII without spaces. The value itself is never echoed.
-  if (!/^[\x21-\x7e]+$/.test(value)) {
-    problems.push(`${label}: the token must be non-empty printable ASCII without spaces`);
-    return null;
-  }
-  return value;
-}
-
-function seconds(source: Sourced<string> | undefined, fallback: number, problems: string[]): number {
-  if (source === undefined) return fallback * 1000;
-  if (!/^\d+(?:\.\d+)?$/.test(source.value.trim())) {
-    problems.push(`${source.label}: "${source.value}" is not a number of seconds`);
-    return fallback * 1000;
-  }
-  return Math.round(Number(source.value) * 1000);
-}
-
-/** The tunnel URL for a gateway base URL; ws:// only to a loopback host. */
-function tunnelUrl(source: Sourced<string>, problems: string[]): URL | null {
-  let url: URL;
-  try {
-    url = new URL(source.value);
-  } catch {
-    problems.push(`${source.label}: "${source.value}" is not a URL (expected e.g. https://gateway.example.com)`);
-    return null;
-  }
-  const schemes: Record<string, "ws:" | "wss:"> = { "http:": "ws:", "ws:": "ws:", "https:": "wss:", "wss:": "wss:" };
-  const scheme = schemes[url.protocol];
-  if (scheme === undefined) {
-    problems.push(`${source.label}: unsupported scheme ${url.protocol} (use https:// or wss://)`);
-    return null;
-  }
-  if (url.username !== "" || url.password !== "") {
-    problems.push(`${source.label}: the URL must not carry credentials; use the token options`);
-    return null;
-  }
-  if (url.search !== "" || url.hash !== "") {
-    problems.push(`${source.label}: the URL must not have a query or fragment`);
-    return null;
-  }
-  if (scheme === "ws:" && !isLoopback(url.hostname)) {
-    problems.push(
-      `${source.label}: ${url.protocol}// is unencrypted and only allowed to a loopback host; use wss:// (or https://) for ${url.hostname}`,
-    );
-    return null;
-  }
-  const tunnel = new URL(url.href);
-  tunnel.protocol = scheme;
-  const base = tunnel.pathname.replace(/\/+$/, "");
-  tunnel.pathname = base.endsWith(TUNNEL_PATH) ? base : `${base}${TUNNEL_PATH}`;
-  return tunnel;
-}
-
-function isLoopback(hostname: string): boolean {
-  const host = hostname.startsWith("[") ? hostname.slice(1, -1) : hostname;
-  if (host === "localhost") return true;
-  const ip = parseIp(host);
-  if (ip === null) return false;
-  if (ip.length === 4) return ip[0] === 127;
-  return ip.every((b, i) => b === (i === 15 ? 1 : 0));
 }

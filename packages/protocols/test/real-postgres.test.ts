@@ -65,6 +65,23 @@ describe("ServerConnection → shared Postgres on 127.0.0.1:5432 (trust)", () =>
   });
 });
 
+describe("ServerConnection → shared Postgres: forwarded startup parameters", () => {
+  // The client's own encoding must reach the server as the only client_encoding: pg-protocol's
+  // serialize.startup() appends client_encoding=UTF8 after the given parameters, and the server takes
+  // the last one, so a LATIN1 client would get UTF8 bytes (see src/postgres/README.md, pg-protocol).
+  it("sends the client's client_encoding and DateStyle, and the server applies them", async () => {
+    const { socket, ready } = await connectServer(SHARED_PORT, {
+      user: "postgres",
+      database: "postgres",
+      tls: "disable",
+      params: { client_encoding: "LATIN1", DateStyle: "German, DMY" },
+    });
+    socket.end(encodeTerminate());
+    expect(ready.parameters.client_encoding).toBe("LATIN1");
+    expect(ready.parameters.DateStyle).toBe("German, DMY");
+  });
+});
+
 describe.skipIf(!postgresAvailable())("ServerConnection → throwaway Postgres with scram-sha-256, md5, password and TLS", () => {
   let server: ThrowawayPostgres;
 

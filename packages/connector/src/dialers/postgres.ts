@@ -44,6 +44,13 @@ export const dialPostgres: Dialer = async (open, ctx) => {
     tls: tlsMode === "verify-full" ? "require" : tlsMode,
   });
 
+  // Before connecting: a startup the connector refuses to send (a NUL in a forwarded parameter) costs no connection.
+  let firstBytes: Uint8Array;
+  try {
+    firstBytes = server.start();
+  } catch (error) {
+    throw asConnectorError(error, where);
+  }
   let socket: Socket | TLSSocket = await connectTcp(host, port, ctx);
   const abort = () => socket.destroy();
   ctx.signal.addEventListener("abort", abort, { once: true });
@@ -102,7 +109,7 @@ export const dialPostgres: Dialer = async (open, ctx) => {
       socket.on("data", onData);
       socket.on("error", fail);
       socket.on("close", onClose);
-      socket.write(server.start());
+      socket.write(firstBytes);
     });
 
     // Server bytes that arrived with ReadyForQuery belong to the relay.

@@ -290,6 +290,20 @@ describe("ServerConnection against scripted server bytes", () => {
     expect(packet.type === "StartupMessage" && { ...packet.params }).toEqual({ user: "app_ro", database: "app", application_name: "psql" });
   });
 
+  it("refuses a NUL byte in a startup parameter (it would smuggle in another user) and in a cleartext password", () => {
+    const smuggled = new ServerConnection({ user: "app_ro", tls: "disable", params: { application_name: "psql\0user\0postgres" } });
+    expect(() => new ServerConnection({ user: "u", tls: "disable", params: { application_name: "a\0b" } }).start()).toThrow(
+      'startup parameter "application_name" contains a NUL byte',
+    );
+    expect(code(() => smuggled.start())?.code).toBe("PROTOCOL_VIOLATION");
+    const inName = new ServerConnection({ user: "app_ro", tls: "prefer", params: { "x\0user": "postgres" } });
+    inName.start();
+    expect(code(() => drive(inName, new Uint8Array([0x4e])))?.code).toBe("PROTOCOL_VIOLATION");
+    const cleartext = new ServerConnection({ user: "u", password: "abc\0def", tls: "disable" });
+    cleartext.start();
+    expect(code(() => drive(cleartext, encodeAuthentication({ type: "AuthenticationCleartextPassword" })))?.code).toBe("AUTH_FAILED");
+  });
+
   it("answers MD5 with the salted hash", () => {
     const conn = new ServerConnection({ user: "alice", password: "secret", tls: "disable" });
     conn.start();
@@ -340,6 +354,15 @@ describe("ServerConnection against scripted server bytes", () => {
       expect(e.sqlState).toBe("3D000");
       expect(e.serverError?.message).toBe('database "nope" does not exist');
     }
+  });
+
+  it("refuses a startup message longer than its type's limit from its header, before buffering the body", () => {
+    const conn = new ServerConnection({ user: "u", tls: "disable" });
+    conn.start();
+    drive(conn, encodeAuthentication({ type: "AuthenticationOk" }));
+    // A ParameterStatus declaring 2 GiB: refused on its 5 header bytes, not after 2 GiB arrived.
+    const header = new Uint8Array([0x53, 0x7f, 0xff, 0xff, 0xf0]);
+    expect(code(() => drive(conn, header))?.code).toBe("MESSAGE_TOO_LARGE");
   });
 
   it("refuses AuthenticationOk before the SCRAM exchange completed", () => {

@@ -160,13 +160,22 @@ export class ServerConnection {
       if (name === "user" || name === "database" || name.startsWith("_pq_.")) continue;
       params[name] = value;
     }
-    return encodeStartupMessage({
-      params: {
-        user: this.options.user,
-        ...(this.options.database === undefined ? {} : { database: this.options.database }),
-        ...params,
-      },
-    });
+    const all = {
+      user: this.options.user,
+      ...(this.options.database === undefined ? {} : { database: this.options.database }),
+      ...params,
+    };
+    for (const [name, value] of Object.entries(all)) {
+      // Names and values are NUL-terminated on the wire: "x\0user\0postgres" would send a second `user`,
+      // and the server takes the last one. The values come over the tunnel; the connector does not take the
+      // gateway's word for the role it logs in as.
+      if (name.includes("\0") || value.includes("\0")) {
+        throw new PostgresProtocolError("PROTOCOL_VIOLATION", `startup parameter ${JSON.stringify(name.split("\0")[0])} contains a NUL byte`, {
+          context: { parameter: name.split("\0")[0] },
+        });
+      }
+    }
+    return encodeStartupMessage({ params: all });
   }
 
   private onSslResponse(): ServerConnectionEvent | undefined {

@@ -78,9 +78,13 @@ export class PasswordAuthenticator implements ClientAuthenticator {
           throw new PostgresProtocolError("AUTH_FAILED", "server sent AuthenticationOk before completing SCRAM");
         }
         return undefined;
-      case "AuthenticationCleartextPassword":
+      case "AuthenticationCleartextPassword": {
         this.choose("password");
-        return encodePasswordMessage({ password: this.password() });
+        const password = this.password();
+        // NUL-terminated on the wire: the server would check only the part before the NUL.
+        if (password.includes("\0")) throw new PostgresProtocolError("AUTH_FAILED", "the password contains a NUL byte, which cannot be sent");
+        return encodePasswordMessage({ password });
+      }
       case "AuthenticationMD5Password":
         this.choose("md5");
         return encodePasswordMessage({ password: md5PasswordResponse(this.options.user, this.password(), request.salt) });
