@@ -12,7 +12,11 @@ export type GatewayErrorCode =
   /** Strict recording cannot make a record durable: the journal is full or unwritable (`recording`). */
   | "RECORDING_UNAVAILABLE"
   /** The Ed25519 signing key cannot be read, created or parsed. */
-  | "SIGNING_KEY_UNUSABLE";
+  | "SIGNING_KEY_UNUSABLE"
+  /** A client closed its connection (or it failed: `cause`) while the gateway waited for its handshake. */
+  | "CLIENT_GONE"
+  /** A client's handshake did not finish before its deadline. */
+  | "CLIENT_TIMEOUT";
 
 /** Why recording is unavailable, for RECORDING_UNAVAILABLE; the protocols map it to their own error. */
 export interface RecordingProblem {
