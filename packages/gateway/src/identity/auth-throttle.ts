@@ -95,4 +95,5 @@ export class AuthThrottle {
 }
 
 const addressKey = (address: string | null) => `address:${address ?? ""}`;
-const identityKey = (identity: string) => `identity:${identity}`;
+// Cut: a claimed name can be as long as a startup packet (10 kB); no identity name comes near 256.
+const identityKey = (identity: string) => `identity:${identity.slice(0, 256)}`;
