@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect as connectTcp, type Socket } from "node:net";
@@ -5,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import pg from "pg";
-import { openStore, type SessionEvent, type SessionRecord } from "@gatehouse/store";
+import type { SessionEvent, SessionRecord } from "@gatehouse/store";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { validateConfig } from "../src/config/load.js";
 import { startGateway, type Gateway } from "../src/gateway.js";
@@ -26,18 +27,25 @@ const gateways: Gateway[] = [];
 
 beforeAll(async () => {
   const name = `gatehouse_listener_${randomBytes(5).toString("hex")}`;
-  const admin = await openStore({ url: ADMIN_URL, maxConnections: 1, connectTimeoutSeconds: 3 });
-  await admin.sql.query(`create database ${name}`);
-  await admin.close();
+  // A plain client, not openStore: the server's own database gets no gatehouse schema.
+  await adminQuery(`create database ${name}`);
   const url = new URL(ADMIN_URL);
   url.pathname = `/${name}`;
   storeUrl = url.toString();
   dropDatabase = async () => {
-    const again = await openStore({ url: ADMIN_URL, maxConnections: 1 });
-    await again.sql.query(`drop database if exists ${name} with (force)`);
-    await again.close();
+    await adminQuery(`drop database if exists ${name} with (force)`);
   };
 });
+
+async function adminQuery(sql: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  try {
+    await admin.query(sql);
+  } finally {
+    await admin.end();
+  }
+}
 
 afterEach(async () => {
   for (const g of gateways.splice(0)) await g.close().catch(() => undefined);
@@ -132,6 +140,13 @@ async function rawSocket(gateway: Gateway, localAddress?: string): Promise<{ soc
   return { socket, received: () => Buffer.concat(chunks), closed };
 }
 
+/** psql's stderr for a connection string (psql is a real client; it must not block this process's event loop). */
+function psqlError(conninfo: string): Promise<string> {
+  return new Promise((resolve) => {
+    execFile("psql", [conninfo, "-c", "select 1"], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PGCONNECT_TIMEOUT: "10" } }, (_error, _stdout, stderr) => resolve(stderr));
+  });
+}
+
 function startupPacket(user: string, database: string): Buffer {
   const body = Buffer.from(`user\0${user}\0database\0${database}\0\0`);
   const packet = Buffer.alloc(8 + body.length);
@@ -206,8 +221,12 @@ describe("limits on connections in their handshake", () => {
     held.push(await rawSocket(gateway, "127.0.0.2"));
     await new Promise((resolve) => setTimeout(resolve, 100));
     const fourth = await rawSocket(gateway, "127.0.0.3");
+    fourth.socket.write(startupPacket("agent", "app"));
     await fourth.closed;
     expect(fourth.received().toString("latin1")).toContain("C53300");
+    // psql sees the error too: it comes after TLS and the startup, as from Postgres (libpq shows no error sent before TLS).
+    const psql = await psqlError(`host=127.0.0.1 port=${gateway.postgres!.port} user=agent dbname=app password=gk_wrong sslmode=require`);
+    expect(psql).toContain("FATAL:  sorry, too many clients already");
 
     for (const h of held) h.socket.destroy();
     await Promise.all(held.map((h) => h.closed));

@@ -1,5 +1,10 @@
 import type { LimitsConfig } from "../config/schema.js";
 
+/** Refused clients taken through their handshake at once to be told why (see enterRefusalReport). */
+const MAX_REFUSALS_REPORTED_AT_ONCE = 32;
+/** How long such a client has for it (ms), at most. */
+export const REFUSAL_REPORT_DEADLINE_MS = 5_000;
+
 /** Gives back what `enter*` took; calling it again does nothing. */
 export type Release = () => void;
 
@@ -16,6 +21,7 @@ export type LimitName = "maxHandshakes" | "maxHandshakesPerAddress" | "maxSessio
  */
 export class AdmissionLimits {
   private handshakes = 0;
+  private reporting = 0;
   private readonly handshakesByAddress = new Map<string, number>();
   private readonly sessionsByIdentity = new Map<string, number>();
   readonly counters = {
@@ -52,6 +58,17 @@ export class AdmissionLimits {
         decrement(this.handshakesByAddress, key);
       }),
     };
+  }
+
+  /**
+   * A client refused at its handshake is told why the way its protocol expects (for Postgres, after
+   * TLS and the startup: libpq does not show an error sent before TLS); a few at a time, so a flood
+   * costs no more than that. Past these, a refused client gets its error at once.
+   */
+  enterRefusalReport(): Admission {
+    if (this.reporting >= MAX_REFUSALS_REPORTED_AT_ONCE) return { ok: false, limit: "maxHandshakes", max: MAX_REFUSALS_REPORTED_AT_ONCE };
+    this.reporting++;
+    return { ok: true, release: once(() => this.reporting--) };
   }
 
   openSession(identity: string): Admission {

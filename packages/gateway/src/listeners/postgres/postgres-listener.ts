@@ -26,7 +26,7 @@ import { relay } from "../../sessions/relay.js";
 import { RefusalRecords, cutClaim } from "../../sessions/refusal-records.js";
 import { recordRefusal, type OpenFailure, type Refusal, type SessionBroker } from "../../sessions/session-broker.js";
 import type { TlsMaterial } from "../../tls-material.js";
-import { AdmissionLimits, type Admission } from "../admission-limits.js";
+import { AdmissionLimits, REFUSAL_REPORT_DEADLINE_MS, type Admission } from "../admission-limits.js";
 import { SocketServer } from "../socket-server.js";
 import { CancelKeys } from "./cancel-keys.js";
 import { ClientChannel, closeSilently, isEnded, replyAndClose, type Ended } from "./client-channel.js";
@@ -105,9 +105,7 @@ export class PostgresListener {
     const handshake = this.limits.enterHandshake(clientAddress);
     if (!handshake.ok) {
       this.logLimit(handshake, log);
-      socket.end(tooManyConnections("sorry, too many clients already"));
-      setTimeout(() => socket.destroy(), 2_000).unref();
-      return;
+      return this.refuseHandshake(socket, log);
     }
     const channel = new ClientChannel(socket, this.deps.tls, AbortSignal.timeout(this.deps.config().limits.handshakeTimeoutMs), log);
     let releaseSession = () => {};
@@ -128,6 +126,31 @@ export class PostgresListener {
     } finally {
       handshake.release();
       releaseSession();
+    }
+  }
+
+  /**
+   * A client over a handshake limit: 53300, after its TLS and startup as Postgres answers it
+   * (libpq shows no error sent before TLS), within a short deadline and a few at a time; past
+   * those, at once.
+   */
+  private async refuseHandshake(socket: Socket, log: Logger): Promise<void> {
+    const tooMany = "sorry, too many clients already";
+    const report = this.limits.enterRefusalReport();
+    if (!report.ok) {
+      socket.end(tooManyConnections(tooMany));
+      setTimeout(() => socket.destroy(), 2_000).unref();
+      return;
+    }
+    const deadline = Math.min(REFUSAL_REPORT_DEADLINE_MS, this.deps.config().limits.handshakeTimeoutMs);
+    const channel = new ClientChannel(socket, this.deps.tls, AbortSignal.timeout(deadline), log);
+    try {
+      const first = await this.accept(channel, log);
+      channel.close(isEnded(first) ? first : replyAndClose(channel.startup.fail({ code: SqlState.tooManyConnections, message: tooMany })));
+    } catch (error) {
+      channel.close(this.unexpected(error, log));
+    } finally {
+      report.release();
     }
   }
 
