@@ -362,7 +362,9 @@ export class PostgresListener {
 
   private async recordAuthenticated(refusal: Refusal): Promise<void> {
     const { maxClaimedChars } = this.deps.config().limits.refusalRecords;
-    await recordRefusal(this.deps.recorder, { ...refusal, connection: cutClaim(refusal.connection, maxClaimedChars) }).catch((err: unknown) =>
+    // Authenticated, but the connection and application are still only names it sent.
+    const clientApplication = refusal.clientApplication === null ? null : cutClaim(refusal.clientApplication, maxClaimedChars);
+    await recordRefusal(this.deps.recorder, { ...refusal, connection: cutClaim(refusal.connection, maxClaimedChars), clientApplication }).catch((err: unknown) =>
       this.deps.logger.error({ err }, "could not record a refused attempt"),
     );
   }
