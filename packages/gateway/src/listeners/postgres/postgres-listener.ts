@@ -215,7 +215,8 @@ export class PostgresListener {
 
     const throttled = this.throttle.verdict(clientAddress, user);
     if (throttled.locked) {
-      log.warn({ identity: cutClaim(user, 64), by: throttled.by, retryAfterMs: throttled.retryAfterMs, lockedOut: this.throttle.counters.lockedOut }, "authentication locked out after repeated failures");
+      // Debug: a guessing client would write a line per attempt; the lockout itself was a warn line.
+      log.debug({ identity: cutClaim(user, 64), by: throttled.by, retryAfterMs: throttled.retryAfterMs, lockedOut: this.throttle.counters.lockedOut }, "attempt refused during a lockout");
       return this.refuseUnauthenticated(channel, first, clientAddress, { reason: "locked_out", by: throttled.by, retryAfterMs: throttled.retryAfterMs }, badPassword());
     }
     const failed = async (details: Record<string, unknown>, hint?: string): Promise<Ended> => {
