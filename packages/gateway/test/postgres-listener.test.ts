@@ -169,7 +169,7 @@ describe("the handshake deadline", () => {
     try {
       const ms = await Promise.race([closed, new Promise<number>((resolve) => setTimeout(() => resolve(-1), 3_000))]);
       expect(ms).toBeGreaterThanOrEqual(550);
-      expect(ms).toBeLessThan(1_500);
+      expect(ms).toBeLessThan(2_500);
     } finally {
       clearInterval(drip);
       socket.destroy();
@@ -264,7 +264,7 @@ describe("throttling failed authentication", () => {
     expect(times[1]).toBeLessThan(300);
     const locked = await attemptAs(gateway, "agent", key);
     expect(locked.error).toMatchObject({ code: "28P01" });
-    expect(locked.ms).toBeLessThan(300);
+    expect(locked.ms).toBeLessThan(550);
     const [session] = await recorded(gateway, (s) => s.clientApplication === locked.application);
     expect(session!.events[0]).toMatchObject({ kind: "auth_failed", details: { reason: "locked_out" } });
     expect(logs.some((l) => l.msg === "repeated authentication failures; locking out" && l.level === 40)).toBe(true);
