@@ -87,8 +87,9 @@ export interface PostgresStack {
  * `store`: "embedded" (PGlite in the gateway's data dir, what users get by default; seconds to
  * initialise) or "postgres" (a database of its own on the resource server, dropped at the end).
  * `listenHost`: the address of the gateway's Postgres listener (default 127.0.0.1).
+ * `limits`: the gateway's `limits` (docs/configuration.md), over its defaults.
  */
-export async function startPostgresStack(options: { orders?: number; store?: "embedded" | "postgres"; listenHost?: string } = {}): Promise<PostgresStack> {
+export async function startPostgresStack(options: { orders?: number; store?: "embedded" | "postgres"; listenHost?: string; limits?: Record<string, unknown> } = {}): Promise<PostgresStack> {
   const server = await startPostgresServer();
   const cleanups: Array<() => Promise<unknown>> = [() => server.stop()];
   const stop = async () => {
@@ -124,6 +125,7 @@ export async function startPostgresStack(options: { orders?: number; store?: "em
         { name: "app-dc2", protocol: "postgres", connector: "dc2", target: target(server.port), credential, allow: [{ identity: IDENTITY }] },
       ],
       ...(storeUrl ? { store: { url: storeUrl } } : {}),
+      ...(options.limits ? { limits: options.limits } : {}),
     }, undefined, 90_000);
     cleanups.push(async () => {
       await gateway.proc.stop();

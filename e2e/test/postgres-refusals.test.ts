@@ -13,7 +13,7 @@ let stack: PostgresStack;
 const external = nonLoopbackAddress();
 
 beforeAll(async () => {
-  stack = await startPostgresStack({ orders: 10, store: "postgres", ...(external ? { listenHost: external } : {}) });
+  stack = await startPostgresStack({ orders: 10, store: "postgres", limits: { maxSessionsPerIdentity: 3 }, ...(external ? { listenHost: external } : {}) });
 });
 
 afterAll(async () => {
@@ -74,6 +74,39 @@ describe("refused Postgres connections", () => {
     const error = await refusal({ user: "nobody", password: "gk_whatever", application: app });
     expect(error).toMatchObject({ code: "28P01", message: 'password authentication failed for user "nobody"' });
     expect(only(await stack.sessionOf(app))).toMatchObject({ kind: "auth_failed", outcome: "error", details: { reason: "no_key" } });
+  });
+
+  it("a wrong key on a connection that does not exist: 28P01 as on one that does (an unauthenticated client learns no connection names)", async () => {
+    const out = await stack.psql([stack.conninfo({ password: "gk_wrong", connection: "no-such-connection" }), "-c", "select 1"]);
+    expect(out.code).toBe(2);
+    expect(out.stderr).toContain(`FATAL:  password authentication failed for user "${IDENTITY}"`);
+    expect(out.stderr).not.toContain("does not exist");
+  });
+
+  it("an identity over limits.maxSessionsPerIdentity: psql gets 53300, recorded; its other sessions go on", async () => {
+    const held: pg.Client[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const client = new pg.Client({ host: stack.listen.host, port: stack.listen.port, user: IDENTITY, database: "app", password: stack.key, ssl: { rejectUnauthorized: false } });
+        client.on("error", () => undefined);
+        await client.connect();
+        held.push(client);
+      }
+      const app = appName("too-many");
+      const out = await stack.psql([stack.conninfo({ application: app }), "-c", "select 1"]);
+      expect(out.code).toBe(2);
+      expect(out.stderr).toContain(`FATAL:  too many connections for identity "${IDENTITY}"`);
+      const recorded = await stack.sessionOf(app);
+      expect(recorded.session).toMatchObject({ identity: { name: IDENTITY }, connection: "app", endReason: "too_many_sessions" });
+      expect(only(recorded)).toMatchObject({ kind: "denied", outcome: "error", details: { code: "too_many_sessions", max: 3 } });
+      expect((await held[0]!.query<{ n: number }>("select count(*)::int as n from orders")).rows[0]!.n).toBe(10);
+    } finally {
+      await Promise.all(held.map((c) => c.end().catch(() => undefined)));
+    }
+    // Once they have left, the identity gets in again.
+    await new Promise((r) => setTimeout(r, 200));
+    const again = await stack.psql([stack.conninfo(), "-At", "-c", "select 1"]);
+    expect(again.stdout.trim()).toBe("1");
   });
 
   it("an identity the connection does not allow: 28000, recorded as denied", async () => {

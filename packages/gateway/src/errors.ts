@@ -17,7 +17,11 @@ export type GatewayErrorCode =
    * An access key cannot be checked now: the identity's keys are not in memory (never read, or
    * last read too long ago) and the store did not answer within the cold-read deadline.
    */
-  | "CREDENTIALS_UNAVAILABLE";
+  | "CREDENTIALS_UNAVAILABLE"
+  /** A client closed its connection (or it failed: `cause`) while the gateway waited for its handshake. */
+  | "CLIENT_GONE"
+  /** A client's handshake did not finish before its deadline. */
+  | "CLIENT_TIMEOUT";
 
 /** Why recording is unavailable, for RECORDING_UNAVAILABLE; the protocols map it to their own error. */
 export interface RecordingProblem {

@@ -156,6 +156,8 @@ describe("Postgres with OIDC access tokens", () => {
   it("refuses a token for another identity than the user name given", async () => {
     const event = await refusedAuth("agent-2", await issuer.token("agent-1"));
     expect(event).toMatchObject({ kind: "auth_failed", outcome: "error", details: { reason: "name_mismatch", method: "oidc", tokenIdentity: "agent-1" } });
+    // The same `claimed` block as every other token refusal.
+    expect(event.details).toMatchObject({ claimed: { issuer: issuer.issuer, subject: "agent-1", audience: AUDIENCE, expiresAt: expect.any(String), kid: expect.any(String) } });
   });
 
   it("refuses an expired token (the gateway's clock moved past exp and the skew)", async () => {
@@ -191,11 +193,15 @@ describe("Postgres with OIDC access tokens", () => {
     expect(await sessionOf(application)).toMatchObject({ identity: { name: "agent-1", method: "oidc" }, endReason: "connector_unavailable" });
   });
 
-  it("takes no token over plaintext: without TLS only SCRAM with an access key is possible", async () => {
+  it("takes no token over plaintext: the client is told tokens need TLS, the record says a token was refused for lack of it", async () => {
     const token = await issuer.token("agent-1");
     const { error, application } = await connect("agent-1", token, { ssl: false });
-    expect(error).toMatchObject({ code: "28P01" });
-    expect((await sessionOf(application)).events[0]).toMatchObject({ kind: "auth_failed", details: { reason: "no_key", method: "scram-sha-256" } });
+    expect(error).toMatchObject({ code: "28P01", message: 'password authentication failed for user "agent-1"' });
+    expect((error as PgError & { hint?: string }).hint).toMatch(/OIDC access token is accepted only over TLS \(sslmode=require\)/);
+    const recorded = await sessionOf(application);
+    // Unauthenticated: named after what the client claimed, never as if a key had been accepted.
+    expect(recorded.identity).toMatchObject({ name: "agent-1", method: null });
+    expect(recorded.events[0]).toMatchObject({ kind: "auth_failed", details: { reason: "token_needs_tls", method: "scram-sha-256" } });
   });
 
   it("still takes access keys, over TLS and plaintext", async () => {

@@ -80,6 +80,44 @@ const postgresSchema = z.strictObject({
   requireTls: z.enum(["non-loopback", "always", "never"]).default("non-loopback"),
 });
 
+const authThrottleSchema = z.strictObject({
+  /** Failed authentications (per client address, and per claimed identity) before attempts are slowed down. */
+  freeFailures: z.number().int().min(0).default(3),
+  /** The first delay (ms) before answering an attempt past those; it doubles with each further failure. */
+  delayMs: z.number().int().min(0).default(100),
+  /** The longest delay (ms). */
+  maxDelayMs: z.number().int().min(0).default(2_000),
+  /** After this many failures, attempts are refused for `lockoutMs` without checking the key. */
+  lockoutAfter: z.number().int().min(1).default(20),
+  /** How long (ms) a lockout lasts. */
+  lockoutMs: z.number().int().min(0).default(60_000),
+  /** Failures are forgotten after this long (ms) without another; a successful authentication forgets them at once. */
+  forgetAfterMs: z.number().int().min(1).default(900_000),
+});
+
+const refusalRecordsSchema = z.strictObject({
+  /** Refusals of unauthenticated clients recorded one by one per client address and window; the rest are counted. */
+  recordEach: z.number().int().min(1).default(5),
+  /** The window (ms): refusals past `recordEach` in it are recorded as one event with their count when it ends. */
+  windowMs: z.number().int().min(1).default(10_000),
+  /** Characters kept of a name an unauthenticated client claims (identity, connection, application). */
+  maxClaimedChars: z.number().int().min(8).max(1024).default(64),
+});
+
+/** Limits on what clients can hold or try before (and after) they authenticate. */
+const limitsSchema = z.strictObject({
+  /** The whole handshake (TLS, startup, authentication) must be done within this (ms); Postgres's authentication_timeout. */
+  handshakeTimeoutMs: z.number().int().min(100).default(60_000),
+  /** Connections still in their handshake, in total; more are refused with "too many connections". */
+  maxHandshakes: z.number().int().min(1).default(1_000),
+  /** Connections still in their handshake from one client address. */
+  maxHandshakesPerAddress: z.number().int().min(1).default(64),
+  /** Open sessions of one identity; 0: no limit. */
+  maxSessionsPerIdentity: z.number().int().min(0).default(200),
+  authThrottle: authThrottleSchema.default(() => authThrottleSchema.parse({})),
+  refusalRecords: refusalRecordsSchema.default(() => refusalRecordsSchema.parse({})),
+});
+
 const journalSchema = z.strictObject({
   /** Bytes of journal segment files before new sessions and commands are refused (strict) or dropped (best-effort). */
   maxBytes: z.number().int().min(64 * 1024).default(1024 * 1024 * 1024),
@@ -191,6 +229,7 @@ export const configSchema = z.strictObject({
     postgres: postgresSchema.default(() => postgresSchema.parse({})),
     recording: recordingSchema.default(() => recordingSchema.parse({})),
     identity: identitySchema.default(() => identitySchema.parse({})),
+    limits: limitsSchema.default(() => limitsSchema.parse({})),
     log: z.strictObject({ level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info") }).default({ level: "info" }),
     connectors: z.array(connectorSchema).default([]),
     connections: z.array(connectionSchema).default([]),
@@ -202,6 +241,7 @@ export type ConnectorConfig = GatewayConfig["connectors"][number];
 export type AllowEntry = ConnectionConfig["allow"][number];
 export type IdentityConfig = GatewayConfig["identity"];
 export type OidcConfig = NonNullable<IdentityConfig["oidc"]>;
+export type LimitsConfig = GatewayConfig["limits"];
 
 export interface ConfigProblem {
   path: (string | number)[];

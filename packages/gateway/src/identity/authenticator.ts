@@ -1,7 +1,7 @@
 import type { Identity } from "@gatehouse/store";
 import type { AccessKeys } from "./access-keys.js";
 import { looksLikeJwt } from "./claims.js";
-import type { OidcVerifier, TokenFailureDetails, TokenFailureReason } from "./oidc-verifier.js";
+import { tokenClaims, type OidcVerifier, type TokenFailureDetails, type TokenFailureReason } from "./oidc-verifier.js";
 
 /** Why a presented password did not authenticate; recorded with the attempt, never the secret itself. */
 export type AuthFailureReason =
@@ -57,6 +57,8 @@ export class PasswordAuthenticator {
           tokenIdentity: verified.name,
           issuer: verified.issuer,
           subject: verified.subject,
+          // As every other token refusal has it: what the token said about itself.
+          claimed: tokenClaims(token),
         },
       };
     }

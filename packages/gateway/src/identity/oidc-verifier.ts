@@ -252,6 +252,15 @@ function failureReason(error: unknown): TokenFailureReason {
   }
 }
 
+/** What a token claims about itself (issuer, subject, audience, expiry, key id), cut to sane sizes, for the record. */
+export function tokenClaims(token: string): NonNullable<TokenFailureDetails["claimed"]> {
+  try {
+    return claimedOf(decodeJwt(token), decodeProtectedHeader(token).kid);
+  } catch {
+    return {};
+  }
+}
+
 function claimedOf(payload: JWTPayload, kid: string | undefined): NonNullable<TokenFailureDetails["claimed"]> {
   const claimed: NonNullable<TokenFailureDetails["claimed"]> = {};
   if (typeof payload.iss === "string") claimed.issuer = payload.iss.slice(0, 512);

@@ -1,4 +1,5 @@
 import type { Duplex } from "node:stream";
+import { GatewayError } from "../errors.js";
 
 /**
  * Pulls chunks from a socket one at a time, for handshakes that must wait
@@ -8,7 +9,7 @@ import type { Duplex } from "node:stream";
 export class ChunkSource {
   private readonly queue: Buffer[] = [];
   private waiter: { resolve: (chunk: Buffer) => void; reject: (error: Error) => void } | undefined;
-  private failure: Error | undefined;
+  private failure: GatewayError | undefined;
 
   constructor(private readonly stream: Duplex) {
     stream.on("data", this.onData);
@@ -17,22 +18,29 @@ export class ChunkSource {
     stream.on("error", this.onError);
   }
 
-  /** The next chunk; rejects when the peer closes or `timeoutMs` passes first. */
-  next(timeoutMs: number): Promise<Buffer> {
+  /**
+   * The next chunk. Rejects with a GatewayError: CLIENT_GONE when the peer closes (or its
+   * connection fails, as `cause`), CLIENT_TIMEOUT when `deadline` aborts first. One deadline
+   * serves a whole handshake: it does not restart with each chunk, so a client trickling
+   * bytes cannot hold its socket past it.
+   */
+  next(deadline: AbortSignal): Promise<Buffer> {
     const queued = this.queue.shift();
     if (queued) {
       if (this.queue.length === 0) this.stream.resume();
       return Promise.resolve(queued);
     }
     if (this.failure) return Promise.reject(this.failure);
+    if (deadline.aborted) return Promise.reject(timedOut());
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const onAbort = () => {
         this.waiter = undefined;
-        reject(new Error(`no data from the client within ${timeoutMs} ms`));
-      }, timeoutMs);
+        reject(timedOut());
+      };
+      deadline.addEventListener("abort", onAbort, { once: true });
       this.waiter = {
-        resolve: (chunk) => (clearTimeout(timer), resolve(chunk)),
-        reject: (error) => (clearTimeout(timer), reject(error)),
+        resolve: (chunk) => (deadline.removeEventListener("abort", onAbort), resolve(chunk)),
+        reject: (error) => (deadline.removeEventListener("abort", onAbort), reject(error)),
       };
     });
   }
@@ -59,14 +67,18 @@ export class ChunkSource {
     }
   };
 
-  private readonly onEnd = () => this.fail(new Error("the client closed the connection"));
+  private readonly onEnd = () => this.fail(new GatewayError("CLIENT_GONE", "the client closed the connection"));
 
-  private readonly onError = (error: Error) => this.fail(error);
+  private readonly onError = (error: Error) => this.fail(new GatewayError("CLIENT_GONE", `the client's connection failed: ${error.message}`, { cause: error }));
 
-  private fail(error: Error): void {
+  private fail(error: GatewayError): void {
     this.failure ??= error;
     const waiter = this.waiter;
     this.waiter = undefined;
     waiter?.reject(this.failure);
   }
+}
+
+function timedOut(): GatewayError {
+  return new GatewayError("CLIENT_TIMEOUT", "the client did not finish its handshake in time");
 }

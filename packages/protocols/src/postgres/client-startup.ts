@@ -7,6 +7,7 @@
  *   GSSENCRequest         ──push──► event write 'N'
  *   TLS ClientHello 0x16  ──push──► event directTls (raw bytes)  ──────► start TLS with those bytes
  *   CancelRequest         ──push──► event cancelRequest (pid, key); close the connection
+ *   a bad startup length  ──push──► event abandon (reason)       ──────► close without a reply, as Postgres does
  *   StartupMessage 3.x    ──push──► [event write NegotiateProtocolVersion] event startup (user, database, params)
  *                                                                 ──────► requestPassword() | requestScram({verifier}) | fail()
  *   PasswordMessage       ──push──► event password                ──────► complete(...) | fail(28P01)
@@ -77,7 +78,13 @@ export type ClientStartupEvent =
   /** SCRAM failed (wrong password, or an unknown user); answer with `fail()` (28P01). */
   | { readonly type: "authenticationFailed"; readonly method: "scram-sha-256"; readonly reason: "invalid_proof" | "doomed" }
   /** The client sent Terminate during authentication. */
-  | { readonly type: "terminate" };
+  | { readonly type: "terminate" }
+  /**
+   * The startup packet's length is impossible (under 8 bytes, over the maximum): not a Postgres
+   * client, or one that closed before its startup (a Terminate, 'X' 0 0 0 4, as its first bytes).
+   * Postgres logs it and closes without a reply (a COMMERROR); so does the caller.
+   */
+  | { readonly type: "abandon"; readonly reason: string };
 
 export type ClientStartupState =
   | "startup"
@@ -253,7 +260,16 @@ export class ClientStartup {
       this.firstPacket = false;
       return { type: "directTls", bytes: this.reader.takeBuffered() };
     }
-    const frame = this.reader.read();
+    let frame;
+    try {
+      frame = this.reader.read();
+    } catch (error) {
+      // In startup mode the reader refuses nothing but the packet's length: an answer would only
+      // make a client that is leaving fail its connect() (Postgres answers nothing either).
+      if (!(error instanceof PostgresProtocolError)) throw error;
+      this.current = "closed";
+      return { type: "abandon", reason: error.message };
+    }
     if (frame === undefined) return undefined;
     if (frame.kind !== "message") throw violation("unexpected streamed startup packet");
     this.firstPacket = false;

@@ -194,6 +194,15 @@ describe("ClientStartup", () => {
     expect(out[1]).toMatchObject({ type: "startup", user: "u", database: "d" });
   });
 
+  it("abandons, without a reply, a first packet whose length is impossible (a Terminate as the first bytes, or too long)", () => {
+    expect(run(new ClientStartup(), encodeTerminate())).toEqual([{ type: "abandon", reason: expect.stringContaining("startup packet") }]);
+    const tooLong = new Uint8Array([0x00, 0x01, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00]);
+    const gateway = new ClientStartup();
+    expect(run(gateway, tooLong).map((e) => e.type)).toEqual(["abandon"]);
+    expect(gateway.state).toBe("closed");
+    expect(run(new ClientStartup(), new Uint8Array([0, 0, 0, 4])).map((e) => e.type)).toEqual(["abandon"]);
+  });
+
   it("reports a CancelRequest with its key", () => {
     const out = run(new ClientStartup(), encodeCancelRequest({ processId: 77, secretKey: new Uint8Array([9, 9, 9, 9]) }));
     expect(out).toEqual([{ type: "cancelRequest", processId: 77, secretKey: new Uint8Array([9, 9, 9, 9]) }]);

@@ -1,9 +1,8 @@
 import type { Socket } from "node:net";
-import { TLSSocket } from "node:tls";
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
-  ClientStartup,
   decodeDialResult,
   encodeDialRequest,
   errorResponse,
@@ -12,28 +11,27 @@ import {
   PostgresObserver,
   SqlState,
   type ClientStartupEvent,
-
 } from "@gatehouse/protocols/postgres";
 import { TunnelError } from "@gatehouse/proto";
 import type { Identity } from "@gatehouse/store";
-import type { GatewayConfig } from "../../config/schema.js";
+import type { ConnectionConfig, GatewayConfig } from "../../config/schema.js";
 import { isLoopback, type HostPort } from "../../config/address.js";
 import type { Clock } from "../../clock.js";
 import type { AccessKeys } from "../../identity/access-keys.js";
+import { AuthThrottle } from "../../identity/auth-throttle.js";
 import type { PasswordAuthenticator } from "../../identity/authenticator.js";
 import type { Logger } from "../../logger.js";
 import type { Recorder, RecordedSession } from "../../sessions/recorder.js";
 import { relay } from "../../sessions/relay.js";
-import { recordRefusal, type OpenFailure, type SessionBroker } from "../../sessions/session-broker.js";
+import { RefusalRecords, cutClaim } from "../../sessions/refusal-records.js";
+import { recordRefusal, type OpenFailure, type Refusal, type SessionBroker } from "../../sessions/session-broker.js";
 import type { TlsMaterial } from "../../tls-material.js";
-import { ChunkSource } from "../chunk-source.js";
+import { AdmissionLimits, REFUSAL_REPORT_DEADLINE_MS, type Admission } from "../admission-limits.js";
 import { SocketServer } from "../socket-server.js";
 import { CancelKeys } from "./cancel-keys.js";
+import { ClientChannel, closeSilently, isEnded, replyAndClose, type Ended } from "./client-channel.js";
 import { commandDraft, commandEvent } from "./command-events.js";
 import { GatewayError, isOutOfSpace, type RecordingProblem } from "../../errors.js";
-
-/** Postgres's own authentication_timeout default. */
-const STARTUP_TIMEOUT_MS = 60_000;
 
 /** Client startup parameters the connector forwards to the server; user and database are the connection's own. */
 const NOT_FORWARDED = new Set(["user", "database", "replication"]);
@@ -47,212 +45,359 @@ export interface PostgresListenerDeps {
   tls: TlsMaterial;
   clock: Clock;
   logger: Logger;
+  /** Waits out an authentication delay; tests may pass a faster one. Rejects when `signal` aborts. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
-class Refused extends Error {
-  constructor(readonly response: Uint8Array) {
-    super("refused");
-  }
+type StartupEvent = Extract<ClientStartupEvent, { type: "startup" }>;
+
+/** Who a client proved to be, and what it asked for at startup. */
+interface Authenticated {
+  readonly identity: Identity;
+  readonly first: StartupEvent;
 }
 
 /**
  * The Postgres endpoint: terminates the client's protocol (TLS, startup,
- * authentication with access keys), opens the session through the
+ * authentication with access keys or tokens), opens the session through the
  * connection's connector, then relays with an observer that records every
  * statement and its outcome.
+ *
+ * One client goes through steps that each return their result or how the
+ * client's attempt `Ended`: accept (TLS + startup) → authenticate → pick the
+ * connection → admit (limits) → open → relay → end. The handshake (until the
+ * client has authenticated) has one deadline, `limits.handshakeTimeoutMs`.
  */
 export class PostgresListener {
-  private readonly server = new SocketServer((socket) => void this.handle(socket));
+  private readonly server = new SocketServer((socket) => void this.serve(socket));
   readonly cancelKeys = new CancelKeys();
   /** Makes failed SCRAM attempts for unknown identities look alike across connections. */
   private readonly mockSecret = randomBytes(32);
+  /** Counters a later /metrics reads: `limits.counters`, `throttle.counters`, `refusals.counters`. */
+  readonly limits: AdmissionLimits;
+  readonly throttle: AuthThrottle;
+  readonly refusals: RefusalRecords;
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  private readonly limitLog = new Map<string, { atMs: number; refused: number }>();
 
-  constructor(private readonly deps: PostgresListenerDeps) {}
+  constructor(private readonly deps: PostgresListenerDeps) {
+    const limits = () => deps.config().limits;
+    this.limits = new AdmissionLimits(limits);
+    this.throttle = new AuthThrottle(() => limits().authThrottle, () => deps.clock() / 1000);
+    this.refusals = new RefusalRecords(deps.recorder, () => limits().refusalRecords, deps.clock, deps.logger.child({ protocol: "postgres" }));
+    this.sleep = deps.sleep ?? ((ms, signal) => sleep(ms, undefined, { signal }));
+  }
 
   listen(at: HostPort): Promise<HostPort> {
     return this.server.listen(at);
   }
 
-  close(): Promise<void> {
-    return this.server.close();
+  async close(): Promise<void> {
+    await this.server.close();
+    await this.refusals.flush();
   }
 
-  private async handle(socket: Socket): Promise<void> {
+  /** One client, from accept to the end of its session. */
+  private async serve(socket: Socket): Promise<void> {
     socket.on("error", () => undefined);
     const clientAddress = socket.remoteAddress ?? null;
     const log = this.deps.logger.child({ protocol: "postgres", clientAddress });
-    let stream: Duplex = socket;
-    let source = new ChunkSource(socket);
-    const startup = new ClientStartup();
-
-    const nextEvent = async (): Promise<ClientStartupEvent> => {
-      for (;;) {
-        const event = startup.next();
-        if (event) return event;
-        startup.push(await source.next(STARTUP_TIMEOUT_MS));
-      }
-    };
-
-    try {
-      // Phase 1: up to the StartupMessage (TLS, GSSAPI encryption refusal, cancel requests).
-      let first: Extract<ClientStartupEvent, { type: "startup" }> | undefined;
-      while (!first) {
-        const event = await nextEvent();
-        switch (event.type) {
-          case "write":
-            stream.write(event.bytes);
-            break;
-          case "sslRequest": {
-            stream.write(startup.answerSsl(true));
-            source.detach();
-            const secure = new TLSSocket(socket, { isServer: true, secureContext: this.deps.tls.context });
-            secure.on("error", () => undefined);
-            stream = secure;
-            source = new ChunkSource(secure);
-            break;
-          }
-          case "directTls": {
-            // libpq 17's sslnegotiation=direct: the ClientHello comes first, without an SSLRequest.
-            // Its bytes, already read, go back in front of the socket: TLSSocket takes what a
-            // socket has buffered before it reads the rest.
-            socket.unshift(Buffer.concat([...event.bytes, ...source.detach()]));
-            const secure = new TLSSocket(socket, { isServer: true, secureContext: this.deps.tls.context, ALPNProtocols: [POSTGRES_ALPN] });
-            secure.on("error", () => undefined);
-            // A client that stalls mid-handshake is cut off like one that stalls in the startup.
-            const stalled = setTimeout(() => secure.destroy(), STARTUP_TIMEOUT_MS);
-            await new Promise<void>((resolve, reject) => {
-              secure.once("secure", resolve);
-              secure.once("close", () => reject(new Error("client closed during the TLS handshake")));
-            }).finally(() => clearTimeout(stalled));
-            // As Postgres 17 does: direct TLS without ALPN "postgresql" could be another protocol's client.
-            if (secure.alpnProtocol !== POSTGRES_ALPN) {
-              log.info({ alpn: secure.alpnProtocol || null }, "direct TLS without the postgresql ALPN protocol; closing");
-              secure.destroy();
-              return;
-            }
-            stream = secure;
-            source = new ChunkSource(secure);
-            break;
-          }
-          case "cancelRequest":
-            await this.cancel(event.processId, event.secretKey, log);
-            socket.end();
-            return;
-          case "startup":
-            first = event;
-            break;
-          case "terminate":
-            socket.end();
-            return;
-          default:
-            throw new Error(`unexpected startup event ${event.type}`);
-        }
-      }
-
-      const { user, database, params } = first;
-      const application = params.application_name ?? null;
-      let identity: Identity = { name: user, method: first.tls ? null : "access_key" };
-      const refuse = async (kind: string, endReason: string, details: Record<string, unknown>, response: Uint8Array): Promise<never> => {
-        await recordRefusal(this.deps.recorder, { connection: database, protocol: "postgres", identity, clientAddress, clientApplication: application, kind, endReason, details }).catch(
-          (err: unknown) => log.error({ err }, "could not record a refused attempt"),
-        );
-        throw new Refused(response);
-      };
-
-      // Phase 2: which connection, and is the channel acceptable for a password?
-      const config = this.deps.config();
-      const connection = config.connections.find((c) => c.name === database && c.protocol === "postgres");
-      if (!connection) {
-        const message = `connection "${database}" does not exist`;
-        await refuse("denied", "unknown_connection", { code: "unknown_connection", message }, startup.fail({ code: SqlState.invalidCatalogName, message }));
-        return;
-      }
-      if (params.replication !== undefined && params.replication !== "false" && params.replication !== "0") {
-        const message = "replication connections are not supported through the gateway";
-        await refuse("denied", "unsupported", { code: "replication", message }, startup.fail({ code: SqlState.featureNotSupported, message }));
-      }
-      const mode = config.postgres.requireTls;
-      const mustUseTls = mode === "always" || (mode === "non-loopback" && !isLoopback(clientAddress ?? ""));
-      if (mustUseTls && !first.tls) {
-        const message = `TLS is required for connections from ${clientAddress} (use sslmode=require)`;
-        await refuse("auth_failed", "auth_failed", { reason: "tls_required", message }, startup.fail({ code: SqlState.invalidAuthorizationSpecification, message }));
-      }
-
-      // Phase 3: authenticate the identity. Over TLS the client sends its key in cleartext;
-      // in plaintext it proves it with SCRAM-SHA-256 and the key never crosses the wire.
-      const badPassword = () => startup.fail({ code: SqlState.invalidPassword, message: `password authentication failed for user "${user}"` });
-      if (first.tls) {
-        stream.write(startup.requestPassword());
-        const answer = await nextEvent();
-        if (answer.type === "terminate") return void stream.end();
-        if (answer.type !== "password") throw new Error(`expected a password, got ${answer.type}`);
-        const check = await this.deps.passwords.check(user, answer.password);
-        if (!check.ok) await refuse("auth_failed", "auth_failed", { reason: check.reason, method: check.method, ...check.details }, badPassword());
-        else identity = check.identity;
-      } else {
-        const { verifiers } = await this.deps.accessKeys.scramCandidates(user);
-        // SCRAM announces one salt before the client proves anything; all of an identity's keys
-        // share it, so the proof is checked against every live key (rotation keeps the old one working).
-        stream.write(startup.requestScram({ verifiers: verifiers.map((v) => v.verifier), mockSecret: this.mockSecret }));
-        for (;;) {
-          const answer = await nextEvent();
-          if (answer.type === "write") stream.write(answer.bytes);
-          else if (answer.type === "authenticated") {
-            const matched = verifiers[answer.verifier];
-            if (matched) this.deps.accessKeys.touch(matched.keyId);
-            break;
-          } else if (answer.type === "authenticationFailed") {
-            await refuse("auth_failed", "auth_failed", { reason: verifiers.length > 0 ? "wrong_key" : "no_key", method: "scram-sha-256" }, badPassword());
-          } else if (answer.type === "terminate") return void stream.end();
-          else throw new Error(`unexpected event ${answer.type} during SCRAM`);
-        }
-      }
-
-      // Phase 4: policy, session, and a stream to the server through the connector.
-      const forwarded: Record<string, string> = {};
-      for (const [name, value] of Object.entries(params)) if (!NOT_FORWARDED.has(name)) forwarded[name] = value;
-      const opened = await this.deps.broker.open({
-        connection,
-        identity,
-        clientAddress,
-        clientApplication: application,
-        params: encodeDialRequest({ startup: forwarded }),
-      });
-      if (!opened.ok) throw new Refused(startup.fail(failureResponse(opened.failure)));
-
-      const { session, stream: upstream, link } = opened;
-      const server = decodeDialResult(opened.opened.params ?? {});
-      const clientKey = server.backendKey
-        ? this.cancelKeys.issue({ session, connection, link, serverKey: server.backendKey })
-        : undefined;
-      stream.write(startup.complete({ parameters: server.parameters, ...(clientKey ? { backendKey: clientKey } : {}) }));
-      const early = [...startup.remaining(), ...source.detach()];
-      try {
-        await this.relaySession(stream, upstream, session, early, server.parameters);
-      } finally {
-        if (clientKey) this.cancelKeys.release(clientKey);
-      }
-    } catch (error) {
-      if (error instanceof Refused) {
-        stream.end(error.response);
-      } else if (isRecordingUnavailable(error)) {
-        log.warn({ reason: error.recording }, "session refused: recording unavailable");
-        stream.end(recordingRefusal(error));
-      } else if (error instanceof GatewayError && error.code === "CREDENTIALS_UNAVAILABLE") {
-        log.warn({ reason: error.message }, "login refused: the identity's access keys cannot be checked now (the store is not answering)");
-        stream.end(errorResponse({ severity: "FATAL", code: SqlState.cannotConnectNow, message: "the gateway cannot check credentials right now; try again shortly" }));
-      } else if (isPostgresProtocolError(error)) {
-        log.info({ err: error }, "protocol violation during startup");
-        stream.end(errorResponseFor(error));
-      } else if (error instanceof Error && /client closed|no data from the client/.test(error.message)) {
-        log.debug({ reason: error.message }, "client left during startup");
-        stream.destroy();
-      } else {
-        log.error({ err: error }, "postgres session failed");
-        stream.end(errorResponse({ severity: "FATAL", code: SqlState.internalError, message: "internal gateway error" }));
-      }
-      setTimeout(() => socket.destroy(), 2_000).unref();
+    const handshake = this.limits.enterHandshake(clientAddress);
+    if (!handshake.ok) {
+      this.logLimit(handshake, log);
+      return this.refuseHandshake(socket, log);
     }
+    const channel = new ClientChannel(socket, this.deps.tls, AbortSignal.timeout(this.deps.config().limits.handshakeTimeoutMs), log);
+    let releaseSession = () => {};
+    try {
+      const first = await this.accept(channel, log);
+      if (isEnded(first)) return channel.close(first);
+      const authenticated = await this.authenticate(channel, first, clientAddress, log);
+      handshake.release();
+      if (isEnded(authenticated)) return channel.close(authenticated);
+      const connection = await this.pickConnection(channel, authenticated, clientAddress);
+      if (isEnded(connection)) return channel.close(connection);
+      const session = this.limits.openSession(authenticated.identity.name);
+      if (!session.ok) return channel.close(await this.tooManySessions(channel, authenticated, connection, clientAddress, session, log));
+      releaseSession = session.release;
+      await this.openAndRelay(channel, authenticated, connection, clientAddress);
+    } catch (error) {
+      channel.close(this.unexpected(error, log));
+    } finally {
+      handshake.release();
+      releaseSession();
+    }
+  }
+
+  /**
+   * A client over a handshake limit: 53300, after its TLS and startup as Postgres answers it
+   * (libpq shows no error sent before TLS), within a short deadline and a few at a time; past
+   * those, at once.
+   */
+  private async refuseHandshake(socket: Socket, log: Logger): Promise<void> {
+    const tooMany = "sorry, too many clients already";
+    const report = this.limits.enterRefusalReport();
+    if (!report.ok) {
+      socket.end(tooManyConnections(tooMany));
+      setTimeout(() => socket.destroy(), 2_000).unref();
+      return;
+    }
+    const deadline = Math.min(REFUSAL_REPORT_DEADLINE_MS, this.deps.config().limits.handshakeTimeoutMs);
+    const channel = new ClientChannel(socket, this.deps.tls, AbortSignal.timeout(deadline), log);
+    try {
+      const first = await this.accept(channel, log);
+      channel.close(isEnded(first) ? first : replyAndClose(channel.startup.fail({ code: SqlState.tooManyConnections, message: tooMany })));
+    } catch (error) {
+      channel.close(this.unexpected(error, log));
+    } finally {
+      report.release();
+    }
+  }
+
+  /** Up to the StartupMessage: TLS (both ways in), GSSAPI encryption refusal, cancel requests. */
+  private async accept(channel: ClientChannel, log: Logger): Promise<StartupEvent | Ended> {
+    for (;;) {
+      const event = await channel.next();
+      if (isEnded(event)) return event;
+      switch (event.type) {
+        case "write":
+          channel.write(event.bytes);
+          break;
+        case "sslRequest": {
+          const ended = channel.startTls();
+          if (ended) return ended;
+          break;
+        }
+        case "directTls": {
+          const ended = await channel.startDirectTls(event.bytes);
+          if (ended) return ended;
+          break;
+        }
+        case "cancelRequest":
+          await this.cancel(event.processId, event.secretKey, log);
+          channel.stream.end();
+          return closeSilently;
+        case "startup":
+          return event;
+        case "terminate":
+          channel.stream.end();
+          return closeSilently;
+        case "abandon":
+          // Postgres logs "invalid length of startup packet" and closes without a word.
+          log.info({ reason: event.reason }, "no startup packet; closing without a reply");
+          return closeSilently;
+        case "password":
+        case "authenticated":
+        case "authenticationFailed":
+          throw new Error(`unexpected startup event ${event.type}`);
+      }
+    }
+  }
+
+  /**
+   * Proves who the client is before anything else is said about the connection it asked for,
+   * so an unauthenticated client learns nothing about which connections exist. Over TLS the
+   * client sends its key (or token) in cleartext; in plaintext it proves its key with
+   * SCRAM-SHA-256 and the key never crosses the wire. Failures are throttled per address and
+   * per claimed identity.
+   */
+  private async authenticate(channel: ClientChannel, first: StartupEvent, clientAddress: string | null, log: Logger): Promise<Authenticated | Ended> {
+    const { user } = first;
+    const config = this.deps.config();
+    const oidc = config.identity.oidc !== undefined;
+    const mode = config.postgres.requireTls;
+    const mustUseTls = mode === "always" || (mode === "non-loopback" && !isLoopback(clientAddress ?? ""));
+    if (mustUseTls && !first.tls) {
+      const message = `TLS is required for connections from ${clientAddress} (use sslmode=require)`;
+      return this.refuseUnauthenticated(channel, first, clientAddress, { reason: "tls_required", message }, { code: SqlState.invalidAuthorizationSpecification, message });
+    }
+    const badPassword = (hint?: string) => ({ code: SqlState.invalidPassword, message: `password authentication failed for user "${user}"`, ...(hint ? { hint } : {}) });
+
+    const throttled = this.throttle.verdict(clientAddress, user);
+    if (throttled.locked) {
+      // Debug: a guessing client would write a line per attempt; the lockout itself was a warn line.
+      log.debug({ identity: cutClaim(user, 64), by: throttled.by, retryAfterMs: throttled.retryAfterMs, lockedOut: this.throttle.counters.lockedOut }, "attempt refused during a lockout");
+      return this.refuseUnauthenticated(channel, first, clientAddress, { reason: "locked_out", by: throttled.by, retryAfterMs: throttled.retryAfterMs }, badPassword());
+    }
+    const failed = async (details: Record<string, unknown>, hint?: string): Promise<Ended> => {
+      if (this.throttle.failed(clientAddress, user)) log.warn({ identity: cutClaim(user, 64), lockouts: this.throttle.counters.lockouts }, "repeated authentication failures; locking out");
+      return this.refuseUnauthenticated(channel, first, clientAddress, details, badPassword(hint));
+    };
+    // The delay is waited before any verdict is answered, so how soon it comes tells nothing.
+    const waitOutDelay = () => (throttled.delayMs > 0 ? this.sleep(throttled.delayMs, channel.deadline).then(() => undefined, () => closeSilently) : Promise.resolve(undefined));
+
+    if (first.tls) {
+      channel.write(channel.startup.requestPassword());
+      const answer = await channel.next();
+      if (isEnded(answer)) return answer;
+      if (answer.type === "terminate") {
+        channel.stream.end();
+        return closeSilently;
+      }
+      if (answer.type !== "password") throw new Error(`expected a password, got ${answer.type}`);
+      const late = await waitOutDelay();
+      if (late) return late;
+      const check = await this.deps.passwords.check(user, answer.password);
+      if (!check.ok) return failed({ reason: check.reason, method: check.method, ...check.details });
+      this.throttle.succeeded(clientAddress, user);
+      return { identity: check.identity, first };
+    }
+
+    const { verifiers } = await this.deps.accessKeys.scramCandidates(user);
+    // SCRAM announces one salt before the client proves anything; all of an identity's keys
+    // share it, so the proof is checked against every live key (rotation keeps the old one working).
+    channel.write(channel.startup.requestScram({ verifiers: verifiers.map((v) => v.verifier), mockSecret: this.mockSecret }));
+    for (;;) {
+      const answer = await channel.next();
+      if (isEnded(answer)) return answer;
+      switch (answer.type) {
+        case "write":
+          channel.write(answer.bytes);
+          break;
+        case "authenticated": {
+          const late = await waitOutDelay();
+          if (late) return late;
+          const matched = verifiers[answer.verifier];
+          if (matched) this.deps.accessKeys.touch(matched.keyId);
+          this.throttle.succeeded(clientAddress, user);
+          return { identity: { name: user, method: "access_key" }, first };
+        }
+        case "authenticationFailed": {
+          const late = await waitOutDelay();
+          if (late) return late;
+          // SCRAM never shows the password: a token sent here cannot be told from a wrong key. An
+          // identity without keys can only have meant a token, which needs TLS; every client is
+          // told so (the same hint for all, so it says nothing about which identities have keys).
+          const hint = oidc ? "an OIDC access token is accepted only over TLS (sslmode=require); without TLS only access keys are" : undefined;
+          if (verifiers.length === 0 && oidc) {
+            return failed({ reason: "token_needs_tls", method: "scram-sha-256", message: "no access key for this identity, and an OIDC token is not accepted without TLS" }, hint);
+          }
+          return failed({ reason: verifiers.length > 0 ? "wrong_key" : "no_key", method: "scram-sha-256" }, hint);
+        }
+        case "terminate":
+          channel.stream.end();
+          return closeSilently;
+        default:
+          throw new Error(`unexpected event ${answer.type} during SCRAM`);
+      }
+    }
+  }
+
+  /** The connection the authenticated client asked for, if it exists and can serve it. */
+  private async pickConnection(channel: ClientChannel, { identity, first }: Authenticated, clientAddress: string | null): Promise<ConnectionConfig | Ended> {
+    const refuse = async (kind: string, endReason: string, details: Record<string, unknown>, code: string, message: string) => {
+      await this.recordAuthenticated({ connection: first.database, protocol: "postgres", identity, clientAddress, clientApplication: first.params.application_name ?? null, kind, endReason, details });
+      return replyAndClose(channel.startup.fail({ code, message }));
+    };
+    const { database, params } = first;
+    const connection = this.deps.config().connections.find((c) => c.name === database && c.protocol === "postgres");
+    if (!connection) {
+      const message = `connection "${database}" does not exist`;
+      return refuse("denied", "unknown_connection", { code: "unknown_connection", message }, SqlState.invalidCatalogName, message);
+    }
+    if (params.replication !== undefined && params.replication !== "false" && params.replication !== "0") {
+      const message = "replication connections are not supported through the gateway";
+      return refuse("denied", "unsupported", { code: "replication", message }, SqlState.featureNotSupported, message);
+    }
+    return connection;
+  }
+
+  /** An identity over `limits.maxSessionsPerIdentity`: 53300, as Postgres answers a role over its connection limit. */
+  private async tooManySessions(channel: ClientChannel, { identity, first }: Authenticated, connection: ConnectionConfig, clientAddress: string | null, refused: Extract<Admission, { ok: false }>, log: Logger): Promise<Ended> {
+    this.logLimit(refused, log, { identity: identity.name });
+    const message = `too many connections for identity "${identity.name}"`;
+    await this.recordAuthenticated({
+      connection: connection.name,
+      protocol: "postgres",
+      identity,
+      clientAddress,
+      clientApplication: first.params.application_name ?? null,
+      kind: "denied",
+      endReason: "too_many_sessions",
+      details: { code: "too_many_sessions", limit: refused.limit, max: refused.max, message },
+    });
+    return replyAndClose(channel.startup.fail({ code: SqlState.tooManyConnections, message }));
+  }
+
+  /** Policy, a recorded session and a stream to the server through the connector; then the relay. */
+  private async openAndRelay(channel: ClientChannel, { identity, first }: Authenticated, connection: ConnectionConfig, clientAddress: string | null): Promise<void> {
+    const forwarded: Record<string, string> = {};
+    for (const [name, value] of Object.entries(first.params)) if (!NOT_FORWARDED.has(name)) forwarded[name] = value;
+    const opened = await this.deps.broker.open({
+      connection,
+      identity,
+      clientAddress,
+      clientApplication: first.params.application_name ?? null,
+      params: encodeDialRequest({ startup: forwarded }),
+    });
+    if (!opened.ok) return channel.close(replyAndClose(channel.startup.fail(failureResponse(opened.failure))));
+
+    // Admit: finish the client's startup with what the server reported through the connector.
+    const { session, stream: upstream, link } = opened;
+    const server = decodeDialResult(opened.opened.params ?? {});
+    const clientKey = server.backendKey ? this.cancelKeys.issue({ session, connection, link, serverKey: server.backendKey }) : undefined;
+    channel.write(channel.startup.complete({ parameters: server.parameters, ...(clientKey ? { backendKey: clientKey } : {}) }));
+    const early = channel.handOver();
+    try {
+      await this.relaySession(channel.stream, upstream, session, early, server.parameters);
+    } finally {
+      if (clientKey) this.cancelKeys.release(clientKey);
+    }
+  }
+
+  /** A client that has not proved who it is: recorded as unauthenticated under the names it claimed (cut), in bursts. */
+  private async refuseUnauthenticated(channel: ClientChannel, first: StartupEvent, clientAddress: string | null, details: Record<string, unknown>, error: { code: string; message: string; hint?: string }): Promise<Ended> {
+    const reply = channel.startup.fail(error);
+    await this.refusals.record({
+      connection: first.database,
+      protocol: "postgres",
+      identity: { name: first.user, method: null },
+      clientAddress,
+      clientApplication: first.params.application_name ?? null,
+      kind: "auth_failed",
+      endReason: "auth_failed",
+      details,
+    });
+    return replyAndClose(reply);
+  }
+
+  private async recordAuthenticated(refusal: Refusal): Promise<void> {
+    const { maxClaimedChars } = this.deps.config().limits.refusalRecords;
+    // Authenticated, but the connection and application are still only names it sent.
+    const clientApplication = refusal.clientApplication === null ? null : cutClaim(refusal.clientApplication, maxClaimedChars);
+    await recordRefusal(this.deps.recorder, { ...refusal, connection: cutClaim(refusal.connection, maxClaimedChars), clientApplication }).catch((err: unknown) =>
+      this.deps.logger.error({ err }, "could not record a refused attempt"),
+    );
+  }
+
+  /** What went wrong that was not the client's doing, as the client's last message. */
+  private unexpected(error: unknown, log: Logger): Ended {
+    if (isRecordingUnavailable(error)) {
+      log.warn({ reason: error.recording }, "session refused: recording unavailable");
+      return replyAndClose(recordingRefusal(error));
+    }
+    if (error instanceof GatewayError && error.code === "CREDENTIALS_UNAVAILABLE") {
+      log.warn({ reason: error.message }, "login refused: the identity's access keys cannot be checked now (the store is not answering)");
+      return replyAndClose(errorResponse({ severity: "FATAL", code: SqlState.cannotConnectNow, message: "the gateway cannot check credentials right now; try again shortly" }));
+    }
+    if (isPostgresProtocolError(error)) {
+      log.info({ err: error }, "protocol violation during startup");
+      return replyAndClose(errorResponseFor(error));
+    }
+    log.error({ err: error }, "postgres session failed");
+    return replyAndClose(errorResponse({ severity: "FATAL", code: SqlState.internalError, message: "internal gateway error" }));
+  }
+
+  /** A warn line when a limit refuses a client: at most one a second per limit, with the count since the last. */
+  private logLimit(refused: Extract<Admission, { ok: false }>, log: Logger, fields: Record<string, unknown> = {}): void {
+    const nowMs = this.deps.clock() / 1000;
+    const last = this.limitLog.get(refused.limit) ?? { atMs: -Infinity, refused: 0 };
+    last.refused++;
+    this.limitLog.set(refused.limit, last);
+    if (nowMs - last.atMs < 1_000) return;
+    log.warn({ ...fields, limit: refused.limit, max: refused.max, refused: last.refused, inHandshake: this.limits.inHandshake, counters: this.limits.counters }, "too many connections: refused (53300)");
+    last.atMs = nowMs;
+    last.refused = 0;
   }
 
   private async relaySession(client: Duplex, upstream: Duplex, session: RecordedSession, early: Buffer[] | Uint8Array[], parameters: Readonly<Record<string, string>>): Promise<void> {
@@ -378,8 +523,7 @@ function isRecordingUnavailable(error: unknown): error is GatewayError & { recor
 
 /**
  * Strict recording could not make the record durable: the command (or session) does not run, and
- * the client gets disk_full (53100) when the journal is out of space (its maxBytes, or ENOSPC /
- * EDQUOT from the disk), io_error (58030) when the disk failed otherwise.
+ * the client gets disk_full (53100) for a full journal, io_error (58030) for an unwritable one.
  */
 function recordingRefusal(error: Error): Uint8Array {
   const problem = isRecordingUnavailable(error) ? error.recording : { reason: "journal_unwritable" as const };
@@ -391,8 +535,10 @@ function recordingRefusal(error: Error): Uint8Array {
   });
 }
 
-/** The ALPN protocol a direct-TLS Postgres client offers (and requires the server to pick). */
-const POSTGRES_ALPN = "postgresql";
+/** The FATAL 53300 a client over a limit gets, before or after its startup (a client reads it either way). */
+function tooManyConnections(message: string): Uint8Array {
+  return errorResponse({ severity: "FATAL", code: SqlState.tooManyConnections, message });
+}
 
 /** SQLSTATE 58030 io_error (errcodes.txt); not in the protocols package's table. */
 const IO_ERROR = "58030";
