@@ -95,7 +95,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     const accessKeys = new AccessKeys(store, clock, (identity, error) =>
       logger.warn({ identity, err: error }, "the store cannot be reached; checking the key against the identity's keys as last read"),
     );
-    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, logger });
+    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, logger, clock });
     const apiAddress = await listen(api, config.listen.api, "listen.api");
     cleanup.push(() => closeServer(api));
     // Before the API server, which carries the tunnel: its close waits for every socket it
