@@ -43,7 +43,8 @@ export interface Gateway {
    * Swaps in a validated config: new sessions see its connections, policy and
    * identity settings; open sessions go on. Settings bound at start
    * (listener addresses, TLS files, the store...) keep their old values until
-   * a restart; `restartNeeded` names them. Throws GatewayError (and keeps the
+   * a restart; `restartNeeded` names those that differ from what is running
+   * (not from the previous reload). Throws GatewayError (and keeps the
    * old config) when the new one cannot be used (an unreadable identity.oidc.ca).
    */
   reload(next: GatewayConfig): ReloadResult;
@@ -58,6 +59,8 @@ export interface ReloadResult {
 /** Starts every listener of a validated config; rejects (after undoing what started) if any cannot start. */
 export async function startGateway(initial: GatewayConfig, options: GatewayOptions): Promise<Gateway> {
   let config = initial;
+  /** What the listeners, TLS and store were started with: a reload's restartNeeded compares with this. */
+  const running = initial;
   const { logger } = options;
   const clock = options.clock ?? systemClock;
   const dataDir = ensureDataDir(config.dataDir);
@@ -137,7 +140,8 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       config: current,
       reload(next) {
         readOidcCa(next.identity.oidc);
-        const restartNeeded = startBoundChanges(config, next);
+        // Against what runs, not the previous reload: a second SIGHUP still names a listener that moved.
+        const restartNeeded = startBoundChanges(running, next);
         const oidcChanged = JSON.stringify(config.identity.oidc) !== JSON.stringify(next.identity.oidc);
         config = next;
         if (oidcChanged) warmUpOidc();
