@@ -48,7 +48,13 @@ export interface Gateway {
    * old config) when the new one cannot be used (an unreadable identity.oidc.ca).
    */
   reload(next: GatewayConfig): ReloadResult;
-  close(): Promise<void>;
+  /**
+   * Stops: takes no new sessions, lets open ones finish for `graceMs` (default: the config's
+   * shutdown.graceMs), ends the rest (Postgres: FATAL 57P01) and seals them with end reason
+   * `gateway_shutdown`, then closes the tunnel, API, journal and store, all within about 2 s
+   * after the grace. Calling it again with `graceMs: 0` cuts a running grace short.
+   */
+  close(options?: { graceMs?: number }): Promise<void>;
 }
 
 export interface ReloadResult {
@@ -74,7 +80,9 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     cleanup.push(() => store.close());
     // Journal, signing key and shipper (docs/evidence.md); closed after the listeners, before the store.
     const recording = await startRecording({ dataDir, store, settings: config.recording, clock, logger });
-    cleanup.push(() => recording.close());
+    // A stopping gateway gives the shipper what is left of its 2 s after the grace, 5 s at most.
+    let exitDeadline: number | undefined;
+    cleanup.push(() => recording.close(exitDeadline === undefined ? undefined : Math.max(0, exitDeadline - SHUTDOWN_MARGIN_MS - Date.now())));
 
     const admin = adminTokenHash(dataDir, config.api.adminTokenSha256);
     if (admin.generated) options.onAdminTokenGenerated?.(admin.generated, join(dataDir, "admin-token"));
@@ -107,12 +115,15 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     const scheme = config.api.tls ? "https" : "http";
     const apiUrl = `${scheme}://${formatHostPort({ host: connectHost(apiAddress.host), port: apiAddress.port })}`;
 
+    /** Each listener's graceful stop (drain.ts), run before the cleanup closes anything. */
+    const drains: Array<(grace: AbortSignal) => Promise<void>> = [];
     const tcpListeners = new Map<string, HostPort>();
     for (const [i, connection] of config.connections.entries()) {
       if (connection.protocol !== "tcp") continue;
       const listener = new TcpListener(connection, broker, logger.child({ connection: connection.name }));
       tcpListeners.set(connection.name, await listenOrFail(() => listener.listen(), connection.listen!, `connections[${i}].listen`));
       cleanup.push(() => listener.close());
+      drains.push((grace) => listener.drain(grace));
     }
 
     let postgres: HostPort | undefined;
@@ -122,6 +133,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, passwords, tls, clock, logger });
       postgres = await listenOrFail(() => listener.listen(config.listen.postgres!), config.listen.postgres, "listen.postgres");
       cleanup.push(() => listener.close());
+      drains.push((grace) => listener.drain(grace));
       logger.info({ tls: tls.source, requireTls: config.postgres.requireTls }, "postgres listener ready");
     }
 
@@ -130,6 +142,18 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     logger.info({ apiUrl, dataDir, store: config.store.url ? "postgres" : "embedded", postgres: postgres ?? null, tcp: Object.fromEntries(tcpListeners) }, "gateway started");
 
     let closing: Promise<void> | undefined;
+    const graceOver = new AbortController();
+    const drainAndClose = async (graceMs: number) => {
+      exitDeadline = Date.now() + graceMs + SHUTDOWN_EXIT_MS;
+      logger.info({ graceMs }, "gateway draining: no new sessions; open ones have the grace period to finish");
+      const timer = setTimeout(() => graceOver.abort(), graceMs);
+      try {
+        await Promise.all(drains.map((drain) => drain(graceOver.signal)));
+      } finally {
+        clearTimeout(timer);
+      }
+      await undo();
+    };
     return {
       apiUrl,
       dataDir,
@@ -147,13 +171,21 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
         if (oidcChanged) warmUpOidc();
         return { restartNeeded };
       },
-      close: () => (closing ??= undo()),
+      close(options = {}) {
+        if (options.graceMs === 0) graceOver.abort();
+        return (closing ??= drainAndClose(options.graceMs ?? config.shutdown.graceMs));
+      },
     };
   } catch (error) {
     await undo();
     throw error;
   }
 }
+
+/** A stopping gateway exits within the grace period plus this. */
+const SHUTDOWN_EXIT_MS = 2_000;
+/** Kept back from that for closing the store and the process's own exit. */
+const SHUTDOWN_MARGIN_MS = 500;
 
 /**
  * The settings read once at start, whose change a reload cannot apply:

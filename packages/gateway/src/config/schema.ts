@@ -69,6 +69,14 @@ const tunnelSchema = z.strictObject({
   openTimeoutMs: z.number().int().min(100).default(15_000),
 });
 
+const shutdownSchema = z.strictObject({
+  /**
+   * Milliseconds a stopping gateway (SIGTERM, SIGINT) lets open sessions finish after it stops
+   * accepting new ones; then it ends them (Postgres: FATAL 57P01) and exits within about 2 s more.
+   */
+  graceMs: z.number().int().min(0).max(3_600_000).default(10_000),
+});
+
 const postgresSchema = z.strictObject({
   /** PEM files for the Postgres listener's TLS. Left out: a self-signed pair generated into <dataDir>/tls at first start. */
   tls: tlsFilesSchema.optional(),
@@ -190,6 +198,7 @@ export const configSchema = z.strictObject({
     tunnel: tunnelSchema.default(() => tunnelSchema.parse({})),
     postgres: postgresSchema.default(() => postgresSchema.parse({})),
     recording: recordingSchema.default(() => recordingSchema.parse({})),
+    shutdown: shutdownSchema.default(() => shutdownSchema.parse({})),
     identity: identitySchema.default(() => identitySchema.parse({})),
     log: z.strictObject({ level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info") }).default({ level: "info" }),
     connectors: z.array(connectorSchema).default([]),

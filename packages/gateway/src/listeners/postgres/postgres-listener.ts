@@ -28,6 +28,7 @@ import { recordRefusal, type OpenFailure, type SessionBroker } from "../../sessi
 import type { TlsMaterial } from "../../tls-material.js";
 import { ChunkSource } from "../chunk-source.js";
 import { SocketServer } from "../socket-server.js";
+import { drainListener, OpenSessions } from "../drain.js";
 import { CancelKeys } from "./cancel-keys.js";
 import { commandDraft, commandEvent } from "./command-events.js";
 import { GatewayError, type RecordingProblem } from "../../errors.js";
@@ -62,7 +63,8 @@ class Refused extends Error {
  * statement and its outcome.
  */
 export class PostgresListener {
-  private readonly server = new SocketServer((socket) => void this.handle(socket));
+  private readonly server = new SocketServer((socket) => this.handle(socket));
+  private readonly openSessions = new OpenSessions();
   readonly cancelKeys = new CancelKeys();
   /** Makes failed SCRAM attempts for unknown identities look alike across connections. */
   private readonly mockSecret = randomBytes(32);
@@ -75,6 +77,11 @@ export class PostgresListener {
 
   close(): Promise<void> {
     return this.server.close();
+  }
+
+  /** Graceful stop: no new clients; sessions still open when `grace` aborts end with FATAL 57P01 (see drain.ts). */
+  drain(grace: AbortSignal): Promise<void> {
+    return drainListener(this.server, this.openSessions, grace);
   }
 
   private async handle(socket: Socket): Promise<void> {
@@ -284,6 +291,18 @@ export class PostgresListener {
         standardConformingStrings: parameters.standard_conforming_strings !== "off",
       },
     );
+    // A stopping gateway ends the session as Postgres's own shutdown does: FATAL 57P01, sent
+    // only between the server's messages (inside one the client could not parse it).
+    let endedForShutdown = false;
+    const endForShutdown = () => {
+      if (endedForShutdown) return;
+      endedForShutdown = true;
+      if (!client.destroyed && !client.writableEnded) client.end(ADMIN_SHUTDOWN);
+      upstream.destroy();
+    };
+    const forgetSession = this.openSessions.add(() => {
+      if (observer.backendAtMessageBoundary) endForShutdown();
+    });
     let refused: Error | undefined;
     for (const chunk of early) {
       observer.frontend(chunk);
@@ -303,7 +322,11 @@ export class PostgresListener {
             observer.frontend(chunk);
             return session.writeAhead();
           },
-          down: (chunk) => observer.backend(chunk),
+          down: (chunk) => {
+            observer.backend(chunk);
+            // The relay writes this chunk right after we return; the farewell follows it.
+            if (this.openSessions.shuttingDown && !endedForShutdown && observer.backendAtMessageBoundary) queueMicrotask(endForShutdown);
+          },
           onViolation: (error, direction) =>
             isRecordingUnavailable(error)
               ? recordingRefusal(error)
@@ -319,6 +342,7 @@ export class PostgresListener {
               ? errorResponse({ severity: "FATAL", code: SqlState.connectionFailure, message: `the connection to the resource was lost: connector "${session.meta.connector}" went away (${error.message})` })
               : undefined,
         });
+    forgetSession();
     try {
       observer.end();
     } catch {
@@ -326,8 +350,9 @@ export class PostgresListener {
     }
     flushRecords();
     const error = result.error;
-    const endedBy = clientTerminated && !error ? "client" : result.endedBy;
-    const reason = isRecordingUnavailable(error) ? "recording_unavailable" : result.violation ? "protocol_violation" : error instanceof TunnelError ? "connector_lost" : error ? "error" : `${endedBy}_closed`;
+    const shutdown = this.openSessions.shuttingDown && !clientTerminated;
+    const endedBy = shutdown ? "gateway" : clientTerminated && !error ? "client" : result.endedBy;
+    const reason = shutdown ? "gateway_shutdown" : isRecordingUnavailable(error) ? "recording_unavailable" : result.violation ? "protocol_violation" : error instanceof TunnelError ? "connector_lost" : error ? "error" : `${endedBy}_closed`;
     await session
       .record({
         kind: "disconnect",
@@ -385,6 +410,9 @@ function recordingRefusal(error: Error): Uint8Array {
     message: `the gateway cannot record this session (${problem.reason === "journal_full" ? "its journal is full" : "its journal cannot be written"}); the command was not run`,
   });
 }
+
+/** What Postgres itself sends its clients when it shuts down (`pg_ctl stop -m fast`). */
+const ADMIN_SHUTDOWN = errorResponse({ severity: "FATAL", code: SqlState.adminShutdown, message: "terminating connection due to administrator command" });
 
 /** The ALPN protocol a direct-TLS Postgres client offers (and requires the server to pick). */
 const POSTGRES_ALPN = "postgresql";
