@@ -86,6 +86,13 @@ const postgresSchema = z.strictObject({
    * everywhere; only for networks you trust).
    */
   requireTls: z.enum(["non-loopback", "always", "never"]).default("non-loopback"),
+  /**
+   * How a client proves itself over TLS. "password": its access key or OIDC token in cleartext
+   * inside TLS. "scram": SCRAM-SHA-256-PLUS (channel binding, what psql's channel_binding=require
+   * needs) or SCRAM-SHA-256; access keys only, since an OIDC token has no verifier to check it
+   * against. Without TLS it is always SCRAM-SHA-256.
+   */
+  tlsAuth: z.enum(["password", "scram"]).default("password"),
 });
 
 const journalSchema = z.strictObject({

@@ -30,6 +30,7 @@ import { ChunkSource } from "../chunk-source.js";
 import { SocketServer } from "../socket-server.js";
 import { drainListener, OpenSessions } from "../drain.js";
 import { CancelKeys } from "./cancel-keys.js";
+import { certificateBinding } from "./channel-binding.js";
 import { commandDraft, commandEvent } from "./command-events.js";
 import { GatewayError, type RecordingProblem } from "../../errors.js";
 
@@ -68,8 +69,12 @@ export class PostgresListener {
   readonly cancelKeys = new CancelKeys();
   /** Makes failed SCRAM attempts for unknown identities look alike across connections. */
   private readonly mockSecret = randomBytes(32);
+  /** For SCRAM-SHA-256-PLUS over TLS (postgres.tlsAuth: scram). */
+  private readonly channelBinding: Uint8Array | undefined;
 
-  constructor(private readonly deps: PostgresListenerDeps) {}
+  constructor(private readonly deps: PostgresListenerDeps) {
+    this.channelBinding = certificateBinding(deps.tls.cert);
+  }
 
   listen(at: HostPort): Promise<HostPort> {
     return this.server.listen(at);
@@ -185,10 +190,11 @@ export class PostgresListener {
         await refuse("auth_failed", "auth_failed", { reason: "tls_required", message }, startup.fail({ code: SqlState.invalidAuthorizationSpecification, message }));
       }
 
-      // Phase 3: authenticate the identity. Over TLS the client sends its key in cleartext;
-      // in plaintext it proves it with SCRAM-SHA-256 and the key never crosses the wire.
+      // Phase 3: authenticate the identity. Over TLS (postgres.tlsAuth: password) the client sends
+      // its key or token in cleartext; otherwise it proves its key with SCRAM and the key never
+      // crosses the wire — over TLS with SCRAM-SHA-256-PLUS offered, bound to our certificate.
       const badPassword = () => startup.fail({ code: SqlState.invalidPassword, message: `password authentication failed for user "${user}"` });
-      if (first.tls) {
+      if (first.tls && config.postgres.tlsAuth === "password") {
         stream.write(startup.requestPassword());
         const answer = await nextEvent();
         if (answer.type === "terminate") return void stream.end();
@@ -200,7 +206,9 @@ export class PostgresListener {
         const { verifiers } = await this.deps.accessKeys.scramCandidates(user);
         // SCRAM announces one salt before the client proves anything; all of an identity's keys
         // share it, so the proof is checked against every live key (rotation keeps the old one working).
-        stream.write(startup.requestScram({ verifiers: verifiers.map((v) => v.verifier), mockSecret: this.mockSecret }));
+        identity = { name: user, method: "access_key" };
+        const channelBinding = first.tls ? this.channelBinding : undefined;
+        stream.write(startup.requestScram({ verifiers: verifiers.map((v) => v.verifier), mockSecret: this.mockSecret, ...(channelBinding ? { channelBinding } : {}) }));
         for (;;) {
           const answer = await nextEvent();
           if (answer.type === "write") stream.write(answer.bytes);
@@ -209,7 +217,7 @@ export class PostgresListener {
             if (matched) this.deps.accessKeys.touch(matched.keyId);
             break;
           } else if (answer.type === "authenticationFailed") {
-            await refuse("auth_failed", "auth_failed", { reason: verifiers.length > 0 ? "wrong_key" : "no_key", method: "scram-sha-256" }, badPassword());
+            await refuse("auth_failed", "auth_failed", { reason: verifiers.length > 0 ? "wrong_key" : "no_key", method: answer.method }, badPassword());
           } else if (answer.type === "terminate") return void stream.end();
           else throw new Error(`unexpected event ${answer.type} during SCRAM`);
         }
