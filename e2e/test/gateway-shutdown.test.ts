@@ -18,14 +18,12 @@ let gateway: RunningGateway;
 let connector: Proc;
 let key: string;
 let listen: { host: string; port: number };
+let dc1: { token: string; sha256: string };
 
-beforeAll(async () => {
-  server = await startPostgresServer();
-  db = await server.createDatabase({ empty: true });
-  store = await server.createDatabase({ empty: true });
-  const dc1 = newToken();
+/** Starts the gateway (again, in the same directory and on the same API port for a restart). */
+async function startGateway(again?: { dir: string; apiPort: number }): Promise<void> {
   gateway = await startGatewayProcess({
-    listen: { api: "127.0.0.1:0", postgres: "127.0.0.1:0" },
+    listen: { api: `127.0.0.1:${again?.apiPort ?? 0}`, postgres: "127.0.0.1:0" },
     store: { url: server.url(store.name) },
     shutdown: { graceMs: GRACE_MS },
     connectors: [{ name: "dc1", tokenSha256: dc1.sha256 }],
@@ -39,8 +37,16 @@ beforeAll(async () => {
         allow: [{ identity: "agent" }],
       },
     ],
-  });
+  }, again?.dir);
   listen = gateway.proc.lines.find((l) => l.msg === "gateway started")!.postgres as { host: string; port: number };
+}
+
+beforeAll(async () => {
+  server = await startPostgresServer();
+  db = await server.createDatabase({ empty: true });
+  store = await server.createDatabase({ empty: true });
+  dc1 = newToken();
+  await startGateway();
   connector = await startConnectorProcess({
     gateway: gateway.apiUrl,
     name: "dc1",
@@ -146,4 +152,22 @@ it("drains: open sessions get the grace, then FATAL 57P01 and a gateway_shutdown
   } finally {
     await client.end();
   }
+});
+
+it("a second SIGTERM ends the grace at once", async () => {
+  // The connector comes back on its own once the gateway answers on the same port again.
+  await startGateway({ dir: gateway.dir, apiPort: Number(new URL(gateway.apiUrl).port) });
+  await gateway.proc.waitFor((l) => l.msg === "connector connected");
+  const busy = psql("hurry-busy", ["-c", "select pg_sleep(60)"]);
+  await openSessions(["hurry-busy"]);
+
+  const signalledAt = Date.now();
+  gateway.proc.child.kill("SIGTERM");
+  await gateway.proc.waitFor((l) => l.msg === "gateway stopping");
+  gateway.proc.child.kill("SIGTERM");
+  const busyExit = await busy.exited;
+  expect(busyExit.atMs - signalledAt).toBeLessThan(GRACE_MS - 1_000);
+  expect(busy.stderr()).toContain("FATAL:  terminating connection due to administrator command");
+  expect(await gateway.proc.exited).toBe(0);
+  expect(Date.now() - signalledAt).toBeLessThan(GRACE_MS);
 });
