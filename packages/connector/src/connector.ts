@@ -52,8 +52,12 @@ export class Connector extends EventEmitter<ConnectorEvents> {
   readonly #logger: Logger;
   readonly #dialers: DialerRegistry;
   readonly #tunnel: TunnelClient;
-  /** Per live link: aborted when the link goes, so dials in flight for it stop. */
-  #linkAbort = new AbortController();
+  /**
+   * Dials in flight, each with a signal of its own, aborted when the link goes (or the connector
+   * stops) so they stop. Not one signal for the link: each dial would add its abort listener to it,
+   * and 11 sessions opening at once tripped Node's MaxListenersExceededWarning.
+   */
+  readonly #dials = new Set<AbortController>();
   /** Streams being dialed or relayed. */
   readonly #streams = new Set<Promise<void>>();
   #idleWaiters: (() => void)[] = [];
@@ -77,7 +81,7 @@ export class Connector extends EventEmitter<ConnectorEvents> {
     });
     this.#tunnel.on("connected", (mux) => this.#onConnected(mux));
     this.#tunnel.on("disconnected", (reason) => {
-      this.#linkAbort.abort(new ConnectorError("INTERNAL", `tunnel lost: ${reason}`));
+      this.#abortDials(new ConnectorError("INTERNAL", `tunnel lost: ${reason}`));
       this.emit("disconnected", reason);
     });
   }
@@ -131,7 +135,7 @@ export class Connector extends EventEmitter<ConnectorEvents> {
   /** Closes the tunnel at once (open streams fail with LINK_CLOSED) and stops dialing. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      this.#linkAbort.abort(new ConnectorError("INTERNAL", "connector stopping"));
+      this.#abortDials(new ConnectorError("INTERNAL", "connector stopping"));
       await this.#tunnel.stop("connector stopping");
       // The link's close errors every stream; wait for their sockets to be torn down too.
       await this.#whenIdle();
@@ -140,8 +144,12 @@ export class Connector extends EventEmitter<ConnectorEvents> {
     return this.#stopping;
   }
 
+  #abortDials(reason: ConnectorError): void {
+    for (const dial of this.#dials) dial.abort(reason);
+    this.#dials.clear();
+  }
+
   #onConnected(mux: Multiplexer): void {
-    this.#linkAbort = new AbortController();
     // A link that came up while draining (the dial was in flight) gets the Drain right away.
     if (this.#draining !== null) mux.drain();
     this.emit("connected");
@@ -206,7 +214,9 @@ export class Connector extends EventEmitter<ConnectorEvents> {
       return;
     }
 
-    const signal = this.#linkAbort.signal;
+    const dial = new AbortController();
+    this.#dials.add(dial);
+    const { signal } = dial;
     this.#track(
       (async () => {
         let dialed: DialResult;
@@ -214,12 +224,14 @@ export class Connector extends EventEmitter<ConnectorEvents> {
           const password = await resolveCredential(open.credential?.passwordRef ?? "", this.#settings.credentialEnv);
           dialed = await dialer(open, { password, logger: log, signal, timeoutMs: this.#settings.dialTimeoutMs });
         } catch (err) {
+          this.#dials.delete(dial);
           if (signal.aborted) return; // the link is gone; nobody is waiting for an answer
           const failure = streamFailureOf(err);
           if (failure.code === "INTERNAL") log.error({ err }, "dialer failed unexpectedly");
           refuse(failure.code, failure.message);
           return;
         }
+        this.#dials.delete(dial);
         if (signal.aborted) {
           dialed.socket.destroy();
           return;

@@ -3,6 +3,7 @@ import { Multiplexer, wsLink, type MuxOptions } from "@gatehouse/proto";
 import type { Logger } from "pino";
 import { WebSocket } from "ws";
 import type { Backoff } from "./backoff.js";
+import { gatewayAddress, isGatewayUnreachable, whenGatewayAnswers } from "./gateway-probe.js";
 
 /**
  * Largest WebSocket message accepted from the gateway. A message may carry several coalesced frames, so this is
@@ -13,6 +14,12 @@ export const MAX_WS_MESSAGE_BYTES = 4 * 1024 * 1024;
 export const UPGRADE_TIMEOUT_MS = 15_000;
 /** After asking the link to close, how long to wait for the gateway's close frame before cutting the socket. */
 const CLOSE_GRACE_MS = 2_000;
+/**
+ * While the gateway's port refuses connections and the backoff delay is longer than this, the
+ * port is probed about this often (ms) and the connector dials as soon as it answers.
+ */
+export const GATEWAY_PROBE_INTERVAL_MS = 500;
+const GATEWAY_PROBE_TIMEOUT_MS = 2_000;
 
 /**
  * Over wss:// every frame gets an all-zero WebSocket mask, which ws then skips: no copy and no XOR of each payload
@@ -60,6 +67,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   #ws: WebSocket | null = null;
   #mux: Multiplexer | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
+  /** Ends the probe that watches for the gateway's return (see gateway-probe.ts). */
+  #probe: AbortController | null = null;
   #stopped = false;
   #closed: Promise<void> = Promise.resolve();
 
@@ -81,10 +90,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   /** Stops dialing and closes the live link (its streams fail with LINK_CLOSED). Resolves once the socket is gone. */
   async stop(reason: string): Promise<void> {
     this.#stopped = true;
-    if (this.#retryTimer !== null) {
-      clearTimeout(this.#retryTimer);
-      this.#retryTimer = null;
-    }
+    this.#cancelRetry();
     const ws = this.#ws;
     if (ws !== null) {
       if (this.#mux !== null) this.#mux.close(reason);
@@ -175,13 +181,44 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
         else logger.warn(fields, `cannot open the tunnel: ${message}`);
         this.emit("attempt-failed", { status, message, retryInMs });
       }
-      if (retryInMs !== null) {
-        this.#retryTimer = setTimeout(() => {
-          this.#retryTimer = null;
-          if (!this.#stopped) this.#dial();
-        }, retryInMs);
-      }
+      if (retryInMs !== null) this.#retryIn(retryInMs, !wasUp && isGatewayUnreachable(error));
     };
+  }
+
+  /**
+   * Dials again after `delayMs`, or sooner: when the gateway did not even answer TCP, its port is
+   * probed meanwhile, and the first probe it answers ends the wait. After a long outage the
+   * backoff has grown to tens of seconds; without this the connector came back that much later
+   * than the gateway.
+   */
+  #retryIn(delayMs: number, unreachable: boolean): void {
+    const dialNow = () => {
+      this.#cancelRetry();
+      if (!this.#stopped) this.#dial();
+    };
+    this.#retryTimer = setTimeout(dialNow, delayMs);
+    if (!unreachable || delayMs <= GATEWAY_PROBE_INTERVAL_MS) return;
+    const probe = new AbortController();
+    this.#probe = probe;
+    void whenGatewayAnswers(gatewayAddress(this.#options.url), {
+      intervalMs: GATEWAY_PROBE_INTERVAL_MS,
+      timeoutMs: GATEWAY_PROBE_TIMEOUT_MS,
+      random: Math.random,
+      signal: probe.signal,
+    }).then((answered) => {
+      if (!answered || this.#probe !== probe) return;
+      this.#options.logger.info({ gateway: this.#options.url.href }, "the gateway answers again; dialing now");
+      dialNow();
+    });
+  }
+
+  #cancelRetry(): void {
+    if (this.#retryTimer !== null) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+    }
+    this.#probe?.abort();
+    this.#probe = null;
   }
 
   #describeFailure(status: number | null, error: Error | null): string {

@@ -23,6 +23,8 @@ export interface FakeGatewayOptions {
   mux?: Omit<MuxOptions, "role" | "onOpen">;
   /** Serve wss:// with this key and certificate. */
   tls?: { key: string; cert: string };
+  /** Listen on this port (a gateway coming back where it was); default: any free one. */
+  port?: number;
 }
 
 export interface GatewayLink {
@@ -77,7 +79,7 @@ export class FakeGateway extends EventEmitter<{ link: [GatewayLink]; refused: [s
 
   static async start(token: string, options?: FakeGatewayOptions): Promise<FakeGateway> {
     const gw = new FakeGateway(token, options);
-    gw.#http.listen(0, "127.0.0.1");
+    gw.#http.listen(options?.port ?? 0, "127.0.0.1");
     await once(gw.#http, "listening");
     gw.port = (gw.#http.address() as AddressInfo).port;
     return gw;

@@ -44,11 +44,18 @@ export interface Gateway {
    * Swaps in a validated config: new sessions see its connections, policy and
    * identity settings; open sessions go on. Settings bound at start
    * (listener addresses, TLS files, the store...) keep their old values until
-   * a restart; `restartNeeded` names them. Throws GatewayError (and keeps the
+   * a restart; `restartNeeded` names those that differ from what is running
+   * (not from the previous reload). Throws GatewayError (and keeps the
    * old config) when the new one cannot be used (an unreadable identity.oidc.ca).
    */
   reload(next: GatewayConfig): ReloadResult;
-  close(): Promise<void>;
+  /**
+   * Stops: takes no new sessions, lets open ones finish for `graceMs` (default: the config's
+   * shutdown.graceMs), ends the rest (Postgres: FATAL 57P01) and seals them with end reason
+   * `gateway_shutdown`, then closes the tunnel, API, journal and store, all within about 2 s
+   * after the grace. Calling it again with `graceMs: 0` cuts a running grace short.
+   */
+  close(options?: { graceMs?: number }): Promise<void>;
 }
 
 export interface ReloadResult {
@@ -59,6 +66,8 @@ export interface ReloadResult {
 /** Starts every listener of a validated config; rejects (after undoing what started) if any cannot start. */
 export async function startGateway(initial: GatewayConfig, options: GatewayOptions): Promise<Gateway> {
   let config = initial;
+  /** What the listeners, TLS and store were started with: a reload's restartNeeded compares with this. */
+  const running = initial;
   const { logger } = options;
   const clock = options.clock ?? systemClock;
   const dataDir = ensureDataDir(config.dataDir);
@@ -72,7 +81,9 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     cleanup.push(() => store.close());
     // Journal, signing key and shipper (docs/evidence.md); closed after the listeners, before the store.
     const recording = await startRecording({ dataDir, store, settings: config.recording, clock, logger });
-    cleanup.push(() => recording.close());
+    // A stopping gateway gives the shipper what is left of its 2 s after the grace, 5 s at most.
+    let exitDeadline: number | undefined;
+    cleanup.push(() => recording.close(exitDeadline === undefined ? undefined : Math.max(0, exitDeadline - SHUTDOWN_MARGIN_MS - Date.now())));
 
     const admin = adminTokenHash(dataDir, config.api.adminTokenSha256);
     if (admin.generated) options.onAdminTokenGenerated?.(admin.generated, join(dataDir, "admin-token"));
@@ -100,7 +111,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     cleanup.push(() => accessKeys.close());
     const ready = () =>
       readiness({ recordingMode: recorder.mode, journalProblem: recording.journal.problem(), storeFailing: recording.shipper.stats.storeDown || accessKeys.storeFailing });
-    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, logger, readiness: ready });
+    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, logger, readiness: ready, clock });
     const apiAddress = await listen(api, config.listen.api, "listen.api");
     cleanup.push(() => closeServer(api));
     // Before the API server, which carries the tunnel: its close waits for every socket it
@@ -109,12 +120,15 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     const scheme = config.api.tls ? "https" : "http";
     const apiUrl = `${scheme}://${formatHostPort({ host: connectHost(apiAddress.host), port: apiAddress.port })}`;
 
+    /** Each listener's graceful stop (drain.ts), run before the cleanup closes anything. */
+    const drains: Array<(grace: AbortSignal) => Promise<void>> = [];
     const tcpListeners = new Map<string, HostPort>();
     for (const [i, connection] of config.connections.entries()) {
       if (connection.protocol !== "tcp") continue;
       const listener = new TcpListener(connection, broker, logger.child({ connection: connection.name }));
       tcpListeners.set(connection.name, await listenOrFail(() => listener.listen(), connection.listen!, `connections[${i}].listen`));
       cleanup.push(() => listener.close());
+      drains.push((grace) => listener.drain(grace));
     }
 
     let postgres: HostPort | undefined;
@@ -124,6 +138,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, passwords, tls, clock, logger });
       postgres = await listenOrFail(() => listener.listen(config.listen.postgres!), config.listen.postgres, "listen.postgres");
       cleanup.push(() => listener.close());
+      drains.push((grace) => listener.drain(grace));
       logger.info({ tls: tls.source, requireTls: config.postgres.requireTls }, "postgres listener ready");
     }
 
@@ -132,6 +147,18 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     logger.info({ apiUrl, dataDir, store: config.store.url ? "postgres" : "embedded", postgres: postgres ?? null, tcp: Object.fromEntries(tcpListeners) }, "gateway started");
 
     let closing: Promise<void> | undefined;
+    const graceOver = new AbortController();
+    const drainAndClose = async (graceMs: number) => {
+      exitDeadline = Date.now() + graceMs + SHUTDOWN_EXIT_MS;
+      logger.info({ graceMs }, "gateway draining: no new sessions; open ones have the grace period to finish");
+      const timer = setTimeout(() => graceOver.abort(), graceMs);
+      try {
+        await Promise.all(drains.map((drain) => drain(graceOver.signal)));
+      } finally {
+        clearTimeout(timer);
+      }
+      await undo();
+    };
     return {
       apiUrl,
       dataDir,
@@ -142,19 +169,28 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       config: current,
       reload(next) {
         readOidcCa(next.identity.oidc);
-        const restartNeeded = startBoundChanges(config, next);
+        // Against what runs, not the previous reload: a second SIGHUP still names a listener that moved.
+        const restartNeeded = startBoundChanges(running, next);
         const oidcChanged = JSON.stringify(config.identity.oidc) !== JSON.stringify(next.identity.oidc);
         config = next;
         if (oidcChanged) warmUpOidc();
         return { restartNeeded };
       },
-      close: () => (closing ??= undo()),
+      close(options = {}) {
+        if (options.graceMs === 0) graceOver.abort();
+        return (closing ??= drainAndClose(options.graceMs ?? config.shutdown.graceMs));
+      },
     };
   } catch (error) {
     await undo();
     throw error;
   }
 }
+
+/** A stopping gateway exits within the grace period plus this. */
+const SHUTDOWN_EXIT_MS = 2_000;
+/** Kept back from that for closing the store and the process's own exit. */
+const SHUTDOWN_MARGIN_MS = 500;
 
 /**
  * The settings read once at start, whose change a reload cannot apply:

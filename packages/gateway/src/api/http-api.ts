@@ -3,7 +3,7 @@ import { createServer as createHttpsServer } from "node:https";
 import { readFileSync } from "node:fs";
 import type { SessionFilter, Store } from "@gatehouse/store";
 import type { GatewayConfig } from "../config/schema.js";
-import { isoFromUs, usFromText } from "../clock.js";
+import { isoFromUs, systemClock, type Clock } from "../clock.js";
 import { matchesSha256 } from "../data-dir.js";
 import type { Logger } from "../logger.js";
 import type { ConnectorRegistry } from "../tunnel/connector-registry.js";
@@ -12,6 +12,7 @@ import type { TunnelServer } from "../tunnel/tunnel-server.js";
 import { ApiError, sendError, sendJson } from "./json.js";
 import type { Readiness } from "./readiness.js";
 import { eventView, sessionView } from "./views.js";
+import { BadParameter, parseLimitParameter, sessionFilter } from "./session-query.js";
 
 export interface ApiOptions {
   config: () => GatewayConfig;
@@ -23,6 +24,8 @@ export interface ApiOptions {
   logger: Logger;
   /** For /readyz, which anyone reaching the api listener may call: never a store round trip. */
   readiness: () => Readiness;
+  /** For relative times ("since=24h"); the system clock when left out. */
+  clock?: Clock;
 }
 
 /** The api listener: health, the read API over the record, and the connector tunnel upgrade. */
@@ -30,8 +33,8 @@ export function createApiServer(options: ApiOptions): Server {
   const tls = options.config().api.tls;
   const handler = (request: IncomingMessage, response: ServerResponse) => {
     route(request, response, options).catch((error: unknown) => {
-      const apiError = error instanceof ApiError ? error : new ApiError("internal", "internal error");
-      if (!(error instanceof ApiError)) options.logger.error({ err: error, url: request.url }, "api request failed");
+      const apiError = error instanceof ApiError ? error : error instanceof BadParameter ? new ApiError("bad_request", error.message) : new ApiError("internal", "internal error");
+      if (!(error instanceof ApiError) && !(error instanceof BadParameter)) options.logger.error({ err: error, url: request.url }, "api request failed");
       if (!response.headersSent) sendError(response, apiError);
       else response.destroy();
     });
@@ -64,14 +67,17 @@ async function route(request: IncomingMessage, response: ServerResponse, options
 
   if (url.pathname === "/api/v1/evidence") {
     // The record exactly as stored, in session id order, for `gatehouse verify` to recompute.
-    const limit = Math.min(Number(url.searchParams.get("limit") ?? 200) || 200, 1000);
+    const limitText = url.searchParams.get("limit");
+    const limit = limitText === null ? 200 : parseLimitParameter("limit", limitText, 1000);
     const after = url.searchParams.get("after") ?? undefined;
     const sessions = await storeCall(() => options.store.sessions.scan(after === undefined ? { limit } : { afterId: after, limit }));
     const events = await storeCall(() => options.store.events.forSessions(sessions.map((s) => s.id)));
     return sendJson(response, 200, { sessions, events });
   }
   if (url.pathname === "/api/v1/sessions") {
-    const sessions = await storeCall(() => options.store.sessions.list(sessionFilter(url.searchParams)));
+    // Checked before the store is asked: a bad parameter is the caller's 400, not the store's 503.
+    const filter = sessionFilter(url.searchParams, options.clock ?? systemClock);
+    const sessions = await storeCall(() => options.store.sessions.list(filter));
     return sendJson(response, 200, { sessions: sessions.map(sessionView) });
   }
   const match = /^\/api\/v1\/sessions\/([^/]+)$/.exec(url.pathname);
@@ -158,28 +164,6 @@ function authorize(request: IncomingMessage, adminTokenSha256: string): void {
   const token = /^Bearer (.+)$/i.exec(request.headers.authorization ?? "")?.[1];
   if (!token) throw new ApiError("unauthorized", "an admin token is required (Authorization: Bearer …)");
   if (!matchesSha256(token, adminTokenSha256)) throw new ApiError("unauthorized", "the admin token is not valid");
-}
-
-function sessionFilter(params: URLSearchParams): SessionFilter {
-  const filter: SessionFilter = {};
-  const identity = params.get("identity");
-  const connection = params.get("connection");
-  if (identity) filter.identity = identity;
-  if (connection) filter.connection = connection;
-  for (const key of ["since", "until"] as const) {
-    const text = params.get(key);
-    if (text === null) continue;
-    const us = usFromText(text);
-    if (us === undefined) throw new ApiError("bad_request", `${key}: expected an ISO 8601 time or microseconds, got "${text}"`);
-    filter[key === "since" ? "sinceUs" : "untilUs"] = us;
-  }
-  const limit = params.get("limit");
-  if (limit !== null) {
-    const n = Number(limit);
-    if (!Number.isInteger(n) || n < 1 || n > 1000) throw new ApiError("bad_request", `limit: expected an integer from 1 to 1000, got "${limit}"`);
-    filter.limit = n;
-  }
-  return filter;
 }
 
 async function storeCall<T>(call: () => Promise<T>): Promise<T> {

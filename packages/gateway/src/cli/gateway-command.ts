@@ -15,6 +15,12 @@ rejected (every problem is logged) and the running config stays; check one
 first with "gatehouse config check FILE". Listener addresses, TLS files, the
 store and the data directory change only with a restart (the log says so).
 
+SIGTERM or SIGINT stops it gracefully: no new sessions, open ones get
+shutdown.graceMs (default 10 s) to finish, then they are ended (Postgres
+clients get FATAL 57P01 admin_shutdown) and sealed with end reason
+gateway_shutdown; the process exits within about 2 s after the grace. A second
+signal ends the grace at once.
+
 Options:
   --config FILE       gateway config (YAML); see docs/configuration.md
   --log-level LEVEL   ${LOG_LEVELS.join(", ")} (default: the config's log.level, else info)`;
@@ -60,16 +66,29 @@ export async function gatewayCommand(ctx: CommandContext): Promise<number> {
     write(ctx.stderr, `gatehouse: ${(error as Error).message}`);
     return 1;
   }
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, "gateway stopping");
-      resolve();
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-  });
+  const running = gateway;
+  let closed: Promise<void> | undefined;
+  let stopRequested!: () => void;
+  const stopping = new Promise<void>((resolve) => (stopRequested = resolve));
+  const stop = (signal: NodeJS.Signals) => {
+    if (closed) {
+      logger.info({ signal }, "second signal: ending open sessions now");
+      void running.close({ graceMs: 0 });
+      return;
+    }
+    logger.info({ signal, graceMs: running.config().shutdown.graceMs }, "gateway stopping");
+    closed = running.close();
+    stopRequested();
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  await stopping;
   process.off("SIGHUP", onHangup);
-  await gateway.close();
+  await closed;
+  // Only now: a second signal during the drain must cut it short, not kill the process mid-seal.
+  process.off("SIGTERM", stop);
+  process.off("SIGINT", stop);
+  logger.info("gateway stopped");
   return 0;
 }
 

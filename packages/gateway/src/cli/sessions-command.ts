@@ -1,6 +1,8 @@
 import { ApiClient, resolveApiTarget } from "./api-client.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
 import { formatSession, formatSessionList } from "./format.js";
+import { systemClock } from "../clock.js";
+import { BadParameter, MAX_SESSION_LIMIT, parseLimitParameter, parseTimeParameter } from "../api/session-query.js";
 
 const COMMON = `  --gateway URL       the gateway's API (default: the one started from this directory,
                       found in DATA_DIR/gateway.json; or GATEHOUSE_GATEWAY_URL)
@@ -12,10 +14,16 @@ export const SESSIONS_HELP = `Usage:
   gatehouse sessions list [--identity NAME] [--connection NAME] [--since TIME] [--until TIME] [--limit N] [--json]
   gatehouse sessions show ID|--last [--json]
 
-Reads the record through the gateway's API. Sessions are listed newest first;
-TIME is ISO 8601 (2026-11-24T07:00:00Z) or microseconds since the epoch.
+Reads the record through the gateway's API. Sessions are listed newest first.
 
 Options:
+  --identity NAME     only sessions of this identity
+  --connection NAME   only sessions of this connection
+  --since TIME        only sessions started at or after TIME
+  --until TIME        only sessions started before TIME
+                      TIME: ISO 8601 (2026-11-24T07:00:00Z), microseconds since the
+                      epoch, or a duration ago (30m, 24h, 7d)
+  --limit N           at most N sessions, 1 to ${MAX_SESSION_LIMIT} (default 50)
 ${COMMON}`;
 
 const shared = {
@@ -47,6 +55,15 @@ async function list(ctx: CommandContext): Promise<number> {
   if (values.help) {
     write(ctx.stdout, SESSIONS_HELP);
     return 0;
+  }
+  // Checked here too, so a typo is a usage error naming the option rather than a round trip.
+  try {
+    if (values.limit !== undefined) parseLimitParameter("--limit", values.limit, MAX_SESSION_LIMIT);
+    if (values.since !== undefined) parseTimeParameter("--since", values.since, systemClock);
+    if (values.until !== undefined) parseTimeParameter("--until", values.until, systemClock);
+  } catch (error) {
+    if (error instanceof BadParameter) throw new UsageError(error.message);
+    throw error;
   }
   const client = new ApiClient(resolveApiTarget({ gateway: values.gateway, dataDir: values["data-dir"], env: ctx.env }));
   const sessions = await client.listSessions({

@@ -69,6 +69,14 @@ const tunnelSchema = z.strictObject({
   openTimeoutMs: z.number().int().min(100).default(15_000),
 });
 
+const shutdownSchema = z.strictObject({
+  /**
+   * Milliseconds a stopping gateway (SIGTERM, SIGINT) lets open sessions finish after it stops
+   * accepting new ones; then it ends them (Postgres: FATAL 57P01) and exits within about 2 s more.
+   */
+  graceMs: z.number().int().min(0).max(3_600_000).default(10_000),
+});
+
 const postgresSchema = z.strictObject({
   /** PEM files for the Postgres listener's TLS. Left out: a self-signed pair generated into <dataDir>/tls at first start. */
   tls: tlsFilesSchema.optional(),
@@ -78,6 +86,13 @@ const postgresSchema = z.strictObject({
    * everywhere; only for networks you trust).
    */
   requireTls: z.enum(["non-loopback", "always", "never"]).default("non-loopback"),
+  /**
+   * How a client proves itself over TLS. "password": its access key or OIDC token in cleartext
+   * inside TLS. "scram": SCRAM-SHA-256-PLUS (channel binding, what psql's channel_binding=require
+   * needs) or SCRAM-SHA-256; access keys only, since an OIDC token has no verifier to check it
+   * against. Without TLS it is always SCRAM-SHA-256.
+   */
+  tlsAuth: z.enum(["password", "scram"]).default("password"),
 });
 
 const authThrottleSchema = z.strictObject({
@@ -228,6 +243,7 @@ export const configSchema = z.strictObject({
     tunnel: tunnelSchema.default(() => tunnelSchema.parse({})),
     postgres: postgresSchema.default(() => postgresSchema.parse({})),
     recording: recordingSchema.default(() => recordingSchema.parse({})),
+    shutdown: shutdownSchema.default(() => shutdownSchema.parse({})),
     identity: identitySchema.default(() => identitySchema.parse({})),
     limits: limitsSchema.default(() => limitsSchema.parse({})),
     log: z.strictObject({ level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info") }).default({ level: "info" }),

@@ -19,8 +19,8 @@ export interface Recording {
   shipper: Shipper;
   signingKey: SigningKey;
   recovery: JournalRecovery;
-  /** Ships what it can (a few seconds at most), then closes the journal. Call after the listeners closed. */
-  close(): Promise<void>;
+  /** Ships what it can (for `drainMs`, default 5 s), then closes the journal. Call after the listeners closed. */
+  close(drainMs?: number): Promise<void>;
 }
 
 /**
@@ -69,10 +69,10 @@ export async function startRecording(options: {
     shipper,
     signingKey,
     recovery,
-    async close() {
+    async close(drainMs = DRAIN_ON_CLOSE_MS) {
       recorder.closeAll("gateway_shutdown");
       await journal.whenDurable(journal.lastLsn)?.catch(() => undefined);
-      const drained = await shipper.drain(DRAIN_ON_CLOSE_MS);
+      const drained = await shipper.drain(Math.min(drainMs, DRAIN_ON_CLOSE_MS));
       if (!drained) logger.warn({ durableLsn: journal.durableLsn, ackedLsn: journal.ackedLsn }, "stopping with journal entries not yet in the store; they are shipped at the next start");
       await shipper.stop();
       await journal.close();

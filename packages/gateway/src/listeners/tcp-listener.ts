@@ -5,6 +5,7 @@ import type { Logger } from "../logger.js";
 import type { SessionBroker } from "../sessions/session-broker.js";
 import { relay } from "../sessions/relay.js";
 import { SocketServer } from "./socket-server.js";
+import { drainListener, OpenSessions } from "./drain.js";
 
 /**
  * A raw TCP connection: the gateway cannot authenticate an opaque byte stream,
@@ -13,7 +14,8 @@ import { SocketServer } from "./socket-server.js";
  * protocols get their own listener with identity.
  */
 export class TcpListener {
-  private readonly server = new SocketServer((socket) => void this.handle(socket));
+  private readonly server = new SocketServer((socket) => this.handle(socket));
+  private readonly openSessions = new OpenSessions();
 
   constructor(
     private readonly connection: ConnectionConfig,
@@ -27,6 +29,11 @@ export class TcpListener {
 
   close(): Promise<void> {
     return this.server.close();
+  }
+
+  /** Graceful stop: no new clients; sessions still open when `grace` aborts are cut (raw bytes have no farewell). */
+  drain(grace: AbortSignal): Promise<void> {
+    return drainListener(this.server, this.openSessions, grace);
   }
 
   private async handle(socket: Socket): Promise<void> {
@@ -47,13 +54,19 @@ export class TcpListener {
         return;
       }
       const { session, stream } = opened;
+      const forgetSession = this.openSessions.add(() => {
+        stream.destroy();
+        socket.destroy();
+      });
       const result = await relay(socket, stream);
+      forgetSession();
+      const shutdown = this.openSessions.shuttingDown;
       await session.record({
         kind: "disconnect",
         outcome: result.error ? "error" : "ok",
-        details: { bytesUp: result.bytesUp, bytesDown: result.bytesDown, endedBy: result.endedBy, ...(result.error ? { error: result.error.message } : {}) },
+        details: { bytesUp: result.bytesUp, bytesDown: result.bytesDown, endedBy: shutdown ? "gateway" : result.endedBy, ...(result.error ? { error: result.error.message } : {}) },
       }).catch(() => undefined);
-      await session.close(result.error ? "error" : `${result.endedBy}_closed`);
+      await session.close(shutdown ? "gateway_shutdown" : result.error ? "error" : `${result.endedBy}_closed`);
     } catch (error) {
       this.logger.error({ err: error, connection: this.connection.name }, "tcp session failed");
       socket.destroy();

@@ -1,13 +1,21 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 
+/** The local Postgres (trust auth) the tests use for stores of their own; GATEHOUSE_TEST_STORE_URL names another. */
 const ADMIN_URL = process.env.GATEHOUSE_TEST_STORE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+export interface StoreDatabase {
+  name: string;
+  /** The database's URL; `at` reaches it through another host and port (a proxy). */
+  url(at?: { host: string; port: number }): string;
+  drop(): Promise<void>;
+}
 
 /**
  * A fresh database on the test Postgres server, for a gateway's store; `drop()` removes it. Made
  * with a plain client: opening the admin database as a store would migrate it.
  */
-export async function createStoreDatabase(prefix: string): Promise<{ name: string; url: (at?: { host: string; port: number }) => string; drop(): Promise<void> }> {
+export async function createStoreDatabase(prefix = "gatehouse_test"): Promise<StoreDatabase> {
   const name = `${prefix}_${randomBytes(5).toString("hex")}`;
   await admin(`create database ${name}`);
   return {

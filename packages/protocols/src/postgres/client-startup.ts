@@ -44,7 +44,7 @@ import { FrontendCode } from "./message-codes.js";
 import { SqlState } from "./sqlstate.js";
 import type { ScramVerifier } from "./auth/scram.js";
 import { scramMockVerifier } from "./auth/scram.js";
-import { ScramServer } from "./auth/scram-server.js";
+import { SCRAM_SHA_256_PLUS, ScramServer } from "./auth/scram-server.js";
 import { randomBytes } from "node:crypto";
 
 export type ClientStartupEvent =
@@ -74,9 +74,9 @@ export type ClientStartupEvent =
    * SCRAM proved the client knows the password; `complete()` (or `fail()` if policy says no).
    * `verifier`: the index, in `RequestScram.verifiers`, of the one that matched (0 for `verifier`).
    */
-  | { readonly type: "authenticated"; readonly method: "scram-sha-256"; readonly verifier: number }
+  | { readonly type: "authenticated"; readonly method: ScramMethod; readonly verifier: number }
   /** SCRAM failed (wrong password, or an unknown user); answer with `fail()` (28P01). */
-  | { readonly type: "authenticationFailed"; readonly method: "scram-sha-256"; readonly reason: "invalid_proof" | "doomed" }
+  | { readonly type: "authenticationFailed"; readonly method: ScramMethod; readonly reason: "invalid_proof" | "doomed" }
   /** The client sent Terminate during authentication. */
   | { readonly type: "terminate" }
   /**
@@ -85,6 +85,9 @@ export type ClientStartupEvent =
    * Postgres logs it and closes without a reply (a COMMERROR); so does the caller.
    */
   | { readonly type: "abandon"; readonly reason: string };
+
+/** The SCRAM mechanism the client chose: with channel binding (`-plus`, over TLS) or without. */
+export type ScramMethod = "scram-sha-256" | "scram-sha-256-plus";
 
 export type ClientStartupState =
   | "startup"
@@ -126,6 +129,11 @@ export interface RequestScram {
   readonly mockSecret?: Uint8Array;
   /** Server nonce (tests). */
   readonly serverNonce?: string;
+  /**
+   * Over TLS: the `tls-server-end-point` data of the certificate the client was shown
+   * (`tlsServerEndPoint()`); SCRAM-SHA-256-PLUS is then offered first, as Postgres does.
+   */
+  readonly channelBinding?: Uint8Array;
 }
 
 export class ClientStartup {
@@ -199,17 +207,21 @@ export class ClientStartup {
     return encodeAuthentication({ type: "AuthenticationCleartextPassword" });
   }
 
-  /** Start SCRAM-SHA-256 against the identity's verifier (only `SCRAM-SHA-256` is advertised). */
+  /** Start SCRAM-SHA-256 against the identity's verifier (with `channelBinding`, over TLS, SCRAM-SHA-256-PLUS is offered first). */
   requestScram(request: RequestScram): Uint8Array {
     this.expectState("requestScram", "authChoice");
+    if (request.channelBinding !== undefined && !this.tls) {
+      throw new PostgresProtocolError("INVALID_STATE", "requestScram() with channel binding on a connection without TLS");
+    }
     const given = request.verifiers ?? (request.verifier ? [request.verifier] : []);
     const [first, ...rest] = given;
     this.scram = new ScramServer(first ? [first, ...rest] : scramMockVerifier(this.user, request.mockSecret ?? randomBytes(32)), {
       doomed: first === undefined,
       ...(request.serverNonce === undefined ? {} : { serverNonce: request.serverNonce }),
+      ...(request.channelBinding === undefined ? {} : { channelBinding: request.channelBinding }),
     });
     this.current = "saslInitial";
-    return encodeAuthentication({ type: "AuthenticationSASL", mechanisms: ScramServer.mechanisms });
+    return encodeAuthentication({ type: "AuthenticationSASL", mechanisms: this.scram.mechanisms });
   }
 
   /**
@@ -353,14 +365,15 @@ export class ClientStartup {
       }
       default: {
         const { data } = decodeSASLResponse(frame.body);
+        const method: ScramMethod = this.scram!.mechanism === SCRAM_SHA_256_PLUS ? "scram-sha-256-plus" : "scram-sha-256";
         const result = this.scram!.clientFinal(data);
         this.current = "verdict";
         if (!result.ok) {
           this.scramFailed = true;
-          return { type: "authenticationFailed", method: "scram-sha-256", reason: result.reason };
+          return { type: "authenticationFailed", method, reason: result.reason };
         }
         this.saslFinal = result.serverFinal;
-        return { type: "authenticated", method: "scram-sha-256", verifier: result.verifier };
+        return { type: "authenticated", method, verifier: result.verifier };
       }
     }
   }

@@ -208,6 +208,7 @@ export type {
   ClientStartupState,
   CompleteStartup,
   RequestScram,
+  ScramMethod,
 } from "./client-startup.js";
 export { ServerConnection } from "./server-connection.js";
 export type {
@@ -228,7 +229,8 @@ export {
   scramVerifier,
 } from "./auth/scram.js";
 export type { ScramVerifier } from "./auth/scram.js";
-export { ScramServer } from "./auth/scram-server.js";
+export { SCRAM_SHA_256_PLUS, ScramServer } from "./auth/scram-server.js";
+export { signatureAlgorithmOid, TLS_SERVER_END_POINT, tlsServerEndPoint } from "./auth/channel-binding.js";
 export type { ScramServerOptions, ScramServerResult } from "./auth/scram-server.js";
 export { ScramClient } from "./auth/scram-client.js";
 export type { ScramClientOptions } from "./auth/scram-client.js";

@@ -28,7 +28,9 @@ import { recordRefusal, type OpenFailure, type Refusal, type SessionBroker } fro
 import type { TlsMaterial } from "../../tls-material.js";
 import { AdmissionLimits, REFUSAL_REPORT_DEADLINE_MS, type Admission } from "../admission-limits.js";
 import { SocketServer } from "../socket-server.js";
+import { drainListener, OpenSessions } from "../drain.js";
 import { CancelKeys } from "./cancel-keys.js";
+import { certificateBinding } from "./channel-binding.js";
 import { ClientChannel, closeSilently, isEnded, replyAndClose, type Ended } from "./client-channel.js";
 import { commandDraft, commandEvent } from "./command-events.js";
 import { GatewayError, isOutOfSpace, type RecordingProblem } from "../../errors.js";
@@ -69,8 +71,11 @@ interface Authenticated {
  * client has authenticated) has one deadline, `limits.handshakeTimeoutMs`.
  */
 export class PostgresListener {
-  private readonly server = new SocketServer((socket) => void this.serve(socket));
+  private readonly server = new SocketServer((socket) => this.serve(socket));
+  private readonly openSessions = new OpenSessions();
   readonly cancelKeys = new CancelKeys();
+  /** For SCRAM-SHA-256-PLUS over TLS (postgres.tlsAuth: scram). */
+  private readonly channelBinding: Uint8Array | undefined;
   /** Makes failed SCRAM attempts for unknown identities look alike across connections. */
   private readonly mockSecret = randomBytes(32);
   /** Counters a later /metrics reads: `limits.counters`, `throttle.counters`, `refusals.counters`. */
@@ -86,6 +91,7 @@ export class PostgresListener {
     this.throttle = new AuthThrottle(() => limits().authThrottle, () => deps.clock() / 1000);
     this.refusals = new RefusalRecords(deps.recorder, () => limits().refusalRecords, deps.clock, deps.logger.child({ protocol: "postgres" }));
     this.sleep = deps.sleep ?? ((ms, signal) => sleep(ms, undefined, { signal }));
+    this.channelBinding = certificateBinding(deps.tls.cert);
   }
 
   listen(at: HostPort): Promise<HostPort> {
@@ -94,6 +100,12 @@ export class PostgresListener {
 
   async close(): Promise<void> {
     await this.server.close();
+    await this.refusals.flush();
+  }
+
+  /** Graceful stop: no new clients; sessions still open when `grace` aborts end with FATAL 57P01 (see drain.ts). */
+  async drain(grace: AbortSignal): Promise<void> {
+    await drainListener(this.server, this.openSessions, grace);
     await this.refusals.flush();
   }
 
@@ -226,7 +238,10 @@ export class PostgresListener {
     // The delay is waited before any verdict is answered, so how soon it comes tells nothing.
     const waitOutDelay = () => (throttled.delayMs > 0 ? this.sleep(throttled.delayMs, channel.deadline).then(() => undefined, () => closeSilently) : Promise.resolve(undefined));
 
-    if (first.tls) {
+    // Over TLS with postgres.tlsAuth: password the client sends its key or token in cleartext;
+    // otherwise it proves its key with SCRAM and the key never crosses the wire (over TLS with
+    // SCRAM-SHA-256-PLUS offered, bound to our certificate).
+    if (first.tls && config.postgres.tlsAuth === "password") {
       channel.write(channel.startup.requestPassword());
       const answer = await channel.next();
       if (isEnded(answer)) return answer;
@@ -246,7 +261,8 @@ export class PostgresListener {
     const { verifiers } = await this.deps.accessKeys.scramCandidates(user);
     // SCRAM announces one salt before the client proves anything; all of an identity's keys
     // share it, so the proof is checked against every live key (rotation keeps the old one working).
-    channel.write(channel.startup.requestScram({ verifiers: verifiers.map((v) => v.verifier), mockSecret: this.mockSecret }));
+    const channelBinding = first.tls ? this.channelBinding : undefined;
+    channel.write(channel.startup.requestScram({ verifiers: verifiers.map((v) => v.verifier), mockSecret: this.mockSecret, ...(channelBinding ? { channelBinding } : {}) }));
     for (;;) {
       const answer = await channel.next();
       if (isEnded(answer)) return answer;
@@ -270,9 +286,9 @@ export class PostgresListener {
           // told so (the same hint for all, so it says nothing about which identities have keys).
           const hint = oidc ? "an OIDC access token is accepted only over TLS (sslmode=require); without TLS only access keys are" : undefined;
           if (verifiers.length === 0 && oidc) {
-            return failed({ reason: "token_needs_tls", method: "scram-sha-256", message: "no access key for this identity, and an OIDC token is not accepted without TLS" }, hint);
+            return failed({ reason: "token_needs_tls", method: answer.method, message: "no access key for this identity, and an OIDC token is not accepted without TLS" }, hint);
           }
-          return failed({ reason: verifiers.length > 0 ? "wrong_key" : "no_key", method: "scram-sha-256" }, hint);
+          return failed({ reason: verifiers.length > 0 ? "wrong_key" : "no_key", method: answer.method }, hint);
         }
         case "terminate":
           channel.stream.end();
@@ -432,6 +448,18 @@ export class PostgresListener {
         standardConformingStrings: parameters.standard_conforming_strings !== "off",
       },
     );
+    // A stopping gateway ends the session as Postgres's own shutdown does: FATAL 57P01, sent
+    // only between the server's messages (inside one the client could not parse it).
+    let endedForShutdown = false;
+    const endForShutdown = () => {
+      if (endedForShutdown) return;
+      endedForShutdown = true;
+      if (!client.destroyed && !client.writableEnded) client.end(ADMIN_SHUTDOWN);
+      upstream.destroy();
+    };
+    const forgetSession = this.openSessions.add(() => {
+      if (observer.backendAtMessageBoundary) endForShutdown();
+    });
     let refused: Error | undefined;
     for (const chunk of early) {
       observer.frontend(chunk);
@@ -451,7 +479,11 @@ export class PostgresListener {
             observer.frontend(chunk);
             return session.writeAhead();
           },
-          down: (chunk) => observer.backend(chunk),
+          down: (chunk) => {
+            observer.backend(chunk);
+            // The relay writes this chunk right after we return; the farewell follows it.
+            if (this.openSessions.shuttingDown && !endedForShutdown && observer.backendAtMessageBoundary) queueMicrotask(endForShutdown);
+          },
           onViolation: (error, direction) =>
             isRecordingUnavailable(error)
               ? recordingRefusal(error)
@@ -472,10 +504,12 @@ export class PostgresListener {
     } catch {
       // A broken observer already said why through the relay result.
     }
+    forgetSession();
     flushRecords();
     const error = result.error;
-    const endedBy = clientTerminated && !error ? "client" : result.endedBy;
-    const reason = isRecordingUnavailable(error) ? "recording_unavailable" : result.violation ? "protocol_violation" : error instanceof TunnelError ? "connector_lost" : error ? "error" : `${endedBy}_closed`;
+    const shutdown = this.openSessions.shuttingDown && !clientTerminated;
+    const endedBy = shutdown ? "gateway" : clientTerminated && !error ? "client" : result.endedBy;
+    const reason = shutdown ? "gateway_shutdown" : isRecordingUnavailable(error) ? "recording_unavailable" : result.violation ? "protocol_violation" : error instanceof TunnelError ? "connector_lost" : error ? "error" : `${endedBy}_closed`;
     await session
       .record({
         kind: "disconnect",
@@ -539,6 +573,9 @@ function recordingRefusal(error: Error): Uint8Array {
 function tooManyConnections(message: string): Uint8Array {
   return errorResponse({ severity: "FATAL", code: SqlState.tooManyConnections, message });
 }
+
+/** What Postgres itself sends its clients when it shuts down (`pg_ctl stop -m fast`). */
+const ADMIN_SHUTDOWN = errorResponse({ severity: "FATAL", code: SqlState.adminShutdown, message: "terminating connection due to administrator command" });
 
 /** SQLSTATE 58030 io_error (errcodes.txt); not in the protocols package's table. */
 const IO_ERROR = "58030";

@@ -6,14 +6,19 @@
  *   client  SASLResponse         "c=biws,r=<nonce>,p=<proof>"          → clientFinal()
  *   server  SASLFinal            "v=<server signature>"                ← when ok
  *
- * Channel binding is not offered (only `SCRAM-SHA-256` is advertised), so a client asking for
- * it (`p=`) is refused; `y` (client supports it, thinks we don't) is accepted, as it is true.
+ * SCRAM-SHA-256-PLUS: given the connection's `tls-server-end-point` binding data (over TLS),
+ * both `SCRAM-SHA-256-PLUS` and `SCRAM-SHA-256` are advertised, as Postgres does; a client that
+ * picks PLUS sends `p=tls-server-end-point` and proves, in `c=`, that it saw the same server
+ * certificate. A client that says `y` (it supports binding but thinks we do not) is then refused
+ * as a downgrade (RFC 5802 §6). Without binding data only `SCRAM-SHA-256` is advertised, `p=`
+ * is refused and `y` accepted, as it is true.
  * Malformed messages throw `PROTOCOL_VIOLATION` (the server answers 08P01 and closes); a wrong
  * password is a result, `{ ok: false }`, answered with 28P01.
  */
 import { encodeUtf8 } from "../bytes.js";
 import { PostgresProtocolError, violation } from "../errors.js";
 import type { ScramVerifier } from "./scram.js";
+import { TLS_SERVER_END_POINT } from "./channel-binding.js";
 import {
   SCRAM_SHA_256,
   constantTimeEqual,
@@ -36,7 +41,14 @@ export interface ScramServerOptions {
   readonly doomed?: boolean;
   /** The server's nonce part; random by default (tests inject one). */
   readonly serverNonce?: string;
+  /**
+   * The connection's `tls-server-end-point` data (channel-binding.ts): offer SCRAM-SHA-256-PLUS
+   * beside SCRAM-SHA-256. Only over TLS.
+   */
+  readonly channelBinding?: Uint8Array;
 }
+
+export const SCRAM_SHA_256_PLUS = "SCRAM-SHA-256-PLUS";
 
 type State =
   | { readonly step: "initial" }
@@ -46,6 +58,9 @@ type State =
       readonly clientFirstBare: string;
       readonly serverFirst: string;
       readonly nonce: string;
+      /** What the client's `c=` must decode to: the gs2 header, plus the binding data under PLUS. */
+      readonly expectedBinding: Uint8Array;
+      readonly mechanism: string;
     }
   | { readonly step: "done" };
 
@@ -56,8 +71,6 @@ type State =
  * StoredKey it was computed against.
  */
 export class ScramServer {
-  /** The mechanisms to list in AuthenticationSASL. */
-  static readonly mechanisms: readonly string[] = [SCRAM_SHA_256];
   private state: State = { step: "initial" };
   private readonly verifiers: readonly ScramVerifier[];
 
@@ -68,6 +81,16 @@ export class ScramServer {
     this.verifiers = Array.isArray(verifiers) ? verifiers : [verifiers as ScramVerifier];
   }
 
+  /** The mechanisms to list in AuthenticationSASL, most preferred first. */
+  get mechanisms(): readonly string[] {
+    return this.options.channelBinding === undefined ? [SCRAM_SHA_256] : [SCRAM_SHA_256_PLUS, SCRAM_SHA_256];
+  }
+
+  /** The mechanism the client chose (after clientFirst). */
+  get mechanism(): string | undefined {
+    return this.state.step === "continue" ? this.state.mechanism : undefined;
+  }
+
   private get announced(): ScramVerifier {
     return this.verifiers[0]!;
   }
@@ -75,21 +98,32 @@ export class ScramServer {
   /** Handle the SASLInitialResponse; returns the server-first-message for AuthenticationSASLContinue. */
   clientFirst(mechanism: string, data: Uint8Array | null): Uint8Array {
     if (this.state.step !== "initial") throw new PostgresProtocolError("INVALID_STATE", "SCRAM: client-first already handled");
-    if (mechanism !== SCRAM_SHA_256) {
+    const binding = this.options.channelBinding;
+    if (!this.mechanisms.includes(mechanism)) {
       throw violation("client selected an invalid SASL authentication mechanism", { mechanism });
     }
     if (data === null) throw violation("malformed SCRAM message (empty client-first-message)");
     const text = Buffer.from(data).toString("utf8");
 
-    // gs2-header = gs2-cbind-flag "," [ authzid ] ","
-    const flag = text[0];
-    if (flag === "p") throw violation("malformed SCRAM message (channel binding requested but SCRAM-SHA-256-PLUS was not selected)");
-    if ((flag !== "n" && flag !== "y") || text[1] !== ",") throw violation("malformed SCRAM message (gs2 header)");
-    const authzEnd = text.indexOf(",", 2);
+    // gs2-header = gs2-cbind-flag "," [ authzid ] ","; gs2-cbind-flag = "p=" cb-name / "n" / "y"
+    const flagEnd = text.indexOf(",");
+    if (flagEnd < 0) throw violation("malformed SCRAM message (gs2 header)");
+    const flag = text.slice(0, flagEnd);
+    if (mechanism === SCRAM_SHA_256_PLUS) {
+      if (flag !== `p=${TLS_SERVER_END_POINT}`) {
+        throw violation(flag.startsWith("p=") ? "unsupported SCRAM channel-binding type" : "malformed SCRAM message (channel binding expected with SCRAM-SHA-256-PLUS)", { flag: flag.slice(0, 32) });
+      }
+    } else if (flag.startsWith("p=")) {
+      throw violation("malformed SCRAM message (channel binding requested but SCRAM-SHA-256-PLUS was not selected)");
+    } else if (flag === "y") {
+      if (binding !== undefined) throw violation("SCRAM channel binding negotiation error (the client supports channel binding but thinks the server does not; this server does)");
+    } else if (flag !== "n") throw violation("malformed SCRAM message (gs2 header)");
+    const authzEnd = text.indexOf(",", flagEnd + 1);
     if (authzEnd < 0) throw violation("malformed SCRAM message (gs2 header)");
-    if (authzEnd !== 2) throw violation("client uses authorization identity, but it is not supported");
-    const gs2Header = text.slice(0, 3);
-    const clientFirstBare = text.slice(3);
+    if (authzEnd !== flagEnd + 1) throw violation("client uses authorization identity, but it is not supported");
+    const gs2Header = text.slice(0, authzEnd + 1);
+    const clientFirstBare = text.slice(authzEnd + 1);
+    const expectedBinding = mechanism === SCRAM_SHA_256_PLUS ? Buffer.concat([Buffer.from(gs2Header, "utf8"), binding!]) : Buffer.from(gs2Header, "utf8");
 
     const attrs = parseScramAttributes(clientFirstBare, "client-first-message");
     if (attrs[0]?.[0] === "m") throw violation("malformed SCRAM message (mandatory extension not supported)");
@@ -101,7 +135,7 @@ export class ScramServer {
     const nonce = clientNonce + (this.options.serverNonce ?? scramNonce());
     const { salt, iterations } = this.announced;
     const serverFirst = `r=${nonce},s=${Buffer.from(salt).toString("base64")},i=${iterations}`;
-    this.state = { step: "continue", gs2Header, clientFirstBare, serverFirst, nonce };
+    this.state = { step: "continue", gs2Header, clientFirstBare, serverFirst, nonce, expectedBinding, mechanism };
     return encodeUtf8(serverFirst);
   }
 
@@ -116,8 +150,10 @@ export class ScramServer {
     const withoutProof = text.slice(0, proofAt);
     const attrs = parseScramAttributes(withoutProof, "client-final-message");
     if (attrs[0]?.[0] !== "c" || attrs[1]?.[0] !== "r") throw violation("malformed SCRAM message (client-final-message)");
-    const channelBinding = Buffer.from(decodeBase64Strict(attrs[0][1], "channel binding")).toString("utf8");
-    if (channelBinding !== state.gs2Header) throw violation("SCRAM channel binding check failed");
+    // c= is base64(gs2 header [+ binding data]); under PLUS a different server certificate seen
+    // by the client (a man in the middle) shows here.
+    const channelBinding = decodeBase64Strict(attrs[0][1], "channel binding");
+    if (!constantTimeEqual(channelBinding, state.expectedBinding)) throw violation("SCRAM channel binding check failed");
     if (attrs[1][1] !== state.nonce) throw violation("SCRAM nonce mismatch");
     const proof = decodeBase64Strict(text.slice(proofAt + 3), "proof");
     if (proof.byteLength !== 32) throw violation("malformed SCRAM message (invalid proof length)");
