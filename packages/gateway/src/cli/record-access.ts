@@ -33,6 +33,8 @@ export interface AccessFlags {
   config?: string | undefined;
   gateway?: string | undefined;
   "data-dir"?: string | undefined;
+  /** PEM file of the API's CA (or GATEHOUSE_CA), when the record is read through the API. */
+  ca?: string | undefined;
 }
 
 export type StoreTarget = { kind: "url"; url: string } | { kind: "embedded"; dir: string } | { kind: "api"; gateway: string | undefined; dataDir: string };
@@ -67,7 +69,7 @@ export async function openTargetStore(target: Extract<StoreTarget, { kind: "url"
 export async function openRecordSource(flags: AccessFlags, env: NodeJS.ProcessEnv): Promise<RecordSource> {
   const target = storeTarget(flags, env, true);
   if (target.kind === "api") {
-    const client = new ApiClient(resolveApiTarget({ gateway: target.gateway, dataDir: target.dataDir, env }));
+    const client = new ApiClient(resolveApiTarget({ gateway: target.gateway, dataDir: target.dataDir, ca: flags.ca, env }));
     return {
       where: `the gateway's API (${client.url})`,
       session: async (id) => {
