@@ -85,6 +85,14 @@ describe("the gatehouse command outside the checkout", () => {
     expect(check).toMatchObject({ code: 0, stdout: "gatehouse.yaml: valid (0 connections, 0 connectors)\n" });
   });
 
+  it("stops quietly when the reader of its output goes away (gatehouse … | head)", async () => {
+    const bin = installGatehouse();
+    const elsewhere = tempDir("gatehouse-elsewhere-");
+    const out = await sh('gatehouse --help | head -c 5; echo " status=${PIPESTATUS[0]}"', { cwd: elsewhere, env: { PATH: `${bin}:/usr/bin:/bin`, HOME: elsewhere } });
+    expect(out.stderr).toBe("");
+    expect(out.stdout).toBe("Usage status=0\n");
+  });
+
   it("the CLI package declares the bin, a file that starts with a node shebang", () => {
     const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "packages/cli/package.json"), "utf8")) as { bin?: Record<string, string> };
     expect(pkg.bin).toEqual({ gatehouse: "dist/main.js" });
