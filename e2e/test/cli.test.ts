@@ -88,9 +88,10 @@ describe("the gatehouse command outside the checkout", () => {
   it("stops quietly when the reader of its output goes away (gatehouse … | head)", async () => {
     const bin = installGatehouse();
     const elsewhere = tempDir("gatehouse-elsewhere-");
-    const out = await sh('gatehouse --help | head -c 5; echo " status=${PIPESTATUS[0]}"', { cwd: elsewhere, env: { PATH: `${bin}:/usr/bin:/bin`, HOME: elsewhere } });
+    // `true` exits without reading: every write finds the pipe closed.
+    const out = await sh('gatehouse --help | true; echo "status=${PIPESTATUS[0]}"', { cwd: elsewhere, env: { PATH: `${bin}:/usr/bin:/bin`, HOME: elsewhere } });
     expect(out.stderr).toBe("");
-    expect(out.stdout).toBe("Usage status=0\n");
+    expect(out.stdout).toBe("status=0\n");
   });
 
   it("the CLI package declares the bin, a file that starts with a node shebang", () => {
