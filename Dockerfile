@@ -7,6 +7,10 @@ RUN pnpm install --frozen-lockfile && pnpm build && pnpm deploy --filter @gateho
 
 FROM node:20-bookworm-slim
 COPY --from=build /app /app
+# `gatehouse` on PATH (the CLI package's bin), so `docker run IMAGE …` and
+# `docker exec CONTAINER gatehouse sessions list` both work. Node follows the
+# symlink to /app/dist/main.js and finds /app/node_modules from there.
+RUN chmod 755 /app/dist/main.js && ln -s /app/dist/main.js /usr/local/bin/gatehouse
 WORKDIR /var/lib/gatehouse
-ENTRYPOINT ["node", "/app/dist/main.js"]
+ENTRYPOINT ["gatehouse"]
 CMD ["--help"]

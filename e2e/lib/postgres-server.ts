@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, chownSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -79,8 +79,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** initdb + pg_ctl as the postgres OS user, data in a temp dir it owns. */
-export async function throwaway(): Promise<PostgresServer> {
+/**
+ * initdb + pg_ctl as the postgres OS user, data in a temp dir it owns. With `password`, the
+ * server demands it (scram-sha-256 for every connection) instead of trusting the user.
+ */
+export async function throwaway(settings: { password?: string } = {}): Promise<PostgresServer> {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-e2e-pg-"));
   const data = join(dir, "data");
   const asPostgres = (args: string[]) => {
@@ -88,13 +91,17 @@ export async function throwaway(): Promise<PostgresServer> {
     const run = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
     if (run.status !== 0) throw new Error(`${args.join(" ")} failed (${run.status}): ${run.stderr || run.stdout}`);
   };
+  const pwfile = join(dir, "pwfile");
+  if (settings.password !== undefined) writeFileSync(pwfile, `${settings.password}\n`, { mode: 0o600 });
   if (process.getuid?.() === 0) {
     const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim());
     const gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }).trim());
     chownSync(dir, uid, gid);
+    if (settings.password !== undefined) chownSync(pwfile, uid, gid);
   }
   chmodSync(dir, 0o700);
-  asPostgres(["initdb", "-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"]);
+  const auth = settings.password === undefined ? ["--auth=trust"] : ["--auth=scram-sha-256", `--pwfile=${pwfile}`];
+  asPostgres(["initdb", "-D", data, "-U", "postgres", ...auth, "--no-sync", "-E", "UTF8"]);
   const port = await freePort();
   // No unix socket (the default directory may not be writable); fsync off: a test cluster.
   const options = `-p ${port} -k '' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100`;
@@ -103,7 +110,7 @@ export async function throwaway(): Promise<PostgresServer> {
     host: "127.0.0.1",
     port,
     user: "postgres",
-    password: null,
+    password: settings.password ?? null,
     maintenance: "postgres",
     source: "throwaway",
     stop: async () => {

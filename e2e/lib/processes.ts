@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -80,6 +80,16 @@ export class Proc {
     clearTimeout(timer);
     return code;
   }
+}
+
+/**
+ * Installs the `gatehouse` command the way the README says (scripts/install.sh)
+ * into PREFIX/bin of a fresh directory, and returns that bin directory, to put
+ * first on a test's PATH.
+ */
+export function installGatehouse(prefix = tempDir("gatehouse-prefix-")): string {
+  execFileSync("bash", [join(REPO_ROOT, "scripts/install.sh"), prefix], { stdio: ["ignore", "ignore", "pipe"] });
+  return join(prefix, "bin");
 }
 
 export function tempDir(prefix = "gatehouse-e2e-"): string {

@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgresServer, type PostgresServer, type TestDatabase } from "../lib/postgres-server.js";
-import { CLI, newToken, runCli, startConnectorProcess, startGatewayProcess, type Proc, type RunningGateway } from "../lib/processes.js";
+import { installGatehouse, newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, type Proc, type RunningGateway } from "../lib/processes.js";
 // The gateway's own tests' OpenID provider (panva's oidc-provider over HTTPS), shared rather than copied.
 import { AUDIENCE, OTHER_RESOURCE, startTestIssuer as startIssuer, type TestIssuer as Issuer } from "../../packages/gateway/test/support/oidc-issuer.js";
 
@@ -37,6 +37,9 @@ let db: TestDatabase;
 let gateway: RunningGateway;
 let connector: Proc;
 let listen: { host: string; port: number };
+/** Where scripts/install.sh put `gatehouse`, and an agent's working directory outside the checkout. */
+let gatehouseBin: string;
+let agentCwd: string;
 const dc1 = newToken();
 
 const CLIENTS = [
@@ -73,6 +76,8 @@ function config(extraAllow: unknown[] = []): Record<string, unknown> {
 beforeAll(async () => {
   [issuer, foreign, server] = await Promise.all([startIssuer(CLIENTS), startIssuer([{ id: "agent-sre", secret: "x", groups: ["sre"] }]), startPostgresServer()]);
   db = await server.createDatabase({ orders: 10 });
+  gatehouseBin = installGatehouse();
+  agentCwd = tempDir("gatehouse-agent-");
   gateway = await startGatewayProcess(config(), undefined, 90_000);
   listen = gateway.proc.lines.find((l) => l.msg === "gateway started")!.postgres as typeof listen;
   connector = await startConnectorProcess({
@@ -97,7 +102,7 @@ afterAll(async () => {
 function agentEnv(client: string, extra: Record<string, string> = {}): Record<string, string> {
   const secret = CLIENTS.find((c) => c.id === client)?.secret ?? "x";
   return {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    PATH: `${gatehouseBin}:${process.env.PATH ?? "/usr/bin:/bin"}`,
     HOME: gateway.dir,
     XDG_CACHE_HOME: join(gateway.dir, "agent-cache", client),
     LANG: "C.UTF-8",
@@ -112,7 +117,7 @@ function agentEnv(client: string, extra: Record<string, string> = {}): Record<st
 
 function sh(script: string, env: Record<string, string>, timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn("bash", ["-c", script], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("bash", ["-c", script], { cwd: agentCwd, env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (t: string) => (stdout += t));
@@ -128,11 +133,14 @@ function sh(script: string, env: Record<string, string>, timeoutMs = 60_000): Pr
 
 let attempts = 0;
 
-/** `PGPASSWORD=$(gatehouse token …) psql …` exactly as an agent runs it; `password` replaces the token when given. */
+/**
+ * `PGPASSWORD=$(gatehouse token …) psql …` exactly as the docs write it, with the `gatehouse` that
+ * scripts/install.sh installed, run from a directory outside the checkout; `password` replaces the token when given.
+ */
 async function psqlAs(client: string, sql: string, options: { password?: string; tokenArgs?: string; user?: string; application?: string } = {}) {
   const application = options.application ?? `e2e-identity-${++attempts}`;
   const conninfo = `host=${listen.host} port=${listen.port} user=${options.user ?? client} dbname=app sslmode=require application_name=${application}`;
-  const password = options.password === undefined ? `"$(node ${CLI} token ${options.tokenArgs ?? ""})"` : `'${options.password}'`;
+  const password = options.password === undefined ? `"$(gatehouse token ${options.tokenArgs ?? ""})"` : `'${options.password}'`;
   const out = await sh(`PGPASSWORD=${password} psql -X -At "${conninfo}" -c "${sql}"`, agentEnv(client));
   return { ...out, application };
 }

@@ -28,15 +28,20 @@ let connector: Proc;
 let echo: Awaited<ReturnType<typeof startEchoServer>>;
 let offList: Awaited<ReturnType<typeof startEchoServer>>;
 const credentials = newToken();
+const dc2 = newToken();
 
 beforeAll(async () => {
   echo = await startEchoServer();
   offList = await startEchoServer();
   gateway = await startGatewayProcess({
     tunnel: { pingIntervalMs: 1000, deadAfterMs: 3000 },
-    connectors: [{ name: "dc1", tokenSha256: credentials.sha256 }],
+    connectors: [
+      { name: "dc1", tokenSha256: credentials.sha256 },
+      { name: "dc2", tokenSha256: dc2.sha256 },
+    ],
     connections: [
       { name: "echo", protocol: "tcp", connector: "dc1", listen: "127.0.0.1:0", target: { host: "127.0.0.1", port: echo.port } },
+      { name: "echo-dc2", protocol: "tcp", connector: "dc2", listen: "127.0.0.1:0", target: { host: "127.0.0.1", port: echo.port } },
       { name: "off-list", protocol: "tcp", connector: "dc1", listen: "127.0.0.1:0", target: { host: "127.0.0.1", port: offList.port } },
     ],
   });
@@ -135,6 +140,50 @@ describe("tunnel end to end", () => {
       await impostor.waitFor((l) => /refused the connector token/.test(l.msg));
     } finally {
       await impostor.stop();
+    }
+  });
+
+  it("tells a connector whose name the gateway does not know so, not that its token was refused", async () => {
+    const stranger = await startConnectorProcess({ gateway: gateway.apiUrl, name: "dc9", token: credentials.token, allow: "*:*" });
+    try {
+      const refused = await gateway.proc.waitFor((l) => l.msg === "connector refused at tunnel upgrade" && l.connector === "dc9");
+      expect(refused.reason).toBe('unknown connector "dc9"');
+      const logged = await stranger.waitFor((l) => /does not know this connector/.test(l.msg));
+      expect(logged).toMatchObject({ level: 50, status: 403 });
+      expect(logged.msg).toContain(`unknown connector "dc9": not in the gateway's connectors`);
+      expect(stranger.lines.some((l) => /refused the connector token/.test(l.msg))).toBe(false);
+    } finally {
+      await stranger.stop();
+    }
+  });
+
+  it("refuses new sessions through a draining connector saying it is draining, not that it is not connected", async () => {
+    const draining = await startConnectorProcess({ gateway: gateway.apiUrl, name: "dc2", token: dc2.token, allow: `127.0.0.1:${echo.port}` });
+    try {
+      await gateway.proc.waitFor((l) => l.msg === "connector connected" && l.connector === "dc2");
+      // An open session keeps the connector draining (rather than gone) after SIGTERM.
+      const open = connect(gateway.tcp["echo-dc2"]!.port, "127.0.0.1");
+      open.on("error", () => undefined);
+      await new Promise<void>((res) => {
+        open.once("data", () => res());
+        open.write("ping");
+      });
+      draining.child.kill("SIGTERM");
+      await gateway.proc.waitFor((l) => l.msg === "connector is draining; no new streams go to it" && l.connector === "dc2");
+      const listed = (await (await fetch(`${gateway.apiUrl}/api/v1/connectors`, { headers: { Authorization: `Bearer ${gateway.adminToken}` } })).json()) as { connectors: Array<{ name: string; draining: boolean }> };
+      expect(listed.connectors.find((c) => c.name === "dc2")).toMatchObject({ draining: true });
+
+      const refused = connect(gateway.tcp["echo-dc2"]!.port, "127.0.0.1");
+      refused.on("error", () => undefined);
+      await new Promise((r) => refused.once("close", r));
+      const sessions = await waitForEndedSession("echo-dc2");
+      const { events } = await sessionShow(sessions[0]!.id);
+      expect(events[0]).toMatchObject({ kind: "connect", outcome: "error", details: { code: "connector_unavailable" } });
+      expect(String(events[0]!.details!.message)).toBe('connector "dc2" is draining (shutting down) and takes no new sessions');
+      open.end();
+      expect(await draining.exited).toBe(0);
+    } finally {
+      await draining.stop();
     }
   });
 

@@ -69,4 +69,13 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `gatehouse sessions list | head`: once the reader has gone, stop quietly as
+// other command-line tools do, instead of dying on an unhandled EPIPE.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+    process.exit(process.exitCode ?? 0);
+  });
+}
+
 process.exitCode = await main(process.argv.slice(2));

@@ -20,6 +20,9 @@ const CLOSE_GRACE_MS = 2_000;
  */
 export const GATEWAY_PROBE_INTERVAL_MS = 500;
 const GATEWAY_PROBE_TIMEOUT_MS = 2_000;
+/** A refused upgrade's answer is read for at most this long and this many characters (it is one line). */
+const REFUSAL_READ_MS = 2_000;
+const MAX_REFUSAL_CHARS = 300;
 
 /**
  * Over wss:// every frame gets an all-zero WebSocket mask, which ws then skips: no copy and no XOR of each payload
@@ -117,6 +120,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     this.#ws = ws;
 
     let status: number | null = null;
+    /** The body of a refused upgrade: the gateway says why there ("unknown connector ..."). */
+    let refusal = "";
     let error: Error | null = null;
     let mux: Multiplexer | null = null;
     let finished = false;
@@ -126,8 +131,19 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     // Without this listener ws turns a non-101 answer into a generic error; with it we keep the status.
     ws.on("unexpected-response", (_req, res) => {
       status = res.statusCode ?? null;
-      res.resume();
-      ws.terminate();
+      // Keep the first few hundred bytes of the answer (the reason), then give up on the socket.
+      const cut = setTimeout(() => ws.terminate(), REFUSAL_READ_MS);
+      res.setEncoding("utf8");
+      res.on("data", (text: string) => {
+        if (refusal.length < MAX_REFUSAL_CHARS) refusal += text;
+      });
+      const done = () => {
+        clearTimeout(cut);
+        refusal = refusal.slice(0, MAX_REFUSAL_CHARS).trim();
+        ws.terminate();
+      };
+      res.once("end", done);
+      res.once("error", done);
     });
     ws.on("error", (err) => {
       // After a refused upgrade the only error left is our own terminate(); the status says it all.
@@ -175,9 +191,10 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       } else if (this.#stopped) {
         logger.debug("tunnel attempt abandoned: connector stopping");
       } else {
-        const message = this.#describeFailure(status, error);
+        const message = this.#describeFailure(status, error, refusal);
         const fields = { gateway: url.href, status, error: error?.message, retryInMs };
         if (status === 401) logger.error(fields, "gateway refused the connector token");
+        else if (status === 403) logger.error({ ...fields, name }, `gateway does not know this connector: ${message}`);
         else logger.warn(fields, `cannot open the tunnel: ${message}`);
         this.emit("attempt-failed", { status, message, retryInMs });
       }
@@ -221,8 +238,10 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     this.#probe = null;
   }
 
-  #describeFailure(status: number | null, error: Error | null): string {
+  #describeFailure(status: number | null, error: Error | null, refusal: string): string {
     if (status === 401) return "gateway refused the connector token";
+    // 403: the name is not in the gateway's `connectors`; the body names it ("unknown connector ...").
+    if (status === 403) return refusal || `gateway refused the connector name (HTTP 403)`;
     if (status !== null) return `gateway answered HTTP ${status} to the tunnel upgrade`;
     if (error === null) return "connection closed before the upgrade";
     const code = (error as NodeJS.ErrnoException).code;

@@ -4,6 +4,7 @@ import type { Server } from "node:http";
 import { openStore, type Store } from "@gatehouse/store";
 import type { GatewayConfig } from "./config/schema.js";
 import { formatHostPort, type HostPort } from "./config/address.js";
+import { storeOpenOptions } from "./config/store-connection.js";
 import { systemClock, type Clock } from "./clock.js";
 import { adminTokenHash, ensureDataDir, removeState, writeState } from "./data-dir.js";
 import { GatewayError } from "./errors.js";
@@ -25,6 +26,8 @@ import { TunnelServer } from "./tunnel/tunnel-server.js";
 export interface GatewayOptions {
   logger: Logger;
   clock?: Clock;
+  /** Where `env:` references in the config (store.password) are resolved. Default: process.env. */
+  env?: NodeJS.ProcessEnv;
   /** Called once with a freshly generated admin token, so the CLI can print it. */
   onAdminTokenGenerated?: (token: string, file: string) => void;
 }
@@ -77,7 +80,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
   };
 
   try {
-    const store = await openStore(config.store.url ? { url: config.store.url, maxConnections: config.store.maxConnections } : { dataDir: join(dataDir, "store") });
+    const store = await openStore(storeOpenOptions({ ...config, dataDir }, options.env ?? process.env));
     cleanup.push(() => store.close());
     // Journal, signing key and shipper (docs/evidence.md); closed after the listeners, before the store.
     const recording = await startRecording({ dataDir, store, settings: config.recording, clock, logger });

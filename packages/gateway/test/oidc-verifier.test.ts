@@ -1,4 +1,6 @@
+import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../src/logger.js";
 import { decodeJwt } from "jose";
 import { validateConfig } from "../src/config/load.js";
 import type { OidcConfig } from "../src/config/schema.js";
@@ -32,10 +34,20 @@ function settings(overrides: Partial<OidcConfig> = {}): OidcConfig {
   return config.identity.oidc!;
 }
 
-function verifier(options: { settings?: OidcConfig; nowMs?: () => number } = {}): OidcVerifier {
+function verifier(options: { settings?: OidcConfig; nowMs?: () => number; logger?: ReturnType<typeof createLogger> } = {}): OidcVerifier {
   const s = options.settings ?? settings();
   const now = options.nowMs ?? Date.now;
-  return new OidcVerifier(s, { clock: () => now() * 1000, ca: readOidcCa(s)! });
+  return new OidcVerifier(s, { clock: () => now() * 1000, ca: readOidcCa(s)!, ...(options.logger ? { logger: options.logger } : {}) });
+}
+
+/** A debug-level logger whose JSON lines are kept in `lines`. */
+function capturingLogger() {
+  const lines: Array<{ level: number; msg: string; [key: string]: unknown }> = [];
+  const out = new PassThrough();
+  out.setEncoding("utf8").on("data", (text: string) => {
+    for (const line of text.split("\n").filter(Boolean)) lines.push(JSON.parse(line) as (typeof lines)[number]);
+  });
+  return { logger: createLogger("debug", out), lines };
 }
 
 describe("OIDC access token verification", () => {
@@ -137,8 +149,9 @@ describe("OIDC access token verification", () => {
     expect(await v.verify(oldToken)).toMatchObject({ ok: false, reason: "unknown_key" });
   });
 
-  it("does not refetch the JWKS for every unknown kid within the cooldown", async () => {
-    const v = verifier({ settings: settings({ jwksRefreshCooldownMs: 60_000 }) });
+  it("does not refetch the JWKS for every unknown kid within the cooldown, and logs refreshes and throttled ones at debug", async () => {
+    const { logger, lines } = capturingLogger();
+    const v = verifier({ settings: settings({ jwksRefreshCooldownMs: 60_000 }), logger });
     expect((await v.verify(await issuer.token("agent-1"))).ok).toBe(true);
     const fetches = issuer.jwksFetches;
     const now = Math.floor(Date.now() / 1000);
@@ -147,6 +160,23 @@ describe("OIDC access token verification", () => {
       expect(await v.verify(token)).toMatchObject({ ok: false, reason: "unknown_key" });
     }
     expect(issuer.jwksFetches).toBe(fetches);
+    await new Promise((r) => setImmediate(r));
+    const refreshed = lines.filter((l) => l.msg === "oidc key set refreshed");
+    expect(refreshed).toEqual([expect.objectContaining({ level: 20, issuer: issuer.issuer, status: 200 })]);
+    const throttled = lines.filter((l) => l.msg.startsWith("oidc key set refresh throttled"));
+    expect(throttled.map((l) => [l.level, l.kid, l.cooldownMs])).toEqual([0, 1, 2, 3, 4].map((i) => [20, `made-up-${i}`, 60_000]));
+  });
+
+  it("without a cooldown, an unknown kid refreshes the key set (logged at debug) and nothing is throttled", async () => {
+    const { logger, lines } = capturingLogger();
+    const v = verifier({ logger });
+    expect((await v.verify(await issuer.token("agent-1"))).ok).toBe(true);
+    const now = Math.floor(Date.now() / 1000);
+    const token = await issuer.sign({ iss: issuer.issuer, aud: AUDIENCE, sub: "x", iat: now, exp: now + 60 }, { kid: "made-up" });
+    expect(await v.verify(token)).toMatchObject({ ok: false, reason: "unknown_key" });
+    await new Promise((r) => setImmediate(r));
+    expect(lines.filter((l) => l.msg === "oidc key set refreshed")).toHaveLength(2);
+    expect(lines.some((l) => l.msg.startsWith("oidc key set refresh throttled"))).toBe(false);
   });
 
   it("says when the issuer cannot be reached, or is not trusted", async () => {

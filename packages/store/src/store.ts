@@ -25,6 +25,8 @@ import type {
 export interface StoreOptions {
   /** A Postgres URL. Set: the postgres driver. Left out: the embedded store (`dataDir` or `memory`). */
   url?: string;
+  /** Postgres driver: the password when the URL has none (else PGPASSWORD, as libpq does). */
+  password?: string;
   /** Directory of the embedded store; created if missing, locked while open. */
   dataDir?: string;
   /** An embedded store that lives in memory only, for tests and demos. */
@@ -125,6 +127,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     driver = "postgres";
     sql = createPostgresExecutor({
       url: options.url,
+      ...(options.password === undefined ? {} : { password: options.password }),
       ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
       ...(options.connectTimeoutSeconds === undefined
         ? {}

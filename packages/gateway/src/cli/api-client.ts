@@ -1,5 +1,7 @@
+import { readFileSync } from "node:fs";
 import { readAdminToken, readState } from "../data-dir.js";
 import { GatewayError } from "../errors.js";
+import { providerFetch, type ProviderFetch } from "../identity/provider-fetch.js";
 import type { EventView, SessionView } from "../api/views.js";
 import type { SessionEvent, SessionRecord } from "@gatehouse/store";
 
@@ -15,25 +17,61 @@ export interface KeyView {
 export interface ApiTarget {
   url: string;
   token: string | undefined;
+  /** PEM of the CA that signed the API's certificate (api.tls with a private CA); undefined: the system's CAs. */
+  ca?: string | undefined;
 }
+
+/** The flags every command that talks to the API takes; their help text is API_TARGET_HELP. */
+export const API_TARGET_OPTIONS = {
+  gateway: { type: "string" },
+  "data-dir": { type: "string" },
+  ca: { type: "string" },
+} as const;
+
+export const API_TARGET_HELP = `  --gateway URL       the gateway's API (default: the one started from this directory,
+                      found in DATA_DIR/gateway.json; or GATEHOUSE_GATEWAY_URL)
+  --data-dir DIR      where to look for it (default ./data)
+  --ca FILE           PEM CA of the API's certificate, when api.tls uses a private
+                      CA (or GATEHOUSE_CA; default: the system's CAs)
+The admin token comes from the environment variable GATEHOUSE_ADMIN_TOKEN,
+else DATA_DIR/admin-token (written by a gateway started from this directory).`;
 
 /**
  * Finds the gateway to ask: --gateway and GATEHOUSE_ADMIN_TOKEN when given,
  * else the gateway started from this directory (its state and admin token
- * in the data directory).
+ * in the data directory). `ca`: --ca FILE, else GATEHOUSE_CA.
  */
-export function resolveApiTarget(options: { gateway?: string; dataDir?: string; env: NodeJS.ProcessEnv }): ApiTarget {
+export function resolveApiTarget(options: { gateway?: string | undefined; dataDir?: string | undefined; ca?: string | undefined; env: NodeJS.ProcessEnv }): ApiTarget {
   const dataDir = options.dataDir ?? options.env.GATEHOUSE_DATA_DIR ?? "./data";
   const url = options.gateway ?? options.env.GATEHOUSE_GATEWAY_URL ?? readState(dataDir)?.apiUrl;
   if (!url) {
     throw new GatewayError("API_UNREACHABLE", `no gateway found: none was started from this directory (no ${dataDir}/gateway.json); pass --gateway URL`);
   }
   const token = options.env.GATEHOUSE_ADMIN_TOKEN ?? readAdminToken(dataDir);
-  return { url: url.replace(/\/+$/, ""), token };
+  const caFile = options.ca ?? (options.env.GATEHOUSE_CA || undefined);
+  return { url: url.replace(/\/+$/, ""), token, ca: caFile === undefined ? undefined : readCa(caFile, options.ca === undefined ? "GATEHOUSE_CA" : "--ca") };
 }
 
+function readCa(file: string, from: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (cause) {
+    throw new GatewayError("API_UNREACHABLE", `cannot read the API's CA (${from} ${file}): ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** Node's codes for a certificate it cannot trust. */
+const CERTIFICATE_ERRORS = new Set(["DEPTH_ZERO_SELF_SIGNED_CERT", "SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "UNABLE_TO_GET_ISSUER_CERT"]);
+
+/** Evidence pages carry whole sessions' events: allow far more than a provider's few KB. */
+const MAX_ANSWER_BYTES = 512 * 1024 * 1024;
+
 export class ApiClient {
-  constructor(private readonly target: ApiTarget) {}
+  private readonly fetch: ProviderFetch;
+
+  constructor(private readonly target: ApiTarget) {
+    this.fetch = providerFetch(target.ca, MAX_ANSWER_BYTES);
+  }
 
   get url(): string {
     return this.target.url;
@@ -77,14 +115,17 @@ export class ApiClient {
     const headers: Record<string, string> = this.target.token ? { Authorization: `Bearer ${this.target.token}` } : {};
     if (body !== undefined) headers["Content-Type"] = "application/json";
     try {
-      response = await fetch(`${this.target.url}${path}`, {
+      response = await this.fetch(`${this.target.url}${path}`, {
         method,
         headers,
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(15_000),
       });
     } catch (cause) {
-      throw new GatewayError("API_UNREACHABLE", `cannot reach the gateway at ${this.target.url}: ${(cause as Error).cause instanceof Error ? ((cause as Error).cause as Error).message : (cause as Error).message}`, { cause });
+      const underlying = (cause as Error).cause instanceof Error ? ((cause as Error).cause as Error) : (cause as Error);
+      const code = (underlying as NodeJS.ErrnoException).code ?? "";
+      const hint = CERTIFICATE_ERRORS.has(code) ? " (an API certificate from a private CA? pass --ca FILE or set GATEHOUSE_CA)" : "";
+      throw new GatewayError("API_UNREACHABLE", `cannot reach the gateway at ${this.target.url}: ${underlying.message}${hint}`, { cause });
     }
     const text = await response.text();
     let answer: unknown;
@@ -95,7 +136,9 @@ export class ApiClient {
     }
     if (!response.ok) {
       const error = (answer as { error?: { code?: string; message?: string } }).error;
-      throw new GatewayError("API_ERROR", `the gateway answered ${response.status} ${error?.code ?? ""}: ${error?.message ?? text}`);
+      // The API's own message names the HTTP header; a CLI user sets an environment variable.
+      const hint = response.status === 401 ? ` (${this.target.token === undefined ? "no admin token found: set" : "the admin token sent was refused: check"} GATEHOUSE_ADMIN_TOKEN, the gateway's DATA_DIR/admin-token)` : "";
+      throw new GatewayError("API_ERROR", `the gateway answered ${response.status} ${error?.code ?? ""}: ${error?.message ?? text}${hint}`);
     }
     return answer as T;
   }

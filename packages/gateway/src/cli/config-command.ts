@@ -17,15 +17,18 @@ export async function configCheckCommand(ctx: CommandContext): Promise<number> {
   }
   const file = positionals[0];
   if (!file) throw new UsageError("config check needs the config file to check");
+  // loadConfigFile's messages name the file already ("FILE has 2 problems"); the later checks' do not.
+  let named = true;
   try {
     const config = loadConfigFile(file);
+    named = false;
     // What a start or a reload would also refuse, beyond the file's shape.
     readOidcCa(config.identity.oidc);
     write(ctx.stdout, `${file}: valid (${config.connections.length} connection${config.connections.length === 1 ? "" : "s"}, ${config.connectors.length} connector${config.connectors.length === 1 ? "" : "s"})`);
     return 0;
   } catch (error) {
     if (!(error instanceof GatewayError)) throw error;
-    write(ctx.stderr, `${file}: ${error.message}`);
+    write(ctx.stderr, named ? error.message : `${file}: ${error.message}`);
     for (const problem of error.problems) write(ctx.stderr, `  ${problem}`);
     return 1;
   }

@@ -58,6 +58,7 @@ export async function gatewayCommand(ctx: CommandContext): Promise<number> {
     const { startGateway } = await import("../gateway.js");
     gateway = await startGateway(config, {
       logger,
+      env: ctx.env,
       onAdminTokenGenerated: (token, file) =>
         write(ctx.stderr, `gatehouse: generated an admin token (shown once; kept in ${file}):\n  ${token}`),
     });

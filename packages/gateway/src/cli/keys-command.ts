@@ -1,4 +1,4 @@
-import { ApiClient, resolveApiTarget } from "./api-client.js";
+import { API_TARGET_HELP, API_TARGET_OPTIONS, ApiClient, resolveApiTarget } from "./api-client.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
 import { readSigningKey, SIGNING_KEY_FILE } from "../evidence/signing.js";
 
@@ -18,11 +18,10 @@ key does not expire. Keys are managed through the gateway's API.
 runs "gatehouse verify --public-key FILE".
 
 Options:
-  --gateway URL       the gateway's API (default: the one started from this directory)
-  --data-dir DIR      where to look for it (default ./data)
-  --json              print JSON`;
+  --json              print JSON
+${API_TARGET_HELP}`;
 
-const shared = { gateway: { type: "string" }, "data-dir": { type: "string" }, json: { type: "boolean" } } as const;
+const shared = { ...API_TARGET_OPTIONS, json: { type: "boolean" } } as const;
 
 export async function keysCommand(ctx: CommandContext): Promise<number> {
   const [sub, ...rest] = ctx.argv;
@@ -88,6 +87,6 @@ function help(ctx: CommandContext): number {
   return 0;
 }
 
-function client(ctx: CommandContext, values: { gateway?: string | undefined; "data-dir"?: string | undefined }): ApiClient {
-  return new ApiClient(resolveApiTarget({ gateway: values.gateway, dataDir: values["data-dir"], env: ctx.env }));
+function client(ctx: CommandContext, values: { gateway?: string | undefined; "data-dir"?: string | undefined; ca?: string | undefined }): ApiClient {
+  return new ApiClient(resolveApiTarget({ gateway: values.gateway, dataDir: values["data-dir"], ca: values.ca, env: ctx.env }));
 }

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { SessionEvent, SessionRecord, Store } from "@gatehouse/store";
 import { loadConfigFile } from "../config/load.js";
+import { storeOpenOptions } from "../config/store-connection.js";
 import { readState } from "../data-dir.js";
 import { GatewayError } from "../errors.js";
 import { ApiClient, resolveApiTarget } from "./api-client.js";
@@ -33,17 +34,19 @@ export interface AccessFlags {
   config?: string | undefined;
   gateway?: string | undefined;
   "data-dir"?: string | undefined;
+  /** PEM file of the API's CA (or GATEHOUSE_CA), when the record is read through the API. */
+  ca?: string | undefined;
 }
 
-export type StoreTarget = { kind: "url"; url: string } | { kind: "embedded"; dir: string } | { kind: "api"; gateway: string | undefined; dataDir: string };
+export type StoreTarget = { kind: "url"; url: string; password?: string } | { kind: "embedded"; dir: string } | { kind: "api"; gateway: string | undefined; dataDir: string };
 
 /** Decides where the record is, from the flags (see above). `allowApi`: false for commands that need the store itself. */
 export function storeTarget(flags: AccessFlags, env: NodeJS.ProcessEnv, allowApi: boolean): StoreTarget {
   const url = flags["store-url"] ?? env.GATEHOUSE_STORE_URL;
   if (url) return { kind: "url", url };
   if (flags.config) {
-    const config = loadConfigFile(flags.config);
-    return config.store.url ? { kind: "url", url: config.store.url } : { kind: "embedded", dir: join(resolve(config.dataDir), "store") };
+    const options = storeOpenOptions(loadConfigFile(flags.config), env);
+    return options.url ? { kind: "url", url: options.url, ...(options.password === undefined ? {} : { password: options.password }) } : { kind: "embedded", dir: options.dataDir! };
   }
   const dataDir = flags["data-dir"] ?? env.GATEHOUSE_DATA_DIR ?? "./data";
   if (flags.gateway) {
@@ -61,13 +64,13 @@ export function storeTarget(flags: AccessFlags, env: NodeJS.ProcessEnv, allowApi
 
 export async function openTargetStore(target: Extract<StoreTarget, { kind: "url" | "embedded" }>): Promise<Store> {
   const { openStore } = await import("@gatehouse/store");
-  return openStore(target.kind === "url" ? { url: target.url, maxConnections: 2 } : { dataDir: target.dir });
+  return openStore(target.kind === "url" ? { url: target.url, maxConnections: 2, ...(target.password === undefined ? {} : { password: target.password }) } : { dataDir: target.dir });
 }
 
 export async function openRecordSource(flags: AccessFlags, env: NodeJS.ProcessEnv): Promise<RecordSource> {
   const target = storeTarget(flags, env, true);
   if (target.kind === "api") {
-    const client = new ApiClient(resolveApiTarget({ gateway: target.gateway, dataDir: target.dataDir, env }));
+    const client = new ApiClient(resolveApiTarget({ gateway: target.gateway, dataDir: target.dataDir, ca: flags.ca, env }));
     return {
       where: `the gateway's API (${client.url})`,
       session: async (id) => {

@@ -1,14 +1,11 @@
-import { ApiClient, resolveApiTarget } from "./api-client.js";
+import { API_TARGET_HELP, API_TARGET_OPTIONS, ApiClient, resolveApiTarget } from "./api-client.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
 import { formatSession, formatSessionList } from "./format.js";
 import { systemClock } from "../clock.js";
 import { BadParameter, MAX_SESSION_LIMIT, parseLimitParameter, parseTimeParameter } from "../api/session-query.js";
 
-const COMMON = `  --gateway URL       the gateway's API (default: the one started from this directory,
-                      found in DATA_DIR/gateway.json; or GATEHOUSE_GATEWAY_URL)
-  --data-dir DIR      where to look for it (default ./data)
-  --json              print the API's JSON instead of a table
-The admin token comes from GATEHOUSE_ADMIN_TOKEN, else DATA_DIR/admin-token.`;
+const COMMON = `  --json              print the API's JSON instead of a table
+${API_TARGET_HELP}`;
 
 export const SESSIONS_HELP = `Usage:
   gatehouse sessions list [--identity NAME] [--connection NAME] [--since TIME] [--until TIME] [--limit N] [--json]
@@ -27,8 +24,7 @@ Options:
 ${COMMON}`;
 
 const shared = {
-  gateway: { type: "string" },
-  "data-dir": { type: "string" },
+  ...API_TARGET_OPTIONS,
   json: { type: "boolean" },
 } as const;
 
@@ -65,7 +61,7 @@ async function list(ctx: CommandContext): Promise<number> {
     if (error instanceof BadParameter) throw new UsageError(error.message);
     throw error;
   }
-  const client = new ApiClient(resolveApiTarget({ gateway: values.gateway, dataDir: values["data-dir"], env: ctx.env }));
+  const client = new ApiClient(resolveApiTarget({ gateway: values.gateway, dataDir: values["data-dir"], ca: values.ca, env: ctx.env }));
   const sessions = await client.listSessions({
     identity: values.identity,
     connection: values.connection,
@@ -85,7 +81,7 @@ async function show(ctx: CommandContext): Promise<number> {
   }
   const id = positionals[0];
   if (!id === !values.last) throw new UsageError("sessions show needs a session ID or --last (not both)");
-  const client = new ApiClient(resolveApiTarget({ gateway: values.gateway, dataDir: values["data-dir"], env: ctx.env }));
+  const client = new ApiClient(resolveApiTarget({ gateway: values.gateway, dataDir: values["data-dir"], ca: values.ca, env: ctx.env }));
   let sessionId = id;
   if (values.last) {
     const [last] = await client.listSessions({ limit: "1" });

@@ -12,8 +12,10 @@ with the client credentials grant and prints it, so that
 
   PGPASSWORD=$(gatehouse token) psql "host=GATEWAY user=AGENT dbname=app sslmode=require"
 
-works (user = the identity the token names). The token is cached, readable
-only by you, and reused until shortly before it expires.
+works (user = the identity the token names): stdout is the token and nothing
+else. The token is cached, readable only by you, and reused until 60 s before
+it expires, or until half its lifetime when that is sooner. Providers and the
+settings each needs: docs/oidc-providers.md.
 
 Options (each also from the environment variable after it):
   --issuer URL              the provider's issuer URL            GATEHOUSE_OIDC_ISSUER

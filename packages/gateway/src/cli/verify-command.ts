@@ -20,6 +20,8 @@ Where the record is read (first that applies):
   --gateway URL        through a running gateway's API (admin token: GATEHOUSE_ADMIN_TOKEN)
   --data-dir DIR       default ./data: its embedded store, or, while a gateway
                        runs from it, that gateway's API
+  --ca FILE            with the API: PEM CA of its certificate, when api.tls
+                       uses a private CA (or GATEHOUSE_CA)
 
 Options:
   --public-key FILE    PEM public key(s) the seals must verify with (several
@@ -39,6 +41,7 @@ export async function verifyCommand(ctx: CommandContext): Promise<number> {
       config: { type: "string" },
       gateway: { type: "string" },
       "data-dir": { type: "string" },
+      ca: { type: "string" },
       json: { type: "boolean" },
     },
     Number.POSITIVE_INFINITY,

@@ -31,7 +31,10 @@ const identityName = z
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/i, "expected a SHA-256 as 64 hex digits");
 
-/** "env:NAME" or "file:PATH" — resolved by the connector, never by the gateway. */
+/**
+ * "env:NAME" or "file:PATH". A connection's credential is resolved by the connector, never by the
+ * gateway; `store.password` (the gateway's own secret) by the gateway at start (store-connection.ts).
+ */
 const secretRef = z.string().regex(/^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/, 'expected "env:NAME" or "file:PATH"');
 
 const listenSchema = z.strictObject({
@@ -56,6 +59,8 @@ const apiSchema = z.strictObject({
 const storeSchema = z.strictObject({
   /** postgres:// URL of the store. Left out: the embedded store under <dataDir>/store. */
   url: z.string().regex(/^postgres(ql)?:\/\//, "expected a postgres:// URL").optional(),
+  /** The password for store.url when the URL has none: "env:NAME" or "file:PATH". Left out: the URL's, else PGPASSWORD. */
+  password: secretRef.optional(),
   /** Connections in the pool to store.url. */
   maxConnections: z.number().int().min(1).max(100).default(10),
 });
@@ -275,6 +280,10 @@ export function crossReferenceProblems(raw: unknown): ConfigProblem[] {
   const connectors = Array.isArray(root.connectors) ? root.connectors : [];
   const connections = Array.isArray(root.connections) ? root.connections : [];
   const connectorNames = new Set(connectors.filter(isRecord).map((c) => c.name));
+  const store = isRecord(root.store) ? root.store : {};
+  if (store.password !== undefined && store.url === undefined) {
+    problems.push({ path: ["store", "password"], message: "only used with store.url (the embedded store has no password)" });
+  }
   const seen = new Map<unknown, number>();
   connections.forEach((connection, i) => {
     if (!isRecord(connection)) return;

@@ -81,6 +81,8 @@ export class OidcVerifier {
   private readonly fetch: ProviderFetch;
   private keys: Promise<KeySet> | undefined;
   private discoveryFailedAtUs: number | undefined;
+  /** JWKS fetches so far: a verify that fetched none and found no key was throttled by the cooldown. */
+  private keySetFetches = 0;
 
   constructor(
     readonly settings: OidcConfig,
@@ -121,6 +123,7 @@ export class OidcVerifier {
     }
 
     let payload: JWTPayload;
+    const fetchesBefore = this.keySetFetches;
     try {
       ({ payload } = await jwtVerify(token, keys, {
         issuer: this.settings.issuer,
@@ -131,7 +134,15 @@ export class OidcVerifier {
         requiredClaims: ["exp"],
       }));
     } catch (error) {
-      return { ok: false, reason: failureReason(error), message: describeError(error), claimed: about };
+      const reason = failureReason(error);
+      if (reason === "unknown_key" && this.keySetFetches === fetchesBefore && keys.coolingDown) {
+        // Why a genuine rotation can be refused for a while: the last refresh was too recent.
+        this.options.logger?.debug(
+          { issuer: this.settings.issuer, kid: kid ?? null, cooldownMs: this.settings.jwksRefreshCooldownMs },
+          "oidc key set refresh throttled: unknown key id within jwksRefreshCooldownMs of the last refresh",
+        );
+      }
+      return { ok: false, reason, message: describeError(error), claimed: about };
     }
 
     const mapped = mapClaims(payload, this.settings);
@@ -156,7 +167,7 @@ export class OidcVerifier {
           timeoutDuration: this.settings.requestTimeoutMs,
           cooldownDuration: this.settings.jwksRefreshCooldownMs,
           cacheMaxAge: this.settings.jwksMaxAgeMs,
-          [joseCustomFetch]: this.fetch,
+          [joseCustomFetch]: (url: string, init: Parameters<ProviderFetch>[1]) => this.fetchKeySet(url, init),
         });
         return Object.assign(set, { jwksUri });
       },
@@ -169,6 +180,14 @@ export class OidcVerifier {
     );
     this.keys = keys;
     return keys;
+  }
+
+  /** Every JWKS (re)fetch goes through here: counted, and logged at debug with what came back. */
+  private async fetchKeySet(url: string, init: Parameters<ProviderFetch>[1]): Promise<Response> {
+    this.keySetFetches++;
+    const response = await this.fetch(url, init);
+    this.options.logger?.debug({ issuer: this.settings.issuer, jwksUri: url, status: response.status }, "oidc key set refreshed");
+    return response;
   }
 
   /** The issuer's jwks_uri, from its discovery document (openid-client checks the document names the same issuer). */

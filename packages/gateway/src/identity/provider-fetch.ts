@@ -18,16 +18,20 @@ export type ProviderFetch = (url: string, init?: ProviderRequestInit) => Promise
 /** Cap on a provider's answer: discovery documents and JWKS are a few KB. */
 const MAX_BODY_BYTES = 1024 * 1024;
 
-/** The global fetch, or, with `ca` (PEM), one that trusts only that CA for https URLs. */
-export function providerFetch(ca?: string): ProviderFetch {
+/**
+ * The global fetch, or, with `ca` (PEM), one that trusts only that CA for
+ * https URLs (also used by the CLI for an API behind a private CA, with a
+ * larger `maxBodyBytes`).
+ */
+export function providerFetch(ca?: string, maxBodyBytes = MAX_BODY_BYTES): ProviderFetch {
   if (ca === undefined) return (url, init) => fetch(url, init as RequestInit);
   return (url, init = {}) => {
     if (!url.startsWith("https:")) return fetch(url, init as RequestInit);
-    return requestWithCa(url, init, ca);
+    return requestWithCa(url, init, ca, maxBodyBytes);
   };
 }
 
-function requestWithCa(url: string, init: ProviderRequestInit, ca: string): Promise<Response> {
+function requestWithCa(url: string, init: ProviderRequestInit, ca: string, maxBodyBytes: number): Promise<Response> {
   const headers = new Headers(init.headers as ConstructorParameters<typeof Headers>[0]);
   const body = bodyBytes(init.body);
   if (body && !headers.has("content-length")) headers.set("content-length", String(body.byteLength));
@@ -37,8 +41,8 @@ function requestWithCa(url: string, init: ProviderRequestInit, ca: string): Prom
       let size = 0;
       res.on("data", (chunk: Buffer) => {
         size += chunk.length;
-        if (size > MAX_BODY_BYTES) {
-          res.destroy(new Error(`the provider's answer from ${url} exceeds ${MAX_BODY_BYTES} bytes`));
+        if (size > maxBodyBytes) {
+          res.destroy(new Error(`the answer from ${url} exceeds ${maxBodyBytes} bytes`));
           return;
         }
         chunks.push(chunk);

@@ -65,7 +65,9 @@ export class SessionBroker {
     }
     const link = this.registry.pick(connection.connector);
     if (!link) {
-      return fail({ code: "connector_unavailable", message: `connector "${connection.connector}" is not connected` }, "connect");
+      // Connected but draining (shutting down) is not "not connected": say which, it is what the operator looks at.
+      const state = this.registry.has(connection.connector) ? "is draining (shutting down) and takes no new sessions" : "is not connected";
+      return fail({ code: "connector_unavailable", message: `connector "${connection.connector}" ${state}` }, "connect");
     }
     const started = process.hrtime.bigint();
     try {

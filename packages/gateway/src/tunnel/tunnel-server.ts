@@ -39,7 +39,11 @@ export class TunnelServer {
     if (!connector || !token || !matchesSha256(token, connector.tokenSha256)) {
       const reason = !name ? "no Gatehouse-Connector header" : !connector ? `unknown connector "${name}"` : "wrong token";
       this.options.logger.warn({ connector: name ?? null, remoteAddress, reason }, "connector refused at tunnel upgrade");
-      socket.end("HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 22\r\n\r\nconnector unauthorized");
+      // A name missing from `connectors` is a configuration mistake, not a bad secret: a 403 that says so,
+      // so the connector's log does not send its operator hunting for a token problem. Names are not
+      // secrets (the token is), so saying which name is unknown gives nothing away.
+      if (name && !connector) refuse(socket, 403, "Forbidden", `unknown connector "${name}": not in the gateway's connectors`);
+      else refuse(socket, 401, "Unauthorized", name ? "wrong connector token" : "no Gatehouse-Connector header");
       return true;
     }
     this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, connector.name, remoteAddress));
@@ -74,6 +78,11 @@ export class TunnelServer {
       log.info({ reason }, "connector disconnected");
     });
   }
+}
+
+function refuse(socket: Duplex, status: number, statusText: string, message: string): void {
+  const body = Buffer.from(message, "utf8");
+  socket.end(`HTTP/1.1 ${status} ${statusText}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${message}`);
 }
 
 function headerValue(request: IncomingMessage, name: string): string | undefined {

@@ -5,6 +5,11 @@ import { normalizeParams, parseInt8, type SqlExecutor } from "../executor.js";
 export interface PostgresExecutorOptions {
   /** postgres://user:password@host:port/database */
   url: string;
+  /**
+   * The password, when it is not in the URL (a secret kept out of the config file). Left out: the
+   * URL's, else the PGPASSWORD environment variable (postgres.js reads it, as libpq does).
+   */
+  password?: string;
   /** Most connections the pool opens. Default 10. */
   maxConnections?: number;
   /** Seconds to wait for a connection to be established. Default 10. */
@@ -60,6 +65,7 @@ export function createPostgresExecutor(options: PostgresExecutorOptions): SqlExe
   const sql: Sql = postgres(options.url, {
     max: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     connect_timeout: options.connectTimeoutSeconds ?? DEFAULT_CONNECT_TIMEOUT_S,
+    ...(options.password === undefined ? {} : { password: options.password }),
     types,
     // NOTICEs (e.g. "relation already exists, skipping" from the migrations) are not errors and
     // must not reach stdout, which belongs to the CLI.
