@@ -1,7 +1,6 @@
 // The recording path end to end inside one process, against a real store: recorder → journal →
 // shipper → store → verify. A Postgres at GATEHOUSE_TEST_STORE_URL (default the local server) gets a
 // fresh database per file; without one, an in-memory embedded store is used.
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,8 +12,8 @@ import { startRecording, type Recording } from "../src/evidence/recording.js";
 import { parsePublicKeys } from "../src/evidence/signing.js";
 import { verifySession } from "../src/evidence/verify.js";
 import { createLogger } from "../src/logger.js";
+import { createStoreDatabase } from "./support/store-database.js";
 
-const ADMIN_URL = process.env.GATEHOUSE_TEST_STORE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const logger = createLogger("fatal");
 let store: Store;
 let dropDatabase: (() => Promise<void>) | undefined;
@@ -22,21 +21,12 @@ const dirs: string[] = [];
 const running: Recording[] = [];
 
 beforeAll(async () => {
-  const name = `gatehouse_rec_${randomBytes(5).toString("hex")}`;
-  try {
-    const admin = await openStore({ url: ADMIN_URL, maxConnections: 1, connectTimeoutSeconds: 3 }).catch(() => undefined);
-    if (!admin) throw new Error("no server");
-    await admin.sql.query(`create database ${name}`);
-    await admin.close();
-    const url = new URL(ADMIN_URL);
-    url.pathname = `/${name}`;
-    store = await openStore({ url: url.toString(), maxConnections: 4 });
-    dropDatabase = async () => {
-      const again = await openStore({ url: ADMIN_URL, maxConnections: 1 });
-      await again.sql.query(`drop database if exists ${name} with (force)`);
-      await again.close();
-    };
-  } catch {
+  // Made with a plain client: opening the server's maintenance database as a store would migrate it.
+  const database = await createStoreDatabase("gatehouse_rec").catch(() => undefined);
+  if (database) {
+    store = await openStore({ url: database.url(), maxConnections: 4 });
+    dropDatabase = () => database.drop();
+  } else {
     store = await openStore({ memory: true });
   }
 });
