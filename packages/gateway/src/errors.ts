@@ -12,7 +12,9 @@ export type GatewayErrorCode =
   /** Strict recording cannot make a record durable: the journal is full or unwritable (`recording`). */
   | "RECORDING_UNAVAILABLE"
   /** The Ed25519 signing key cannot be read, created or parsed. */
-  | "SIGNING_KEY_UNUSABLE";
+  | "SIGNING_KEY_UNUSABLE"
+  /** A checkpoint export (verify --checkpoints FILE) cannot be read or is not one. */
+  | "CHECKPOINTS_UNREADABLE";
 
 /** Why recording is unavailable, for RECORDING_UNAVAILABLE; the protocols map it to their own error. */
 export interface RecordingProblem {

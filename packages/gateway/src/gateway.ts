@@ -95,7 +95,16 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     const accessKeys = new AccessKeys(store, clock, (identity, error) =>
       logger.warn({ identity, err: error }, "the store cannot be reached; checking the key against the identity's keys as last read"),
     );
-    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, logger });
+    const evidence = {
+      head: () => ({ gateway: recording.checkpoints.gateway, ...recording.checkpoints.head }),
+      signRetention: async (cutoffUs: number, horizonUs: number) => {
+        const { checkpoint } = await recorder.checkpointRetention(cutoffUs, horizonUs);
+        if (!(await recording.shipper.drain(10_000))) throw new GatewayError("RECORDING_UNAVAILABLE", "the retention checkpoint is journaled but has not reached the store yet; nothing was dropped");
+        logger.info({ seq: checkpoint.seq, cutoffUs, horizonUs }, "signed a retention checkpoint");
+        return checkpoint;
+      },
+    };
+    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, logger, evidence });
     const apiAddress = await listen(api, config.listen.api, "listen.api");
     cleanup.push(() => closeServer(api));
     // Before the API server, which carries the tunnel: its close waits for every socket it

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { SessionEvent, SessionRecord, Store } from "@gatehouse/store";
+import type { Checkpoint, SessionEvent, SessionRecord, Store } from "@gatehouse/store";
+import type { ChainHead } from "../evidence/checkpoints.js";
 import { loadConfigFile } from "../config/load.js";
 import { readState } from "../data-dir.js";
 import { GatewayError } from "../errors.js";
@@ -25,6 +26,10 @@ export interface RecordSource {
   session(id: string): Promise<{ session: SessionRecord; events: SessionEvent[] } | null>;
   /** Every session with its events, a page at a time, in session id order. */
   pages(pageSize: number): AsyncIterable<RecordPage>;
+  /** Every stored checkpoint, in (gateway, seq) order. */
+  checkpoints(): Promise<Checkpoint[]>;
+  /** Where the running gateway's chain stands (read through its API; none from the store). */
+  heads(): Promise<(ChainHead & { gateway: string })[]>;
   close(): Promise<void>;
 }
 
@@ -64,6 +69,8 @@ export async function openTargetStore(target: Extract<StoreTarget, { kind: "url"
   return openStore(target.kind === "url" ? { url: target.url, maxConnections: 2 } : { dataDir: target.dir });
 }
 
+const CHECKPOINT_PAGE = 1000;
+
 export async function openRecordSource(flags: AccessFlags, env: NodeJS.ProcessEnv): Promise<RecordSource> {
   const target = storeTarget(flags, env, true);
   if (target.kind === "api") {
@@ -87,6 +94,16 @@ export async function openRecordSource(flags: AccessFlags, env: NodeJS.ProcessEn
           after = page.sessions[page.sessions.length - 1]!.id;
         }
       },
+      checkpoints: async () => {
+        const all: Checkpoint[] = [];
+        for (let after: Checkpoint | undefined; ; ) {
+          const page = await client.checkpointPage(after, CHECKPOINT_PAGE);
+          all.push(...page.checkpoints);
+          if (page.checkpoints.length < CHECKPOINT_PAGE) return all;
+          after = page.checkpoints[page.checkpoints.length - 1];
+        }
+      },
+      heads: async () => [(await client.checkpointPage(undefined, 1)).head],
       close: async () => undefined,
     };
   }
@@ -103,6 +120,16 @@ export async function openRecordSource(flags: AccessFlags, env: NodeJS.ProcessEn
         after = sessions[sessions.length - 1]!.id;
       }
     },
+    checkpoints: async () => {
+      const all: Checkpoint[] = [];
+      for (let after: Checkpoint | undefined; ; ) {
+        const page = await store.checkpoints.scan(after === undefined ? { limit: CHECKPOINT_PAGE } : { after, limit: CHECKPOINT_PAGE });
+        all.push(...page);
+        if (page.length < CHECKPOINT_PAGE) return all;
+        after = page[page.length - 1];
+      }
+    },
+    heads: async () => [],
     close: () => store.close(),
   };
 }
