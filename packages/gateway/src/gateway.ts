@@ -96,7 +96,10 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       logger.warn({ identity, err: error }, "the store cannot be reached; checking the key against the identity's keys as last read"),
     );
     const evidence = {
-      head: () => ({ gateway: recording.checkpoints.gateway, ...recording.checkpoints.head }),
+      shippedHead: async () => {
+        const head = { gateway: recording.checkpoints.gateway, ...recording.checkpoints.head };
+        return (await recording.shipper.drain(5_000)) ? head : undefined;
+      },
       signRetention: async (cutoffUs: number, horizonUs: number) => {
         const { checkpoint } = await recorder.checkpointRetention(cutoffUs, horizonUs);
         if (!(await recording.shipper.drain(10_000))) throw new GatewayError("RECORDING_UNAVAILABLE", "the retention checkpoint is journaled but has not reached the store yet; nothing was dropped");

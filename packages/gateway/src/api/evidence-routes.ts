@@ -13,7 +13,12 @@ import { ApiError, sendJson } from "./json.js";
 //        store, or a store this gateway connects to as its owner)
 
 export interface EvidenceApi {
-  head(): ChainHead & { gateway: string };
+  /**
+   * Where this gateway's chain stands, once everything journaled up to it is in the store (so a
+   * verifier reading the store next finds it all); undefined when the store has not caught up
+   * within a few seconds.
+   */
+  shippedHead(): Promise<(ChainHead & { gateway: string }) | undefined>;
   signRetention: SignRetention;
 }
 
@@ -29,8 +34,10 @@ export async function evidenceRoute(
   if (url.pathname === "/api/v1/checkpoints" && method === "GET") {
     const limit = Math.min(Number(url.searchParams.get("limit") ?? 500) || 500, 1000);
     const after = parseAfter(url.searchParams.get("after"));
+    // The head first, the store after: everything up to the head is then in what is read.
+    const head = after === undefined ? ((await evidence.shippedHead()) ?? null) : null;
     const checkpoints: Checkpoint[] = await storeCall(() => store.checkpoints.scan(after === undefined ? { limit } : { after, limit }));
-    return sendJson(response, 200, { checkpoints, head: evidence.head() });
+    return sendJson(response, 200, { checkpoints, head });
   }
   if (url.pathname === "/api/v1/checkpoints/retention" && method === "POST") {
     const body = await readJson(request);

@@ -47,7 +47,7 @@ export class ApiClient {
   }
 
   /** Stored checkpoints in (gateway, seq) order after `after`, and where the gateway's own chain stands. */
-  checkpointPage(after: { gateway: string; seq: number } | undefined, limit: number): Promise<{ checkpoints: Checkpoint[]; head: ChainHead & { gateway: string } }> {
+  checkpointPage(after: { gateway: string; seq: number } | undefined, limit: number): Promise<{ checkpoints: Checkpoint[]; head: (ChainHead & { gateway: string }) | null }> {
     const params = new URLSearchParams({ limit: String(limit), ...(after === undefined ? {} : { after: `${after.gateway}:${after.seq}` }) });
     return this.get(`/api/v1/checkpoints?${params}`);
   }

@@ -45,7 +45,7 @@ export async function checkpointsCommand(ctx: CommandContext, now: () => number 
   const source = await openRecordSource(values, ctx.env);
   let fromStore: Checkpoint[];
   try {
-    fromStore = await source.checkpoints();
+    fromStore = (await source.checkpoints()).checkpoints;
   } finally {
     await source.close();
   }

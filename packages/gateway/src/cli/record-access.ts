@@ -26,10 +26,11 @@ export interface RecordSource {
   session(id: string): Promise<{ session: SessionRecord; events: SessionEvent[] } | null>;
   /** Every session with its events, a page at a time, in session id order. */
   pages(pageSize: number): AsyncIterable<RecordPage>;
-  /** Every stored checkpoint, in (gateway, seq) order. */
-  checkpoints(): Promise<Checkpoint[]>;
-  /** Where the running gateway's chain stands (read through its API; none from the store). */
-  heads(): Promise<(ChainHead & { gateway: string })[]>;
+  /**
+   * Every stored checkpoint, in (gateway, seq) order, and where running gateways' chains stood
+   * just before they were read (through the API only: the store alone cannot say).
+   */
+  checkpoints(): Promise<{ checkpoints: Checkpoint[]; heads: (ChainHead & { gateway: string })[] }>;
   close(): Promise<void>;
 }
 
@@ -96,14 +97,16 @@ export async function openRecordSource(flags: AccessFlags, env: NodeJS.ProcessEn
       },
       checkpoints: async () => {
         const all: Checkpoint[] = [];
+        let heads: (ChainHead & { gateway: string })[] = [];
         for (let after: Checkpoint | undefined; ; ) {
           const page = await client.checkpointPage(after, CHECKPOINT_PAGE);
+          // The first page's head was taken before anything was read, so the pages cover it.
+          if (after === undefined && page.head) heads = [page.head];
           all.push(...page.checkpoints);
-          if (page.checkpoints.length < CHECKPOINT_PAGE) return all;
+          if (page.checkpoints.length < CHECKPOINT_PAGE) return { checkpoints: all, heads };
           after = page.checkpoints[page.checkpoints.length - 1];
         }
       },
-      heads: async () => [(await client.checkpointPage(undefined, 1)).head],
       close: async () => undefined,
     };
   }
@@ -125,11 +128,10 @@ export async function openRecordSource(flags: AccessFlags, env: NodeJS.ProcessEn
       for (let after: Checkpoint | undefined; ; ) {
         const page = await store.checkpoints.scan(after === undefined ? { limit: CHECKPOINT_PAGE } : { after, limit: CHECKPOINT_PAGE });
         all.push(...page);
-        if (page.length < CHECKPOINT_PAGE) return all;
+        if (page.length < CHECKPOINT_PAGE) return { checkpoints: all, heads: [] };
         after = page[page.length - 1];
       }
     },
-    heads: async () => [],
     close: () => store.close(),
   };
 }

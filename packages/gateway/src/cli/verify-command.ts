@@ -68,6 +68,9 @@ export async function verifyCommand(ctx: CommandContext): Promise<number> {
   const sessions = new Map<string, SessionRecord>();
   let report: CheckpointReport | undefined;
   try {
+    // Checkpoints before sessions: a session and its opening or seal reach the store together, so
+    // what the checkpoints read here speak of is in the sessions read after (see verify-checkpoints.ts).
+    const { checkpoints: stored, heads } = await source.checkpoints();
     if (values.all) {
       for await (const page of source.pages(PAGE)) {
         const bySession = new Map<string, typeof page.events>();
@@ -91,9 +94,8 @@ export async function verifyCommand(ctx: CommandContext): Promise<number> {
         }
       }
     }
-    const stored = await source.checkpoints();
     if (stored.length > 0 || exported !== undefined) {
-      report = verifyCheckpoints({ stored, ...(exported ? { exported } : {}), heads: await source.heads(), sessions, complete: values.all === true, keys });
+      report = verifyCheckpoints({ stored, ...(exported ? { exported } : {}), heads, sessions, complete: values.all === true, keys });
     }
   } finally {
     await source.close();

@@ -215,15 +215,17 @@ function crossCheck(chains: ReadonlyMap<string, Checkpoint[]>, sessions: Readonl
     }
   }
   // A session no chain opened, though the chain of the gateway that sealed it (or, still open,
-  // every chain given) was running before it started.
-  const firstTime = new Map([...chains].map(([g, chain]) => [g, chain[0]?.timeUs ?? Number.POSITIVE_INFINITY]));
-  const earliest = Math.min(Number.POSITIVE_INFINITY, ...firstTime.values());
+  // every chain given) was running before it started — and went on past its start: the sessions
+  // are read after the checkpoints, so one opened in between is in them but not in the chains.
+  const span = (chain: readonly Checkpoint[]) => ({ from: chain[0]?.timeUs ?? Number.POSITIVE_INFINITY, to: chain[chain.length - 1]?.timeUs ?? Number.NEGATIVE_INFINITY });
+  const spans = new Map([...chains].map(([g, chain]) => [g, span(chain)]));
+  const all = { from: Math.min(Number.POSITIVE_INFINITY, ...[...spans.values()].map((s) => s.from)), to: Math.max(Number.NEGATIVE_INFINITY, ...[...spans.values()].map((s) => s.to)) };
   for (const [id, session] of sessions) {
     if (opens.has(id)) continue;
     const sealer = session.sealSignature?.split(":")[1];
-    const since = sealer === undefined ? earliest : firstTime.get(sealer);
-    if (since !== undefined && since < session.startedUs) {
-      fail(id, "inserted", `no checkpoint opened this session, though ${sealer === undefined ? "the gateways' chains" : `gateway ${sealer}'s chain`} began before it started: it was not recorded by a gateway`);
+    const covering = sealer === undefined ? all : spans.get(sealer);
+    if (covering !== undefined && covering.from < session.startedUs && session.startedUs < covering.to) {
+      fail(id, "inserted", `no checkpoint opened this session, though ${sealer === undefined ? "the gateways' chains run" : `gateway ${sealer}'s chain runs`} from before it started to after: no gateway recorded it`);
     }
   }
   return { sessionFailures: failures, retained };
