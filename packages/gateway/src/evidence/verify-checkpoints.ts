@@ -78,18 +78,23 @@ export function verifyCheckpoints(inputs: CheckpointInputs): CheckpointReport {
     if (failure) chainFailures.push(failure);
     const copy = trustedExport.get(gateway) ?? [];
     const bySeq = new Map(fromStore.map((c) => [c.seq, c]));
-    let firstLost: number | undefined;
+    const lost: number[] = [];
     for (const c of copy) {
       const mine = bySeq.get(c.seq);
-      if (mine === undefined) {
-        firstLost ??= c.seq;
-      } else if (mine.hash !== c.hash || mine.prevHash !== c.prevHash) {
+      if (mine === undefined) lost.push(c.seq);
+      else if (mine.hash !== c.hash || mine.prevHash !== c.prevHash) {
         if (!failure || failure.seq !== c.seq) chainFailures.push({ gateway, seq: c.seq, reason: "edited", message: "the store's checkpoint differs from the exported one" });
       }
     }
-    if (firstLost !== undefined && !(failure?.reason === "cut" && failure.seq === firstLost)) {
-      const last = copy[copy.length - 1]!.seq;
-      chainFailures.push({ gateway, seq: firstLost, reason: "cut", message: `checkpoint${firstLost === last ? ` ${firstLost} is` : `s ${firstLost}–${last} are`} in the exported copy but not in the store` });
+    // Each run of checkpoints the store lost, unless the walk above already named that gap.
+    for (let i = 0; i < lost.length; ) {
+      let j = i;
+      while (j + 1 < lost.length && lost[j + 1] === lost[j]! + 1) j++;
+      const [from, to] = [lost[i]!, lost[j]!];
+      if (!(failure?.reason === "cut" && failure.seq === from)) {
+        chainFailures.push({ gateway, seq: from, reason: "cut", message: `checkpoint${from === to ? ` ${from} is` : `s ${from}–${to} are`} in the exported copy but not in the store` });
+      }
+      i = j + 1;
     }
     const merged = new Map(valid.map((c) => [c.seq, c]));
     for (const c of copy) if (!merged.has(c.seq)) merged.set(c.seq, c);
@@ -98,7 +103,7 @@ export function verifyCheckpoints(inputs: CheckpointInputs): CheckpointReport {
   for (const head of inputs.heads ?? []) {
     const chain = stored.get(head.gateway) ?? [];
     const last = chain[chain.length - 1]?.seq ?? 0;
-    if (last < head.seq && !chainFailures.some((f) => f.gateway === head.gateway && f.reason === "cut")) {
+    if (last < head.seq) {
       chainFailures.push({ gateway: head.gateway, seq: last + 1, reason: "cut", message: `the store's chain ends at ${last}; the running gateway's is at ${head.seq}` });
     }
   }

@@ -150,10 +150,10 @@ function insertedAt(
   for (let j = i + 1; j < events.length; j++) {
     if (events[j]!.prevHash !== lastGood) continue;
     const range = j - i > 1 ? `seq ${e.seq}–${events[j - 1]!.seq} were` : `seq ${e.seq} was`;
-    return { seq: e.seq, reason: "inserted", message: `${range} never in the chain: seq ${events[j]!.seq} was chained right after ${prevSeq}` };
+    return { seq: e.seq, reason: "inserted", message: `${range} never in the chain${e.hash ? "" : " (no hash)"}: seq ${events[j]!.seq} was chained right after ${prevSeq}` };
   }
   if (sealed && sealed.finalHash === lastGood && sealed.count === goodCount) {
-    return { seq: e.seq, reason: "inserted", message: `the session was sealed after ${prevSeq}; what follows was never in the chain` };
+    return { seq: e.seq, reason: "inserted", message: `the session was sealed after ${prevSeq}; what follows was never in the chain${e.hash ? "" : " (no hash)"}` };
   }
   return undefined;
 }
