@@ -94,10 +94,8 @@ type ChainResult = { failure: Omit<VerifyFailure, "sessionId">; count?: never; l
 function checkChain(genesis: string, events: readonly SessionEvent[], sealed: { count: number; finalHash: string } | undefined): ChainResult {
   // Where each stored hash sits, to tell a reordering or an insertion from an edit.
   const positionOf = new Map<string, number>();
-  const linkedTo = new Set<string>();
   events.forEach((e, i) => {
     if (e.hash) positionOf.set(e.hash, i);
-    if (e.prevHash) linkedTo.add(e.prevHash);
   });
   // A session recorded with the chain has hashes on its events (or a seal): there, an event
   // without a hash was not written by the gateway. Before the chain existed, none had one.
@@ -111,18 +109,19 @@ function checkChain(genesis: string, events: readonly SessionEvent[], sealed: { 
       const range = e.seq - expectedSeq > 1 ? `${expectedSeq}–${e.seq - 1} are` : `${expectedSeq} is`;
       return { failure: { seq: expectedSeq, reason: "deleted", message: `event ${range} missing` } };
     }
-    const inserted = insertedAt(i, expectedPrev, expectedSeq - 1, events, linkedTo, sealed);
+    const selfOk = !!e.hash && !!e.prevHash && eventHash(e.prevHash, e) === e.hash;
+    const linkOk = e.prevHash === expectedPrev;
+    if (selfOk && linkOk) {
+      expectedPrev = e.hash!;
+      expectedSeq++;
+      continue;
+    }
+    // Not where the chain goes on. Put in by hand, or one of the chain's own events changed?
+    const inserted = insertedAt(i, expectedPrev, expectedSeq - 1, events, sealed);
     if (inserted) return { failure: inserted };
     if (!e.hash || !e.prevHash) {
       if (chained) return { failure: { seq: e.seq, reason: "inserted", message: "the event has no hash: the gateway, which chains every event, did not write it" } };
       return { failure: { seq: e.seq, reason: "unsealed", message: "the event has no hash (recorded without the chain)" } };
-    }
-    const selfOk = eventHash(e.prevHash, e) === e.hash;
-    const linkOk = e.prevHash === expectedPrev;
-    if (selfOk && linkOk) {
-      expectedPrev = e.hash;
-      expectedSeq++;
-      continue;
     }
     return { failure: explain(e, i, events, positionOf, genesis, selfOk, linkOk) };
   }
@@ -139,12 +138,10 @@ function insertedAt(
   lastGood: string,
   goodCount: number,
   events: readonly SessionEvent[],
-  linkedTo: ReadonlySet<string>,
   sealed: { count: number; finalHash: string } | undefined,
 ): Omit<VerifyFailure, "sessionId"> | undefined {
   const e = events[i]!;
-  if (e.hash && e.prevHash === lastGood && eventHash(e.prevHash, e) === e.hash) return undefined; // in the chain
-  const followed = e.hash !== null && e.hash !== undefined && linkedTo.has(e.hash) && events.some((x, j) => j !== i && x.prevHash === e.hash);
+  const followed = !!e.hash && events.some((x, j) => j !== i && x.prevHash === e.hash);
   if (followed || (e.hash && e.hash === sealed?.finalHash)) return undefined; // something follows it: edited or moved
   const prevSeq = goodCount === 0 ? "the session's start" : `seq ${goodCount}`;
   for (let j = i + 1; j < events.length; j++) {
