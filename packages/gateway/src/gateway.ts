@@ -96,6 +96,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       logger.warn({ identity, err: error }, "the store cannot be reached; checking the key against the identity's keys as last read"),
     );
     const evidence = {
+      minRetentionDays: () => config.recording.minRetentionDays,
       shippedHead: async () => {
         const head = { gateway: recording.checkpoints.gateway, ...recording.checkpoints.head };
         return (await recording.shipper.drain(5_000)) ? head : undefined;

@@ -66,6 +66,10 @@ describe("evidence API", () => {
     const now = Date.now() * 1000;
     expect(await post("/api/v1/checkpoints/retention", { cutoffUs: now - 10, horizonUs: now })).toMatchObject({ status: 400, body: { error: { code: "bad_request" } } });
     expect(await post("/api/v1/checkpoints/retention", { cutoffUs: now + 86_400_000_000, horizonUs: now })).toMatchObject({ status: 400 });
+    // Younger than recording.minRetentionDays (default 30): not signed, whoever asks.
+    const tooRecent = await post("/api/v1/checkpoints/retention", { cutoffUs: now - 29 * 86_400_000_000, horizonUs: now - 40 * 86_400_000_000 });
+    expect(tooRecent).toMatchObject({ status: 400, body: { error: { message: expect.stringContaining("recording.minRetentionDays (30)") } } });
+    expect(await post("/api/v1/retention", { cutoffUs: now - 86_400_000_000, dryRun: true })).toMatchObject({ status: 400 });
     expect(await post("/api/v1/retention", { cutoffUs: "yesterday" })).toMatchObject({ status: 400, body: { error: { message: "cutoffUs: expected µs since the epoch" } } });
     const response = await fetch(`${gateway.apiUrl}/api/v1/checkpoints?after=nope`, { headers: { Authorization: `Bearer ${readAdminToken(join(dir, "data"))}` } });
     expect(response.status).toBe(400);

@@ -19,6 +19,8 @@ export interface EvidenceApi {
    * within a few seconds.
    */
   shippedHead(): Promise<(ChainHead & { gateway: string }) | undefined>;
+  /** recording.minRetentionDays, as configured now. */
+  minRetentionDays(): number;
   signRetention: SignRetention;
 }
 
@@ -44,17 +46,28 @@ export async function evidenceRoute(
     const cutoffUs = time(body, "cutoffUs");
     const horizonUs = time(body, "horizonUs");
     if (horizonUs > cutoffUs) throw new ApiError("bad_request", "horizonUs: must not be after cutoffUs");
-    if (cutoffUs > Date.now() * 1000) throw new ApiError("bad_request", "cutoffUs: must be in the past");
+    checkCutoff(cutoffUs, evidence.minRetentionDays());
     return sendJson(response, 201, { checkpoint: await storeCall(() => evidence.signRetention(cutoffUs, horizonUs)) });
   }
   if (url.pathname === "/api/v1/retention" && method === "POST") {
     const body = await readJson(request);
     const cutoffUs = time(body, "cutoffUs");
-    if (cutoffUs > Date.now() * 1000) throw new ApiError("bad_request", "cutoffUs: must be in the past");
+    checkCutoff(cutoffUs, evidence.minRetentionDays());
     const result = await storeCall(() => applyRetention(store, evidence.signRetention, cutoffUs, body["dryRun"] === true));
     return sendJson(response, 200, result);
   }
   throw new ApiError("method_not_allowed", `${method} is not supported on ${url.pathname}`);
+}
+
+/**
+ * Whoever holds the admin token could otherwise have the gateway sign away yesterday's sessions,
+ * and the store's owner delete them as "retained": a cut keeps at least recording.minRetentionDays.
+ */
+function checkCutoff(cutoffUs: number, minDays: number): void {
+  const latest = Date.now() * 1000 - minDays * 86_400_000_000;
+  if (cutoffUs > latest) {
+    throw new ApiError("bad_request", `cutoffUs: the gateway keeps at least recording.minRetentionDays (${minDays}) days; the cut may be no later than ${new Date(latest / 1000).toISOString()}`);
+  }
 }
 
 function parseAfter(text: string | null): { gateway: string; seq: number } | undefined {

@@ -27,7 +27,8 @@ kept. So the gateway must be running and reachable.
   through its API (--data-dir of the gateway, or --gateway URL).
 
 Options:
-  --days N             keep at least N days (N ≥ 1)
+  --days N             keep at least N days (N ≥ 1; the gateway refuses fewer
+                       than its recording.minRetentionDays, default 30)
   --dry-run            say what would be dropped, drop nothing (no gateway needed
                        for a Postgres store)
   --store-url URL      the Postgres store (or GATEHOUSE_STORE_URL)
