@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Checkpoint, SessionRecord } from "@gatehouse/store";
 import { afterAll, describe, expect, it } from "vitest";
+import { genesisHash } from "./chain.js";
 import { CheckpointChain } from "./checkpoints.js";
 import { formatCheckpointFile, parseCheckpointFile } from "./checkpoint-file.js";
 import { loadOrCreateSigningKey, parsePublicKeys } from "./signing.js";
@@ -46,8 +47,8 @@ function history() {
     return c;
   };
   const open = (id: string, at: number) => {
-    add(chain.next("open", id, { genesis: "00".repeat(32), startedUs: at }, at));
     sessions.set(id, row(id, at));
+    add(chain.next("open", id, { genesis: genesisHash(row(id, at)), startedUs: at }, at));
   };
   const seal = (id: string, at: number) => {
     const finalHash = "cd".repeat(32);
@@ -142,6 +143,12 @@ describe("verifyCheckpoints", () => {
     expect(failuresOf(check({ stored: written, sessions: history().sessions, exported: forged }))).toEqual([["chain 7", "edited"]]);
     expect(() => parseCheckpointFile('{"format":"other"}\n', "x.jsonl")).toThrow(/x.jsonl:1: not a checkpoint export/);
     expect(() => parseCheckpointFile(`${file.split("\n")[0]}\n{"gateway":1}\n`, "x.jsonl")).toThrow(/x.jsonl:2: not a checkpoint/);
+  });
+
+  it("names a session whose row was changed after its gateway opened it, events or not", () => {
+    const { written, sessions } = history();
+    sessions.set("live", { ...sessions.get("live")!, identity: { name: "someone-else" } });
+    expect(failuresOf(check({ stored: written, sessions }))).toEqual([["live", "edited"]]);
   });
 
   it("names a session no gateway opened, though its chain ran before and after it", () => {

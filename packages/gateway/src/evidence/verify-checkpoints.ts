@@ -1,5 +1,6 @@
 import type { Checkpoint, SessionRecord } from "@gatehouse/store";
 import { isoFromUs } from "../clock.js";
+import { genesisHash } from "./chain.js";
 import { chainStart, checkCheckpoint, type ChainHead } from "./checkpoints.js";
 import type { PublicKey } from "./signing.js";
 import type { VerifyFailure } from "./verify.js";
@@ -16,7 +17,8 @@ import type { VerifyFailure } from "./verify.js";
 //                           covers it: deleted by hand
 //                unsealed   sealed (checkpoint) but open in the store; or open in the store though
 //                           a later state checkpoint of its gateway no longer lists it live
-//                edited     its end, count or final hash differ from its seal checkpoint
+//                edited     its row differs from what was opened, or its end, count or final hash
+//                           from its seal checkpoint
 //                inserted   in the store, but its gateway's chain, begun before it, never opened it
 // A session dropped by `gatehouse retention` (opened, sealed, then covered by a signed retention
 // checkpoint) is counted as retained, not as a failure.
@@ -198,6 +200,11 @@ function crossCheck(chains: ReadonlyMap<string, Checkpoint[]>, sessions: Readonl
       const cut = endedUs === undefined ? undefined : retentions.find((r) => startedUs < (num(r.details, "horizonUs") ?? 0) && endedUs <= r.timeUs);
       if (cut) retained++;
       else fail(id, "missing", `opened at ${at(open)}${seal ? " and sealed" : ""}, but not in the store, and no signed retention cut covers it: deleted by hand`);
+      continue;
+    }
+    // The row the gateway opened: even a session without events (or a seal) cannot be rewritten.
+    if (genesisHash(session) !== open.details?.["genesis"]) {
+      fail(id, "edited", `the session's row (identity, connection, client, start) is not the one its gateway opened at ${at(open)}`);
       continue;
     }
     if (seal) continue; // checked below
