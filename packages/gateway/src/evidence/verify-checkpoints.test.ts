@@ -138,6 +138,7 @@ describe("verifyCheckpoints", () => {
     // Without the export, the store's chain alone looks whole; the running gateway's head does not.
     expect(failuresOf(check({ stored: written.slice(0, 5), sessions }))).toEqual([]);
     expect(failuresOf(check({ stored: written.slice(0, 5), sessions, heads: [{ gateway: key.keyId, seq: 7, hash: written[6]!.hash }] }))).toEqual([["chain 6", "cut"]]);
+    expect(failuresOf(check({ stored: written, sessions: history().sessions, heads: [{ gateway: key.keyId, seq: 7, hash: "ee".repeat(32) }] }))).toEqual([["chain 7", "edited"]]);
     // A forged line in the export is not trusted.
     const forged = exported.map((c) => (c.seq === 7 ? { ...c, sessionId: "ghost" } : c));
     expect(failuresOf(check({ stored: written, sessions: history().sessions, exported: forged }))).toEqual([["chain 7", "edited"]]);

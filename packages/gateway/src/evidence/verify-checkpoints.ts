@@ -71,8 +71,8 @@ export function verifyCheckpoints(inputs: CheckpointInputs): CheckpointReport {
     trustedExport.set(gateway, valid);
   }
 
-  // Every chain as the verifier reconstructs it: the store's valid prefix, plus what the export
-  // holds that the store lost.
+  // Every chain as the verifier reconstructs it: the store's authentic checkpoints (hash and
+  // signature check out), plus what the export holds that the store lost or altered.
   const chains = new Map<string, Checkpoint[]>();
   for (const gateway of new Set([...stored.keys(), ...trustedExport.keys()])) {
     const fromStore = stored.get(gateway) ?? [];
@@ -107,6 +107,8 @@ export function verifyCheckpoints(inputs: CheckpointInputs): CheckpointReport {
     const last = chain[chain.length - 1]?.seq ?? 0;
     if (last < head.seq) {
       chainFailures.push({ gateway: head.gateway, seq: last + 1, reason: "cut", message: `the store's chain ends at ${last}; the running gateway's is at ${head.seq}` });
+    } else if (chain.find((c) => c.seq === head.seq)?.hash !== head.hash) {
+      chainFailures.push({ gateway: head.gateway, seq: head.seq, reason: "edited", message: "the store's checkpoint differs from the running gateway's" });
     }
   }
 
