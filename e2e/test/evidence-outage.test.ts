@@ -123,6 +123,10 @@ describe("store outage", () => {
     const done = await stack.cli(["retention", "--days", "365", "--store-url", ownerUrl]);
     expect(done.code).toBe(0);
     expect(done.stdout).toContain("dropped events_y2020m01");
+    // The gateway signed the cut before anything was dropped; it is in the store's checkpoints.
+    expect(done.stdout).toMatch(/^signed by gateway [0-9a-f]{16} as checkpoint \d+$/m);
+    const cuts = await storeQuery<{ horizon: string }>("select details->>'horizonUs' as horizon from checkpoints where kind = 'retention'");
+    expect(cuts.map((c) => Number(c.horizon))).toContain(Date.UTC(2020, 1, 1) * 1000);
     expect(await storeQuery("select 1 from sessions where id = 'old-session'")).toEqual([]);
     // Recent sessions are untouched and still verify.
     const verify = await stack.cli(["verify", "--all", "--store-url", ownerUrl, "--public-key", await stack.publicKeyFile()]);

@@ -18,7 +18,8 @@ Commands:
   keys create|list|revoke    manage identities' access keys
   keys signing               print the gateway's session-sealing public key
   verify ID...|--all         check sessions' hash chains and seals (exit 1 on any failure)
-  retention --days N         drop event partitions older than N days (as the store's owner)
+  checkpoints export         export the gateways' signed checkpoint chains (for verify --checkpoints)
+  retention --days N         drop event partitions older than N days (signed by the gateway)
   token                      get an OIDC access token for this agent (client credentials)
 
 Run "gatehouse COMMAND --help" for a command's options.`;
@@ -42,6 +43,7 @@ const commands: Record<string, Command> = {
   token: async (ctx) => (await gateway()).tokenCommand(ctx),
   verify: async (ctx) => (await gateway()).verifyCommand(ctx),
   retention: async (ctx) => (await gateway()).retentionCommand(ctx),
+  checkpoints: async (ctx) => (await gateway()).checkpointsCommand(ctx),
 };
 
 async function main(argv: string[]): Promise<number> {

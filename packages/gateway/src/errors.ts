@@ -21,7 +21,9 @@ export type GatewayErrorCode =
   /** A client closed its connection (or it failed: `cause`) while the gateway waited for its handshake. */
   | "CLIENT_GONE"
   /** A client's handshake did not finish before its deadline. */
-  | "CLIENT_TIMEOUT";
+  | "CLIENT_TIMEOUT"
+  /** A checkpoint export (verify --checkpoints FILE) cannot be read or is not one. */
+  | "CHECKPOINTS_UNREADABLE";
 
 /** Why recording is unavailable, for RECORDING_UNAVAILABLE; the protocols map it to their own error. */
 export interface RecordingProblem {

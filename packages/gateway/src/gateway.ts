@@ -112,9 +112,22 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
         logger.warn({ identity, err: error }, "the store cannot be reached; checking the key against the identity's keys as last read"),
     });
     cleanup.push(() => accessKeys.close());
+    const evidence = {
+      minRetentionDays: () => config.recording.minRetentionDays,
+      shippedHead: async () => {
+        const head = { gateway: recording.checkpoints.gateway, ...recording.checkpoints.head };
+        return (await recording.shipper.drain(5_000)) ? head : undefined;
+      },
+      signRetention: async (cutoffUs: number, horizonUs: number) => {
+        const { checkpoint } = await recorder.checkpointRetention(cutoffUs, horizonUs);
+        if (!(await recording.shipper.drain(10_000))) throw new GatewayError("RECORDING_UNAVAILABLE", "the retention checkpoint is journaled but has not reached the store yet; nothing was dropped");
+        logger.info({ seq: checkpoint.seq, cutoffUs, horizonUs }, "signed a retention checkpoint");
+        return checkpoint;
+      },
+    };
     const ready = () =>
       readiness({ recordingMode: recorder.mode, journalProblem: recording.journal.problem(), storeFailing: recording.shipper.stats.storeDown || accessKeys.storeFailing });
-    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, logger, readiness: ready, clock });
+    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, logger, readiness: ready, clock, evidence });
     const apiAddress = await listen(api, config.listen.api, "listen.api");
     cleanup.push(() => closeServer(api));
     // Before the API server, which carries the tunnel: its close waits for every socket it

@@ -11,6 +11,7 @@ import { GatewayError } from "../src/errors.js";
 import { startRecording, type Recording } from "../src/evidence/recording.js";
 import { parsePublicKeys } from "../src/evidence/signing.js";
 import { verifySession } from "../src/evidence/verify.js";
+import { verifyCheckpoints } from "../src/evidence/verify-checkpoints.js";
 import { createLogger } from "../src/logger.js";
 import { createStoreDatabase } from "./support/store-database.js";
 
@@ -126,6 +127,43 @@ describe("recording", () => {
       ["select 1", "ok", null],
       ["select pg_sleep(600) /* a\\0b */", null, "interrupted"],
     ]);
+  });
+
+  it("keeps one checkpoint chain across a crash, a clean stop and a lost journal, and it verifies", async () => {
+    const dir = dataDir();
+    const first = await start(dir);
+    const sealed = await first.recorder.open(meta);
+    await sealed.record({ kind: "connect", outcome: "ok" });
+    await sealed.close("client_closed");
+    const crashed = await first.recorder.open(meta);
+    await crash(first);
+
+    // Recovery seals the session the crash left open, into the same chain.
+    const second = await start(dir);
+    expect(second.checkpoints.head.seq).toBeGreaterThanOrEqual(4);
+    await second.close();
+    running.splice(running.indexOf(second), 1);
+    // The journal lost (a new disk): the chain goes on from the store's last checkpoint.
+    rmSync(join(dir, "journal"), { recursive: true, force: true });
+    const third = await start(dir);
+    expect(await third.shipper.drain(10_000)).toBe(true);
+
+    const gateway = third.signingKey.keyId;
+    const stored = (await store.checkpoints.scan({ limit: 1000 })).filter((c) => c.gateway === gateway);
+    // open, seal, state (start), open, [crash] state (start: the crashed session live), seal
+    // (recovery), state (stop: nothing live), [journal lost] state (start).
+    expect(stored.map((c) => [c.seq, c.kind, c.sessionId])).toEqual([
+      [1, "state", null],
+      [2, "open", sealed.id],
+      [3, "seal", sealed.id],
+      [4, "open", crashed.id],
+      [5, "seal", crashed.id],
+      [6, "state", null],
+      [7, "state", null],
+    ]);
+    const sessions = new Map((await store.sessions.list({ limit: 1000 })).filter((s) => [sealed.id, crashed.id].includes(s.id)).map((s) => [s.id, s]));
+    const report = verifyCheckpoints({ stored, sessions, complete: false, keys: parsePublicKeys(third.signingKey.publicKeyPem, "test") });
+    expect([...report.chainFailures, ...report.sessionFailures]).toEqual([]);
   });
 
   it("ships again from the start after losing its acknowledgements, without a single duplicate", async () => {

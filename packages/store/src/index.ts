@@ -1,5 +1,5 @@
 export { openStore, createStore, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from "./store.js";
-export type { Store, StoreOptions, StoreDriver, SessionWithEvents } from "./store.js";
+export type { Store, StoreOptions, StoreDriver, SessionWithEvents, RetentionOptions } from "./store.js";
 
 export { createEventWriter, EVENT_WRITER_DEFAULTS } from "./writer.js";
 export type { EventWriter, EventWriterOptions, EventWriterStats, EventSink } from "./writer.js";
@@ -26,6 +26,7 @@ export { usToIso } from "./time.js";
 export type {
   AccessKeyFilter,
   AccessKeyRecord,
+  Checkpoint,
   EventPartition,
   Identity,
   NewAccessKey,

@@ -8,6 +8,7 @@ import { usOf, usToIso } from "./time.js";
 import type {
   AccessKeyFilter,
   AccessKeyRecord,
+  Checkpoint,
   EventPartition,
   Identity,
   NewAccessKey,
@@ -43,6 +44,16 @@ export interface StoreOptions {
 }
 
 export type StoreDriver = "postgres" | "embedded";
+
+export interface RetentionOptions {
+  /** Say what would be done, do nothing. */
+  dryRun?: boolean;
+  /**
+   * Remove only sessions that ended at or before this time (µs): the time of the gateway's signed
+   * retention checkpoint, so a session sealed after it is kept rather than removed unannounced.
+   */
+  endedByUs?: number;
+}
 
 export interface SessionWithEvents {
   session: SessionRecord;
@@ -97,7 +108,17 @@ export interface Store {
      * ended sessions that started before the newest dropped partition's end, with their remaining
      * events, so no session is left with part of its events. `dryRun`: says what it would do.
      */
-    dropBefore(cutoffUs: number, options?: { dryRun?: boolean }): Promise<RetentionResult>;
+    dropBefore(cutoffUs: number, options?: RetentionOptions): Promise<RetentionResult>;
+  };
+  /** The gateways' checkpoint chains (migration 003); written through `record`. */
+  readonly checkpoints: {
+    /**
+     * Every checkpoint in (gateway, seq) order, a page at a time: pass the last one's gateway and
+     * seq as `after` for the next page. `limit` default 500, at most 1000.
+     */
+    scan(options?: { after?: { gateway: string; seq: number }; limit?: number }): Promise<Checkpoint[]>;
+    /** The last checkpoint of a gateway's chain, or null when it has none. */
+    last(gateway: string): Promise<Checkpoint | null>;
   };
   readonly accessKeys: {
     /** CONFLICT when the id exists. */
@@ -183,7 +204,16 @@ export function createStore(sql: SqlExecutor, driver: StoreDriver, where?: strin
     record: (batch) => recordBatch(sql, partitions, batch),
     retention: {
       partitions: () => eventPartitions(sql),
-      dropBefore: (cutoffUs, options) => dropPartitionsBefore(sql, cutoffUs, options?.dryRun === true),
+      dropBefore: (cutoffUs, options) => dropPartitionsBefore(sql, cutoffUs, options ?? {}),
+    },
+    checkpoints: {
+      scan: (options) => scanCheckpoints(sql, options ?? {}),
+      last: async (gateway) => {
+        const rows = await read(`reading the last checkpoint of ${gateway}`, () =>
+          sql.query<CheckpointRow>(`select ${CHECKPOINT_COLUMNS} from checkpoints where gateway = $1 order by seq desc limit 1`, [gateway]),
+        );
+        return rows[0] === undefined ? null : checkpointOf(rows[0]);
+      },
     },
     accessKeys: {
       create: (key) => createAccessKey(sql, key),
@@ -515,12 +545,13 @@ async function recordBatch(sql: SqlExecutor, partitions: PartitionCache, batch: 
     final_hash: c.finalHash ?? null,
     seal_signature: c.sealSignature ?? null,
   }));
-  if (sessions.length === 0 && events.length === 0 && closes.length === 0) {
-    return { sessions: 0, events: 0, closed: 0, notClosed: [] };
+  const checkpoints = (batch.checkpoints ?? []).map(checkpointRowOf);
+  if (sessions.length === 0 && events.length === 0 && closes.length === 0 && checkpoints.length === 0) {
+    return { sessions: 0, events: 0, closed: 0, notClosed: [], checkpoints: 0, checkpointConflicts: [] };
   }
   let json: string;
   try {
-    json = JSON.stringify({ sessions, events, closes });
+    json = JSON.stringify(checkpoints.length === 0 ? { sessions, events, closes } : { sessions, events, closes, checkpoints });
   } catch (err) {
     throw new StoreError("INVALID_ARGUMENT", `a record batch cannot be serialized as JSON: ${String(err)}`, { cause: err });
   }
@@ -533,7 +564,68 @@ async function recordBatch(sql: SqlExecutor, partitions: PartitionCache, batch: 
   }
   const result = rows[0]?.result;
   if (result === undefined) throw new StoreError("WRITE_FAILED", "gatehouse_record returned nothing");
-  return result;
+  return { ...result, checkpoints: result.checkpoints ?? 0, checkpointConflicts: result.checkpointConflicts ?? [] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoints
+
+const CHECKPOINT_COLUMNS = `gateway, seq, ${usOf("ts")} as time_us, kind, session_id, details, prev_hash, hash, signature`;
+
+interface CheckpointRow {
+  gateway: string;
+  seq: number;
+  time_us: number;
+  kind: string;
+  session_id: string | null;
+  details: Record<string, unknown> | null;
+  prev_hash: string;
+  hash: string;
+  signature: string;
+}
+
+function checkpointOf(row: CheckpointRow): Checkpoint {
+  return {
+    gateway: row.gateway,
+    seq: row.seq,
+    timeUs: row.time_us,
+    kind: row.kind,
+    sessionId: row.session_id,
+    details: row.details,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+    signature: row.signature,
+  };
+}
+
+function checkpointRowOf(c: Checkpoint): Record<string, unknown> {
+  if (!Number.isSafeInteger(c.seq) || c.seq < 1) throw new StoreError("INVALID_ARGUMENT", `checkpoint seq must be a positive integer, got ${c.seq}`);
+  return {
+    gateway: c.gateway,
+    seq: c.seq,
+    ts: usToIso(c.timeUs),
+    kind: c.kind,
+    session_id: c.sessionId,
+    details: c.details,
+    prev_hash: c.prevHash,
+    hash: c.hash,
+    signature: c.signature,
+  };
+}
+
+async function scanCheckpoints(sql: SqlExecutor, options: { after?: { gateway: string; seq: number }; limit?: number }): Promise<Checkpoint[]> {
+  const limit = options.limit ?? 500;
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new StoreError("INVALID_ARGUMENT", `limit must be a positive integer, got ${limit}`);
+  const rows = await read("scanning checkpoints", () =>
+    options.after === undefined
+      ? sql.query<CheckpointRow>(`select ${CHECKPOINT_COLUMNS} from checkpoints order by gateway, seq limit $1`, [Math.min(limit, MAX_LIST_LIMIT)])
+      : sql.query<CheckpointRow>(`select ${CHECKPOINT_COLUMNS} from checkpoints where (gateway, seq) > ($1, $2::int8) order by gateway, seq limit $3`, [
+          options.after.gateway,
+          options.after.seq,
+          Math.min(limit, MAX_LIST_LIMIT),
+        ]),
+  );
+  return rows.map(checkpointOf);
 }
 
 function sessionRowOf(s: NewSession): Record<string, unknown> {
@@ -603,8 +695,11 @@ async function eventPartitions(sql: SqlExecutor): Promise<EventPartition[]> {
   return partitions.sort((a, b) => a.fromUs - b.fromUs);
 }
 
-async function dropPartitionsBefore(sql: SqlExecutor, cutoffUs: number, dryRun: boolean): Promise<RetentionResult> {
+async function dropPartitionsBefore(sql: SqlExecutor, cutoffUs: number, options: RetentionOptions): Promise<RetentionResult> {
   usToIso(cutoffUs); // validates
+  const dryRun = options.dryRun === true;
+  // Far in the future when not given: every ended session counts as ended by then.
+  const endedBy = usToIso(options.endedByUs ?? 8_000_000_000_000_000);
   const dropped = (await eventPartitions(sql)).filter((p) => p.toUs <= cutoffUs);
   const horizon = dropped.at(-1)?.toUs;
   if (horizon === undefined) return { dropped, sessionsDeleted: 0, straddlingEventsDeleted: 0 };
@@ -614,9 +709,9 @@ async function dropPartitionsBefore(sql: SqlExecutor, cutoffUs: number, dryRun: 
       sql.query<{ sessions: number; events: number }>(
         `select count(*) as sessions,
                 (select count(*) from events e where e.ts >= $1::timestamptz and e.session_id in
-                   (select id from sessions where ended_at is not null and started_at < $1::timestamptz)) as events
-         from sessions where ended_at is not null and started_at < $1::timestamptz`,
-        [horizonIso],
+                   (select id from sessions where ended_at is not null and ended_at <= $2::timestamptz and started_at < $1::timestamptz)) as events
+         from sessions where ended_at is not null and ended_at <= $2::timestamptz and started_at < $1::timestamptz`,
+        [horizonIso, endedBy],
       ),
     );
     return { dropped, sessionsDeleted: row?.sessions ?? 0, straddlingEventsDeleted: row?.events ?? 0 };
@@ -626,12 +721,12 @@ async function dropPartitionsBefore(sql: SqlExecutor, cutoffUs: number, dryRun: 
       for (const p of dropped) await tx.query(`drop table if exists "${p.name}"`);
       const [row] = await tx.query<{ sessions: number; events: number }>(
         `with gone as (
-           delete from sessions where ended_at is not null and started_at < $1::timestamptz returning id
+           delete from sessions where ended_at is not null and ended_at <= $2::timestamptz and started_at < $1::timestamptz returning id
          ), straddling as (
            delete from events e using gone where e.session_id = gone.id returning 1
          )
          select (select count(*) from gone) as sessions, (select count(*) from straddling) as events`,
-        [horizonIso],
+        [horizonIso, endedBy],
       );
       return { dropped, sessionsDeleted: row?.sessions ?? 0, straddlingEventsDeleted: row?.events ?? 0 };
     });

@@ -99,6 +99,28 @@ export interface RecordBatch {
   sessions?: readonly NewSession[];
   events?: readonly SessionEvent[];
   closes?: readonly SessionClose[];
+  /** Applied last; one already stored (same gateway and seq) is skipped. */
+  checkpoints?: readonly Checkpoint[];
+}
+
+/**
+ * One link of a gateway's checkpoint chain (migration 003): a session opened or sealed, a
+ * retention cut, or the gateway's live sessions at a moment. Hashed and signed by the gateway;
+ * the store only keeps it.
+ */
+export interface Checkpoint {
+  /** Key id of the gateway that signed it: one chain per gateway key. */
+  gateway: string;
+  /** 1, 2, 3… within the gateway's chain. */
+  seq: number;
+  timeUs: number;
+  /** open, seal, retention, state. */
+  kind: string;
+  sessionId: string | null;
+  details: Record<string, unknown> | null;
+  prevHash: string;
+  hash: string;
+  signature: string;
 }
 
 export interface RecordBatchResult {
@@ -110,6 +132,10 @@ export interface RecordBatchResult {
   closed: number;
   /** Closes that changed nothing, and why. */
   notClosed: { id: string; status: "already_closed" | "not_found" }[];
+  /** Checkpoints inserted by this call. */
+  checkpoints: number;
+  /** Checkpoints whose (gateway, seq) is stored with another hash: a second chain under one key. */
+  checkpointConflicts: { gateway: string; seq: number }[];
 }
 
 /** A monthly partition of the events table. */

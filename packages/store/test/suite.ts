@@ -8,6 +8,7 @@ import {
   migrate,
   migrations,
   StoreError,
+  type Checkpoint,
   type EventSink,
   type SqlExecutor,
   type NewSession,
@@ -76,7 +77,7 @@ export function defineStoreSuite(harness: () => Harness): void {
     await store?.close();
   });
   beforeEach(async () => {
-    await store.sql.query("truncate events, sessions, access_keys");
+    await store.sql.query("truncate events, sessions, access_keys, checkpoints");
   });
 
   const countEvents = async (sessionId?: string): Promise<number> => {
@@ -568,13 +569,15 @@ export function defineStoreSuite(harness: () => Harness): void {
         events: [event("r1", 1), event("r1", 2, { params: ["x", null], details: { rows: 1 } }), event("r2", 1)],
         closes: [close("r1")],
       };
-      expect(await store.record(batch)).toEqual({ sessions: 2, events: 3, closed: 1, notClosed: [] });
+      expect(await store.record(batch)).toEqual({ sessions: 2, events: 3, closed: 1, notClosed: [], checkpoints: 0, checkpointConflicts: [] });
       // The same shipment again (an acknowledgement lost on the way back): nothing changes.
       expect(await store.record(batch)).toEqual({
         sessions: 0,
         events: 0,
         closed: 0,
         notClosed: [{ id: "r1", status: "already_closed" }],
+        checkpoints: 0,
+        checkpointConflicts: [],
       });
       const r1 = await store.sessions.get("r1");
       expect(r1?.session).toMatchObject({
@@ -592,7 +595,36 @@ export function defineStoreSuite(harness: () => Harness): void {
       expect(await store.record({ closes: [close("ghost")] })).toMatchObject({ notClosed: [{ id: "ghost", status: "not_found" }] });
       await expectStoreError(store.record({ events: [event("nobody", 1)] }), "NOT_FOUND");
       await expectStoreError(store.record({ events: [event("r2", 3, { command: "a\u0000b" })] }), "INVALID_ARGUMENT");
-      expect(await store.record({})).toEqual({ sessions: 0, events: 0, closed: 0, notClosed: [] });
+      expect(await store.record({})).toEqual({ sessions: 0, events: 0, closed: 0, notClosed: [], checkpoints: 0, checkpointConflicts: [] });
+    });
+
+    const checkpoint = (gateway: string, seq: number, overrides: Partial<Checkpoint> = {}): Checkpoint => ({
+      gateway,
+      seq,
+      timeUs: T0 + seq,
+      kind: "open",
+      sessionId: `cp-${seq}`,
+      details: { genesis: "ab".repeat(32), n: seq },
+      prevHash: "00".repeat(32),
+      hash: seq.toString(16).padStart(64, "0"),
+      signature: "ed25519:k:sig",
+      ...overrides,
+    });
+
+    it("keeps checkpoints once each, reports a second chain under one key, and pages through them", async () => {
+      const batch = { sessions: [newSession("cp-1")], checkpoints: [checkpoint("gw-a", 1), checkpoint("gw-a", 2, { kind: "seal" }), checkpoint("gw-b", 1, { sessionId: null, details: null })] };
+      expect(await store.record(batch)).toMatchObject({ sessions: 1, checkpoints: 3, checkpointConflicts: [] });
+      // Replayed: nothing new. The same (gateway, seq) with another hash: reported, not stored.
+      expect(await store.record(batch)).toMatchObject({ checkpoints: 0, checkpointConflicts: [] });
+      expect(await store.record({ checkpoints: [checkpoint("gw-a", 2, { hash: "ff".repeat(32) })] })).toMatchObject({
+        checkpoints: 0,
+        checkpointConflicts: [{ gateway: "gw-a", seq: 2 }],
+      });
+      expect(await store.checkpoints.scan()).toEqual([checkpoint("gw-a", 1), checkpoint("gw-a", 2, { kind: "seal" }), checkpoint("gw-b", 1, { sessionId: null, details: null })]);
+      expect((await store.checkpoints.scan({ after: { gateway: "gw-a", seq: 1 }, limit: 1 })).map((c) => [c.gateway, c.seq])).toEqual([["gw-a", 2]]);
+      expect((await store.checkpoints.scan({ after: { gateway: "gw-a", seq: 2 } })).map((c) => [c.gateway, c.seq])).toEqual([["gw-b", 1]]);
+      expect((await store.checkpoints.last("gw-a"))?.seq).toBe(2);
+      expect(await store.checkpoints.last("gw-none")).toBeNull();
     });
 
     it("puts events in monthly partitions made on demand, and retention drops whole old ones", async () => {
@@ -642,6 +674,19 @@ export function defineStoreSuite(harness: () => Harness): void {
       expect(await store.retention.dropBefore(cutoff)).toEqual({ dropped: [], sessionsDeleted: 0, straddlingEventsDeleted: 0 });
     });
 
+    it("retention removes only sessions that ended by the time it is given", async () => {
+      const jan = Date.UTC(2022, 0, 15) * 1000;
+      await store.record({
+        sessions: [newSession("ended-early", { startedUs: jan }), newSession("ended-late", { startedUs: jan + 1 })],
+        events: [event("ended-early", 1, { timeUs: jan }), event("ended-late", 1, { timeUs: jan + 1 })],
+        closes: [close("ended-early", { endedUs: jan + 10 }), close("ended-late", { endedUs: jan + 1_000 })],
+      });
+      const result = await store.retention.dropBefore(Date.UTC(2022, 1, 1) * 1000, { endedByUs: jan + 500 });
+      expect(result.dropped.map((p) => p.name)).toContain("events_y2022m01");
+      expect(await store.sessions.get("ended-early")).toBeNull();
+      expect((await store.sessions.get("ended-late"))?.session.endedUs).toBe(jan + 1_000);
+    });
+
     it("scans every session in id order and reads the events of many sessions at once", async () => {
       for (const id of ["s-b", "s-a", "s-c"]) await store.sessions.create(newSession(id));
       await store.events.insertBatch([event("s-b", 2), event("s-a", 1), event("s-b", 1), event("s-c", 1)]);
@@ -673,6 +718,11 @@ export function defineStoreSuite(harness: () => Harness): void {
         await refused("update sessions set end_reason = 'rewritten' where id = 'ro'");
         await refused("delete from sessions where id = 'ro'");
         await refused("drop table events_y2024m03");
+        // Its checkpoints: written through gatehouse_record and read, never changed.
+        await asGateway.record({ checkpoints: [checkpoint("gw-ro", 1)] });
+        expect((await asGateway.checkpoints.last("gw-ro"))?.seq).toBe(1);
+        await refused("update checkpoints set kind = 'state' where gateway = 'gw-ro'");
+        await refused("delete from checkpoints where gateway = 'gw-ro'");
         // A seal is never overwritten, even through the function.
         await expectStoreError(asGateway.sessions.close(close("ro", { endReason: "rewritten" })), "CONFLICT");
       });
@@ -691,7 +741,7 @@ export function defineStoreSuite(harness: () => Harness): void {
             { session_id: "v1", seq: 2, ts: "2023-07-01T00:00:00Z", kind: "query", details: { rows: 2 } },
           ]),
         ]);
-        expect(await migrate(sql)).toEqual({ applied: [2], version: migrations.length });
+        expect(await migrate(sql)).toEqual({ applied: [2, 3], version: migrations.length });
         const upgraded = createStore(sql, "postgres");
         const got = await upgraded.sessions.get("v1");
         expect(got?.session.eventCount).toBe(2);

@@ -9,6 +9,7 @@ import type { Logger } from "../logger.js";
 import type { ConnectorRegistry } from "../tunnel/connector-registry.js";
 import { parseTtl, type AccessKeys } from "../identity/access-keys.js";
 import type { TunnelServer } from "../tunnel/tunnel-server.js";
+import { evidenceRoute, type EvidenceApi } from "./evidence-routes.js";
 import { ApiError, sendError, sendJson } from "./json.js";
 import type { Readiness } from "./readiness.js";
 import { eventView, sessionView } from "./views.js";
@@ -26,6 +27,8 @@ export interface ApiOptions {
   readiness: () => Readiness;
   /** For relative times ("since=24h"); the system clock when left out. */
   clock?: Clock;
+  /** The checkpoint chain's head and retention signing (api/evidence-routes.ts). */
+  evidence: EvidenceApi;
 }
 
 /** The api listener: health, the read API over the record, and the connector tunnel upgrade. */
@@ -63,6 +66,9 @@ async function route(request: IncomingMessage, response: ServerResponse, options
   authorize(request, options.adminTokenSha256);
 
   if (url.pathname === "/api/v1/keys" || url.pathname.startsWith("/api/v1/keys/")) return keysRoute(request, response, url, options);
+  if (url.pathname.startsWith("/api/v1/checkpoints") || url.pathname === "/api/v1/retention") {
+    return evidenceRoute(request, response, url, options.store, options.evidence, readJson);
+  }
   if (method !== "GET") throw new ApiError("method_not_allowed", `${method} is not supported on ${url.pathname}`);
 
   if (url.pathname === "/api/v1/evidence") {

@@ -3,7 +3,8 @@ import { readAdminToken, readState } from "../data-dir.js";
 import { GatewayError } from "../errors.js";
 import { providerFetch, type ProviderFetch } from "../identity/provider-fetch.js";
 import type { EventView, SessionView } from "../api/views.js";
-import type { SessionEvent, SessionRecord } from "@gatehouse/store";
+import type { Checkpoint, RetentionResult, SessionEvent, SessionRecord } from "@gatehouse/store";
+import type { ChainHead } from "../evidence/checkpoints.js";
 
 export interface KeyView {
   id: string;
@@ -81,6 +82,22 @@ export class ApiClient {
   evidencePage(after: string | undefined, limit: number): Promise<{ sessions: SessionRecord[]; events: SessionEvent[] }> {
     const params = new URLSearchParams({ limit: String(limit), ...(after === undefined ? {} : { after }) });
     return this.get(`/api/v1/evidence?${params}`);
+  }
+
+  /** Stored checkpoints in (gateway, seq) order after `after`, and where the gateway's own chain stands. */
+  checkpointPage(after: { gateway: string; seq: number } | undefined, limit: number): Promise<{ checkpoints: Checkpoint[]; head: (ChainHead & { gateway: string }) | null }> {
+    const params = new URLSearchParams({ limit: String(limit), ...(after === undefined ? {} : { after: `${after.gateway}:${after.seq}` }) });
+    return this.get(`/api/v1/checkpoints?${params}`);
+  }
+
+  /** Has the gateway sign a retention cut (and waits until the store has it). */
+  async signRetention(cutoffUs: number, horizonUs: number): Promise<Checkpoint> {
+    return (await this.request<{ checkpoint: Checkpoint }>("POST", "/api/v1/checkpoints/retention", { cutoffUs, horizonUs })).checkpoint;
+  }
+
+  /** Has the gateway sign and apply retention itself (the embedded store it holds). */
+  retention(cutoffUs: number, dryRun: boolean): Promise<RetentionResult & { checkpoint?: Checkpoint }> {
+    return this.request("POST", "/api/v1/retention", { cutoffUs, dryRun });
   }
 
   async listSessions(query: Record<string, string | undefined>): Promise<SessionView[]> {

@@ -9,3 +9,4 @@ export { keysCommand, KEYS_HELP } from "./keys-command.js";
 export { tokenCommand, TOKEN_HELP } from "./token-command.js";
 export { verifyCommand, VERIFY_HELP } from "./verify-command.js";
 export { retentionCommand, RETENTION_HELP } from "./retention-command.js";
+export { checkpointsCommand, CHECKPOINTS_HELP } from "./checkpoints-command.js";

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { SessionEvent, SessionRecord, Store } from "@gatehouse/store";
+import type { Checkpoint, SessionEvent, SessionRecord, Store } from "@gatehouse/store";
+import type { ChainHead } from "../evidence/checkpoints.js";
 import { loadConfigFile } from "../config/load.js";
 import { storeOpenOptions } from "../config/store-connection.js";
 import { readState } from "../data-dir.js";
@@ -26,6 +27,11 @@ export interface RecordSource {
   session(id: string): Promise<{ session: SessionRecord; events: SessionEvent[] } | null>;
   /** Every session with its events, a page at a time, in session id order. */
   pages(pageSize: number): AsyncIterable<RecordPage>;
+  /**
+   * Every stored checkpoint, in (gateway, seq) order, and where running gateways' chains stood
+   * just before they were read (through the API only: the store alone cannot say).
+   */
+  checkpoints(): Promise<{ checkpoints: Checkpoint[]; heads: (ChainHead & { gateway: string })[] }>;
   close(): Promise<void>;
 }
 
@@ -67,6 +73,8 @@ export async function openTargetStore(target: Extract<StoreTarget, { kind: "url"
   return openStore(target.kind === "url" ? { url: target.url, maxConnections: 2, ...(target.password === undefined ? {} : { password: target.password }) } : { dataDir: target.dir });
 }
 
+const CHECKPOINT_PAGE = 1000;
+
 export async function openRecordSource(flags: AccessFlags, env: NodeJS.ProcessEnv): Promise<RecordSource> {
   const target = storeTarget(flags, env, true);
   if (target.kind === "api") {
@@ -90,6 +98,18 @@ export async function openRecordSource(flags: AccessFlags, env: NodeJS.ProcessEn
           after = page.sessions[page.sessions.length - 1]!.id;
         }
       },
+      checkpoints: async () => {
+        const all: Checkpoint[] = [];
+        let heads: (ChainHead & { gateway: string })[] = [];
+        for (let after: Checkpoint | undefined; ; ) {
+          const page = await client.checkpointPage(after, CHECKPOINT_PAGE);
+          // The first page's head was taken before anything was read, so the pages cover it.
+          if (after === undefined && page.head) heads = [page.head];
+          all.push(...page.checkpoints);
+          if (page.checkpoints.length < CHECKPOINT_PAGE) return { checkpoints: all, heads };
+          after = page.checkpoints[page.checkpoints.length - 1];
+        }
+      },
       close: async () => undefined,
     };
   }
@@ -104,6 +124,15 @@ export async function openRecordSource(flags: AccessFlags, env: NodeJS.ProcessEn
         if (sessions.length === 0) return;
         yield { sessions, events: await store.events.forSessions(sessions.map((s) => s.id)) };
         after = sessions[sessions.length - 1]!.id;
+      }
+    },
+    checkpoints: async () => {
+      const all: Checkpoint[] = [];
+      for (let after: Checkpoint | undefined; ; ) {
+        const page = await store.checkpoints.scan(after === undefined ? { limit: CHECKPOINT_PAGE } : { after, limit: CHECKPOINT_PAGE });
+        all.push(...page);
+        if (page.length < CHECKPOINT_PAGE) return { checkpoints: all, heads: [] };
+        after = page[page.length - 1];
       }
     },
     close: () => store.close(),

@@ -1,5 +1,8 @@
 import { readFileSync } from "node:fs";
+import type { Checkpoint, SessionRecord } from "@gatehouse/store";
 import { GatewayError } from "../errors.js";
+import { parseCheckpointFile } from "../evidence/checkpoint-file.js";
+import { verifyCheckpoints, type ChainFailure, type CheckpointReport } from "../evidence/verify-checkpoints.js";
 import { readSigningKey, parsePublicKeys, type PublicKey } from "../evidence/signing.js";
 import { verifySession, type SessionVerdict, type VerifyFailure } from "../evidence/verify.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
@@ -12,7 +15,11 @@ export const VERIFY_HELP = `Usage:
 Recomputes each session's hash chain and checks its seal, and reports every
 session that fails: the first bad sequence number and why (edited, deleted,
 reordered, inserted, unsealed, bad_seal, unknown_key). Sessions still open are
-checked as far as they go. Exits 1 when anything fails, 0 otherwise.
+checked as far as they go. Then checks the gateways' signed checkpoint chains
+(cut, edited, bad_seal, unknown_key) and holds the sessions up against them: a
+session opened but gone from the store (missing; unless a signed retention cut
+covers it), sealed but shown open (unsealed), or never opened by a gateway
+(inserted). Exits 1 when anything fails, 0 otherwise.
 
 Where the record is read (first that applies):
   --store-url URL      the Postgres store (or GATEHOUSE_STORE_URL)
@@ -27,6 +34,9 @@ Options:
   --public-key FILE    PEM public key(s) the seals must verify with (several
                        BEGIN PUBLIC KEY blocks: one per gateway/rotation);
                        default: the public half of DATA_DIR/signing-key.pem
+  --checkpoints FILE   an export of the checkpoints (gatehouse checkpoints export),
+                       kept where the store's owner cannot write: the store's
+                       chains must hold everything in it
   --json               print a JSON report`;
 
 const PAGE = 200;
@@ -42,6 +52,7 @@ export async function verifyCommand(ctx: CommandContext): Promise<number> {
       gateway: { type: "string" },
       "data-dir": { type: "string" },
       ca: { type: "string" },
+      checkpoints: { type: "string" },
       json: { type: "boolean" },
     },
     Number.POSITIVE_INFINITY,
@@ -52,11 +63,17 @@ export async function verifyCommand(ctx: CommandContext): Promise<number> {
   }
   if ((positionals.length === 0) === !values.all) throw new UsageError("verify needs session IDs or --all (not both)");
   const keys = publicKeys(values["public-key"], values["data-dir"] ?? ctx.env.GATEHOUSE_DATA_DIR ?? "./data");
+  const exported = values.checkpoints === undefined ? undefined : readCheckpoints(values.checkpoints);
 
   const source = await openRecordSource(values, ctx.env);
   const verdicts: SessionVerdict[] = [];
   const missing: string[] = [];
+  const sessions = new Map<string, SessionRecord>();
+  let report: CheckpointReport | undefined;
   try {
+    // Checkpoints before sessions: a session and its opening or seal reach the store together, so
+    // what the checkpoints read here speak of is in the sessions read after (see verify-checkpoints.ts).
+    const { checkpoints: stored, heads } = await source.checkpoints();
     if (values.all) {
       for await (const page of source.pages(PAGE)) {
         const bySession = new Map<string, typeof page.events>();
@@ -65,30 +82,73 @@ export async function verifyCommand(ctx: CommandContext): Promise<number> {
           if (!list) bySession.set(e.sessionId, (list = []));
           list.push(e);
         }
-        for (const session of page.sessions) verdicts.push(verifySession(session, bySession.get(session.id) ?? [], keys));
+        for (const session of page.sessions) {
+          sessions.set(session.id, session);
+          verdicts.push(verifySession(session, bySession.get(session.id) ?? [], keys));
+        }
       }
     } else {
       for (const id of positionals) {
         const found = await source.session(id);
         if (!found) missing.push(id);
-        else verdicts.push(verifySession(found.session, found.events, keys));
+        else {
+          sessions.set(id, found.session);
+          verdicts.push(verifySession(found.session, found.events, keys));
+        }
       }
+    }
+    if (stored.length > 0 || exported !== undefined) {
+      report = verifyCheckpoints({ stored, ...(exported ? { exported } : {}), heads, sessions, complete: values.all === true, keys });
     }
   } finally {
     await source.close();
   }
 
+  // A session's own failure comes first; the checkpoints add the sessions it could not see.
   const failures = verdicts.flatMap((v) => (v.failure ? [v.failure] : []));
-  const open = verdicts.filter((v) => v.open && v.ok).length;
+  const failed = new Set(failures.map((f) => f.sessionId));
+  for (const f of report?.sessionFailures ?? []) {
+    if (failed.has(f.sessionId)) continue;
+    failed.add(f.sessionId);
+    failures.push(f);
+  }
+  const deleted = failures.filter((f) => !sessions.has(f.sessionId)).length;
+  const badSessions = failures.length - deleted;
+  const chainFailures = report?.chainFailures ?? [];
+  const open = verdicts.filter((v) => v.open && !failed.has(v.sessionId)).length;
+  const anyFailure = failures.length + missing.length + chainFailures.length > 0;
   if (values.json) {
-    write(ctx.stdout, JSON.stringify({ source: source.where, sessions: verdicts.length, ok: verdicts.length - failures.length, open, failures, missing }, null, 2));
+    const checkpoints = report && { count: report.checkpoints, gateways: report.gateways, retained: report.retained, failures: chainFailures };
+    write(ctx.stdout, JSON.stringify({ source: source.where, sessions: verdicts.length, ok: verdicts.length - badSessions, open, failures, missing, ...(checkpoints ? { checkpoints } : {}) }, null, 2));
   } else {
     for (const f of failures) write(ctx.stdout, formatFailure(f));
+    for (const f of chainFailures) write(ctx.stdout, formatChainFailure(f));
     for (const id of missing) write(ctx.stdout, `MISSING  ${id}  no such session`);
-    const summary = `${verdicts.length} session${verdicts.length === 1 ? "" : "s"} verified from ${source.where}: ${verdicts.length - failures.length} ok${open > 0 ? ` (${open} still open)` : ""}, ${failures.length} failed${missing.length > 0 ? `, ${missing.length} missing` : ""}`;
-    write(failures.length + missing.length > 0 ? ctx.stderr : ctx.stdout, summary);
+    let summary = `${verdicts.length} session${verdicts.length === 1 ? "" : "s"} verified from ${source.where}: ${verdicts.length - badSessions} ok${open > 0 ? ` (${open} still open)` : ""}, ${badSessions} failed${missing.length > 0 ? `, ${missing.length} missing` : ""}`;
+    if (deleted > 0) summary += `, ${deleted} deleted from the store`;
+    if (report) {
+      summary += `; ${report.checkpoints} checkpoint${report.checkpoints === 1 ? "" : "s"} of ${report.gateways.length} gateway${report.gateways.length === 1 ? "" : "s"} checked`;
+      if (chainFailures.length > 0) summary += `, ${chainFailures.length} failed`;
+      if (report.retained > 0) summary += `, ${report.retained} session${report.retained === 1 ? "" : "s"} removed by signed retention`;
+    }
+    write(anyFailure ? ctx.stderr : ctx.stdout, summary);
   }
-  return failures.length + missing.length > 0 ? 1 : 0;
+  return anyFailure ? 1 : 0;
+}
+
+/** One line per broken checkpoint chain: the gateway's key id, the first bad seq, the reason. */
+export function formatChainFailure(f: ChainFailure): string {
+  return `FAIL  checkpoints ${f.gateway}  seq ${f.seq}  ${f.reason}  ${f.message}`;
+}
+
+function readCheckpoints(file: string): Checkpoint[] {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (cause) {
+    throw new GatewayError("CHECKPOINTS_UNREADABLE", `cannot read ${file}: ${(cause as Error).message}`, { cause });
+  }
+  return parseCheckpointFile(text, file);
 }
 
 /** One line per failure: FAIL, the session, the first bad seq, the reason, what was found. */

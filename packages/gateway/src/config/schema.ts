@@ -155,6 +155,8 @@ const recordingSchema = z.strictObject({
   mode: z.enum(["strict", "best-effort"]).default("strict"),
   /** The write-ahead journal in <dataDir>/journal. */
   journal: journalSchema.default(() => journalSchema.parse({})),
+  /** Days: the gateway signs no retention cut that would remove sessions younger than this. */
+  minRetentionDays: z.number().int().min(0).default(30),
 });
 
 const connectorSchema = z.strictObject({

@@ -6,6 +6,7 @@ import { Journal, type JournalRecovery } from "../journal/journal.js";
 import { Shipper, type ShipperOptions } from "../journal/shipper.js";
 import type { Logger } from "../logger.js";
 import { Recorder } from "../sessions/recorder.js";
+import { CheckpointChain } from "./checkpoints.js";
 import { loadOrCreateSigningKey, type SigningKey } from "./signing.js";
 
 export const JOURNAL_DIR = "journal";
@@ -13,12 +14,16 @@ export const JOURNAL_DIR = "journal";
 /** How long a stopping gateway waits for the shipper to hand the journal's tail to the store. */
 const DRAIN_ON_CLOSE_MS = 5_000;
 
+/** How often the gateway signs which sessions it has live (when that changed): see Recorder.checkpointState. */
+export const STATE_CHECKPOINT_MS = 60_000;
+
 export interface Recording {
   recorder: Recorder;
   journal: Journal;
   shipper: Shipper;
   signingKey: SigningKey;
   recovery: JournalRecovery;
+  checkpoints: CheckpointChain;
   /** Ships what it can (for `drainMs`, default 5 s), then closes the journal. Call after the listeners closed. */
   close(drainMs?: number): Promise<void>;
 }
@@ -30,11 +35,14 @@ export interface Recording {
  */
 export async function startRecording(options: {
   dataDir: string;
-  store: Pick<Store, "record">;
+  /** `checkpoints` lets a gateway whose journal was lost go on with its chain where the store has it. */
+  store: Pick<Store, "record"> & Partial<Pick<Store, "checkpoints">>;
   settings: GatewayConfig["recording"];
   clock: Clock;
   logger: Logger;
   shipper?: ShipperOptions;
+  /** Default STATE_CHECKPOINT_MS. */
+  stateCheckpointMs?: number;
 }): Promise<Recording> {
   const { dataDir, settings, clock } = options;
   const logger = options.logger.child({ component: "recording" });
@@ -47,7 +55,11 @@ export async function startRecording(options: {
     maxBytes: settings.journal.maxBytes,
     segmentBytes: settings.journal.segmentBytes,
   });
-  const recorder = new Recorder({ journal, signingKey, mode: settings.mode, clock, logger });
+  // The chain goes on from the journal's last checkpoint; a new journal (first start, or a lost
+  // one) from the store's last checkpoint under this key, so the chain is not started twice.
+  const stored = recovery.chainHead === undefined ? await options.store.checkpoints?.last(signingKey.keyId) : undefined;
+  const checkpoints = new CheckpointChain(signingKey, recovery.chainHead ?? (stored ? { seq: stored.seq, hash: stored.hash } : undefined));
+  const recorder = new Recorder({ journal, signingKey, checkpoints, mode: settings.mode, clock, logger });
   const closed = recorder.finishRecovered(recovery.openSessions);
   logger.info(
     {
@@ -62,6 +74,15 @@ export async function startRecording(options: {
   );
   const shipper = new Shipper(journal, options.store, logger, options.shipper);
   shipper.start();
+  recorder.checkpointState();
+  const stateTimer = setInterval(() => {
+    try {
+      recorder.checkpointState();
+    } catch (error) {
+      logger.warn({ err: error }, "could not journal the live sessions' checkpoint");
+    }
+  }, options.stateCheckpointMs ?? STATE_CHECKPOINT_MS);
+  stateTimer.unref();
 
   return {
     recorder,
@@ -69,8 +90,12 @@ export async function startRecording(options: {
     shipper,
     signingKey,
     recovery,
+    checkpoints,
     async close(drainMs = DRAIN_ON_CLOSE_MS) {
+      clearInterval(stateTimer);
       recorder.closeAll("gateway_shutdown");
+      // The last word: nothing is live any more, so a session the store shows open was tampered with.
+      recorder.checkpointState();
       await journal.whenDurable(journal.lastLsn)?.catch(() => undefined);
       const drained = await shipper.drain(Math.min(drainMs, DRAIN_ON_CLOSE_MS));
       if (!drained) logger.warn({ durableLsn: journal.durableLsn, ackedLsn: journal.ackedLsn }, "stopping with journal entries not yet in the store; they are shipped at the next start");

@@ -103,6 +103,30 @@ describe("verifySession", () => {
     expect(failureOf(middle)).toMatchObject({ seq: 2, reason: "inserted" });
   });
 
+  it("names an event injected by hand as inserted: without a hash, with a made-up hash, in the middle or after the seal", () => {
+    const junk = "ab".repeat(32);
+    const inject = (r: ReturnType<typeof recorded>, at: number, fields: Partial<SessionEvent>) => {
+      const injected: SessionEvent = { ...r.events[0]!, seq: at, command: "select 'injected'", prevHash: null, hash: null, ...fields };
+      r.events = [...r.events.slice(0, at - 1), injected, ...r.events.slice(at - 1).map((e) => ({ ...e, seq: e.seq + 1 }))];
+      return r;
+    };
+    for (const fields of [{}, { hash: junk, prevHash: junk }]) {
+      // In the middle, the rest renumbered to make room.
+      expect(failureOf(inject(recorded(4), 3, fields))).toMatchObject({ seq: 3, reason: "inserted", message: expect.stringContaining("seq 4 was chained right after seq 2") });
+      // As the first event.
+      expect(failureOf(inject(recorded(3), 1, fields))).toMatchObject({ seq: 1, reason: "inserted" });
+      // After the last, in a sealed session and in an open one.
+      expect(failureOf(inject(recorded(3), 4, fields))).toMatchObject({ seq: 4, reason: "inserted", message: expect.stringContaining("sealed after seq 3") });
+    }
+    // Linked to the last good event but with a made-up hash: inserted, not edited.
+    const linked = recorded(3);
+    expect(failureOf(inject(linked, 2, { prevHash: linked.events[0]!.hash!, hash: junk }))).toMatchObject({ seq: 2, reason: "inserted" });
+    // A session from before the chain (no hashes anywhere, no seal) is still only unsealed.
+    const legacy = recorded(2, { open: true });
+    legacy.events = legacy.events.map((e) => ({ ...e, prevHash: null, hash: null }));
+    expect(failureOf(legacy)).toMatchObject({ seq: 1, reason: "unsealed" });
+  });
+
   it("catches a session row that was changed, an end without a seal, a forged seal, a rewritten chain, an unknown key", () => {
     const header = recorded(2);
     header.session = { ...header.session, identity: { ...header.session.identity, name: "someone-else" } };

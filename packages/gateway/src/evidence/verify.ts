@@ -11,9 +11,10 @@ import { checkSeal, type PublicKey } from "./signing.js";
 //   unsealed   the session ended but carries no seal, or events carry no hashes
 //   bad_seal   the seal does not verify (a forged or altered seal, or altered end/count/hash)
 //   unknown_key the seal was made by a key the verifier was not given
+//   missing    (verify-checkpoints.ts) a session the gateway's checkpoints opened is not in the store
 // An open session (no end yet) has its chain checked but no seal to check; it is reported as open.
 
-export type VerifyReason = "edited" | "deleted" | "reordered" | "inserted" | "unsealed" | "bad_seal" | "unknown_key";
+export type VerifyReason = "edited" | "deleted" | "reordered" | "inserted" | "unsealed" | "bad_seal" | "unknown_key" | "missing";
 
 export interface VerifyFailure {
   sessionId: string;
@@ -44,7 +45,8 @@ export function verifySession(session: SessionRecord, events: readonly SessionEv
   });
 
   const genesis = genesisHash(session);
-  const chain = checkChain(genesis, events);
+  const sealedEnd = session.endedUs !== null && session.sealSignature !== null && session.finalHash !== null ? { count: session.eventCount, finalHash: session.finalHash } : undefined;
+  const chain = checkChain(genesis, events, sealedEnd);
   if (chain.failure) return verdict(chain.failure);
   const { count, last } = chain;
 
@@ -84,13 +86,20 @@ const RENUMBER_SEARCH = 64;
 
 type ChainResult = { failure: Omit<VerifyFailure, "sessionId">; count?: never; last?: never } | { failure?: never; count: number; last: string };
 
-/** Walks the events in stored order, checking each one's own hash and its link to the one before. */
-function checkChain(genesis: string, events: readonly SessionEvent[]): ChainResult {
+/**
+ * Walks the events in stored order, checking each one's own hash and its link to the one before.
+ * `sealed`: the count and final hash the session's seal claims (not yet checked here), to tell
+ * events appended after the sealed end.
+ */
+function checkChain(genesis: string, events: readonly SessionEvent[], sealed: { count: number; finalHash: string } | undefined): ChainResult {
   // Where each stored hash sits, to tell a reordering or an insertion from an edit.
   const positionOf = new Map<string, number>();
   events.forEach((e, i) => {
     if (e.hash) positionOf.set(e.hash, i);
   });
+  // A session recorded with the chain has hashes on its events (or a seal): there, an event
+  // without a hash was not written by the gateway. Before the chain existed, none had one.
+  const chained = sealed !== undefined || events.some((e) => e.hash);
   let expectedPrev = genesis;
   let expectedSeq = 1;
   for (let i = 0; i < events.length; i++) {
@@ -100,17 +109,50 @@ function checkChain(genesis: string, events: readonly SessionEvent[]): ChainResu
       const range = e.seq - expectedSeq > 1 ? `${expectedSeq}–${e.seq - 1} are` : `${expectedSeq} is`;
       return { failure: { seq: expectedSeq, reason: "deleted", message: `event ${range} missing` } };
     }
-    if (!e.hash || !e.prevHash) return { failure: { seq: e.seq, reason: "unsealed", message: "the event has no hash (recorded without the chain)" } };
-    const selfOk = eventHash(e.prevHash, e) === e.hash;
+    const selfOk = !!e.hash && !!e.prevHash && eventHash(e.prevHash, e) === e.hash;
     const linkOk = e.prevHash === expectedPrev;
     if (selfOk && linkOk) {
-      expectedPrev = e.hash;
+      expectedPrev = e.hash!;
       expectedSeq++;
       continue;
+    }
+    // Not where the chain goes on. Put in by hand, or one of the chain's own events changed?
+    const inserted = insertedAt(i, expectedPrev, expectedSeq - 1, events, sealed);
+    if (inserted) return { failure: inserted };
+    if (!e.hash || !e.prevHash) {
+      if (chained) return { failure: { seq: e.seq, reason: "inserted", message: "the event has no hash: the gateway, which chains every event, did not write it" } };
+      return { failure: { seq: e.seq, reason: "unsealed", message: "the event has no hash (recorded without the chain)" } };
     }
     return { failure: explain(e, i, events, positionOf, genesis, selfOk, linkOk) };
   }
   return { count: expectedSeq - 1, last: expectedPrev };
+}
+
+/**
+ * Whether the events from position `i` on, up to where the chain goes on, were put in by hand: no
+ * stored event was chained after the one at `i` (nor is it the sealed end), and either a later
+ * event was chained right after the last good one, or the last good one is the sealed end.
+ */
+function insertedAt(
+  i: number,
+  lastGood: string,
+  goodCount: number,
+  events: readonly SessionEvent[],
+  sealed: { count: number; finalHash: string } | undefined,
+): Omit<VerifyFailure, "sessionId"> | undefined {
+  const e = events[i]!;
+  const followed = !!e.hash && events.some((x, j) => j !== i && x.prevHash === e.hash);
+  if (followed || (e.hash && e.hash === sealed?.finalHash)) return undefined; // something follows it: edited or moved
+  const prevSeq = goodCount === 0 ? "the session's start" : `seq ${goodCount}`;
+  for (let j = i + 1; j < events.length; j++) {
+    if (events[j]!.prevHash !== lastGood) continue;
+    const range = j - i > 1 ? `seq ${e.seq}–${events[j - 1]!.seq} were` : `seq ${e.seq} was`;
+    return { seq: e.seq, reason: "inserted", message: `${range} never in the chain${e.hash ? "" : " (no hash)"}: seq ${events[j]!.seq} was chained right after ${prevSeq}` };
+  }
+  if (sealed && sealed.finalHash === lastGood && sealed.count === goodCount) {
+    return { seq: e.seq, reason: "inserted", message: `the session was sealed after ${prevSeq}; what follows was never in the chain${e.hash ? "" : " (no hash)"}` };
+  }
+  return undefined;
 }
 
 function explain(

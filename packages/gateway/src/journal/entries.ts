@@ -1,5 +1,6 @@
-import type { NewSession, SessionClose, SessionEvent } from "@gatehouse/store";
+import type { Checkpoint, NewSession, SessionClose, SessionEvent } from "@gatehouse/store";
 import { EVENT_TAG } from "../evidence/canonical.js";
+import type { ChainHead } from "../evidence/checkpoints.js";
 
 /** An event before it has its place in the chain (seq, hashes): what a started command knows. */
 export type EventDraft = Omit<SessionEvent, "sessionId" | "seq" | "prevHash" | "hash">;
@@ -11,22 +12,28 @@ export interface JournalClose extends SessionClose {
 
 /**
  * What the journal holds, one JSON payload per frame (`t` tells which):
- * - `checkpoint`: first entry of every segment; the open sessions' state at that point, so a
- *   segment whose entries are all in the store can be deleted without losing what recovery needs.
- * - `open`: a session began (shipped as a sessions row).
+ * - `checkpoint`: first entry of every segment; the open sessions' state at that point (and where
+ *   the gateway's checkpoint chain stands), so a segment whose entries are all in the store can be
+ *   deleted without losing what recovery needs. Not to be confused with the gateway's signed
+ *   checkpoints (evidence/checkpoints.ts), which `open`, `close` and `signed` carry.
+ * - `open`: a session began (shipped as a sessions row), with the signed checkpoint of its opening.
  * - `start`: write-ahead — a command is about to be relayed (not shipped; after a crash, a start
  *   without its event becomes an `interrupted` event).
  * - `event`: an event with its place in the chain (shipped); `ref` resolves a `start`. On disk it
  *   is its canonical encoding (evidence/canonical.ts) — the very text its hash covers, made once —
  *   with its hashes: see eventPayload / decodeEntry.
- * - `close`: the session ended and was sealed (shipped).
+ * - `close`: the session ended and was sealed (shipped), with the signed checkpoint of its seal.
+ * - `signed`: a signed checkpoint on its own (a retention cut, the live sessions' state).
+ * A session's checkpoint travels in the same entry as its open or close, so no crash can keep
+ * one without the other.
  */
 export type JournalEntry =
-  | { t: "checkpoint"; sessions: SessionState[] }
-  | { t: "open"; session: NewSession; genesis: string }
+  | { t: "checkpoint"; sessions: SessionState[]; chain?: ChainHead }
+  | { t: "open"; session: NewSession; genesis: string; checkpoint?: Checkpoint }
   | { t: "start"; sid: string; ref: number; draft: EventDraft }
   | { t: "event"; event: SessionEvent; ref?: number }
-  | { t: "close"; close: JournalClose };
+  | { t: "close"; close: JournalClose; checkpoint?: Checkpoint }
+  | { t: "signed"; checkpoint: Checkpoint };
 
 /** Where an open session's chain stands, as recovery needs it. */
 export interface SessionState {
@@ -46,15 +53,22 @@ export interface SessionState {
  */
 export class JournalState {
   private readonly sessions = new Map<string, { state: SessionState; started: Map<number, EventDraft> }>();
+  /** The last signed checkpoint journaled; undefined before the first. */
+  chain: ChainHead | undefined;
 
   apply(entry: JournalEntry): void {
     switch (entry.t) {
       case "checkpoint":
         this.sessions.clear();
         for (const s of entry.sessions) this.add(s);
+        if (entry.chain) this.chain = entry.chain;
         return;
       case "open":
         this.add({ session: entry.session, genesis: entry.genesis, seq: 0, lastHash: entry.genesis, started: [] });
+        this.signed(entry.checkpoint);
+        return;
+      case "signed":
+        this.signed(entry.checkpoint);
         return;
       case "start": {
         this.sessions.get(entry.sid)?.started.set(entry.ref, entry.draft);
@@ -70,6 +84,7 @@ export class JournalState {
       }
       case "close":
         this.sessions.delete(entry.close.id);
+        this.signed(entry.checkpoint);
         return;
       default: {
         const never: never = entry;
@@ -88,6 +103,10 @@ export class JournalState {
 
   get openSessions(): number {
     return this.sessions.size;
+  }
+
+  private signed(checkpoint: Checkpoint | undefined): void {
+    if (checkpoint) this.chain = { seq: checkpoint.seq, hash: checkpoint.hash };
   }
 
   private add(state: SessionState): void {

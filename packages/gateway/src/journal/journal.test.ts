@@ -161,6 +161,9 @@ describe("journal", () => {
     const dir = tempDir();
     const { journal } = await openJournal(dir, { segmentBytes: 16 * 1024, maxBytes: 1024 * 1024 });
     journal.append(openEntry("long"), true);
+    // A signed checkpoint of the gateway's chain: where the chain stands must survive its segment.
+    const signed = { gateway: "0123456789abcdef", seq: 7, timeUs: 1, kind: "state", sessionId: null, details: { live: ["long"] }, prevHash: "a".repeat(64), hash: "b".repeat(64), signature: "ed25519:0123456789abcdef:x" };
+    journal.append({ t: "signed", checkpoint: signed }, true);
     journal.append({ t: "start", sid: "long", ref: 1, draft: { kind: "query", command: "select pg_sleep(600)", timeUs: 1 } }, true);
     for (let i = 1; i <= 300; i++) journal.append(eventEntry("long", i, `select '${"y".repeat(100)}'`), true);
     await durable(journal);
@@ -173,6 +176,7 @@ describe("journal", () => {
     const { recovery } = await reopen(journal, dir, { segmentBytes: 16 * 1024, maxBytes: 1024 * 1024 });
     expect(recovery.openSessions).toHaveLength(1);
     expect(recovery.openSessions[0]).toMatchObject({ seq: 300, started: [{ ref: 1 }] });
+    expect(recovery.chainHead).toEqual({ seq: 7, hash: "b".repeat(64) });
     expect(recovery.ackedLsn).toBe(recovery.lastLsn);
   });
 

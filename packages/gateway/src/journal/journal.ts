@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { GatewayError, type RecordingProblem } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { lockDirectory } from "./dir-lock.js";
+import type { ChainHead } from "../evidence/checkpoints.js";
 import { decodeEntry, JournalState, type JournalEntry, type SessionState } from "./entries.js";
 import { encodeFrame, FRAME_HEADER_BYTES, readFrame } from "./frame.js";
 import { RECENT_ENTRIES_MAX_BYTES, RecentEntries } from "./recent-entries.js";
@@ -59,6 +60,8 @@ export interface JournalRecovery {
   ackedLsn: number;
   /** The last lsn on disk. */
   lastLsn: number;
+  /** Where the gateway's checkpoint chain stood; undefined when the journal holds none. */
+  chainHead: ChainHead | undefined;
 }
 
 export interface JournalStats {
@@ -149,10 +152,10 @@ export class Journal {
   private constructor(
     private readonly options: Required<Omit<JournalOptions, "logger">> & { logger: Logger },
     private readonly lock: { release(): void },
-    recovered: { segments: Segment[]; state: SessionState[]; lastLsn: number; ackedLsn: number },
+    recovered: { segments: Segment[]; state: SessionState[]; chain: ChainHead | undefined; lastLsn: number; ackedLsn: number },
   ) {
     this.segments = recovered.segments;
-    this.state.apply({ t: "checkpoint", sessions: recovered.state });
+    this.state.apply(recovered.chain ? { t: "checkpoint", sessions: recovered.state, chain: recovered.chain } : { t: "checkpoint", sessions: recovered.state });
     this.nextLsn = recovered.lastLsn + 1;
     this.durable = recovered.lastLsn;
     this.acked = Math.min(recovered.ackedLsn, recovered.lastLsn);
@@ -194,6 +197,7 @@ export class Journal {
           tornEntries: recovered.torn,
           ackedLsn: journal.acked,
           lastLsn: recovered.lastLsn,
+          chainHead: recovered.chain,
         },
       };
     } catch (error) {
@@ -373,7 +377,8 @@ export class Journal {
     }
     segment.firstLsn = this.nextLsn;
     this.segments.push(segment);
-    const checkpoint: JournalEntry = { t: "checkpoint", sessions: this.state.snapshot() };
+    const chain = this.state.chain;
+    const checkpoint: JournalEntry = chain ? { t: "checkpoint", sessions: this.state.snapshot(), chain } : { t: "checkpoint", sessions: this.state.snapshot() };
     const payload = JSON.stringify(checkpoint);
     const payloadBytes = Buffer.byteLength(payload);
     this.recent.push(this.place(payload, payloadBytes), checkpoint, payloadBytes);
@@ -742,6 +747,7 @@ async function syncDirectory(dir: string): Promise<void> {
 interface Recovered {
   segments: Segment[];
   state: SessionState[];
+  chain: ChainHead | undefined;
   lastLsn: number;
   ackedLsn: number;
   entries: number;
@@ -821,5 +827,5 @@ async function recover(dir: string, logger: Logger): Promise<Recovered> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
   }
-  return { segments, state: state.snapshot(), lastLsn, ackedLsn, entries, torn };
+  return { segments, state: state.snapshot(), chain: state.chain, lastLsn, ackedLsn, entries, torn };
 }

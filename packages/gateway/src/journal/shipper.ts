@@ -1,4 +1,4 @@
-import type { NewSession, SessionClose, SessionEvent, Store } from "@gatehouse/store";
+import type { Checkpoint, NewSession, SessionClose, SessionEvent, Store } from "@gatehouse/store";
 import { StoreError } from "@gatehouse/store";
 import type { Logger } from "../logger.js";
 import type { JournalEntry } from "./entries.js";
@@ -35,6 +35,8 @@ export interface ShipperStats {
   sessions: number;
   events: number;
   closes: number;
+  /** The gateway's signed checkpoints stored. */
+  checkpoints: number;
   /** Store calls that failed (each retried). */
   failures: number;
   /** Entries the store refused as invalid and that were skipped (each logged). */
@@ -47,6 +49,7 @@ interface Batch {
   sessions: NewSession[];
   events: SessionEvent[];
   closes: SessionClose[];
+  checkpoints: Checkpoint[];
   /** The last lsn the batch covers (including entries with nothing to ship). */
   lastLsn: number;
 }
@@ -58,7 +61,7 @@ export class Shipper {
   private wake: (() => void) | undefined;
   private stopped = false;
   private readonly unsubscribe: () => void;
-  private readonly counters: ShipperStats = { batches: 0, sessions: 0, events: 0, closes: 0, failures: 0, rejected: 0, storeDown: false };
+  private readonly counters: ShipperStats = { batches: 0, sessions: 0, events: 0, closes: 0, checkpoints: 0, failures: 0, rejected: 0, storeDown: false };
   private drainWaiters: (() => void)[] = [];
 
   constructor(
@@ -138,11 +141,15 @@ export class Shipper {
         prefetched = read();
         prefetched.catch(() => undefined); // surfaced when awaited
       }
-      const batch: Batch = { sessions: [], events: [], closes: [], lastLsn: entries[entries.length - 1]!.lsn };
+      const batch: Batch = { sessions: [], events: [], closes: [], checkpoints: [], lastLsn: entries[entries.length - 1]!.lsn };
       for (const { entry } of entries) {
         switch (entry.t) {
           case "open":
             batch.sessions.push(entry.session);
+            if (entry.checkpoint) batch.checkpoints.push(entry.checkpoint);
+            break;
+          case "signed":
+            batch.checkpoints.push(entry.checkpoint);
             break;
           case "event":
             batch.events.push(entry.event);
@@ -150,6 +157,7 @@ export class Shipper {
           case "close": {
             const { eventCount: _count, ...close } = entry.close;
             batch.closes.push(close);
+            if (entry.checkpoint) batch.checkpoints.push(entry.checkpoint);
             break;
           }
           case "start":
@@ -189,29 +197,35 @@ export class Shipper {
    * event cannot stop the record (its gap then shows in `gatehouse verify`).
    */
   private async ship(batch: Batch): Promise<void> {
-    if (batch.sessions.length + batch.events.length + batch.closes.length === 0) return;
+    const size = batch.sessions.length + batch.events.length + batch.closes.length + batch.checkpoints.length;
+    if (size === 0) return;
     try {
       const result = await this.store.record(batch);
       this.counters.batches++;
       this.counters.sessions += result.sessions;
       this.counters.events += result.events;
       this.counters.closes += result.closed;
+      this.counters.checkpoints += result.checkpoints;
       for (const { id, status } of result.notClosed) {
         if (status === "not_found") this.logger.error({ sessionId: id }, "a journaled close names a session the store does not have");
       }
+      for (const { gateway, seq } of result.checkpointConflicts) {
+        this.logger.error({ gateway, seq }, "the store holds another checkpoint under this gateway key and seq (a second chain under one key: two gateways share a signing key, or the journal was lost)");
+      }
     } catch (error) {
       if (!isInvalid(error)) throw error;
-      const size = batch.sessions.length + batch.events.length + batch.closes.length;
       if (size === 1) {
         this.counters.rejected++;
-        this.logger.error({ err: error, entry: batch.sessions[0]?.id ?? batch.closes[0]?.id ?? `${batch.events[0]?.sessionId}#${batch.events[0]?.seq}` }, "the store refused a journal entry as invalid; it is skipped");
+        const checkpoint = batch.checkpoints[0];
+        this.logger.error({ err: error, entry: batch.sessions[0]?.id ?? batch.closes[0]?.id ?? (checkpoint ? `checkpoint ${checkpoint.gateway}#${checkpoint.seq}` : `${batch.events[0]?.sessionId}#${batch.events[0]?.seq}`) }, "the store refused a journal entry as invalid; it is skipped");
         return;
       }
-      // Halves in journal order: sessions first, then events, then closes, as the store applies them.
-      const items: ({ k: "s"; v: NewSession } | { k: "e"; v: SessionEvent } | { k: "c"; v: SessionClose })[] = [
+      // Halves in the order the store applies them: sessions, events, closes, checkpoints.
+      const items: ({ k: "s"; v: NewSession } | { k: "e"; v: SessionEvent } | { k: "c"; v: SessionClose } | { k: "k"; v: Checkpoint })[] = [
         ...batch.sessions.map((v) => ({ k: "s" as const, v })),
         ...batch.events.map((v) => ({ k: "e" as const, v })),
         ...batch.closes.map((v) => ({ k: "c" as const, v })),
+        ...batch.checkpoints.map((v) => ({ k: "k" as const, v })),
       ];
       const half = Math.ceil(items.length / 2);
       for (const part of [items.slice(0, half), items.slice(half)]) {
@@ -219,6 +233,7 @@ export class Shipper {
           sessions: part.flatMap((i) => (i.k === "s" ? [i.v] : [])),
           events: part.flatMap((i) => (i.k === "e" ? [i.v] : [])),
           closes: part.flatMap((i) => (i.k === "c" ? [i.v] : [])),
+          checkpoints: part.flatMap((i) => (i.k === "k" ? [i.v] : [])),
           lastLsn: batch.lastLsn,
         });
       }

@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
-import type { NewSession, SessionEvent } from "@gatehouse/store";
+import type { Checkpoint, NewSession, SessionEvent } from "@gatehouse/store";
 import type { Clock } from "../clock.js";
 import { GatewayError, type RecordingProblem } from "../errors.js";
 import { canonicalEvent } from "../evidence/canonical.js";
 import { chainHash, genesisHash } from "../evidence/chain.js";
+import type { CheckpointChain } from "../evidence/checkpoints.js";
 import { signSeal, type SigningKey } from "../evidence/signing.js";
 import { escapeText, needsEscape, storableDraft } from "../evidence/storable.js";
 import { eventPayload, type EventDraft, type SessionState } from "../journal/entries.js";
@@ -24,6 +25,8 @@ export type RecordingMode = "strict" | "best-effort";
 export interface RecorderOptions {
   journal: Journal;
   signingKey: SigningKey;
+  /** The gateway's checkpoint chain: every open and seal is signed into it too. */
+  checkpoints: CheckpointChain;
   mode: RecordingMode;
   clock: Clock;
   logger: Logger;
@@ -37,6 +40,8 @@ export interface RecorderOptions {
 export class Recorder {
   /** Sessions opened by this process and not closed yet. */
   private readonly live = new Set<RecordedSession>();
+  /** The chain's seq after the last state checkpoint: nothing to say again while it stands. */
+  private lastStateSeq = -1;
 
   constructor(private readonly options: RecorderOptions) {}
 
@@ -63,8 +68,10 @@ export class Recorder {
     }
     // Best-effort: a session's start is always taken (it is small, and without it nothing of the
     // session could be recorded later); its commands are what may be dropped.
-    const lsn = journal.append({ t: "open", session, genesis }, mode === "best-effort", undefined, mode === "strict");
+    const checkpoint = this.options.checkpoints.next("open", session.id, { genesis, startedUs: session.startedUs }, session.startedUs);
+    const lsn = journal.append({ t: "open", session, genesis, checkpoint }, mode === "best-effort", undefined, mode === "strict");
     if (lsn === undefined) throw unavailable(journal.problem() ?? { reason: "journal_full" }, "no new session can be recorded");
+    this.options.checkpoints.advance(checkpoint);
     const recorded = new RecordedSession(session, genesis, this.options, this.options.logger.child({ sessionId: session.id }), this.live);
     if (mode === "strict") {
       try {
@@ -76,6 +83,38 @@ export class Recorder {
       }
     }
     return recorded;
+  }
+
+  /**
+   * Signs which sessions this gateway has live into its checkpoint chain (a `state` checkpoint),
+   * unless nothing was opened or sealed since the last one. A session the store shows open, that
+   * opened before such a checkpoint and is not in its list, was sealed and had its seal removed.
+   * Returns the checkpoint, or undefined when there was nothing new to say.
+   */
+  checkpointState(): Checkpoint | undefined {
+    const { checkpoints, journal, clock } = this.options;
+    if (checkpoints.head.seq === this.lastStateSeq) return undefined;
+    const live = [...this.live].map((s) => s.id).sort();
+    const checkpoint = checkpoints.next("state", null, { live }, clock());
+    // Mandatory: small, and it completes what was admitted (it can only make the record stronger).
+    journal.append({ t: "signed", checkpoint }, true, undefined, false);
+    checkpoints.advance(checkpoint);
+    this.lastStateSeq = checkpoint.seq;
+    return checkpoint;
+  }
+
+  /**
+   * Signs a retention cut: ended sessions that started before `horizonUs` and ended by now may be
+   * removed from the store (by `gatehouse retention`, as the store's owner). Resolves with the
+   * checkpoint and its journal lsn once it is durable.
+   */
+  async checkpointRetention(cutoffUs: number, horizonUs: number): Promise<{ checkpoint: Checkpoint; lsn: number }> {
+    const { checkpoints, journal, clock } = this.options;
+    const checkpoint = checkpoints.next("retention", null, { cutoffUs, horizonUs }, clock());
+    const lsn = journal.append({ t: "signed", checkpoint }, true, undefined, true)!;
+    checkpoints.advance(checkpoint);
+    await journal.whenDurable(lsn);
+    return { checkpoint, lsn };
   }
 
   /**
@@ -212,12 +251,14 @@ export class RecordedSession {
     this.flushLost();
     this.closed = true;
     this.live?.delete(this);
-    const { clock, journal, signingKey } = this.options;
+    const { clock, journal, signingKey, checkpoints } = this.options;
     const endedUs = clock();
     const fields = { sessionId: this.id, genesis: this.genesis, eventCount: this.seq, finalHash: this.lastHash, endedUs, endReason };
     const sealSignature = signSeal(signingKey, fields);
+    const checkpoint = checkpoints.next("seal", this.id, { eventCount: this.seq, finalHash: this.lastHash, endedUs, endReason }, endedUs);
     // Throws when the journal is closed: the next start finds the session open and closes it.
-    journal.append({ t: "close", close: { id: this.id, endedUs, endReason, finalHash: this.lastHash, sealSignature, eventCount: this.seq } }, true, undefined, false);
+    journal.append({ t: "close", close: { id: this.id, endedUs, endReason, finalHash: this.lastHash, sealSignature, eventCount: this.seq }, checkpoint }, true, undefined, false);
+    checkpoints.advance(checkpoint);
   }
 
   private append(input: EventInput, ref: number | undefined, mandatory: boolean): Promise<void> {
