@@ -1,5 +1,4 @@
-import { execFileSync } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -7,6 +6,7 @@ import { GatewayError } from "../errors.js";
 import { createLogger } from "../logger.js";
 import type { JournalEntry } from "./entries.js";
 import { Journal, type JournalOptions } from "./journal.js";
+import { canMountTmpfs, fillDisk, mountTmpfs } from "../../test/support/tmpfs.js";
 
 const logger = createLogger("fatal");
 const dirs: string[] = [];
@@ -214,14 +214,14 @@ describe("journal", () => {
 
 describe.skipIf(!canMountTmpfs())("journal on a full disk (tmpfs)", () => {
   it("becomes unwritable with ENOSPC, keeps what it could not write, and catches up when space returns", async () => {
-    const mount = tempDir();
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mount]);
+    const tmpfs = mountTmpfs("256k");
+    const mount = tmpfs.path;
     try {
       const dir = join(mount, "journal");
       const { journal } = await openJournal(dir, { segmentBytes: 64 * 1024, maxBytes: 1024 * 1024, retryMs: 50 });
       // Fill the disk so the next segment cannot be made.
       const filler = join(mount, "filler");
-      fill(filler);
+      fillDisk(filler);
       journal.append(openEntry("a"), true);
       let seq = 0;
       const lsns: number[] = [];
@@ -247,7 +247,7 @@ describe.skipIf(!canMountTmpfs())("journal on a full disk (tmpfs)", () => {
       await journal.close();
       open.splice(open.indexOf(journal), 1);
     } finally {
-      execFileSync("umount", ["-l", mount]);
+      tmpfs.unmount();
     }
   });
 });
@@ -262,30 +262,4 @@ function usedBytes(path: string): number {
   let end = size;
   while (end > 0 && buf[end - 1] === 0) end--;
   return end;
-}
-
-function fill(path: string): void {
-  const fd = openSync(path, "w");
-  const chunk = Buffer.alloc(4096, 1);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch {
-    // ENOSPC: full
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function canMountTmpfs(): boolean {
-  if (process.getuid?.() !== 0) return false;
-  const probe = mkdtempSync(join(tmpdir(), "gatehouse-tmpfs-probe-"));
-  try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", probe], { stdio: "ignore" });
-    execFileSync("umount", [probe], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    rmSync(probe, { recursive: true, force: true });
-  }
 }
