@@ -137,6 +137,17 @@ describe("logins while the store is blackholed", () => {
     const after = await Promise.all(Array.from({ length: 8 }, () => login("agent-warm")));
     for (const result of after) expect(result.ms).toBeLessThan(2_000);
     expect((await login("agent-cold")).code).toBe("08006");
+    // The refusals during the outage were recorded too (through the journal, shipped once the store is back).
+    await expect
+      .poll(
+        async () => {
+          const refused = (await direct.sessions.list({ identity: "agent-cold" })).filter((s) => s.endReason === "auth_failed");
+          const events = await direct.events.forSessions(refused.map((s) => s.id));
+          return events.filter((e) => e.details?.reason === "credentials_unavailable").length;
+        },
+        { timeout: 5_000 },
+      )
+      .toBe(2);
   }, 60_000);
 
   it("a key revoked elsewhere stops working within the refresh interval", async () => {

@@ -17,9 +17,9 @@ import type { Identity } from "@gatehouse/store";
 import type { ConnectionConfig, GatewayConfig } from "../../config/schema.js";
 import { isLoopback, type HostPort } from "../../config/address.js";
 import type { Clock } from "../../clock.js";
-import type { AccessKeys } from "../../identity/access-keys.js";
+import type { AccessKeys, ScramCandidates } from "../../identity/access-keys.js";
 import { AuthThrottle } from "../../identity/auth-throttle.js";
-import type { PasswordAuthenticator } from "../../identity/authenticator.js";
+import type { PasswordAuthenticator, PasswordCheck } from "../../identity/authenticator.js";
 import type { Logger } from "../../logger.js";
 import type { Recorder, RecordedSession } from "../../sessions/recorder.js";
 import { relay } from "../../sessions/relay.js";
@@ -252,13 +252,25 @@ export class PostgresListener {
       if (answer.type !== "password") throw new Error(`expected a password, got ${answer.type}`);
       const late = await waitOutDelay();
       if (late) return late;
-      const check = await this.deps.passwords.check(user, answer.password);
+      let check: PasswordCheck;
+      try {
+        check = await this.deps.passwords.check(user, answer.password);
+      } catch (error) {
+        if (isCredentialsUnavailable(error)) return this.credentialsUnavailable(channel, first, clientAddress, error, log);
+        throw error;
+      }
       if (!check.ok) return failed({ reason: check.reason, method: check.method, ...check.details });
       this.throttle.succeeded(clientAddress, user);
       return { identity: check.identity, first };
     }
 
-    const { verifiers } = await this.deps.accessKeys.scramCandidates(user);
+    let verifiers: ScramCandidates["verifiers"];
+    try {
+      ({ verifiers } = await this.deps.accessKeys.scramCandidates(user));
+    } catch (error) {
+      if (isCredentialsUnavailable(error)) return this.credentialsUnavailable(channel, first, clientAddress, error, log);
+      throw error;
+    }
     // SCRAM announces one salt before the client proves anything; all of an identity's keys
     // share it, so the proof is checked against every live key (rotation keeps the old one working).
     const channelBinding = first.tls ? this.channelBinding : undefined;
@@ -377,6 +389,18 @@ export class PostgresListener {
     return replyAndClose(reply);
   }
 
+  /**
+   * The identity's keys are not in memory and the store does not answer: 57P03 (cannot_connect_now),
+   * as Postgres answers while it starts; recorded like any refusal (the journal does not need the store).
+   */
+  private async credentialsUnavailable(channel: ClientChannel, first: StartupEvent, clientAddress: string | null, error: GatewayError, log: Logger): Promise<Ended> {
+    log.warn({ identity: cutClaim(first.user, 64), reason: error.message }, "login refused: the identity's access keys cannot be checked now (the store is not answering)");
+    return this.refuseUnauthenticated(channel, first, clientAddress, { reason: "credentials_unavailable", message: error.message }, {
+      code: SqlState.cannotConnectNow,
+      message: "the gateway cannot check credentials right now; try again shortly",
+    });
+  }
+
   private async recordAuthenticated(refusal: Refusal): Promise<void> {
     const { maxClaimedChars } = this.deps.config().limits.refusalRecords;
     // Authenticated, but the connection and application are still only names it sent.
@@ -391,10 +415,6 @@ export class PostgresListener {
     if (isRecordingUnavailable(error)) {
       log.warn({ reason: error.recording }, "session refused: recording unavailable");
       return replyAndClose(recordingRefusal(error));
-    }
-    if (error instanceof GatewayError && error.code === "CREDENTIALS_UNAVAILABLE") {
-      log.warn({ reason: error.message }, "login refused: the identity's access keys cannot be checked now (the store is not answering)");
-      return replyAndClose(errorResponse({ severity: "FATAL", code: SqlState.cannotConnectNow, message: "the gateway cannot check credentials right now; try again shortly" }));
     }
     if (isPostgresProtocolError(error)) {
       log.info({ err: error }, "protocol violation during startup");
@@ -549,6 +569,10 @@ export class PostgresListener {
       .record({ kind: "cancel", timeUs: started, outcome, durationUs: this.deps.clock() - started, details: message ? { message } : { sent: true } })
       .catch(() => undefined);
   }
+}
+
+function isCredentialsUnavailable(error: unknown): error is GatewayError {
+  return error instanceof GatewayError && error.code === "CREDENTIALS_UNAVAILABLE";
 }
 
 function isRecordingUnavailable(error: unknown): error is GatewayError & { recording: RecordingProblem } {
