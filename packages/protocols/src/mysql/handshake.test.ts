@@ -222,9 +222,9 @@ describe("ClientHandshake refusals", () => {
   });
 
   it("hands the first command on after complete()", () => {
-    const gw = started();
+    const gw = new ClientHandshake(greeting);
     const client = new ServerLogin({ user: "u", password: "k", tls: "disable" });
-    client.push(gw.start === undefined ? new Uint8Array(0) : new ClientHandshake({ ...greeting }).start());
+    client.push(gw.start());
     const write = client.next();
     const command = encodePacket(0, Uint8Array.of(3, 0x31));
     gw.push(concatBytes(write?.type === "write" ? write.bytes : new Uint8Array(0), command));
