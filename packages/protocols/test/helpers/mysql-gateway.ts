@@ -27,7 +27,10 @@ export async function startHandshakeServer(greeting: Omit<GreetingOptions, "conn
   const events: ClientHandshakeEvent[][] = [];
   const errors: unknown[] = [];
   let connections = 0;
+  const sockets = new Set<Socket>();
   const server: Server = createServer((raw) => {
+    sockets.add(raw);
+    raw.on("close", () => sockets.delete(raw));
     const log: ClientHandshakeEvent[] = [];
     events.push(log);
     const hs = new ClientHandshake({ ...greeting, connectionId: ++connections });
@@ -85,8 +88,8 @@ export async function startHandshakeServer(greeting: Omit<GreetingOptions, "conn
     events,
     errors,
     async [Symbol.asyncDispose]() {
+      for (const socket of sockets) socket.destroy();
       server.close();
-      server.closeAllConnections?.();
     },
   };
 }
