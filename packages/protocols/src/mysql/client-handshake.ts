@@ -217,6 +217,7 @@ export class ClientHandshake {
       this.plugin = AuthPlugin.CACHING_SHA2_PASSWORD;
       return this.packet(encodeAuthMoreData(Uint8Array.of(CachingSha2.PERFORM_FULL_AUTHENTICATION)));
     }
+    this.requirePluginAuth(login);
     this.plugin = options.switchTo ?? AuthPlugin.MYSQL_CLEAR_PASSWORD;
     this.awaitingSha2Token = this.plugin === AuthPlugin.CACHING_SHA2_PASSWORD;
     return this.packet(encodeAuthSwitchRequest({ pluginName: this.plugin, pluginData: this.greeting.scramble }));
@@ -238,6 +239,7 @@ export class ClientHandshake {
       this.queued.push(this.verdict(login.authResponse));
       return undefined;
     }
+    this.requirePluginAuth(login);
     this.current = "nativeToken";
     return this.packet(encodeAuthSwitchRequest({ pluginName: AuthPlugin.MYSQL_NATIVE_PASSWORD, pluginData: this.greeting.scramble }));
   }
@@ -262,6 +264,16 @@ export class ClientHandshake {
   remaining(): Uint8Array[] {
     this.expectState("remaining", "done");
     return this.reader.takeBuffered();
+  }
+
+  /** An AuthSwitchRequest means nothing to a client without CLIENT_PLUGIN_AUTH: refuse, as MySQL does. */
+  private requirePluginAuth(login: ClientLogin): void {
+    if (!hasCapability(login.clientCapabilities, Capability.CLIENT_PLUGIN_AUTH)) {
+      this.current = "authChoice";
+      throw new MysqlProtocolError("UNSUPPORTED_AUTH", "client without CLIENT_PLUGIN_AUTH cannot switch authentication method", {
+        context: { capabilities: login.clientCapabilities },
+      });
+    }
   }
 
   private onResponse(packet: Packet): ClientHandshakeEvent {

@@ -10,7 +10,7 @@ import { AuthPlugin, Capability, ServerStatus } from "./constants.js";
 import { MysqlProtocolError } from "./errors.js";
 import { ClientHandshake, type ClientHandshakeEvent, type GreetingOptions } from "./client-handshake.js";
 import { PacketReader, encodePacket } from "./framing.js";
-import { decodeErrPacket, decodeOkPacket, encodeAuthMoreData, encodeHandshakeV10, encodeOkPacket, decodeHandshakeResponse41 } from "./packets.js";
+import { decodeErrPacket, decodeOkPacket, encodeAuthMoreData, encodeHandshakeResponse41, encodeHandshakeV10, encodeOkPacket, decodeHandshakeResponse41 } from "./packets.js";
 import { ServerLogin, type ServerLoginEvent, type ServerLoginOptions } from "./server-login.js";
 import { nativePasswordVerifier } from "./auth/native-password.js";
 
@@ -219,6 +219,36 @@ describe("ClientHandshake refusals", () => {
     tls.push(concatBytes(encodePacket(1, ssl), Uint8Array.of(0x16, 3, 1)));
     expect(tls.next()).toEqual({ type: "sslRequest" });
     expect(concatBytes(...tls.acceptTls())).toEqual(Uint8Array.of(0x16, 3, 1));
+  });
+
+  it("refuses to switch the method of a client without CLIENT_PLUGIN_AUTH (1251/08004), with the ERR in sequence", () => {
+    const gw = started();
+    gw.push(
+      encodePacket(
+        1,
+        encodeHandshakeResponse41({
+          capabilities: Capability.CLIENT_PROTOCOL_41 | Capability.CLIENT_SECURE_CONNECTION,
+          mariadbCapabilities: 0,
+          maxPacketSize: 1 << 24,
+          characterSet: 33,
+          username: "u",
+          authResponse: new Uint8Array(20),
+          database: undefined,
+          authPluginName: "",
+          attributes: [],
+        }),
+      ),
+    );
+    expect(gw.next()).toMatchObject({ type: "login", authPluginName: "mysql_native_password" });
+    let error: unknown;
+    try {
+      gw.requestPassword();
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: "UNSUPPORTED_AUTH", errno: 1251, sqlState: "08004" });
+    const err = gw.fail(error as MysqlProtocolError);
+    expect(err[3]).toBe(2);
   });
 
   it("hands the first command on after complete()", () => {
