@@ -313,6 +313,21 @@ describe("ServerLogin with caching_sha2_password (scripted MySQL 8 server)", () 
     expect(Buffer.from(unmasked).toString("utf8")).toBe("pässword\0");
   });
 
+  it("never asks the server for compression or query attributes, whatever it is given", () => {
+    const login = new ServerLogin({
+      user: "app",
+      tls: "disable",
+      clientCapabilities: CAPS | Capability.CLIENT_COMPRESS | Capability.CLIENT_QUERY_ATTRIBUTES | Capability.CLIENT_ZSTD_COMPRESSION_ALGORITHM,
+    });
+    const everything = encodePacket(
+      0,
+      encodeHandshakeV10({ serverVersion: "8.0.36", connectionId: 9, scramble, capabilities: 0xffffffff & ~Capability.CLIENT_SSL, mariadbCapabilities: 0, characterSet: 255, statusFlags: 2, authPluginName: "mysql_native_password" }),
+    );
+    const sent = decodeHandshakeResponse41(firstWrite(login, everything).subarray(4)).capabilities;
+    expect(sent & (Capability.CLIENT_COMPRESS | Capability.CLIENT_QUERY_ATTRIBUTES | Capability.CLIENT_ZSTD_COMPRESSION_ALGORITHM)).toBe(0);
+    expect(sent & Capability.CLIENT_DEPRECATE_EOF).toBe(Capability.CLIENT_DEPRECATE_EOF);
+  });
+
   it("full authentication without TLS and without a key is refused rather than sent in the clear", () => {
     const login = new ServerLogin({ user: "app", password: "x", tls: "disable" });
     firstWrite(login, mysqlGreeting);

@@ -65,6 +65,7 @@ export const DEFAULT_CLIENT_CAPABILITIES =
 export const NEVER_REQUESTED_CAPABILITIES =
   Capability.CLIENT_COMPRESS |
   Capability.CLIENT_ZSTD_COMPRESSION_ALGORITHM |
+  Capability.CLIENT_QUERY_ATTRIBUTES |
   Capability.CLIENT_SSL |
   Capability.CLIENT_CONNECT_WITH_DB |
   Capability.CLIENT_CONNECT_ATTRS |
@@ -91,9 +92,14 @@ export interface ServerLoginOptions {
   readonly database?: string;
   /** Default "prefer": TLS when the server offers CLIENT_SSL. */
   readonly tls?: TlsMode;
-  /** The client's capabilities (low word), passed on minus what is never relayed. Default `DEFAULT_CLIENT_CAPABILITIES`. */
+  /**
+   * The capabilities in force between the client and the gateway (`ClientLogin.capabilities`:
+   * the client's, limited to the greeting's — not the client's raw flags), passed on minus
+   * `NEVER_REQUESTED_CAPABILITIES`, so client and server agree on every packet format.
+   * Default `DEFAULT_CLIENT_CAPABILITIES`.
+   */
   readonly clientCapabilities?: number;
-  /** The client's MariaDB extended capabilities. Default 0. */
+  /** The MariaDB extended capabilities in force with the client (`ClientLogin.mariadbCapabilities`). Default 0. */
   readonly mariadbCapabilities?: number;
   /** Collation id for the session. Default utf8mb4_general_ci (45). */
   readonly characterSet?: number;
