@@ -118,9 +118,24 @@ export class PayloadCursor {
     throw violation(`invalid ${what} prefix 0xff`);
   }
 
+  /**
+   * The length of a string<lenenc> as the server reads it (net_field_length): after 0xFE only the
+   * low 4 of the 8 bytes count. mysql2 3.x writes the high half as a copy of the low half for
+   * values of 16 MiB and more, and the server accepts that, so the observer must too.
+   */
+  lenencLength(what = "string<lenenc>"): number | null {
+    if (this.remaining > 0 && this.bytes[this.offset] === 0xfe) {
+      this.u8(what);
+      const low = this.u32(what);
+      this.u32(what);
+      return low;
+    }
+    return this.lenenc(what);
+  }
+
   /** string<lenenc> as a view. */
   lenencBytes(what = "string<lenenc>"): Uint8Array {
-    const length = this.lenenc(what);
+    const length = this.lenencLength(what);
     if (length === null) throw violation(`unexpected NULL ${what}`);
     return this.take(length, what);
   }
