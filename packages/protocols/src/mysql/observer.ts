@@ -313,12 +313,15 @@ export class MysqlObserver {
 
   private guard(work: () => void): void {
     if (this.failure !== undefined) throw this.failure;
+    // The session is over (one side closed): whatever the other side still sends is not recorded.
+    if (this.ended) return;
     try {
       work();
     } catch (error) {
-      this.failure =
-        error instanceof MysqlProtocolError ? error : new MysqlProtocolError("PROTOCOL_VIOLATION", "observer failed", { cause: error });
-      throw this.failure;
+      // Our own parsing only throws MysqlProtocolError; anything else came from the sink and keeps
+      // its identity. Either way the state is no longer trustworthy.
+      this.failure = error;
+      throw error;
     }
   }
 

@@ -11,6 +11,8 @@ export type MysqlRecorded =
 
 export class MysqlRecordingSink implements MysqlObserverSink {
   readonly events: MysqlRecorded[] = [];
+  /** Set by a test to refuse commands (the listener's veto). */
+  screen?: MysqlObserverSink["screen"];
   commandStarted(command: ObservedCommand): void {
     this.events.push({ event: "started", command });
   }
