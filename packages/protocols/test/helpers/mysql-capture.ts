@@ -1,4 +1,4 @@
-import net from "node:net";
+import * as net from "node:net";
 import { PacketReader } from "../../src/mysql/framing.js";
 
 /** A chunk as it crossed the proxy, in the order the proxy saw it. */
