@@ -45,7 +45,8 @@ import { Capability, Command, ServerStatus, commandName, hasCapability } from ".
 import type { ServerErrorFields } from "./errors.js";
 import { MysqlProtocolError, violation } from "./errors.js";
 import { PacketReader } from "./framing.js";
-import type { ErrFields, ResponseEvent } from "./results.js";
+import { decodeErrPacket } from "./packets.js";
+import type { ResponseEvent } from "./results.js";
 import { Expect, ResponseReader } from "./results.js";
 import { leadingKeyword, splitStatements } from "./sql-split.js";
 
@@ -236,7 +237,6 @@ export class MysqlObserver {
   private readonly serverReader: PacketReader;
   private readonly queue: Pending[] = [];
   private readonly statements = new Map<number, PreparedStatement>();
-  private readonly deprecateEof: boolean;
   private readonly queryAttributes: boolean;
   private multiStatements: boolean;
   private backslashEscapes = true;
@@ -257,7 +257,6 @@ export class MysqlObserver {
     const framing = options.maxPacketSize === undefined ? {} : { maxPacketSize: options.maxPacketSize };
     this.clientReader = new PacketReader(framing);
     this.serverReader = new PacketReader(framing);
-    this.deprecateEof = hasCapability(options.capabilities, Capability.CLIENT_DEPRECATE_EOF);
     this.queryAttributes = hasCapability(options.capabilities, Capability.CLIENT_QUERY_ATTRIBUTES);
     this.multiStatements = hasCapability(options.capabilities, Capability.CLIENT_MULTI_STATEMENTS);
   }
@@ -472,7 +471,7 @@ export class MysqlObserver {
     if (this.queue.length >= this.settings.maxPending) {
       throw new MysqlProtocolError("INVALID_STATE", "too many commands awaiting a response", { context: { max: this.settings.maxPending } });
     }
-    this.queue.push({ runs, index: 0, reader: new ResponseReader(expect, this.deprecateEof), ...(prepareText === undefined ? {} : { prepareText }) });
+    this.queue.push({ runs, index: 0, reader: new ResponseReader(expect, this.options.capabilities), ...(prepareText === undefined ? {} : { prepareText }) });
     return undefined;
   }
 
@@ -526,7 +525,7 @@ export class MysqlObserver {
     const head = this.queue[0];
     if (head === undefined) {
       if (payload[0] === 0xff) {
-        this.sink.serverError?.(toObservedError(decodeErrPacketLenient(payload)), at);
+        this.sink.serverError?.(toObservedError(decodeErrPacket(payload)), at);
         return;
       }
       throw violation("server packet without a command", { header: payload[0] });
@@ -545,7 +544,7 @@ export class MysqlObserver {
     switch (event.t) {
       case "ok": {
         const { ok } = event;
-        this.noteStatus(ok.status);
+        this.noteStatus(ok.statusFlags);
         this.complete(
           run,
           {
@@ -553,8 +552,8 @@ export class MysqlObserver {
             affectedRows: ok.affectedRows,
             lastInsertId: ok.lastInsertId,
             warnings: ok.warnings,
-            statusFlags: ok.status,
-            inTransaction: (ok.status & ServerStatus.SERVER_STATUS_IN_TRANS) !== 0,
+            statusFlags: ok.statusFlags,
+            inTransaction: (ok.statusFlags & ServerStatus.SERVER_STATUS_IN_TRANS) !== 0,
             ...(run.resultSets > 0 ? { rows: run.rows, resultSets: run.resultSets } : {}),
             ...(entry.localInfile === undefined ? {} : { localInfile: { fileName: entry.localInfile.fileName, bytes: entry.localInfile.bytes } }),
           },
@@ -633,15 +632,6 @@ export class MysqlObserver {
   }
 }
 
-function toObservedError(error: ErrFields): ObservedError {
+function toObservedError(error: ServerErrorFields): ObservedError {
   return { errno: error.errno, sqlState: error.sqlState, message: error.message };
-}
-
-/** An unsolicited ERR (e.g. the server closing an idle connection); tolerate a short one. */
-function decodeErrPacketLenient(payload: Uint8Array): ErrFields {
-  if (payload.byteLength < 3) return { errno: 0, sqlState: "HY000", message: "" };
-  const errno = payload[1]! | (payload[2]! << 8);
-  const hasState = payload[3] === 0x23 && payload.byteLength >= 9;
-  const sqlState = hasState ? decodeText(payload.subarray(4, 9)) : "HY000";
-  return { errno, sqlState, message: decodeText(payload.subarray(hasState ? 9 : 3, 16384)) };
 }

@@ -20,54 +20,15 @@
  * A packet with header 0xFE and a payload shorter than 0xFFFFFF is a terminator, never a row (a
  * row starting 0xFE would hold a 2^24-byte value, so its packet is at least that long).
  */
-import { PacketHeader, ServerStatus } from "./constants.js";
 import { PayloadCursor, decodeText } from "./binary-values.js";
+import { Capability, PacketHeader, ServerStatus, hasCapability } from "./constants.js";
+import type { ServerErrorFields } from "./errors.js";
 import { violation } from "./errors.js";
+import type { OkPacket } from "./packets.js";
+import { decodeEofPacket, decodeErrPacket, decodeOkPacket } from "./packets.js";
 
-/** OK_Packet (header 0x00, or 0xFE as a result-set terminator under CLIENT_DEPRECATE_EOF). */
-export interface OkFields {
-  readonly affectedRows: number;
-  readonly lastInsertId: number;
-  readonly status: number;
-  readonly warnings: number;
-}
-
-/** ERR_Packet: int<1> 0xFF | int<2> error_code | '#' string<5> sql_state | string<EOF> message. */
-export interface ErrFields {
-  readonly errno: number;
-  readonly sqlState: string;
-  readonly message: string;
-}
-
-export function decodeOkPacket(payload: Uint8Array): OkFields {
-  const cursor = new PayloadCursor(payload, 1);
-  const affectedRows = cursor.lenenc("affected_rows") ?? 0;
-  const lastInsertId = cursor.lenenc("last_insert_id") ?? 0;
-  const status = cursor.u16("status_flags");
-  const warnings = cursor.u16("warnings");
-  return { affectedRows, lastInsertId, status, warnings };
-}
-
-/** Bytes kept of an error message. */
-const MAX_ERROR_MESSAGE_BYTES = 16384;
-
-export function decodeErrPacket(payload: Uint8Array): ErrFields {
-  const cursor = new PayloadCursor(payload, 1);
-  const errno = cursor.u16("error_code");
-  let sqlState = "HY000";
-  if (cursor.remaining > 0 && payload[cursor.offset] === 0x23 /* '#' */) {
-    cursor.u8();
-    sqlState = decodeText(cursor.take(5, "sql_state"));
-  }
-  const message = cursor.rest();
-  return { errno, sqlState, message: decodeText(message.subarray(0, MAX_ERROR_MESSAGE_BYTES)) };
-}
-
-/** EOF_Packet: int<1> 0xFE | int<2> warnings | int<2> status_flags. */
-export function decodeEofPacket(payload: Uint8Array): { warnings: number; status: number } {
-  const cursor = new PayloadCursor(payload, 1);
-  return { warnings: cursor.u16("warnings"), status: cursor.u16("status_flags") };
-}
+/** An ERR's message is kept up to this many characters. */
+const MAX_ERROR_MESSAGE_LENGTH = 16384;
 
 function isTerminator(payload: Uint8Array): boolean {
   return payload[0] === PacketHeader.EOF && payload.byteLength < 0xffffff;
@@ -75,8 +36,8 @@ function isTerminator(payload: Uint8Array): boolean {
 
 /** What the server's packets told, as each response (or part) ends. */
 export type ResponseEvent =
-  | { readonly t: "ok"; readonly ok: OkFields; readonly more: boolean }
-  | { readonly t: "error"; readonly error: ErrFields }
+  | { readonly t: "ok"; readonly ok: OkPacket; readonly more: boolean }
+  | { readonly t: "error"; readonly error: ServerErrorFields }
   | { readonly t: "result_set"; readonly rows: number; readonly status: number; readonly warnings: number; readonly more: boolean }
   | { readonly t: "local_infile"; readonly fileName: string }
   | { readonly t: "prepared"; readonly statementId: number; readonly columns: number; readonly params: number; readonly warnings: number }
@@ -116,10 +77,14 @@ export class ResponseReader {
   private prepared: Extract<ResponseEvent, { t: "prepared" }> | undefined;
   done = false;
 
+  private readonly deprecateEof: boolean;
+
   constructor(
     private readonly expect: Expect,
-    private readonly deprecateEof: boolean,
+    /** The capabilities both sides agreed on (CLIENT_DEPRECATE_EOF, CLIENT_SESSION_TRACK…). */
+    private readonly capabilities: number,
   ) {
+    this.deprecateEof = hasCapability(capabilities, Capability.CLIENT_DEPRECATE_EOF);
     if (expect === Expect.Rows || expect === Expect.Fields) this.phase = Phase.Rows;
   }
 
@@ -136,10 +101,10 @@ export class ResponseReader {
         return undefined;
       case Phase.ColumnsEof: {
         if (!isTerminator(payload)) throw violation("expected EOF after column definitions", { header });
-        const eof = decodeEofPacket(payload);
+        const eof = decodeEofPacket(payload, this.capabilities);
         this.phase = Phase.Rows;
         // A cursor was opened (COM_STMT_EXECUTE with a cursor flag): rows come with COM_STMT_FETCH.
-        if ((eof.status & ServerStatus.SERVER_STATUS_CURSOR_EXISTS) !== 0) return this.endResultSet(eof.status, eof.warnings);
+        if ((eof.statusFlags & ServerStatus.SERVER_STATUS_CURSOR_EXISTS) !== 0) return this.endResultSet(eof.statusFlags, eof.warnings);
         return undefined;
       }
       case Phase.Rows:
@@ -149,8 +114,8 @@ export class ResponseReader {
             this.done = true;
             return { t: "text" };
           }
-          const end = this.deprecateEof ? decodeOkPacket(payload) : decodeEofPacket(payload);
-          return this.endResultSet(end.status, end.warnings);
+          const end = this.deprecateEof ? decodeOkPacket(payload, this.capabilities) : decodeEofPacket(payload, this.capabilities);
+          return this.endResultSet(end.statusFlags, end.warnings);
         }
         this.rows++;
         return undefined;
@@ -169,7 +134,11 @@ export class ResponseReader {
       case Expect.EofOrErr:
         if (!isTerminator(payload)) throw violation("expected EOF", { header });
         this.done = true;
-        return { t: "ok", ok: { affectedRows: 0, lastInsertId: 0, warnings: 0, status: decodeEofPacket(payload).status }, more: false };
+        {
+          const eof = decodeEofPacket(payload, this.capabilities);
+          const ok: OkPacket = { header: PacketHeader.EOF, affectedRows: 0, lastInsertId: 0, statusFlags: eof.statusFlags, warnings: eof.warnings, info: "", sessionStateChanges: [] };
+          return { t: "ok", ok, more: false };
+        }
       case Expect.Auth:
         if (header !== PacketHeader.OK) return undefined;
         return this.ok(payload);
@@ -218,8 +187,8 @@ export class ResponseReader {
   }
 
   private ok(payload: Uint8Array): ResponseEvent {
-    const ok = decodeOkPacket(payload);
-    const more = (ok.status & ServerStatus.SERVER_MORE_RESULTS_EXISTS) !== 0;
+    const ok = decodeOkPacket(payload, this.capabilities);
+    const more = (ok.statusFlags & ServerStatus.SERVER_MORE_RESULTS_EXISTS) !== 0;
     this.restartOrFinish(more);
     return { t: "ok", ok, more };
   }
@@ -242,7 +211,8 @@ export class ResponseReader {
 
   private fail(payload: Uint8Array): ResponseEvent {
     this.done = true;
-    return { t: "error", error: decodeErrPacket(payload) };
+    const error = decodeErrPacket(payload);
+    return { t: "error", error: { ...error, message: error.message.slice(0, MAX_ERROR_MESSAGE_LENGTH) } };
   }
 
   /** After the client streamed a LOCAL INFILE: the server's OK/ERR follows. */
