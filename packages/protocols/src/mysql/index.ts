@@ -42,3 +42,18 @@ export {
   pieceCount,
 } from "./framing.js";
 export type { Packet, PacketReaderOptions } from "./framing.js";
+
+// Observer (commands and their outcomes)
+export { MysqlObserver } from "./observer.js";
+export type {
+  ClientRefusal,
+  CommandOutcome as MysqlCommandOutcome,
+  CommandStatus as MysqlCommandStatus,
+  MysqlCommandKind,
+  MysqlObserverOptions,
+  MysqlObserverSink,
+  ObservedCommand as MysqlObservedCommand,
+  ObservedError as MysqlObservedError,
+  ObservedParam as MysqlObservedParam,
+} from "./observer.js";
+export { splitStatements as splitMysqlStatements } from "./sql-split.js";
