@@ -170,9 +170,11 @@ describe("big rows, LOCAL INFILE, the mariadb CLI", () => {
 
   it("records the mariadb CLI's statements and errors", async () => {
     const capture = await captureMysql(async (port) => {
-      await run("mariadb", ["-h", "127.0.0.1", "-P", String(port), "-u", "root", "-D", DB, "-e", "SELECT 1 UNION SELECT 2; SELECT * FROM no_such_table"]).catch(() => undefined);
+      await run("mariadb", ["-h", "127.0.0.1", "-P", String(port), "-u", "root", "-e", `USE ${DB}; SELECT 1 UNION SELECT 2; SELECT * FROM no_such_table`]).catch(() => undefined);
     });
     const done = replayMysql(capture).completed;
+    // The CLI turns `USE` into COM_INIT_DB.
+    expect(done.find((c) => c.command.kind === "init_db")).toMatchObject({ command: { command: "COM_INIT_DB", text: DB }, outcome: { status: "ok" } });
     const mine = done.filter((c) => c.command.text.includes("UNION") || c.command.text.includes("no_such_table"));
     expect(mine.map((c) => [c.command.text, c.outcome.status, c.outcome.rows, c.outcome.error?.errno])).toEqual([
       ["SELECT 1 UNION SELECT 2", "ok", 2, undefined],

@@ -80,6 +80,16 @@ describe("MysqlObserver on hand-made packets", () => {
     expect(o.pendingCount).toBe(0);
   });
 
+  it("records COM_FIELD_LIST until its EOF, and refuses a command packet whose sequence id is not 0", () => {
+    const { sink, observer: o } = observer(Capability.CLIENT_PROTOCOL_41);
+    o.client(packet(0, [Command.COM_FIELD_LIST], text("t"), [0]));
+    o.server(Buffer.concat([packet(1, columnDefinition("a")), packet(2, columnDefinition("b")), packet(3, [0xfe, 0, 0, 2, 0])]));
+    expect(sink.completed[0]).toMatchObject({ command: { kind: "field_list", text: "t" }, outcome: { status: "ok" } });
+    expect(() => o.client(packet(3, [Command.COM_PING]))).toThrow(expect.objectContaining({ code: "PACKETS_OUT_OF_ORDER" }));
+    // Broken for good: the same error again, whatever comes next.
+    expect(() => o.client(packet(0, [Command.COM_PING]))).toThrow(expect.objectContaining({ code: "PACKETS_OUT_OF_ORDER" }));
+  });
+
   it("reports an ERR outside any command, and interrupts what is running at end()", () => {
     const { sink, observer: o } = observer(Capability.CLIENT_PROTOCOL_41);
     o.server(packet(0, err(1927, "70100", "Connection was killed")));
