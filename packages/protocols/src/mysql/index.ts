@@ -43,6 +43,52 @@ export {
 } from "./framing.js";
 export type { Packet, PacketReaderOptions } from "./framing.js";
 
+// Payload data types
+export { LENENC_NULL, PayloadReader, PayloadWriter } from "./bytes.js";
+
+// Packets
+export {
+  SSL_REQUEST_LENGTH,
+  decodeAuthMoreData,
+  decodeAuthSwitchRequest,
+  decodeEofPacket,
+  decodeErrPacket,
+  decodeHandshakeResponse41,
+  decodeHandshakeV10,
+  decodeOkPacket,
+  decodeSslRequest,
+  encodeAuthMoreData,
+  encodeAuthSwitchRequest,
+  encodeEofPacket,
+  encodeErrPacket,
+  encodeHandshakeResponse41,
+  encodeHandshakeV10,
+  encodeOkPacket,
+  encodeSslRequest,
+  isEofPacket,
+  isErrPacket,
+  isOkPacket,
+  isSslRequest,
+} from "./packets.js";
+export type { AuthSwitchRequest, EofPacket, HandshakeResponse41, HandshakeV10, OkPacket, SessionStateChange, SslRequest } from "./packets.js";
+
+// Authentication methods
+export { checkNativePasswordToken, nativePasswordHashString, nativePasswordToken, nativePasswordVerifier } from "./auth/native-password.js";
+export { cachingSha2EncryptPassword, cachingSha2Token, decodeCleartextPassword, passwordWithNul } from "./auth/caching-sha2.js";
+export { ed25519PublicKey, ed25519Sign } from "./auth/ed25519.js";
+
+// Handshakes
+export { ClientHandshake } from "./client-handshake.js";
+export type {
+  ClientHandshakeEvent,
+  ClientHandshakeState,
+  ClientLogin,
+  GreetingOptions,
+  RequestPasswordOptions,
+} from "./client-handshake.js";
+export { DEFAULT_CLIENT_CAPABILITIES, NEVER_REQUESTED_CAPABILITIES, ServerLogin } from "./server-login.js";
+export type { ServerLoginEvent, ServerLoginOptions, ServerLoginReady, ServerLoginState, TlsMode as MysqlTlsMode } from "./server-login.js";
+
 // Observer (commands and their outcomes)
 export { MysqlObserver } from "./observer.js";
 export type {
