@@ -334,7 +334,6 @@ export class MysqlObserver {
   }
 
   private onClientPacket(payload: Uint8Array, sequenceId: number, lastSequenceId: number): ClientRefusal | undefined {
-    const at = this.options.now();
     const head = this.queue[0];
     if (head?.localInfile?.streaming === true) {
       if (payload.byteLength === 0) {
@@ -348,6 +347,7 @@ export class MysqlObserver {
       throw new MysqlProtocolError("PACKETS_OUT_OF_ORDER", `command packet with sequence id ${sequenceId}`, { context: { sequenceId } });
     }
     if (payload.byteLength === 0) throw violation("empty command packet");
+    const at = this.options.now();
     const byte = payload[0]!;
     const name = commandName(byte);
     let runs: Running[];
@@ -521,16 +521,18 @@ export class MysqlObserver {
   }
 
   private onServerPacket(payload: Uint8Array): void {
-    const at = this.options.now();
     const head = this.queue[0];
     if (head === undefined) {
       if (payload[0] === 0xff) {
-        this.sink.serverError?.(toObservedError(decodeErrPacket(payload)), at);
+        this.sink.serverError?.(toObservedError(decodeErrPacket(payload)), this.options.now());
         return;
       }
       throw violation("server packet without a command", { header: payload[0] });
     }
     const event = head.reader.push(payload);
+    // Rows and column definitions end nothing: the clock is read only when something completes.
+    if (event === undefined && !head.reader.done) return;
+    const at = this.options.now();
     if (event !== undefined) this.onResponseEvent(head, event, at);
     if (head.reader.done) {
       // Statements the server never reached (the response ended early) did not run.
