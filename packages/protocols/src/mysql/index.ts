@@ -88,3 +88,18 @@ export type {
 } from "./client-handshake.js";
 export { DEFAULT_CLIENT_CAPABILITIES, NEVER_REQUESTED_CAPABILITIES, ServerLogin } from "./server-login.js";
 export type { ServerLoginEvent, ServerLoginOptions, ServerLoginReady, ServerLoginState, TlsMode as MysqlTlsMode } from "./server-login.js";
+
+// Observer (commands and their outcomes)
+export { MysqlObserver } from "./observer.js";
+export type {
+  ClientRefusal,
+  CommandOutcome as MysqlCommandOutcome,
+  CommandStatus as MysqlCommandStatus,
+  MysqlCommandKind,
+  MysqlObserverOptions,
+  MysqlObserverSink,
+  ObservedCommand as MysqlObservedCommand,
+  ObservedError as MysqlObservedError,
+  ObservedParam as MysqlObservedParam,
+} from "./observer.js";
+export { splitStatements as splitMysqlStatements } from "./sql-split.js";
