@@ -10,7 +10,7 @@ import { adminTokenHash, ensureDataDir, removeState, writeState } from "./data-d
 import { GatewayError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { createApiServer } from "./api/http-api.js";
-import { TcpListener } from "./listeners/tcp-listener.js";
+import { TcpListener } from "./listeners/tcp/tcp-listener.js";
 import { PostgresListener } from "./listeners/postgres/postgres-listener.js";
 import { loadTlsMaterial } from "./tls-material.js";
 import { startRecording } from "./evidence/recording.js";

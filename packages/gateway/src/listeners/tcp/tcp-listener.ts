@@ -1,11 +1,11 @@
 import type { Socket } from "node:net";
-import type { HostPort } from "../config/address.js";
-import type { ConnectionConfig } from "../config/schema.js";
-import type { Logger } from "../logger.js";
-import type { SessionBroker } from "../sessions/session-broker.js";
-import { relay } from "../sessions/relay.js";
-import { SocketServer } from "./socket-server.js";
-import { drainListener, OpenSessions } from "./drain.js";
+import type { HostPort } from "../../config/address.js";
+import type { ConnectionConfig } from "../../config/schema.js";
+import type { Logger } from "../../logger.js";
+import type { SessionBroker } from "../../sessions/session-broker.js";
+import { relay } from "../../sessions/relay.js";
+import { SocketServer } from "../socket-server.js";
+import { drainListener, OpenSessions } from "../drain.js";
 
 /**
  * A raw TCP connection: the gateway cannot authenticate an opaque byte stream,
