@@ -5,6 +5,7 @@ import type { ConnectionConfig } from "../config/schema.js";
 import type { Logger } from "../logger.js";
 import type { DenialReason, Policy } from "../policy.js";
 import type { ConnectorLink, ConnectorRegistry } from "../tunnel/connector-registry.js";
+import type { EventKind } from "./event-kinds.js";
 import type { Recorder, RecordedSession } from "./recorder.js";
 
 /** Why a session could not reach its resource, in terms every protocol can map to its own error. */
@@ -52,7 +53,7 @@ export class SessionBroker {
       clientApplication: request.clientApplication,
     });
 
-    const fail = async (failure: OpenFailure, kind: string): Promise<OpenResult> => {
+    const fail = async (failure: OpenFailure, kind: EventKind): Promise<OpenResult> => {
       session.logger.info({ failure, connection: connection.name, identity: identity.name }, "session refused");
       await session.record({ kind, outcome: "error", details: { ...failure } });
       await session.close(failure.code);
@@ -107,8 +108,8 @@ export interface Refusal {
   identity: Identity;
   clientAddress: string | null;
   clientApplication: string | null;
-  /** auth_failed, denied, ... */
-  kind: string;
+  /** auth_failed, denied, ... (one of the closed list) */
+  kind: EventKind;
   endReason: string;
   details: Record<string, unknown>;
 }

@@ -21,6 +21,7 @@ import type { AccessKeys } from "../../identity/access-keys.js";
 import { AuthThrottle } from "../../identity/auth-throttle.js";
 import type { PasswordAuthenticator } from "../../identity/authenticator.js";
 import type { Logger } from "../../logger.js";
+import type { EventKind } from "../../sessions/event-kinds.js";
 import type { Recorder, RecordedSession } from "../../sessions/recorder.js";
 import { relay } from "../../sessions/relay.js";
 import { RefusalRecords, cutClaim } from "../../sessions/refusal-records.js";
@@ -301,7 +302,7 @@ export class PostgresListener {
 
   /** The connection the authenticated client asked for, if it exists and can serve it. */
   private async pickConnection(channel: ClientChannel, { identity, first }: Authenticated, clientAddress: string | null): Promise<ConnectionConfig | Ended> {
-    const refuse = async (kind: string, endReason: string, details: Record<string, unknown>, code: string, message: string) => {
+    const refuse = async (kind: EventKind, endReason: string, details: Record<string, unknown>, code: string, message: string) => {
       await this.recordAuthenticated({ connection: first.database, protocol: "postgres", identity, clientAddress, clientApplication: first.params.application_name ?? null, kind, endReason, details });
       return replyAndClose(channel.startup.fail({ code, message }));
     };
@@ -506,18 +507,7 @@ export class PostgresListener {
     }
     forgetSession();
     flushRecords();
-    const error = result.error;
-    const shutdown = this.openSessions.shuttingDown && !clientTerminated;
-    const endedBy = shutdown ? "gateway" : clientTerminated && !error ? "client" : result.endedBy;
-    const reason = shutdown ? "gateway_shutdown" : isRecordingUnavailable(error) ? "recording_unavailable" : result.violation ? "protocol_violation" : error instanceof TunnelError ? "connector_lost" : error ? "error" : `${endedBy}_closed`;
-    await session
-      .record({
-        kind: "disconnect",
-        outcome: error ? "error" : "ok",
-        details: { bytesUp: result.bytesUp, bytesDown: result.bytesDown, endedBy, ...(error ? { error: error.message } : {}) },
-      })
-      .catch(() => undefined);
-    await session.close(reason).catch((err: unknown) => session.logger.error({ err }, "could not close the session record"));
+    await session.endRelay({ ...result, shutdown: this.openSessions.shuttingDown, clientSaidGoodbye: clientTerminated });
   }
 
   /** Routes a CancelRequest to the session's connector, which sends it to the server with the real key. */

@@ -60,13 +60,7 @@ export class TcpListener {
       });
       const result = await relay(socket, stream);
       forgetSession();
-      const shutdown = this.openSessions.shuttingDown;
-      await session.record({
-        kind: "disconnect",
-        outcome: result.error ? "error" : "ok",
-        details: { bytesUp: result.bytesUp, bytesDown: result.bytesDown, endedBy: shutdown ? "gateway" : result.endedBy, ...(result.error ? { error: result.error.message } : {}) },
-      }).catch(() => undefined);
-      await session.close(shutdown ? "gateway_shutdown" : result.error ? "error" : `${result.endedBy}_closed`);
+      await session.endRelay({ ...result, shutdown: this.openSessions.shuttingDown });
     } catch (error) {
       this.logger.error({ err: error, connection: this.connection.name }, "tcp session failed");
       socket.destroy();
