@@ -192,6 +192,11 @@ export class RecordedSession {
     return this.meta.id;
   }
 
+  /** Now on the recorder's clock (µs), to stamp an event with when something began. */
+  now(): number {
+    return this.options.clock();
+  }
+
   /**
    * Write-ahead: journals that the command identified by `key` is about to run (`draft`: what it
    * is, without an outcome). Never throws; in strict mode a refusal is kept for `writeAhead()`.

@@ -350,9 +350,9 @@ export class PostgresListener {
     if (!opened.ok) return channel.close(replyAndClose(channel.startup.fail(failureResponse(opened.failure))));
 
     // Admit: finish the client's startup with what the server reported through the connector.
-    const { session, stream: upstream, link } = opened;
+    const { session, stream: upstream } = opened;
     const server = decodeDialResult(opened.opened.params ?? {});
-    const clientKey = server.backendKey ? this.cancelKeys.issue({ session, connection, link, serverKey: server.backendKey }) : undefined;
+    const clientKey = server.backendKey ? this.cancelKeys.issue({ session, serverKey: server.backendKey }) : undefined;
     channel.write(channel.startup.complete({ parameters: server.parameters, ...(clientKey ? { backendKey: clientKey } : {}) }));
     const early = channel.handOver();
     try {
@@ -517,27 +517,11 @@ export class PostgresListener {
       log.info({ processId }, "cancel request for an unknown key ignored");
       return;
     }
-    const started = this.deps.clock();
-    let outcome: "ok" | "error" = "ok";
-    let message: string | undefined;
-    try {
-      const { stream } = await route.link.mux.open({
-        sessionId: route.session.id,
-        connection: route.connection.name,
-        protocol: "postgres",
-        target: { host: route.connection.target.host, port: route.connection.target.port, options: {} },
-        credential: { user: "", passwordRef: "" },
-        params: encodeDialRequest({ startup: {}, cancel: route.serverKey }),
-      });
-      stream.resume();
-      stream.end();
-    } catch (error) {
-      outcome = "error";
-      message = (error as Error).message;
-    }
-    await route.session
-      .record({ kind: "cancel", timeUs: started, outcome, durationUs: this.deps.clock() - started, details: message ? { message } : { sent: true } })
-      .catch(() => undefined);
+    const opened = await this.deps.broker.openAuxiliary(route.session, { purpose: "cancel", params: encodeDialRequest({ startup: {}, cancel: route.serverKey }) });
+    if (!opened.ok) return;
+    // The connector sends the CancelRequest once it has dialed; nothing comes back.
+    opened.stream.resume();
+    opened.stream.end();
   }
 }
 
