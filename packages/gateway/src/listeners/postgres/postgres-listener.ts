@@ -19,7 +19,7 @@ import { isLoopback, type HostPort } from "../../config/address.js";
 import type { Clock } from "../../clock.js";
 import type { AccessKeys } from "../../identity/access-keys.js";
 import { AuthThrottle } from "../../identity/auth-throttle.js";
-import type { PasswordAuthenticator } from "../../identity/authenticator.js";
+import type { CredentialChecker } from "../../identity/credential-checker.js";
 import type { Logger } from "../../logger.js";
 import type { EventKind } from "../../sessions/event-kinds.js";
 import type { Recorder, RecordedSession } from "../../sessions/recorder.js";
@@ -44,7 +44,7 @@ export interface PostgresListenerDeps {
   broker: SessionBroker;
   recorder: Recorder;
   accessKeys: AccessKeys;
-  passwords: PasswordAuthenticator;
+  credentials: CredentialChecker;
   tls: TlsMaterial;
   clock: Clock;
   logger: Logger;
@@ -253,7 +253,7 @@ export class PostgresListener {
       if (answer.type !== "password") throw new Error(`expected a password, got ${answer.type}`);
       const late = await waitOutDelay();
       if (late) return late;
-      const check = await this.deps.passwords.check(user, answer.password);
+      const check = await this.deps.credentials.check(user, answer.password);
       if (!check.ok) return failed({ reason: check.reason, method: check.method, ...check.details });
       this.throttle.succeeded(clientAddress, user);
       return { identity: check.identity, first };
