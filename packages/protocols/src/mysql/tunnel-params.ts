@@ -118,3 +118,28 @@ export function decodeDialResult(params: Readonly<Record<string, string>>): Mysq
     tls: params.tls === "on",
   };
 }
+
+/**
+ * The connector → gateway answer on a KILL stream (StreamOpened.params), after it ran
+ * `KILL QUERY <id>` on its own connection to the resource:
+ *     kill.outcome   "ok" (the server accepted the KILL) or "error" (the server's ERR, below)
+ *     kill.errno / kill.sqlstate / kill.message   the ERR's fields, e.g. 1094 "Unknown thread id"
+ */
+export type MysqlKillResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly errno: number; readonly sqlState: string; readonly message: string };
+
+export function encodeKillResult(result: MysqlKillResult): Record<string, string> {
+  if (result.ok) return { "kill.outcome": "ok" };
+  return { "kill.outcome": "error", "kill.errno": String(result.errno), "kill.sqlstate": result.sqlState, "kill.message": result.message };
+}
+
+export function decodeKillResult(params: Readonly<Record<string, string>>): MysqlKillResult {
+  if (params["kill.outcome"] === "ok") return { ok: true };
+  return {
+    ok: false,
+    errno: uint(params["kill.errno"], 0),
+    sqlState: params["kill.sqlstate"] ?? "HY000",
+    message: params["kill.message"] ?? "the connector did not report the KILL's outcome",
+  };
+}
