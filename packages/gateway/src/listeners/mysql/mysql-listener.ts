@@ -7,6 +7,7 @@ import {
   MysqlProtocolError,
   ServerError,
   decodeDialResult,
+  decodeKillResult,
   encodeDialRequest,
   encodeErrPacket,
   encodeOkPacket,
@@ -499,15 +500,13 @@ export class MysqlListener {
     }
     const opened = await this.deps.broker.openAuxiliary(target.session, { purpose: "kill", params: encodeDialRequest({ kill: { connectionId: target.serverThreadId } }) });
     if (!opened.ok) return reply("error", { ...MysqlRefusal.unreachable, message: `the KILL could not reach the resource: ${opened.message}` }, { connectionId: parsed.id, targetSession: target.session.id });
-    // The connector runs the KILL once it has logged in, then ends the stream; wait for that so the client's OK means done.
+    // The connector ran the KILL before it answered the open; its outcome is in the answer.
     opened.stream.resume();
-    await new Promise<void>((resolve) => {
-      opened.stream.once("close", resolve);
-      opened.stream.once("end", resolve);
-      opened.stream.once("error", () => resolve());
-      setTimeout(resolve, 5_000).unref();
-    });
     opened.stream.destroy();
+    const killed = decodeKillResult(opened.opened.params ?? {});
+    if (!killed.ok) {
+      return reply("error", { errno: killed.errno, sqlState: killed.sqlState, message: killed.message }, { connectionId: parsed.id, targetSession: target.session.id, scope: "query" });
+    }
     return reply("ok", undefined, { connectionId: parsed.id, targetSession: target.session.id, scope: "query" });
   }
 
