@@ -33,6 +33,7 @@ let agentKey: string;
 let otherKey: string;
 let outsiderKey: string;
 const logs: Array<Record<string, unknown>> = [];
+let rawConfig: Record<string, unknown>;
 
 async function adminQuery(sql: string): Promise<void> {
   const admin = new pg.Client({ connectionString: ADMIN_URL });
@@ -58,8 +59,7 @@ beforeAll(async () => {
       done();
     },
   });
-  gateway = await startGateway(
-    validateConfig({
+  rawConfig = {
       dataDir: join(dir, "data"),
       store: { url: url.toString(), maxConnections: 2 },
       listen: { api: "127.0.0.1:0", mysql: "127.0.0.1:0" },
@@ -76,7 +76,9 @@ beforeAll(async () => {
         },
         { name: "closed", protocol: "mysql", connector: "dc1", target: MARIADB, credential: { user: "root" }, allow: [{ identity: "nobody" }] },
       ],
-    }),
+    };
+  gateway = await startGateway(
+    validateConfig(rawConfig),
     { logger: createLogger("debug", sink) },
   );
   const keys = new AccessKeys(gateway.store, () => Date.now() * 1000);
@@ -219,6 +221,78 @@ describe("mysql listener", () => {
     expect(await refusal(wrongTls.program)).toMatchObject({ event: { kind: "auth_failed", details: { reason: "wrong_key", method: "access_key" } } });
     expect(await refusal(unknown.program)).toMatchObject({ session: { connection: "no_such_connection", endReason: "unknown_connection" }, event: { kind: "denied" } });
     expect(await refusal(denied.program)).toMatchObject({ session: { identity: { name: "outsider" }, connection: "closed" }, event: { kind: "denied", outcome: "error" } });
+  });
+
+  it("a client that must use TLS and does not gets ERR 3159; an identity over its session limit gets 1040; both recorded", async () => {
+    gateway.reload(validateConfig({ ...rawConfig, mysql: { requireTls: "always" } }));
+    try {
+      const plain = await refused({});
+      expect(plain).toMatchObject({ errno: 3159, sqlState: "HY000" });
+      expect(plain.message).toMatch(/TLS is required/);
+      expect((await recordedSession(plain.program)).events.find((e) => e.kind === "auth_failed")).toMatchObject({ details: { reason: "tls_required" } });
+      const { connection } = await connect({ tls: true });
+      await connection.end();
+    } finally {
+      gateway.reload(validateConfig(rawConfig));
+    }
+    gateway.reload(validateConfig({ ...rawConfig, limits: { maxSessionsPerIdentity: 1 } }));
+    // Earlier sessions of "agent" end just after their client's COM_QUIT: wait for their slots.
+    let holding: mysql.Connection | undefined;
+    for (let tries = 0; !holding; tries++) {
+      holding = await connect().then((c) => c.connection, (error: MysqlError) => (error.errno === 1040 && tries < 40 ? undefined : Promise.reject(error)));
+      if (!holding) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    try {
+      const over = await refused({});
+      expect(over).toMatchObject({ errno: 1040, sqlState: "08004" });
+      expect((await recordedSession(over.program)).events.find((e) => e.kind === "denied")).toMatchObject({ details: { code: "too_many_sessions" } });
+    } finally {
+      await holding.end();
+      gateway.reload(validateConfig(rawConfig));
+    }
+  });
+
+  it("a key made before MySQL support (no native verifier) is refused in plaintext with a clear reason, and works over TLS", async () => {
+    const legacy = new AccessKeys(gateway.store, () => Date.now() * 1000);
+    const made = await legacy.create("legacy");
+    // What such a key looks like in the store: the native verifier is what it lacks.
+    const [record] = await gateway.store.accessKeys.list({ identity: "legacy" });
+    await gateway.store.accessKeys.revoke(made.id, Date.now() * 1000);
+    const { mysqlNative: _dropped, ...older } = record!.verifiers as Record<string, string>;
+    await gateway.store.accessKeys.create({ id: "key_legacy0001", identity: "legacy", verifiers: older, createdUs: Date.now() * 1000, expiresUs: null });
+    const config = validateConfig({ ...rawConfig, connections: (rawConfig.connections as Array<Record<string, unknown>>).map((c) => (c.name === "maria" ? { ...c, allow: [...(c.allow as unknown[]), { identity: "legacy" }] } : c)) });
+    gateway.reload(config);
+    try {
+      const plain = await refused({ user: "legacy", password: made.key });
+      expect(plain).toMatchObject({ errno: 1045 });
+      expect((await recordedSession(plain.program)).events.find((e) => e.kind === "auth_failed")).toMatchObject({
+        details: { reason: "no_key", message: expect.stringMatching(/no mysql_native_password verifier/) },
+      });
+      const { connection } = await connect({ user: "legacy", password: made.key, tls: true });
+      const [rows] = await connection.query("SELECT 3 AS three");
+      expect(rows).toEqual([{ three: 3 }]);
+      await connection.end();
+    } finally {
+      gateway.reload(validateConfig(rawConfig));
+    }
+  });
+
+  it("a malformed command packet ends that session with ERR 1156, recorded as a protocol violation; the gateway serves on", async () => {
+    const { connection, program } = await connect();
+    const stream = (connection as unknown as { connection: { stream: NodeJS.WritableStream } }).connection.stream;
+    const closed = new Promise<void>((resolve) => (connection as unknown as { connection: { stream: NodeJS.EventEmitter } }).connection.stream.once("close", () => resolve()));
+    const replies: Buffer[] = [];
+    (connection as unknown as { connection: { stream: NodeJS.EventEmitter } }).connection.stream.on("data", (chunk: Buffer) => replies.push(chunk));
+    // A COM_PING with sequence id 5: a command must start at 0.
+    stream.write(Buffer.from([0x01, 0x00, 0x00, 0x05, 0x0e]));
+    await closed;
+    const err = Buffer.concat(replies);
+    expect(err[4]).toBe(0xff);
+    expect(err.readUInt16LE(5)).toBe(1156);
+    expect((await recordedSession(program)).endReason).toBe("protocol_violation");
+    const { connection: next } = await connect();
+    await next.query("SELECT 1");
+    await next.end();
   });
 
   it("KILL QUERY <gateway id> from a second connection of the same identity cancels SELECT SLEEP(30) promptly; another identity gets 1095", async () => {
