@@ -375,4 +375,18 @@ describe("mysql listener", () => {
       details: { affectedRows: 2, localInfile: { fileName: "numbers.csv", bytes: 8 } },
     });
   });
+
+  // Last: it stops the gateway.
+  it("a stopping gateway ends a running statement with ERR 1053", async () => {
+    const { connection } = await connect();
+    const started = Date.now();
+    const sleeping = connection.query("SELECT SLEEP(20)").then(
+      () => undefined,
+      (error: MysqlError) => error,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await gateway.close({ graceMs: 0 });
+    expect(await sleeping).toMatchObject({ errno: 1053, sqlState: "08S01" });
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
 });

@@ -31,7 +31,7 @@ import { relay, type Rewrite } from "../../sessions/relay.js";
 import { RefusalRecords, cutClaim } from "../../sessions/refusal-records.js";
 import { recordRefusal, type OpenFailure, type Refusal, type SessionBroker } from "../../sessions/session-broker.js";
 import type { TlsMaterial } from "../../tls-material.js";
-import { AdmissionLimits, REFUSAL_REPORT_DEADLINE_MS, type Admission } from "../admission-limits.js";
+import { AdmissionLimits, type Admission } from "../admission-limits.js";
 import { SocketServer } from "../socket-server.js";
 import { drainListener, OpenSessions } from "../drain.js";
 import { GatewayError, isOutOfSpace, type RecordingProblem } from "../../errors.js";
@@ -395,10 +395,14 @@ export class MysqlListener {
       upstream.destroy();
     };
     onEnder(() => endSession());
+    // A stopping gateway ends the session as MySQL's own shutdown does: a running command gets ERR
+    // 1053 as its reply (sequence 1: sent only between the server's packets, in practice before its
+    // reply began); an idle client is just closed (its next command finds the server gone).
     const forgetSession = this.openSessions.add(() => {
       if (endedForShutdown) return;
       endedForShutdown = true;
-      endSession(encodePacket(0, encodeErrPacket({ ...MysqlRefusal.shutdown, message: "Server shutdown in progress" })));
+      const running = observer.pendingCount > 0 && observer.serverAtPacketBoundary;
+      endSession(running ? encodePacket(1, encodeErrPacket({ ...MysqlRefusal.shutdown, message: "Server shutdown in progress" })) : undefined);
     });
 
     /** One client chunk: observed (commands journaled write-ahead), then what goes on and what the client is answered. */
