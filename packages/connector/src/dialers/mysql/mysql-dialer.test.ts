@@ -112,6 +112,32 @@ async function dialError(promise: Promise<unknown>): Promise<ConnectorError> {
   return error as ConnectorError;
 }
 
+/** The sequence id of every physical packet piece in a byte stream, without buffering the payloads. */
+class PieceHeaders {
+  readonly sequenceIds: number[] = [];
+  private header = Buffer.alloc(0);
+  private skip = 0;
+  push(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length - at);
+        this.skip -= n;
+        at += n;
+        continue;
+      }
+      const n = Math.min(4 - this.header.length, chunk.length - at);
+      this.header = Buffer.concat([this.header, chunk.subarray(at, at + n)]);
+      at += n;
+      if (this.header.length === 4) {
+        this.sequenceIds.push(this.header[3]!);
+        this.skip = this.header.readUIntLE(0, 3);
+        this.header = Buffer.alloc(0);
+      }
+    }
+  }
+}
+
 /**
  * A COM_QUERY on a dialed socket, read as a text result set: the rows' values and the sequence id of
  * every physical packet piece (to show the relay kept them). `capabilities` are the connection's.
@@ -119,20 +145,15 @@ async function dialError(promise: Promise<unknown>): Promise<ConnectorError> {
 async function query(socket: Duplex, statement: string, capabilities: number): Promise<{ rows: (string | null)[][]; sequenceIds: number[] }> {
   socket.write(encodePacket(0, Buffer.concat([Buffer.of(Command.COM_QUERY), Buffer.from(statement)])));
   const reader = new PacketReader({ maxPacketSize: 64 * 1024 * 1024 });
-  const sequenceIds: number[] = [];
+  const headers = new PieceHeaders();
+  const sequenceIds = headers.sequenceIds;
   const deprecateEof = hasCapability(capabilities, Capability.CLIENT_DEPRECATE_EOF);
   const rows: (string | null)[][] = [];
   let columns: number | undefined;
   let columnDefsLeft = 0;
   let eofsSeen = 0;
-  let raw = Buffer.alloc(0);
   for await (const chunk of socket) {
-    raw = Buffer.concat([raw, chunk as Buffer]);
-    // Every piece's header: 3-byte length, then the sequence id.
-    while (raw.length >= 4 && raw.length >= 4 + raw.readUIntLE(0, 3)) {
-      sequenceIds.push(raw[3]!);
-      raw = raw.subarray(4 + raw.readUIntLE(0, 3));
-    }
+    headers.push(chunk as Buffer);
     reader.push(chunk as Buffer);
     for (let packet = reader.read(); packet !== undefined; packet = reader.read()) {
       const payload = packet.payload;
