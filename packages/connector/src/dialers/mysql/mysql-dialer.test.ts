@@ -326,6 +326,53 @@ describe("dialMysql: unreachable and misbehaving servers", () => {
     expect(error.message).toContain(`127.0.0.1:${port}`);
   });
 
+  it("bad bytes at each step of the login end the dial with a ConnectorError naming the target, never a crash", async () => {
+    const greeting = Buffer.from(
+      encodeHandshakeV10({
+        serverVersion: "8.0.36-fake", connectionId: 9, scramble: randomBytes(20), mariadbCapabilities: 0, characterSet: 45, statusFlags: 2, authPluginName: "mysql_native_password",
+        capabilities: Capability.CLIENT_LONG_PASSWORD | Capability.CLIENT_PROTOCOL_41 | Capability.CLIENT_SECURE_CONNECTION | Capability.CLIENT_PLUGIN_AUTH,
+      }),
+    );
+    const cases: Array<[string, Buffer[], string]> = [
+      ["a truncated greeting", [encodePacket(0, greeting.subarray(0, 12))], "PROTOCOL_ERROR"],
+      ["a greeting with the wrong sequence id", [encodePacket(3, greeting)], "PROTOCOL_ERROR"],
+      ["a packet header announcing 16 MiB during the login", [Buffer.of(0xff, 0xff, 0xff, 0)], "PROTOCOL_ERROR"],
+      ["random bytes after the greeting", [encodePacket(0, greeting), encodePacket(2, Buffer.concat([Buffer.of(0x42), randomBytes(39)]))], "PROTOCOL_ERROR"],
+      ["an OK with the wrong sequence id", [encodePacket(0, greeting), encodePacket(5, Buffer.of(0, 0, 0, 2, 0, 0, 0))], "PROTOCOL_ERROR"],
+      ["an auth switch to an unknown plugin", [encodePacket(0, greeting), encodePacket(2, Buffer.concat([Buffer.of(0xfe), Buffer.from("dialog\0"), randomBytes(20)]))], "PROTOCOL_UNSUPPORTED"],
+      ["half a greeting, then the server hangs up", [Buffer.from(encodePacket(0, greeting)).subarray(0, 20)], "TARGET_UNREACHABLE"],
+    ];
+    for (const [what, replies, code] of cases) {
+      const port = await fakeServer((socket) => {
+        socket.on("error", () => undefined);
+        socket.write(replies[0]!);
+        if (replies.length === 1) return void socket.end();
+        socket.once("data", () => socket.end(replies[1]!));
+      });
+      const error = await dialError(dialMysql(openTo(port, { user: "root" }), context("s3cr3t-pw")));
+      expect({ what, code: error.code }).toEqual({ what, code });
+      expect(error.message).toContain(`127.0.0.1:${port}`);
+      expect(error.message).not.toContain("s3cr3t");
+    }
+  });
+
+  it("a NUL in the account name is refused before connecting", async () => {
+    let connections = 0;
+    const port = await fakeServer((socket) => (connections++, socket.destroy()));
+    const error = await dialError(dialMysql(openTo(port, { user: "root\0--" }), context(null)));
+    expect(error.code).toBe("PROTOCOL_ERROR");
+    expect(connections).toBe(0);
+  });
+
+  it("the stream no longer wanted (link lost) cancels a login in progress", async () => {
+    const port = await fakeServer((socket) => socket.on("data", () => undefined));
+    const wanted = new AbortController();
+    setTimeout(() => wanted.abort(new Error("link lost")), 100);
+    const error = await dialError(dialMysql(openTo(port, { user: "root" }), context(null, { signal: wanted.signal })));
+    expect(error.code).toBe("TARGET_UNREACHABLE");
+    expect(error.message).toMatch(/cancelled/);
+  });
+
   it("an unknown tls mode is refused before connecting", async () => {
     const error = await dialError(dialMysql(openTo(MYSQL_PORT, { user: "root" }, { tls: "sometimes" }), context(null)));
     expect(error.code).toBe("PROTOCOL_UNSUPPORTED");
