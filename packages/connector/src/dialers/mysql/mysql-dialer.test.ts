@@ -333,7 +333,7 @@ describe("dialMysql: unreachable and misbehaving servers", () => {
         capabilities: Capability.CLIENT_LONG_PASSWORD | Capability.CLIENT_PROTOCOL_41 | Capability.CLIENT_SECURE_CONNECTION | Capability.CLIENT_PLUGIN_AUTH,
       }),
     );
-    const cases: Array<[string, Buffer[], string]> = [
+    const cases: Array<[string, Uint8Array[], string]> = [
       ["a truncated greeting", [encodePacket(0, greeting.subarray(0, 12))], "PROTOCOL_ERROR"],
       ["a greeting with the wrong sequence id", [encodePacket(3, greeting)], "PROTOCOL_ERROR"],
       ["a packet header announcing 16 MiB during the login", [Buffer.of(0xff, 0xff, 0xff, 0)], "PROTOCOL_ERROR"],
