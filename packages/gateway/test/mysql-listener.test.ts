@@ -252,6 +252,33 @@ describe("mysql listener", () => {
     }
   });
 
+  it("KILL CONNECTION <gateway id> ends that session of the same identity at the gateway", async () => {
+    const { connection: victim, program } = await connect();
+    const closed = new Promise<void>((resolve) => (victim as unknown as { connection: { stream: NodeJS.EventEmitter } }).connection.stream.once("close", () => resolve()));
+    const { connection: killer } = await connect();
+    await killer.query(`KILL ${victim.threadId}`);
+    await closed;
+    await killer.end();
+    const session = await recordedSession(program);
+    expect(session.events.at(-1)).toMatchObject({ kind: "disconnect" });
+  });
+
+  it("over the handshake limit: ERR 1040 in place of the greeting", async () => {
+    gateway.reload(validateConfig({ ...rawConfig, limits: { maxHandshakes: 1 } }));
+    const { createConnection } = await import("node:net");
+    const holder = createConnection(gateway.mysql!);
+    holder.on("error", () => undefined);
+    // The greeting arrived: the holder is in its handshake (and stays there).
+    await new Promise((resolve) => holder.once("data", resolve));
+    try {
+      const over = await refused({});
+      expect(over).toMatchObject({ errno: 1040, sqlState: "08004" });
+    } finally {
+      holder.destroy();
+      gateway.reload(validateConfig(rawConfig));
+    }
+  });
+
   it("a key made before MySQL support (no native verifier) is refused in plaintext with a clear reason, and works over TLS", async () => {
     const legacy = new AccessKeys(gateway.store, () => Date.now() * 1000);
     const made = await legacy.create("legacy");
@@ -309,6 +336,7 @@ describe("mysql listener", () => {
     await stranger.end();
 
     const { connection: killer, program: killerProgram } = await connect();
+    await expect(killer.query("KILL QUERY 4000000000")).rejects.toMatchObject({ errno: 1094 });
     await killer.query(`KILL QUERY ${sleeper.threadId}`);
     await sleeping;
     expect(Date.now() - started).toBeLessThan(10_000);
@@ -321,7 +349,8 @@ describe("mysql listener", () => {
     const killed = await recordedSession(program);
     expect(killed.events.find((e) => e.kind === "kill")).toMatchObject({ outcome: "ok" });
     const killerSession = await recordedSession(killerProgram);
-    expect(killerSession.events.find((e) => e.kind === "kill")).toMatchObject({ command: `KILL QUERY ${sleeper.threadId}`, outcome: "ok" });
+    expect(killerSession.events.find((e) => e.command === `KILL QUERY ${sleeper.threadId}`)).toMatchObject({ kind: "kill", outcome: "ok", details: { scope: "query" } });
+    expect(killerSession.events.find((e) => e.command === "KILL QUERY 4000000000")).toMatchObject({ kind: "kill", outcome: "error", details: { errno: 1094 } });
   }, 40_000);
 
   it("COM_CHANGE_USER is refused with a clear ERR and recorded", async () => {
