@@ -174,6 +174,22 @@ describe("mysql listener", () => {
     expect(session.events.at(-1)?.kind).toBe("disconnect");
   });
 
+  it("the mariadb command-line client, in plaintext (native) and over TLS (cleartext plugin)", async () => {
+    const { execFile } = await import("node:child_process");
+    const run = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile("mariadb", ["--no-defaults", "-h", "127.0.0.1", "-P", String(gateway.mysql!.port), "-u", "agent", `-p${agentKey}`, "-N", "-B", ...args], { timeout: 20_000 }, (error, stdout, stderr) =>
+          resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const plain = await run(["--skip-ssl", "maria", "-e", "SELECT 40 + 2"]);
+    expect(plain).toMatchObject({ code: 0, stdout: "42\n" });
+    const tls = await run(["--ssl", "--ssl-verify-server-cert=0", "maria", "-e", "SELECT 'over tls'"]);
+    expect(tls).toMatchObject({ code: 0, stdout: "over tls\n" });
+    const wrong = await run(["--skip-ssl", "no_such_connection", "-e", "SELECT 1"]);
+    expect(wrong.stderr).toMatch(/ERROR 1049 \(42000\)/);
+  });
+
   it("over TLS: the access key in cleartext inside TLS; the greeting then shows the resource's version", async () => {
     const { connection, program } = await connect({ tls: true });
     const [rows] = await connection.query<mysql.RowDataPacket[]>("SELECT @@version AS version, CONNECTION_ID() AS id");
