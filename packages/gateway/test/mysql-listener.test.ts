@@ -62,7 +62,7 @@ beforeAll(async () => {
   rawConfig = {
       dataDir: join(dir, "data"),
       store: { url: url.toString(), maxConnections: 2 },
-      listen: { api: "127.0.0.1:0", mysql: "127.0.0.1:0" },
+      listen: { api: "127.0.0.1:0", mysql: "127.0.0.1:0", postgres: "127.0.0.1:0" },
       identity: { oidc: { issuer: issuer.issuer, audience: AUDIENCE, ca: issuer.caFile } },
       connectors: [{ name: "dc1", tokenSha256: await sha256(CONNECTOR_TOKEN) }],
       connections: [
@@ -74,6 +74,7 @@ beforeAll(async () => {
           credential: { user: "root" },
           allow: [{ identity: "agent" }, { identity: "other" }],
         },
+        { name: "pg", protocol: "postgres", connector: "dc1", target: { host: "127.0.0.1", port: 5432, database: "postgres" }, credential: { user: "postgres" }, allow: [{ identity: "agent" }] },
         { name: "closed", protocol: "mysql", connector: "dc1", target: MARIADB, credential: { user: "root" }, allow: [{ identity: "nobody" }] },
       ],
     };
@@ -85,7 +86,7 @@ beforeAll(async () => {
   agentKey = (await keys.create("agent")).key;
   otherKey = (await keys.create("other")).key;
   outsiderKey = (await keys.create("outsider")).key;
-  const settings = parseConnectorSettings(["--gateway", gateway.apiUrl.replace(/^http/, "ws"), "--name", "dc1", "--token", CONNECTOR_TOKEN, "--allow", `${MARIADB.host}:${MARIADB.port}`], {});
+  const settings = parseConnectorSettings(["--gateway", gateway.apiUrl.replace(/^http/, "ws"), "--name", "dc1", "--token", CONNECTOR_TOKEN, "--allow", `${MARIADB.host}:${MARIADB.port},127.0.0.1:5432`], {});
   connector = startConnector(settings, { logger: pino({ level: "silent" }) });
   const deadline = Date.now() + 10_000;
   while (!logs.some((l) => l.msg === "connector connected")) {
@@ -262,6 +263,10 @@ describe("mysql listener", () => {
       const over = await refused({});
       expect(over).toMatchObject({ errno: 1040, sqlState: "08004" });
       expect((await recordedSession(over.program)).events.find((e) => e.kind === "denied")).toMatchObject({ details: { code: "too_many_sessions" } });
+      // The limit counts across protocols: the identity's MySQL session holds its one slot for Postgres too.
+      const pgClient = new pg.Client({ ...gateway.postgres!, user: "agent", password: agentKey, database: "pg", ssl: false });
+      pgClient.on("error", () => undefined);
+      await expect(pgClient.connect()).rejects.toMatchObject({ code: "53300" });
     } finally {
       await holding.end();
       gateway.reload(validateConfig(rawConfig));

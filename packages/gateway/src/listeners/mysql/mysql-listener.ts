@@ -52,6 +52,9 @@ export interface MysqlListenerDeps {
   logger: Logger;
   /** Waits out an authentication delay; tests may pass a faster one. Rejects when `signal` aborts. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Shared with the gateway's other listeners, so limits and lockouts count across protocols. Default: this listener's own. */
+  limits?: AdmissionLimits;
+  throttle?: AuthThrottle;
 }
 
 /** Who a client proved to be, and its login. */
@@ -108,8 +111,8 @@ export class MysqlListener {
 
   constructor(private readonly deps: MysqlListenerDeps) {
     const limits = () => deps.config().limits;
-    this.limits = new AdmissionLimits(limits);
-    this.throttle = new AuthThrottle(() => limits().authThrottle, () => deps.clock() / 1000);
+    this.limits = deps.limits ?? new AdmissionLimits(limits);
+    this.throttle = deps.throttle ?? new AuthThrottle(() => limits().authThrottle, () => deps.clock() / 1000);
     this.refusals = new RefusalRecords(deps.recorder, () => limits().refusalRecords, deps.clock, deps.logger.child({ protocol: "mysql" }));
     this.sleep = deps.sleep ?? ((ms, signal) => sleep(ms, undefined, { signal }));
   }
