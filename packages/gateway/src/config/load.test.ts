@@ -88,6 +88,15 @@ connections:
     expect(problems).toEqual(['connections[0].credential.password: expected "env:NAME" or "file:PATH"']);
   });
 
+  it("takes target.serverPublicKey (the MySQL server's RSA key file, read by the connector)", () => {
+    const config = parseConfigText(`
+connectors: [ { name: dc1, tokenSha256: ${TOKEN_HASH} } ]
+connections:
+  - { name: a, protocol: postgres, connector: dc1, target: { host: h, port: 3306, tls: disable, serverPublicKey: /etc/gatehouse/mysql-rsa.pem } }
+`);
+    expect(config.connections[0]?.target.serverPublicKey).toBe("/etc/gatehouse/mysql-rsa.pem");
+  });
+
   it("takes identity.oidc with its defaults, and until on allow entries", () => {
     const config = parseConfigText(`
 identity:
