@@ -6,4 +6,4 @@
  */
 export { ChunkSource, type ReadFailures } from "./chunk-source.js";
 export { nextHandshakeEvent, type PureHandshake } from "./handshake.js";
-export { relay, type Inspector, type RelayOptions, type RelayResult } from "./relay.js";
+export { relay, type Inspector, type RelayOptions, type RelayResult, type Rewrite } from "./relay.js";
