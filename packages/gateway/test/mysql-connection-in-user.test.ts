@@ -186,6 +186,16 @@ describe("mysql: the connection named in the user (IDENTITY#CONNECTION)", () => 
     expect(await recordedSession(program)).toMatchObject({ identity: { name: "agent" }, connection: "no_such_connection", endReason: "unknown_connection" });
   });
 
+  it("a real mariadb-slap -u 'agent#bare': concurrent clients, none naming a database, run its queries", async () => {
+    const slap = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const args = ["--no-defaults", "-h", "127.0.0.1", "-P", String(gateway.mysql!.port), "-u", "agent#bare", `-p${agentKey}`, "--skip-ssl", `--create-schema=${SCHEMA}`, "--query=SELECT COUNT(*) FROM fruit", "--concurrency=2", "--iterations=1"];
+      execFile("mariadb-slap", args, { timeout: 30_000 }, (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    });
+    expect(slap.stderr).toBe("");
+    expect(slap).toMatchObject({ code: 0 });
+    expect(slap.stdout).toMatch(/Number of clients running queries: 2/);
+  });
+
   it("a real mariadb-dump -u 'agent#bare' DBNAME: the dump holds the table and its rows", async () => {
     const dump = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       const args = ["--no-defaults", "-h", "127.0.0.1", "-P", String(gateway.mysql!.port), "-u", "agent#bare", `-p${agentKey}`, "--skip-ssl", SCHEMA];
