@@ -157,7 +157,9 @@ describe("mysql: the connection named in the user (IDENTITY#CONNECTION)", () => 
     const { connection, program } = await connect("agent#maria", SCHEMA);
     expect(await databaseOf(connection)).toBe(SCHEMA);
     await connection.end();
-    expect(await recordedSession(program)).toMatchObject({ identity: { name: "agent" }, connection: "maria" });
+    const session = await recordedSession(program);
+    expect(session).toMatchObject({ identity: { name: "agent" }, connection: "maria" });
+    expect(session.events.find((e) => e.kind === "connect")).toMatchObject({ outcome: "ok", details: { database: SCHEMA } });
   });
 
   it("without `#` the database is still the connection; with neither, a clear ERR 1049 naming both ways, recorded", async () => {

@@ -348,6 +348,8 @@ export class MysqlListener {
           ...(login.initialDatabase !== undefined ? { database: login.initialDatabase } : {}),
         },
       }),
+      // Not a COM_INIT_DB the observer sees: the session starting elsewhere than target.database is recorded here.
+      ...(login.initialDatabase !== undefined ? { connectDetails: { database: login.initialDatabase } } : {}),
     });
     if (!opened.ok) return channel.close(replyAndClose(channel.handshake.fail(failureError(opened.failure))));
 
