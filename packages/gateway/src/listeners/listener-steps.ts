@@ -1,4 +1,6 @@
+import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { HostPort } from "../config/address.js";
 import type { GatewayConfig } from "../config/schema.js";
 import type { Clock } from "../clock.js";
 import { GatewayError, isOutOfSpace, type RecordingProblem } from "../errors.js";
@@ -8,6 +10,8 @@ import type { Recorder } from "../sessions/recorder.js";
 import { RefusalRecords, cutClaim } from "../sessions/refusal-records.js";
 import { recordRefusal, type Refusal } from "../sessions/session-broker.js";
 import { AdmissionLimits, type Admission } from "./admission-limits.js";
+import { drainListener, OpenSessions } from "./drain.js";
+import { SocketServer } from "./socket-server.js";
 
 /**
  * The steps every protocol listener takes alike, whatever its wire: admission limits and the
@@ -33,17 +37,37 @@ export class ListenerSteps {
   readonly throttle: AuthThrottle;
   readonly refusals: RefusalRecords;
   readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** The sessions a graceful stop ends; the listener adds each with how its protocol says goodbye. */
+  readonly openSessions = new OpenSessions();
+  private readonly server: SocketServer;
   private readonly limitLog = new Map<string, { atMs: number; refused: number }>();
 
   constructor(
     private readonly deps: ListenerStepsDeps,
     protocol: string,
+    serve: (socket: Socket) => Promise<void>,
   ) {
+    this.server = new SocketServer(serve);
     const limits = () => deps.config().limits;
     this.limits = deps.limits ?? new AdmissionLimits(limits);
     this.throttle = deps.throttle ?? new AuthThrottle(() => limits().authThrottle, () => deps.clock() / 1000);
     this.refusals = new RefusalRecords(deps.recorder, () => limits().refusalRecords, deps.clock, deps.logger.child({ protocol }));
     this.sleep = deps.sleep ?? ((ms, signal) => sleep(ms, undefined, { signal }));
+  }
+
+  listen(at: HostPort): Promise<HostPort> {
+    return this.server.listen(at);
+  }
+
+  async close(): Promise<void> {
+    await this.server.close();
+    await this.refusals.flush();
+  }
+
+  /** Graceful stop: no new clients; sessions still open when `grace` aborts end as their protocol's shutdown does (drain.ts). */
+  async drain(grace: AbortSignal): Promise<void> {
+    await drainListener(this.server, this.openSessions, grace);
+    await this.refusals.flush();
   }
 
   /**

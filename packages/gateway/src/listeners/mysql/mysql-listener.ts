@@ -32,8 +32,6 @@ import type { OpenFailure, SessionBroker } from "../../sessions/session-broker.j
 import type { TlsMaterial } from "../../tls-material.js";
 import type { AdmissionLimits, Admission } from "../admission-limits.js";
 import { ListenerSteps, deferredRecords, isCredentialsUnavailable, isRecordingUnavailable, recordingRefusalReason } from "../listener-steps.js";
-import { SocketServer } from "../socket-server.js";
-import { drainListener, OpenSessions } from "../drain.js";
 import type { GatewayError } from "../../errors.js";
 import { MysqlClientChannel, closeSilently, isEnded, replyAndClose, type Ended } from "./client-channel.js";
 import { commandDraft, commandEvent } from "./command-events.js";
@@ -110,8 +108,6 @@ const KILL_STATEMENT = /^\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(?:(QUERY|CONNECTION)\s+
  * has one deadline, `limits.handshakeTimeoutMs`.
  */
 export class MysqlListener {
-  private readonly server = new SocketServer((socket) => this.serve(socket));
-  private readonly openSessions = new OpenSessions();
   readonly threadIds = new ThreadIds();
   readonly profiles = new GreetingProfiles();
   readonly limits: AdmissionLimits;
@@ -120,23 +116,21 @@ export class MysqlListener {
   private readonly steps: ListenerSteps;
 
   constructor(private readonly deps: MysqlListenerDeps) {
-    this.steps = new ListenerSteps(deps, "mysql");
+    this.steps = new ListenerSteps(deps, "mysql", (socket) => this.serve(socket));
     ({ limits: this.limits, throttle: this.throttle, refusals: this.refusals } = this.steps);
   }
 
   listen(at: HostPort): Promise<HostPort> {
-    return this.server.listen(at);
+    return this.steps.listen(at);
   }
 
-  async close(): Promise<void> {
-    await this.server.close();
-    await this.refusals.flush();
+  close(): Promise<void> {
+    return this.steps.close();
   }
 
   /** Graceful stop: no new clients; sessions still open when `grace` aborts end with ERR 1053 (server shutdown). */
-  async drain(grace: AbortSignal): Promise<void> {
-    await drainListener(this.server, this.openSessions, grace);
-    await this.refusals.flush();
+  drain(grace: AbortSignal): Promise<void> {
+    return this.steps.drain(grace);
   }
 
   /** One client, from accept to the end of its session. */
@@ -416,7 +410,7 @@ export class MysqlListener {
     // A stopping gateway ends the session as MySQL's own shutdown does: a running command gets ERR
     // 1053 as its reply (sequence 1: sent only between the server's packets, in practice before its
     // reply began); an idle client is just closed (its next command finds the server gone).
-    const forgetSession = this.openSessions.add(() => {
+    const forgetSession = this.steps.openSessions.add(() => {
       if (endedForShutdown) return;
       endedForShutdown = true;
       const running = observer.pendingCount > 0 && observer.serverAtPacketBoundary;
@@ -484,7 +478,7 @@ export class MysqlListener {
     }
     forgetSession();
     flushRecords();
-    await session.endRelay({ ...result, shutdown: this.openSessions.shuttingDown, clientSaidGoodbye: clientQuit });
+    await session.endRelay({ ...result, shutdown: this.steps.openSessions.shuttingDown, clientSaidGoodbye: clientQuit });
   }
 
   /**

@@ -28,8 +28,6 @@ import type { OpenFailure, SessionBroker } from "../../sessions/session-broker.j
 import type { TlsMaterial } from "../../tls-material.js";
 import { REFUSAL_REPORT_DEADLINE_MS, type AdmissionLimits, type Admission } from "../admission-limits.js";
 import { ListenerSteps, deferredRecords, isCredentialsUnavailable, isRecordingUnavailable, recordingRefusalReason } from "../listener-steps.js";
-import { SocketServer } from "../socket-server.js";
-import { drainListener, OpenSessions } from "../drain.js";
 import { CancelKeys } from "./cancel-keys.js";
 import { certificateBinding } from "./channel-binding.js";
 import { ClientChannel, closeSilently, isEnded, replyAndClose, type Ended } from "./client-channel.js";
@@ -75,8 +73,6 @@ interface Authenticated {
  * client has authenticated) has one deadline, `limits.handshakeTimeoutMs`.
  */
 export class PostgresListener {
-  private readonly server = new SocketServer((socket) => this.serve(socket));
-  private readonly openSessions = new OpenSessions();
   readonly cancelKeys = new CancelKeys();
   /** For SCRAM-SHA-256-PLUS over TLS (postgres.tlsAuth: scram). */
   private readonly channelBinding: Uint8Array | undefined;
@@ -89,24 +85,22 @@ export class PostgresListener {
   private readonly steps: ListenerSteps;
 
   constructor(private readonly deps: PostgresListenerDeps) {
-    this.steps = new ListenerSteps(deps, "postgres");
+    this.steps = new ListenerSteps(deps, "postgres", (socket) => this.serve(socket));
     ({ limits: this.limits, throttle: this.throttle, refusals: this.refusals } = this.steps);
     this.channelBinding = certificateBinding(deps.tls.cert);
   }
 
   listen(at: HostPort): Promise<HostPort> {
-    return this.server.listen(at);
+    return this.steps.listen(at);
   }
 
-  async close(): Promise<void> {
-    await this.server.close();
-    await this.refusals.flush();
+  close(): Promise<void> {
+    return this.steps.close();
   }
 
   /** Graceful stop: no new clients; sessions still open when `grace` aborts end with FATAL 57P01 (see drain.ts). */
-  async drain(grace: AbortSignal): Promise<void> {
-    await drainListener(this.server, this.openSessions, grace);
-    await this.refusals.flush();
+  drain(grace: AbortSignal): Promise<void> {
+    return this.steps.drain(grace);
   }
 
   /** One client, from accept to the end of its session. */
@@ -445,7 +439,7 @@ export class PostgresListener {
       if (!client.destroyed && !client.writableEnded) client.end(ADMIN_SHUTDOWN);
       upstream.destroy();
     };
-    const forgetSession = this.openSessions.add(() => {
+    const forgetSession = this.steps.openSessions.add(() => {
       if (observer.backendAtMessageBoundary) endForShutdown();
     });
     let refused: Error | undefined;
@@ -470,7 +464,7 @@ export class PostgresListener {
           down: (chunk) => {
             observer.backend(chunk);
             // The relay writes this chunk right after we return; the farewell follows it.
-            if (this.openSessions.shuttingDown && !endedForShutdown && observer.backendAtMessageBoundary) queueMicrotask(endForShutdown);
+            if (this.steps.openSessions.shuttingDown && !endedForShutdown && observer.backendAtMessageBoundary) queueMicrotask(endForShutdown);
           },
           onViolation: (error, direction) =>
             isRecordingUnavailable(error)
@@ -494,7 +488,7 @@ export class PostgresListener {
     }
     forgetSession();
     flushRecords();
-    await session.endRelay({ ...result, shutdown: this.openSessions.shuttingDown, clientSaidGoodbye: clientTerminated });
+    await session.endRelay({ ...result, shutdown: this.steps.openSessions.shuttingDown, clientSaidGoodbye: clientTerminated });
   }
 
   /** Routes a CancelRequest to the session's connector, which sends it to the server with the real key. */
