@@ -7,7 +7,6 @@ import { join } from "node:path";
 import mysql from "mysql2/promise";
 import pino from "pino";
 import { parseConnectorSettings, startConnector, type Connector } from "@gatehouse/connector";
-import type { SessionEvent, SessionRecord } from "@gatehouse/store";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateConfig } from "../src/config/load.js";
 import { startGateway, type Gateway } from "../src/gateway.js";
@@ -15,6 +14,7 @@ import { AccessKeys } from "../src/identity/access-keys.js";
 import { createLogger } from "../src/logger.js";
 import { jsonLogSink } from "./support/json-logs.js";
 import { createStoreDatabase, type StoreDatabase } from "./support/store-database.js";
+import { recordedSession as recordedSessionIn } from "./support/recorded-session.js";
 
 // MySQL clients that log in without a database (mariadb-dump, mysqlslap, a DBA who USEs later) name
 // the connection in the user, IDENTITY#CONNECTION. End to end in one process: the gateway (its store
@@ -96,20 +96,7 @@ async function connect(user: string, database?: string) {
   return { connection, program };
 }
 
-type Recorded = SessionRecord & { events: SessionEvent[] };
-
-async function recordedSession(program: string, timeoutMs = 10_000): Promise<Recorded> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = (await gateway.store.sessions.list({ limit: 1000 })).find((s) => s.clientApplication === program && s.endedUs !== null);
-    if (found) {
-      const full = await gateway.store.sessions.get(found.id);
-      if (full && full.events.length >= full.session.eventCount && full.events.length > 0) return { ...full.session, events: full.events };
-    }
-    if (Date.now() > deadline) throw new Error(`no ended session for ${program}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const recordedSession = (program: string, timeoutMs?: number) => recordedSessionIn(gateway.store, program, timeoutMs);
 
 async function databaseOf(connection: mysql.Connection): Promise<unknown> {
   const [rows] = await connection.query<mysql.RowDataPacket[]>("SELECT DATABASE() AS db");

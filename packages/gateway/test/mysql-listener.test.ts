@@ -7,7 +7,6 @@ import mysql from "mysql2/promise";
 import pg from "pg";
 import pino from "pino";
 import { parseConnectorSettings, startConnector, type Connector } from "@gatehouse/connector";
-import type { SessionEvent, SessionRecord } from "@gatehouse/store";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateConfig } from "../src/config/load.js";
 import { startGateway, type Gateway } from "../src/gateway.js";
@@ -16,6 +15,7 @@ import { createLogger } from "../src/logger.js";
 import { AUDIENCE, startTestIssuer, type TestIssuer } from "./support/oidc-issuer.js";
 import { jsonLogSink } from "./support/json-logs.js";
 import { createStoreDatabase, type StoreDatabase } from "./support/store-database.js";
+import { recordedSession as recordedSessionIn } from "./support/recorded-session.js";
 
 // The MySQL listener end to end in one process: the gateway (its store a fresh database on the
 // local Postgres), a real connector with its MySQL dialer, the real MariaDB on 127.0.0.1:3306
@@ -119,21 +119,7 @@ async function refused(options: Parameters<typeof connect>[0]): Promise<MysqlErr
   throw new Error("the connection was accepted");
 }
 
-type Recorded = SessionRecord & { events: SessionEvent[] };
-
-/** The ended session whose client program is `program`, with all its events. */
-async function recordedSession(program: string, timeoutMs = 10_000): Promise<Recorded> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = (await gateway.store.sessions.list({ limit: 1000 })).find((s) => s.clientApplication === program && s.endedUs !== null);
-    if (found) {
-      const full = await gateway.store.sessions.get(found.id);
-      if (full && full.events.length >= full.session.eventCount && full.events.length > 0) return { ...full.session, events: full.events };
-    }
-    if (Date.now() > deadline) throw new Error(`no ended session for ${program}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const recordedSession = (program: string, timeoutMs?: number) => recordedSessionIn(gateway.store, program, timeoutMs);
 
 describe("mysql listener", () => {
   it("plaintext on loopback: mysql_native_password with an access key, rows back, each statement recorded with its outcome", async () => {
