@@ -218,3 +218,29 @@ export function frameMasks(bytes: Buffer): Buffer[] {
   }
   return masks;
 }
+
+/** The sequence id of every physical packet piece in a byte stream, without buffering the payloads (MySQL framing: 3-byte length, sequence id). */
+export class PieceHeaders {
+  readonly sequenceIds: number[] = [];
+  private header = Buffer.alloc(0);
+  private skip = 0;
+  push(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length - at);
+        this.skip -= n;
+        at += n;
+        continue;
+      }
+      const n = Math.min(4 - this.header.length, chunk.length - at);
+      this.header = Buffer.concat([this.header, chunk.subarray(at, at + n)]);
+      at += n;
+      if (this.header.length === 4) {
+        this.sequenceIds.push(this.header[3]!);
+        this.skip = this.header.readUIntLE(0, 3);
+        this.header = Buffer.alloc(0);
+      }
+    }
+  }
+}

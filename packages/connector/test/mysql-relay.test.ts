@@ -7,7 +7,7 @@ import type { TunnelStream } from "@gatehouse/proto";
 import { Command, PacketReader, decodeDialResult, decodeKillResult, encodeDialRequest, encodePacket } from "@gatehouse/protocols/mysql";
 import { afterEach, describe, expect, it } from "vitest";
 import { startConnector } from "../src/index.js";
-import { Cleanup, FakeGateway, LogCapture, testSettings } from "./helpers.js";
+import { Cleanup, FakeGateway, LogCapture, PieceHeaders, testSettings } from "./helpers.js";
 
 const MYSQL_PORT = Number(process.env.GATEHOUSE_TEST_MYSQL_PORT ?? 3306);
 const cleanup = new Cleanup();
@@ -31,32 +31,6 @@ function mysqlOpen(sessionId: string, params: Record<string, string>) {
     credential: { user: "root", passwordRef: "" },
     params,
   };
-}
-
-/** The sequence id of every physical packet piece in a byte stream, without buffering the payloads. */
-class PieceHeaders {
-  readonly sequenceIds: number[] = [];
-  private header = Buffer.alloc(0);
-  private skip = 0;
-  push(chunk: Buffer): void {
-    let at = 0;
-    while (at < chunk.length) {
-      if (this.skip > 0) {
-        const n = Math.min(this.skip, chunk.length - at);
-        this.skip -= n;
-        at += n;
-        continue;
-      }
-      const n = Math.min(4 - this.header.length, chunk.length - at);
-      this.header = Buffer.concat([this.header, chunk.subarray(at, at + n)]);
-      at += n;
-      if (this.header.length === 4) {
-        this.sequenceIds.push(this.header[3]!);
-        this.skip = this.header.readUIntLE(0, 3);
-        this.header = Buffer.alloc(0);
-      }
-    }
-  }
 }
 
 /** Sends a COM_QUERY and collects the reply's physical pieces (header + payload) until `done` says the reply is complete. */

@@ -4,44 +4,33 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import mysql from "mysql2/promise";
-import pg from "pg";
 import pino from "pino";
 import { parseConnectorSettings, startConnector, type Connector } from "@gatehouse/connector";
-import type { SessionEvent, SessionRecord } from "@gatehouse/store";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateConfig } from "../src/config/load.js";
 import { startGateway, type Gateway } from "../src/gateway.js";
 import { AccessKeys } from "../src/identity/access-keys.js";
 import { createLogger } from "../src/logger.js";
+import { jsonLogSink } from "./support/json-logs.js";
+import { createStoreDatabase, type StoreDatabase } from "./support/store-database.js";
+import { recordedSession as recordedSessionIn } from "./support/recorded-session.js";
 
 // MySQL clients that log in without a database (mariadb-dump, mysqlslap, a DBA who USEs later) name
 // the connection in the user, IDENTITY#CONNECTION. End to end in one process: the gateway (its store
 // a fresh database on the local Postgres), a real connector, the real MariaDB on 127.0.0.1:3306
 // (root, no password), and mysql2 and mariadb-dump as the clients.
 
-const ADMIN_URL = process.env.GATEHOUSE_TEST_STORE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const MARIADB = { host: "127.0.0.1", port: 3306 };
 const CONNECTOR_TOKEN = "mysql-connection-in-user-test-token";
 const SCHEMA = `gh_user_${randomBytes(4).toString("hex")}`;
 
 let dir: string;
-let dropStore: () => Promise<void> = async () => undefined;
+let store: StoreDatabase | undefined;
 let gateway: Gateway;
 let connector: Connector;
 let agentKey: string;
 const logs: Array<Record<string, unknown>> = [];
-
-async function adminQuery(sql: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  try {
-    await admin.query(sql);
-  } finally {
-    await admin.end();
-  }
-}
 
 /** A statement run straight on MariaDB as root (the test's own setup, not through the gateway). */
 async function mariadbRoot(sql: string): Promise<void> {
@@ -55,22 +44,13 @@ async function mariadbRoot(sql: string): Promise<void> {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "gatehouse-mysql-user-"));
-  const name = `gatehouse_mysql_user_${randomBytes(5).toString("hex")}`;
-  await adminQuery(`create database ${name}`);
-  dropStore = () => adminQuery(`drop database if exists ${name} with (force)`);
+  store = await createStoreDatabase("gatehouse_mysql_user");
   await mariadbRoot(`CREATE DATABASE ${SCHEMA}; CREATE TABLE ${SCHEMA}.fruit (id INT PRIMARY KEY, name VARCHAR(20)); INSERT INTO ${SCHEMA}.fruit VALUES (1, 'apple'), (2, 'quince')`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString("utf8").split("\n").filter(Boolean)) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
+  const sink = jsonLogSink(logs);
   gateway = await startGateway(
     validateConfig({
       dataDir: join(dir, "data"),
-      store: { url: url.toString(), maxConnections: 2 },
+      store: { url: store.url(), maxConnections: 2 },
       listen: { api: "127.0.0.1:0", mysql: "127.0.0.1:0" },
       connectors: [{ name: "dc1", tokenSha256: createHash("sha256").update(CONNECTOR_TOKEN).digest("hex") }],
       connections: [
@@ -95,7 +75,7 @@ afterAll(async () => {
   await connector?.stop();
   await gateway?.close({ graceMs: 0 });
   await mariadbRoot(`DROP DATABASE IF EXISTS ${SCHEMA}`).catch(() => undefined);
-  await dropStore();
+  await store?.drop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -116,20 +96,7 @@ async function connect(user: string, database?: string) {
   return { connection, program };
 }
 
-type Recorded = SessionRecord & { events: SessionEvent[] };
-
-async function recordedSession(program: string, timeoutMs = 10_000): Promise<Recorded> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = (await gateway.store.sessions.list({ limit: 1000 })).find((s) => s.clientApplication === program && s.endedUs !== null);
-    if (found) {
-      const full = await gateway.store.sessions.get(found.id);
-      if (full && full.events.length >= full.session.eventCount && full.events.length > 0) return { ...full.session, events: full.events };
-    }
-    if (Date.now() > deadline) throw new Error(`no ended session for ${program}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const recordedSession = (program: string, timeoutMs?: number) => recordedSessionIn(gateway.store, program, timeoutMs);
 
 async function databaseOf(connection: mysql.Connection): Promise<unknown> {
   const [rows] = await connection.query<mysql.RowDataPacket[]>("SELECT DATABASE() AS db");

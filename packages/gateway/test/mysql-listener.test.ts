@@ -2,30 +2,31 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable, Writable } from "node:stream";
+import { Readable } from "node:stream";
 import mysql from "mysql2/promise";
 import pg from "pg";
 import pino from "pino";
 import { parseConnectorSettings, startConnector, type Connector } from "@gatehouse/connector";
-import type { SessionEvent, SessionRecord } from "@gatehouse/store";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateConfig } from "../src/config/load.js";
 import { startGateway, type Gateway } from "../src/gateway.js";
 import { AccessKeys } from "../src/identity/access-keys.js";
 import { createLogger } from "../src/logger.js";
 import { AUDIENCE, startTestIssuer, type TestIssuer } from "./support/oidc-issuer.js";
+import { jsonLogSink } from "./support/json-logs.js";
+import { createStoreDatabase, type StoreDatabase } from "./support/store-database.js";
+import { recordedSession as recordedSessionIn } from "./support/recorded-session.js";
 
 // The MySQL listener end to end in one process: the gateway (its store a fresh database on the
 // local Postgres), a real connector with its MySQL dialer, the real MariaDB on 127.0.0.1:3306
 // (root, no password) as the resource, and mysql2 as the client, all on port 0.
 
-const ADMIN_URL = process.env.GATEHOUSE_TEST_STORE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const MARIADB = { host: "127.0.0.1", port: 3306 };
 const CONNECTOR_TOKEN = "mysql-listener-test-token";
 const sha256 = async (text: string) => (await import("node:crypto")).createHash("sha256").update(text).digest("hex");
 
 let dir: string;
-let dropDatabase: () => Promise<void> = async () => undefined;
+let store: StoreDatabase | undefined;
 let gateway: Gateway;
 let connector: Connector;
 let issuer: TestIssuer;
@@ -35,33 +36,14 @@ let outsiderKey: string;
 const logs: Array<Record<string, unknown>> = [];
 let rawConfig: Record<string, unknown>;
 
-async function adminQuery(sql: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  try {
-    await admin.query(sql);
-  } finally {
-    await admin.end();
-  }
-}
-
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "gatehouse-mysql-listener-"));
-  const name = `gatehouse_mysql_${randomBytes(5).toString("hex")}`;
-  await adminQuery(`create database ${name}`);
-  dropDatabase = () => adminQuery(`drop database if exists ${name} with (force)`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
+  store = await createStoreDatabase("gatehouse_mysql");
   issuer = await startTestIssuer([{ id: "agent", secret: "s1" }]);
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString("utf8").split("\n").filter(Boolean)) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
+  const sink = jsonLogSink(logs);
   rawConfig = {
       dataDir: join(dir, "data"),
-      store: { url: url.toString(), maxConnections: 2 },
+      store: { url: store.url(), maxConnections: 2 },
       listen: { api: "127.0.0.1:0", mysql: "127.0.0.1:0", postgres: "127.0.0.1:0" },
       identity: { oidc: { issuer: issuer.issuer, audience: AUDIENCE, ca: issuer.caFile } },
       connectors: [{ name: "dc1", tokenSha256: await sha256(CONNECTOR_TOKEN) }],
@@ -99,7 +81,7 @@ afterAll(async () => {
   await connector?.stop();
   await gateway?.close({ graceMs: 0 });
   await issuer?.close();
-  await dropDatabase();
+  await store?.drop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -137,21 +119,7 @@ async function refused(options: Parameters<typeof connect>[0]): Promise<MysqlErr
   throw new Error("the connection was accepted");
 }
 
-type Recorded = SessionRecord & { events: SessionEvent[] };
-
-/** The ended session whose client program is `program`, with all its events. */
-async function recordedSession(program: string, timeoutMs = 10_000): Promise<Recorded> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = (await gateway.store.sessions.list({ limit: 1000 })).find((s) => s.clientApplication === program && s.endedUs !== null);
-    if (found) {
-      const full = await gateway.store.sessions.get(found.id);
-      if (full && full.events.length >= full.session.eventCount && full.events.length > 0) return { ...full.session, events: full.events };
-    }
-    if (Date.now() > deadline) throw new Error(`no ended session for ${program}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const recordedSession = (program: string, timeoutMs?: number) => recordedSessionIn(gateway.store, program, timeoutMs);
 
 describe("mysql listener", () => {
   it("plaintext on loopback: mysql_native_password with an access key, rows back, each statement recorded with its outcome", async () => {

@@ -1,10 +1,8 @@
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect as connectTcp, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import pg from "pg";
 import type { SessionEvent, SessionRecord } from "@gatehouse/store";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +10,8 @@ import { validateConfig } from "../src/config/load.js";
 import { startGateway, type Gateway } from "../src/gateway.js";
 import { AccessKeys } from "../src/identity/access-keys.js";
 import { createLogger } from "../src/logger.js";
+import { jsonLogSink } from "./support/json-logs.js";
+import { createStoreDatabase, type StoreDatabase } from "./support/store-database.js";
 
 // The Postgres listener against abusive and odd clients: the whole gateway in
 // process, its store a fresh database on the local Postgres, real sockets and
@@ -19,33 +19,13 @@ import { createLogger } from "../src/logger.js";
 // authentication and policy ends "connector unavailable" (08006), which is how
 // these tests see it got through.
 
-const ADMIN_URL = process.env.GATEHOUSE_TEST_STORE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-let storeUrl: string;
-let dropDatabase: () => Promise<void> = async () => undefined;
+let store: StoreDatabase | undefined;
 const dirs: string[] = [];
 const gateways: Gateway[] = [];
 
 beforeAll(async () => {
-  const name = `gatehouse_listener_${randomBytes(5).toString("hex")}`;
-  // A plain client, not openStore: the server's own database gets no gatehouse schema.
-  await adminQuery(`create database ${name}`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  storeUrl = url.toString();
-  dropDatabase = async () => {
-    await adminQuery(`drop database if exists ${name} with (force)`);
-  };
+  store = await createStoreDatabase("gatehouse_listener");
 });
-
-async function adminQuery(sql: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  try {
-    await admin.query(sql);
-  } finally {
-    await admin.end();
-  }
-}
 
 afterEach(async () => {
   for (const g of gateways.splice(0)) await g.close().catch(() => undefined);
@@ -53,7 +33,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await dropDatabase();
+  await store?.drop();
 });
 
 interface Started {
@@ -67,16 +47,11 @@ async function start(limits: Record<string, unknown> = {}): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-listener-"));
   dirs.push(dir);
   const logs: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString("utf8").split("\n").filter(Boolean)) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
+  const sink = jsonLogSink(logs);
   const gateway = await startGateway(
     validateConfig({
       dataDir: join(dir, "data"),
-      store: { url: storeUrl, maxConnections: 2 },
+      store: { url: store!.url(), maxConnections: 2 },
       listen: { api: "127.0.0.1:0", postgres: "127.0.0.1:0" },
       limits,
       connectors: [{ name: "dc1", tokenSha256: "a".repeat(64) }],

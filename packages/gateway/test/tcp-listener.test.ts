@@ -1,41 +1,27 @@
 // The raw tcp listener on port 0, inside a real gateway (store on the local Postgres): a client
 // whose connector is not connected is cut off, and its session is recorded — the connect refusal,
 // then closed with the broker's failure code.
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateConfig } from "../src/config/load.js";
 import { startGateway, type Gateway } from "../src/gateway.js";
 import { createLogger } from "../src/logger.js";
+import { createStoreDatabase, type StoreDatabase } from "./support/store-database.js";
 
-const ADMIN_URL = process.env.GATEHOUSE_TEST_STORE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-const name = `gatehouse_tcp_${randomBytes(5).toString("hex")}`;
+let store: StoreDatabase | undefined;
 let gateway: Gateway;
 let dir: string;
 
-async function adminQuery(sql: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  try {
-    await admin.query(sql);
-  } finally {
-    await admin.end();
-  }
-}
-
 beforeAll(async () => {
-  await adminQuery(`create database ${name}`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
+  store = await createStoreDatabase("gatehouse_tcp");
   dir = mkdtempSync(join(tmpdir(), "gatehouse-tcp-listener-"));
   gateway = await startGateway(
     validateConfig({
       dataDir: join(dir, "data"),
-      store: { url: url.toString(), maxConnections: 2 },
+      store: { url: store.url(), maxConnections: 2 },
       listen: { api: "127.0.0.1:0" },
       connectors: [{ name: "dc1", tokenSha256: "a".repeat(64) }],
       connections: [{ name: "raw", protocol: "tcp", connector: "dc1", listen: "127.0.0.1:0", target: { host: "127.0.0.1", port: 9 } }],
@@ -47,7 +33,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gateway?.close().catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });
-  await adminQuery(`drop database if exists ${name} with (force)`);
+  await store?.drop();
 });
 
 describe("TcpListener", () => {

@@ -14,6 +14,7 @@
  * and checked against `maxPacketSize` as soon as its header has arrived, **before** any of its
  * bytes are buffered. Don't reuse a chunk's memory after pushing it.
  */
+import { ChunkQueue, EMPTY, concatBytes } from "../shared/chunk-queue.js";
 import { MysqlProtocolError } from "./errors.js";
 
 /** The largest payload one piece carries; a piece of this size means "more follows". */
@@ -40,14 +41,9 @@ export interface PacketReaderOptions {
   readonly maxPacketSize?: number;
 }
 
-const EMPTY = new Uint8Array(0);
-
 export class PacketReader {
   private readonly maxPacketSize: number;
-  private chunks: Uint8Array[] = [];
-  private head = 0;
-  private offset = 0;
-  private available = 0;
+  private readonly queue = new ChunkQueue();
   /** Pieces of a split packet read so far (payload views/copies). */
   private pieces: Uint8Array[] = [];
   private piecesLength = 0;
@@ -60,23 +56,21 @@ export class PacketReader {
 
   /** Bytes pushed and not yet returned. */
   get buffered(): number {
-    return this.available;
+    return this.queue.length;
   }
 
   /** Every pushed byte belongs to a packet already returned: the stream is between packets. */
   get atPacketBoundary(): boolean {
-    return this.available === 0 && this.firstSequenceId < 0;
+    return this.queue.length === 0 && this.firstSequenceId < 0;
   }
 
   push(chunk: Uint8Array): void {
-    if (chunk.byteLength === 0) return;
-    this.chunks.push(chunk);
-    this.available += chunk.byteLength;
+    this.queue.push(chunk);
   }
 
   /** The next unread byte without consuming it (e.g. to spot a TLS ClientHello, 0x16). */
   peekByte(): number | undefined {
-    return this.available === 0 ? undefined : this.byteAt(0);
+    return this.queue.length === 0 ? undefined : this.queue.byteAt(0);
   }
 
   /**
@@ -87,24 +81,15 @@ export class PacketReader {
     if (this.firstSequenceId >= 0) {
       throw new MysqlProtocolError("INVALID_STATE", "takeBuffered() called in the middle of a split packet");
     }
-    const out: Uint8Array[] = [];
-    for (let i = this.head; i < this.chunks.length; i++) {
-      const chunk = this.chunks[i]!;
-      out.push(i === this.head ? chunk.subarray(this.offset) : chunk);
-    }
-    this.chunks = [];
-    this.head = 0;
-    this.offset = 0;
-    this.available = 0;
-    return out.filter((part) => part.byteLength > 0);
+    return this.queue.takeAll();
   }
 
   /** The next logical packet, or undefined when more bytes are needed. Throws `MysqlProtocolError`. */
   read(): Packet | undefined {
     for (;;) {
-      if (this.available < PACKET_HEADER_LENGTH) return undefined;
-      const length = this.byteAt(0) | (this.byteAt(1) << 8) | (this.byteAt(2) << 16);
-      const sequenceId = this.byteAt(3);
+      if (this.queue.length < PACKET_HEADER_LENGTH) return undefined;
+      const length = this.queue.byteAt(0) | (this.queue.byteAt(1) << 8) | (this.queue.byteAt(2) << 16);
+      const sequenceId = this.queue.byteAt(3);
       const split = this.firstSequenceId >= 0;
       if (split && sequenceId !== ((this.lastPieceSequenceId + 1) & 0xff)) {
         throw new MysqlProtocolError("PACKETS_OUT_OF_ORDER", `piece of a split packet has sequence id ${sequenceId}, expected ${(this.lastPieceSequenceId + 1) & 0xff}`, {
@@ -117,9 +102,9 @@ export class PacketReader {
           context: { length: total, max: this.maxPacketSize },
         });
       }
-      if (this.available < PACKET_HEADER_LENGTH + length) return undefined;
-      this.discard(PACKET_HEADER_LENGTH);
-      const payload = length === 0 ? EMPTY : this.take(length);
+      if (this.queue.length < PACKET_HEADER_LENGTH + length) return undefined;
+      this.queue.discard(PACKET_HEADER_LENGTH);
+      const payload = length === 0 ? EMPTY : this.queue.take(length);
 
       if (length === MAX_PACKET_PIECE) {
         if (!split) this.firstSequenceId = sequenceId;
@@ -143,60 +128,6 @@ export class PacketReader {
       this.firstSequenceId = -1;
       this.lastPieceSequenceId = -1;
       return packet;
-    }
-  }
-
-  /** The byte `rel` positions ahead of the read position (caller guarantees it is buffered). */
-  private byteAt(rel: number): number {
-    let i = this.head;
-    let pos = this.offset + rel;
-    for (;;) {
-      const chunk = this.chunks[i]!;
-      if (pos < chunk.byteLength) return chunk[pos]!;
-      pos -= chunk.byteLength;
-      i++;
-    }
-  }
-
-  /** Consume n bytes as one Uint8Array: a view when contiguous, else a copy. */
-  private take(n: number): Uint8Array {
-    const chunk = this.chunks[this.head]!;
-    if (chunk.byteLength - this.offset >= n) {
-      const view = chunk.subarray(this.offset, this.offset + n);
-      this.discard(n);
-      return view;
-    }
-    const out = new Uint8Array(n);
-    let filled = 0;
-    while (filled < n) {
-      const current = this.chunks[this.head]!;
-      const piece = Math.min(n - filled, current.byteLength - this.offset);
-      out.set(current.subarray(this.offset, this.offset + piece), filled);
-      filled += piece;
-      this.discard(piece);
-    }
-    return out;
-  }
-
-  private discard(n: number): void {
-    this.available -= n;
-    while (n > 0) {
-      const chunk = this.chunks[this.head]!;
-      const left = chunk.byteLength - this.offset;
-      if (n < left) {
-        this.offset += n;
-        return;
-      }
-      n -= left;
-      this.head++;
-      this.offset = 0;
-    }
-    if (this.head === this.chunks.length) {
-      this.chunks.length = 0;
-      this.head = 0;
-    } else if (this.head > 32 && this.head * 2 > this.chunks.length) {
-      this.chunks = this.chunks.slice(this.head);
-      this.head = 0;
     }
   }
 }
@@ -236,16 +167,7 @@ export function encodePacketChunks(sequenceId: number, payload: Uint8Array): Uin
 
 /** A logical packet as one buffer (headers and payload copied together); for small packets. */
 export function encodePacket(sequenceId: number, payload: Uint8Array): Uint8Array {
-  const chunks = encodePacketChunks(sequenceId, payload);
-  let total = 0;
-  for (const chunk of chunks) total += chunk.byteLength;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
+  return concatBytes(encodePacketChunks(sequenceId, payload));
 }
 
 /** Throws PACKETS_OUT_OF_ORDER unless `packet` starts with `expected`. */

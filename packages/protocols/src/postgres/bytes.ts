@@ -235,14 +235,4 @@ export class ByteWriter {
 }
 
 /** Concatenate a few byte arrays (used for short handshake replies, never on the relay path). */
-export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const part of parts) total += part.byteLength;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
-}
+export { concatBytes } from "../shared/chunk-queue.js";

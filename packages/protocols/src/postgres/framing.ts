@@ -25,6 +25,7 @@
  * The reader holds references to pushed chunks until they are consumed: don't reuse a chunk's
  * memory after pushing it.
  */
+import { ChunkQueue, EMPTY } from "../shared/chunk-queue.js";
 import { PostgresProtocolError, violation } from "./errors.js";
 import { BackendCode, FrontendCode } from "./message-codes.js";
 
@@ -144,18 +145,13 @@ const State = {
 } as const;
 type State = (typeof State)[keyof typeof State];
 
-const EMPTY = new Uint8Array(0);
 const bufferAll = (): BodyPolicy => "buffer";
 
 export class MessageReader {
   private readonly limits: Int32Array;
   private readonly maxStartupLength: number;
   private readonly policy: (code: string, length: number) => BodyPolicy;
-  /** Pushed chunks; chunks[head] is the one being read, at `offset`. */
-  private chunks: Uint8Array[] = [];
-  private head = 0;
-  private offset = 0;
-  private available = 0;
+  private readonly queue = new ChunkQueue();
   private state: State = State.Header;
   /** Body bytes still to skip or stream. */
   private remaining = 0;
@@ -183,24 +179,22 @@ export class MessageReader {
 
   /** Bytes pushed and not yet returned or skipped. */
   get buffered(): number {
-    return this.available;
+    return this.queue.length;
   }
 
   /** Every byte pushed so far belongs to a message already returned or skipped whole: the stream is between messages. */
   get atMessageBoundary(): boolean {
-    return this.state === State.Header && this.available === 0;
+    return this.state === State.Header && this.queue.length === 0;
   }
 
   push(chunk: Uint8Array): void {
-    if (chunk.byteLength === 0) return;
-    this.chunks.push(chunk);
-    this.available += chunk.byteLength;
+    this.queue.push(chunk);
   }
 
   /** The next unread byte without consuming it (e.g. to spot a TLS ClientHello, 0x16). */
   peekByte(): number | undefined {
-    if (this.available === 0) return undefined;
-    return this.byteAt(0);
+    if (this.queue.length === 0) return undefined;
+    return this.queue.byteAt(0);
   }
 
   /**
@@ -209,9 +203,9 @@ export class MessageReader {
    */
   readRawByte(): number | undefined {
     this.assertBetweenMessages("readRawByte");
-    if (this.available === 0) return undefined;
-    const value = this.byteAt(0);
-    this.discard(1);
+    if (this.queue.length === 0) return undefined;
+    const value = this.queue.byteAt(0);
+    this.queue.discard(1);
     return value;
   }
 
@@ -221,34 +215,22 @@ export class MessageReader {
    */
   takeBuffered(): Uint8Array[] {
     this.assertBetweenMessages("takeBuffered");
-    const out: Uint8Array[] = [];
-    for (let i = this.head; i < this.chunks.length; i++) {
-      const chunk = this.chunks[i]!;
-      out.push(i === this.head ? chunk.subarray(this.offset) : chunk);
-    }
-    this.chunks = [];
-    this.head = 0;
-    this.offset = 0;
-    this.available = 0;
     this.peekedCode = -1;
-    return out.filter((part) => part.byteLength > 0);
+    return this.queue.takeAll();
   }
 
   /** The next frame, or undefined when more bytes are needed. Throws `PostgresProtocolError`. */
   read(): Frame | undefined {
     if (this.state === State.Skip) {
-      const n = Math.min(this.remaining, this.available);
-      this.discard(n);
+      const n = Math.min(this.remaining, this.queue.length);
+      this.queue.discard(n);
       this.remaining -= n;
       if (this.remaining > 0) return undefined;
       this.state = State.Header;
     } else if (this.state === State.Stream) {
-      if (this.available === 0) return undefined;
-      const chunk = this.chunks[this.head]!;
-      const n = Math.min(this.remaining, chunk.byteLength - this.offset);
-      const bytes = chunk.subarray(this.offset, this.offset + n);
-      this.discard(n);
-      this.remaining -= n;
+      if (this.queue.length === 0) return undefined;
+      const bytes = this.queue.takeView(this.remaining);
+      this.remaining -= bytes.byteLength;
       const final = this.remaining === 0;
       if (final) this.state = State.Header;
       return { kind: "fragment", code: this.streamCode, bytes, final };
@@ -260,7 +242,7 @@ export class MessageReader {
     const length = this.peekedLength;
 
     if (this.peekedStream) {
-      this.discard(headerSize);
+      this.queue.discard(headerSize);
       this.peekedCode = -1;
       this.state = State.Stream;
       this.remaining = length;
@@ -269,10 +251,10 @@ export class MessageReader {
     }
 
     const keep = this.peekedKeep;
-    if (this.available < headerSize + keep) return undefined;
-    this.discard(headerSize);
+    if (this.queue.length < headerSize + keep) return undefined;
+    this.queue.discard(headerSize);
     this.peekedCode = -1;
-    const body = keep === 0 ? EMPTY : this.take(keep);
+    const body = keep === 0 ? EMPTY : this.queue.take(keep);
     if (keep < length) {
       this.state = State.Skip;
       this.remaining = length - keep;
@@ -284,21 +266,9 @@ export class MessageReader {
   private peekHeader(): boolean {
     const typed = !this.startup;
     const headerSize = typed ? 5 : 4;
-    if (this.available < headerSize) return false;
-    let typeByte = 0;
-    let declared: number;
-    const chunk = this.chunks[this.head]!;
-    const o = this.offset;
-    if (chunk.byteLength - o >= headerSize) {
-      if (typed) typeByte = chunk[o]!;
-      const p = typed ? o + 1 : o;
-      declared = ((chunk[p]! << 24) | (chunk[p + 1]! << 16) | (chunk[p + 2]! << 8) | chunk[p + 3]!) >>> 0;
-    } else {
-      if (typed) typeByte = this.byteAt(0);
-      const p = typed ? 1 : 0;
-      declared =
-        ((this.byteAt(p) << 24) | (this.byteAt(p + 1) << 16) | (this.byteAt(p + 2) << 8) | this.byteAt(p + 3)) >>> 0;
-    }
+    if (this.queue.length < headerSize) return false;
+    const typeByte = typed ? this.queue.byteAt(0) : 0;
+    const declared = this.queue.uint32BE(typed ? 1 : 0);
 
     if (!typed) {
       // The body must at least hold the Int32 request code / protocol version.
@@ -345,60 +315,6 @@ export class MessageReader {
   private assertBetweenMessages(what: string): void {
     if (this.state !== State.Header || this.peekedCode >= 0) {
       throw new PostgresProtocolError("INVALID_STATE", `${what}() called in the middle of a message`);
-    }
-  }
-
-  /** The byte `rel` positions ahead of the read position (caller guarantees it is buffered). */
-  private byteAt(rel: number): number {
-    let i = this.head;
-    let pos = this.offset + rel;
-    for (;;) {
-      const chunk = this.chunks[i]!;
-      if (pos < chunk.byteLength) return chunk[pos]!;
-      pos -= chunk.byteLength;
-      i++;
-    }
-  }
-
-  /** Consume n bytes as one Uint8Array: a view when contiguous, else a copy. */
-  private take(n: number): Uint8Array {
-    const chunk = this.chunks[this.head]!;
-    if (chunk.byteLength - this.offset >= n) {
-      const view = chunk.subarray(this.offset, this.offset + n);
-      this.discard(n);
-      return view;
-    }
-    const out = new Uint8Array(n);
-    let filled = 0;
-    while (filled < n) {
-      const current = this.chunks[this.head]!;
-      const piece = Math.min(n - filled, current.byteLength - this.offset);
-      out.set(current.subarray(this.offset, this.offset + piece), filled);
-      filled += piece;
-      this.discard(piece);
-    }
-    return out;
-  }
-
-  private discard(n: number): void {
-    this.available -= n;
-    while (n > 0) {
-      const chunk = this.chunks[this.head]!;
-      const left = chunk.byteLength - this.offset;
-      if (n < left) {
-        this.offset += n;
-        return;
-      }
-      n -= left;
-      this.head++;
-      this.offset = 0;
-    }
-    if (this.head === this.chunks.length) {
-      this.chunks.length = 0;
-      this.head = 0;
-    } else if (this.head > 32 && this.head * 2 > this.chunks.length) {
-      this.chunks = this.chunks.slice(this.head);
-      this.head = 0;
     }
   }
 }

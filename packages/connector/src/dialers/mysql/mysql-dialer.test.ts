@@ -30,6 +30,7 @@ import {
 import { ConnectorError } from "../../errors.js";
 import type { DialContext } from "../types.js";
 import { dialMysql } from "./mysql-dialer.js";
+import { PieceHeaders } from "../../../test/helpers.js";
 
 const MYSQL_PORT = Number(process.env.GATEHOUSE_TEST_MYSQL_PORT ?? 3306);
 const suffix = `${process.pid}`;
@@ -111,32 +112,6 @@ async function dialError(promise: Promise<unknown>): Promise<ConnectorError> {
   );
   expect(error).toBeInstanceOf(ConnectorError);
   return error as ConnectorError;
-}
-
-/** The sequence id of every physical packet piece in a byte stream, without buffering the payloads. */
-class PieceHeaders {
-  readonly sequenceIds: number[] = [];
-  private header = Buffer.alloc(0);
-  private skip = 0;
-  push(chunk: Buffer): void {
-    let at = 0;
-    while (at < chunk.length) {
-      if (this.skip > 0) {
-        const n = Math.min(this.skip, chunk.length - at);
-        this.skip -= n;
-        at += n;
-        continue;
-      }
-      const n = Math.min(4 - this.header.length, chunk.length - at);
-      this.header = Buffer.concat([this.header, chunk.subarray(at, at + n)]);
-      at += n;
-      if (this.header.length === 4) {
-        this.sequenceIds.push(this.header[3]!);
-        this.skip = this.header.readUIntLE(0, 3);
-        this.header = Buffer.alloc(0);
-      }
-    }
-  }
 }
 
 /**

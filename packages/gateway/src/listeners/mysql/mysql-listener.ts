@@ -1,6 +1,5 @@
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { setTimeout as sleep } from "node:timers/promises";
 import {
   Capability,
   MysqlObserver,
@@ -23,18 +22,17 @@ import type { ConnectionConfig, GatewayConfig } from "../../config/schema.js";
 import { isLoopback, type HostPort } from "../../config/address.js";
 import type { Clock } from "../../clock.js";
 import type { AccessKeys } from "../../identity/access-keys.js";
-import { AuthThrottle } from "../../identity/auth-throttle.js";
+import type { AuthThrottle } from "../../identity/auth-throttle.js";
 import type { CredentialChecker, PasswordCheck } from "../../identity/credential-checker.js";
 import type { Logger } from "../../logger.js";
 import type { Recorder, RecordedSession } from "../../sessions/recorder.js";
 import { relay, type Rewrite } from "../../sessions/relay.js";
-import { RefusalRecords, cutClaim } from "../../sessions/refusal-records.js";
-import { recordRefusal, type OpenFailure, type Refusal, type SessionBroker } from "../../sessions/session-broker.js";
+import { cutClaim, type RefusalRecords } from "../../sessions/refusal-records.js";
+import type { OpenFailure, SessionBroker } from "../../sessions/session-broker.js";
 import type { TlsMaterial } from "../../tls-material.js";
-import { AdmissionLimits, type Admission } from "../admission-limits.js";
-import { SocketServer } from "../socket-server.js";
-import { drainListener, OpenSessions } from "../drain.js";
-import { GatewayError, isOutOfSpace, type RecordingProblem } from "../../errors.js";
+import type { AdmissionLimits, Admission } from "../admission-limits.js";
+import { ListenerSteps, deferredRecords, isCredentialsUnavailable, isRecordingUnavailable, recordingRefusalReason } from "../listener-steps.js";
+import type { GatewayError } from "../../errors.js";
 import { MysqlClientChannel, closeSilently, isEnded, replyAndClose, type Ended } from "./client-channel.js";
 import { commandDraft, commandEvent } from "./command-events.js";
 import { GreetingProfiles } from "./greeting-profile.js";
@@ -110,36 +108,29 @@ const KILL_STATEMENT = /^\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(?:(QUERY|CONNECTION)\s+
  * has one deadline, `limits.handshakeTimeoutMs`.
  */
 export class MysqlListener {
-  private readonly server = new SocketServer((socket) => this.serve(socket));
-  private readonly openSessions = new OpenSessions();
   readonly threadIds = new ThreadIds();
   readonly profiles = new GreetingProfiles();
   readonly limits: AdmissionLimits;
   readonly throttle: AuthThrottle;
   readonly refusals: RefusalRecords;
-  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  private readonly steps: ListenerSteps;
 
   constructor(private readonly deps: MysqlListenerDeps) {
-    const limits = () => deps.config().limits;
-    this.limits = deps.limits ?? new AdmissionLimits(limits);
-    this.throttle = deps.throttle ?? new AuthThrottle(() => limits().authThrottle, () => deps.clock() / 1000);
-    this.refusals = new RefusalRecords(deps.recorder, () => limits().refusalRecords, deps.clock, deps.logger.child({ protocol: "mysql" }));
-    this.sleep = deps.sleep ?? ((ms, signal) => sleep(ms, undefined, { signal }));
+    this.steps = new ListenerSteps(deps, "mysql", (socket) => this.serve(socket));
+    ({ limits: this.limits, throttle: this.throttle, refusals: this.refusals } = this.steps);
   }
 
   listen(at: HostPort): Promise<HostPort> {
-    return this.server.listen(at);
+    return this.steps.listen(at);
   }
 
-  async close(): Promise<void> {
-    await this.server.close();
-    await this.refusals.flush();
+  close(): Promise<void> {
+    return this.steps.close();
   }
 
   /** Graceful stop: no new clients; sessions still open when `grace` aborts end with ERR 1053 (server shutdown). */
-  async drain(grace: AbortSignal): Promise<void> {
-    await drainListener(this.server, this.openSessions, grace);
-    await this.refusals.flush();
+  drain(grace: AbortSignal): Promise<void> {
+    return this.steps.drain(grace);
   }
 
   /** One client, from accept to the end of its session. */
@@ -153,7 +144,7 @@ export class MysqlListener {
     const handshake = this.limits.enterHandshake(clientAddress);
     if (!handshake.ok) {
       // MySQL answers a client over max_connections with ERR 1040 in place of the greeting.
-      this.logLimit(handshake, log);
+      this.steps.logLimit(handshake, log, "1040");
       return channel.close(replyAndClose(channel.handshake.fail({ ...MysqlRefusal.tooManyConnections, message: "Too many connections" })));
     }
     let releaseSession = () => {};
@@ -234,7 +225,7 @@ export class MysqlListener {
       if (this.throttle.failed(clientAddress, user)) log.warn({ identity: cutClaim(user, 64), lockouts: this.throttle.counters.lockouts }, "repeated authentication failures; locking out");
       return this.refuseUnauthenticated(channel, login, clientAddress, details, denied(hint));
     };
-    const waitOutDelay = () => (throttled.delayMs > 0 ? this.sleep(throttled.delayMs, channel.deadline).then(() => undefined, () => closeSilently) : Promise.resolve(undefined));
+    const waitOutDelay = () => (throttled.delayMs > 0 ? this.steps.sleep(throttled.delayMs, channel.deadline).then(() => undefined, () => closeSilently) : Promise.resolve(undefined));
 
     if (login.tls) {
       channel.write(channel.handshake.requestPassword());
@@ -298,7 +289,7 @@ export class MysqlListener {
     const connection = this.deps.config().connections.find((c) => c.name === name && c.protocol === "mysql");
     if (connection) return connection;
     const message = login.database === undefined ? "name the connection: -D CONNECTION, or user IDENTITY#CONNECTION" : `Unknown connection '${cutClaim(name, 64)}'`;
-    await this.recordAuthenticated({
+    await this.steps.recordAuthenticated({
       connection: name,
       protocol: "mysql",
       identity,
@@ -313,9 +304,9 @@ export class MysqlListener {
 
   /** An identity over `limits.maxSessionsPerIdentity`: ERR 1040. */
   private async tooManySessions(channel: MysqlClientChannel, { identity, login }: Authenticated, connection: ConnectionConfig, clientAddress: string | null, refused: Extract<Admission, { ok: false }>, log: Logger): Promise<Ended> {
-    this.logLimit(refused, log, { identity: identity.name });
+    this.steps.logLimit(refused, log, "1040", { identity: identity.name });
     const message = `Too many connections for identity '${identity.name}'`;
-    await this.recordAuthenticated({
+    await this.steps.recordAuthenticated({
       connection: connection.name,
       protocol: "mysql",
       identity,
@@ -377,15 +368,7 @@ export class MysqlListener {
   ): Promise<void> {
     const { clock, config } = this.deps;
     // As the Postgres listener: outcomes are recorded right after the reply is on its way, in order.
-    let pendingRecords: (() => Promise<void>)[] = [];
-    const flushRecords = () => {
-      const records = pendingRecords;
-      pendingRecords = [];
-      for (const record of records) void record().catch(() => undefined);
-    };
-    const record = (event: () => Promise<void>) => {
-      if (pendingRecords.push(event) === 1) queueMicrotask(flushRecords);
-    };
+    const { record, flush: flushRecords } = deferredRecords();
     let clientQuit = false;
     /** Commands the listener answers itself (KILL): recorded with the listener's outcome, not the observer's "refused". */
     const answered = new Set<MysqlObservedCommand>();
@@ -427,7 +410,7 @@ export class MysqlListener {
     // A stopping gateway ends the session as MySQL's own shutdown does: a running command gets ERR
     // 1053 as its reply (sequence 1: sent only between the server's packets, in practice before its
     // reply began); an idle client is just closed (its next command finds the server gone).
-    const forgetSession = this.openSessions.add(() => {
+    const forgetSession = this.steps.openSessions.add(() => {
       if (endedForShutdown) return;
       endedForShutdown = true;
       const running = observer.pendingCount > 0 && observer.serverAtPacketBoundary;
@@ -495,7 +478,7 @@ export class MysqlListener {
     }
     forgetSession();
     flushRecords();
-    await session.endRelay({ ...result, shutdown: this.openSessions.shuttingDown, clientSaidGoodbye: clientQuit });
+    await session.endRelay({ ...result, shutdown: this.steps.openSessions.shuttingDown, clientSaidGoodbye: clientQuit });
   }
 
   /**
@@ -578,14 +561,6 @@ export class MysqlListener {
     });
   }
 
-  private async recordAuthenticated(refusal: Refusal): Promise<void> {
-    const { maxClaimedChars } = this.deps.config().limits.refusalRecords;
-    const clientApplication = refusal.clientApplication === null ? null : cutClaim(refusal.clientApplication, maxClaimedChars);
-    await recordRefusal(this.deps.recorder, { ...refusal, connection: cutClaim(refusal.connection, maxClaimedChars), clientApplication }).catch((err: unknown) =>
-      this.deps.logger.error({ err }, "could not record a refused attempt"),
-    );
-  }
-
   private unexpected(channel: MysqlClientChannel, error: unknown, log: Logger): Ended {
     if (isRecordingUnavailable(error)) {
       log.warn({ reason: error.recording }, "session refused: recording unavailable");
@@ -597,20 +572,6 @@ export class MysqlListener {
     }
     log.error({ err: error }, "mysql session failed");
     return replyAndClose(channel.handshake.fail({ ...ServerError.ER_UNKNOWN_ERROR, message: "internal gateway error" }));
-  }
-
-  private readonly limitLog = new Map<string, { atMs: number; refused: number }>();
-
-  /** A warn line when a limit refuses a client: at most one a second per limit. */
-  private logLimit(refused: Extract<Admission, { ok: false }>, log: Logger, fields: Record<string, unknown> = {}): void {
-    const nowMs = this.deps.clock() / 1000;
-    const last = this.limitLog.get(refused.limit) ?? { atMs: -Infinity, refused: 0 };
-    last.refused++;
-    this.limitLog.set(refused.limit, last);
-    if (nowMs - last.atMs < 1_000) return;
-    log.warn({ ...fields, limit: refused.limit, max: refused.max, refused: last.refused, counters: this.limits.counters }, "too many connections: refused (1040)");
-    last.atMs = nowMs;
-    last.refused = 0;
   }
 }
 
@@ -641,20 +602,11 @@ function parseKill(text: string): { id: number; query: boolean } | undefined {
   return { id, query: (match[1] ?? "").toUpperCase() === "QUERY" };
 }
 
-function isCredentialsUnavailable(error: unknown): error is GatewayError {
-  return error instanceof GatewayError && error.code === "CREDENTIALS_UNAVAILABLE";
-}
-
-function isRecordingUnavailable(error: unknown): error is GatewayError & { recording: RecordingProblem } {
-  return error instanceof GatewayError && error.code === "RECORDING_UNAVAILABLE" && error.recording !== undefined;
-}
-
 /** Strict recording could not make the record durable: 1021 (disk full) for a full journal, 1030 otherwise. */
 function recordingRefusal(error: Error): ServerErrorFields {
-  const problem = isRecordingUnavailable(error) ? error.recording : { reason: "journal_unwritable" as const };
-  const why = problem.reason === "journal_full" ? "its journal is full" : isOutOfSpace(problem) ? "the disk under its journal is full" : "its journal cannot be written";
+  const { outOfSpace, why } = recordingRefusalReason(error);
   return {
-    ...(isOutOfSpace(problem) ? MysqlRefusal.recordingFull : MysqlRefusal.recordingUnwritable),
+    ...(outOfSpace ? MysqlRefusal.recordingFull : MysqlRefusal.recordingUnwritable),
     message: `the gateway cannot record this session (${why}); the command was not run`,
   };
 }

@@ -1,7 +1,6 @@
 import type { Socket } from "node:net";
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
-import { setTimeout as sleep } from "node:timers/promises";
 import {
   decodeDialResult,
   encodeDialRequest,
@@ -18,23 +17,22 @@ import type { ConnectionConfig, GatewayConfig } from "../../config/schema.js";
 import { isLoopback, type HostPort } from "../../config/address.js";
 import type { Clock } from "../../clock.js";
 import type { AccessKeys, ScramCandidates } from "../../identity/access-keys.js";
-import { AuthThrottle } from "../../identity/auth-throttle.js";
+import type { AuthThrottle } from "../../identity/auth-throttle.js";
 import type { CredentialChecker, PasswordCheck } from "../../identity/credential-checker.js";
 import type { Logger } from "../../logger.js";
 import type { EventKind } from "../../sessions/event-kinds.js";
 import type { Recorder, RecordedSession } from "../../sessions/recorder.js";
 import { relay } from "../../sessions/relay.js";
-import { RefusalRecords, cutClaim } from "../../sessions/refusal-records.js";
-import { recordRefusal, type OpenFailure, type Refusal, type SessionBroker } from "../../sessions/session-broker.js";
+import { cutClaim, type RefusalRecords } from "../../sessions/refusal-records.js";
+import type { OpenFailure, SessionBroker } from "../../sessions/session-broker.js";
 import type { TlsMaterial } from "../../tls-material.js";
-import { AdmissionLimits, REFUSAL_REPORT_DEADLINE_MS, type Admission } from "../admission-limits.js";
-import { SocketServer } from "../socket-server.js";
-import { drainListener, OpenSessions } from "../drain.js";
+import { REFUSAL_REPORT_DEADLINE_MS, type AdmissionLimits, type Admission } from "../admission-limits.js";
+import { ListenerSteps, deferredRecords, isCredentialsUnavailable, isRecordingUnavailable, recordingRefusalReason } from "../listener-steps.js";
 import { CancelKeys } from "./cancel-keys.js";
 import { certificateBinding } from "./channel-binding.js";
 import { ClientChannel, closeSilently, isEnded, replyAndClose, type Ended } from "./client-channel.js";
 import { commandDraft, commandEvent } from "./command-events.js";
-import { GatewayError, isOutOfSpace, type RecordingProblem } from "../../errors.js";
+import type { GatewayError } from "../../errors.js";
 
 /** Client startup parameters the connector forwards to the server; user and database are the connection's own. */
 const NOT_FORWARDED = new Set(["user", "database", "replication"]);
@@ -75,8 +73,6 @@ interface Authenticated {
  * client has authenticated) has one deadline, `limits.handshakeTimeoutMs`.
  */
 export class PostgresListener {
-  private readonly server = new SocketServer((socket) => this.serve(socket));
-  private readonly openSessions = new OpenSessions();
   readonly cancelKeys = new CancelKeys();
   /** For SCRAM-SHA-256-PLUS over TLS (postgres.tlsAuth: scram). */
   private readonly channelBinding: Uint8Array | undefined;
@@ -86,31 +82,25 @@ export class PostgresListener {
   readonly limits: AdmissionLimits;
   readonly throttle: AuthThrottle;
   readonly refusals: RefusalRecords;
-  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
-  private readonly limitLog = new Map<string, { atMs: number; refused: number }>();
+  private readonly steps: ListenerSteps;
 
   constructor(private readonly deps: PostgresListenerDeps) {
-    const limits = () => deps.config().limits;
-    this.limits = deps.limits ?? new AdmissionLimits(limits);
-    this.throttle = deps.throttle ?? new AuthThrottle(() => limits().authThrottle, () => deps.clock() / 1000);
-    this.refusals = new RefusalRecords(deps.recorder, () => limits().refusalRecords, deps.clock, deps.logger.child({ protocol: "postgres" }));
-    this.sleep = deps.sleep ?? ((ms, signal) => sleep(ms, undefined, { signal }));
+    this.steps = new ListenerSteps(deps, "postgres", (socket) => this.serve(socket));
+    ({ limits: this.limits, throttle: this.throttle, refusals: this.refusals } = this.steps);
     this.channelBinding = certificateBinding(deps.tls.cert);
   }
 
   listen(at: HostPort): Promise<HostPort> {
-    return this.server.listen(at);
+    return this.steps.listen(at);
   }
 
-  async close(): Promise<void> {
-    await this.server.close();
-    await this.refusals.flush();
+  close(): Promise<void> {
+    return this.steps.close();
   }
 
   /** Graceful stop: no new clients; sessions still open when `grace` aborts end with FATAL 57P01 (see drain.ts). */
-  async drain(grace: AbortSignal): Promise<void> {
-    await drainListener(this.server, this.openSessions, grace);
-    await this.refusals.flush();
+  drain(grace: AbortSignal): Promise<void> {
+    return this.steps.drain(grace);
   }
 
   /** One client, from accept to the end of its session. */
@@ -120,7 +110,7 @@ export class PostgresListener {
     const log = this.deps.logger.child({ protocol: "postgres", clientAddress });
     const handshake = this.limits.enterHandshake(clientAddress);
     if (!handshake.ok) {
-      this.logLimit(handshake, log);
+      this.steps.logLimit(handshake, log, "53300");
       return this.refuseHandshake(socket, log);
     }
     const channel = new ClientChannel(socket, this.deps.tls, AbortSignal.timeout(this.deps.config().limits.handshakeTimeoutMs), log);
@@ -240,7 +230,7 @@ export class PostgresListener {
       return this.refuseUnauthenticated(channel, first, clientAddress, details, badPassword(hint));
     };
     // The delay is waited before any verdict is answered, so how soon it comes tells nothing.
-    const waitOutDelay = () => (throttled.delayMs > 0 ? this.sleep(throttled.delayMs, channel.deadline).then(() => undefined, () => closeSilently) : Promise.resolve(undefined));
+    const waitOutDelay = () => (throttled.delayMs > 0 ? this.steps.sleep(throttled.delayMs, channel.deadline).then(() => undefined, () => closeSilently) : Promise.resolve(undefined));
 
     // Over TLS with postgres.tlsAuth: password the client sends its key or token in cleartext;
     // otherwise it proves its key with SCRAM and the key never crosses the wire (over TLS with
@@ -318,7 +308,7 @@ export class PostgresListener {
   /** The connection the authenticated client asked for, if it exists and can serve it. */
   private async pickConnection(channel: ClientChannel, { identity, first }: Authenticated, clientAddress: string | null): Promise<ConnectionConfig | Ended> {
     const refuse = async (kind: EventKind, endReason: string, details: Record<string, unknown>, code: string, message: string) => {
-      await this.recordAuthenticated({ connection: first.database, protocol: "postgres", identity, clientAddress, clientApplication: first.params.application_name ?? null, kind, endReason, details });
+      await this.steps.recordAuthenticated({ connection: first.database, protocol: "postgres", identity, clientAddress, clientApplication: first.params.application_name ?? null, kind, endReason, details });
       return replyAndClose(channel.startup.fail({ code, message }));
     };
     const { database, params } = first;
@@ -336,9 +326,9 @@ export class PostgresListener {
 
   /** An identity over `limits.maxSessionsPerIdentity`: 53300, as Postgres answers a role over its connection limit. */
   private async tooManySessions(channel: ClientChannel, { identity, first }: Authenticated, connection: ConnectionConfig, clientAddress: string | null, refused: Extract<Admission, { ok: false }>, log: Logger): Promise<Ended> {
-    this.logLimit(refused, log, { identity: identity.name });
+    this.steps.logLimit(refused, log, "53300", { identity: identity.name });
     const message = `too many connections for identity "${identity.name}"`;
-    await this.recordAuthenticated({
+    await this.steps.recordAuthenticated({
       connection: connection.name,
       protocol: "postgres",
       identity,
@@ -405,15 +395,6 @@ export class PostgresListener {
     });
   }
 
-  private async recordAuthenticated(refusal: Refusal): Promise<void> {
-    const { maxClaimedChars } = this.deps.config().limits.refusalRecords;
-    // Authenticated, but the connection and application are still only names it sent.
-    const clientApplication = refusal.clientApplication === null ? null : cutClaim(refusal.clientApplication, maxClaimedChars);
-    await recordRefusal(this.deps.recorder, { ...refusal, connection: cutClaim(refusal.connection, maxClaimedChars), clientApplication }).catch((err: unknown) =>
-      this.deps.logger.error({ err }, "could not record a refused attempt"),
-    );
-  }
-
   /** What went wrong that was not the client's doing, as the client's last message. */
   private unexpected(error: unknown, log: Logger): Ended {
     if (isRecordingUnavailable(error)) {
@@ -428,33 +409,10 @@ export class PostgresListener {
     return replyAndClose(errorResponse({ severity: "FATAL", code: SqlState.internalError, message: "internal gateway error" }));
   }
 
-  /** A warn line when a limit refuses a client: at most one a second per limit, with the count since the last. */
-  private logLimit(refused: Extract<Admission, { ok: false }>, log: Logger, fields: Record<string, unknown> = {}): void {
-    const nowMs = this.deps.clock() / 1000;
-    const last = this.limitLog.get(refused.limit) ?? { atMs: -Infinity, refused: 0 };
-    last.refused++;
-    this.limitLog.set(refused.limit, last);
-    if (nowMs - last.atMs < 1_000) return;
-    log.warn({ ...fields, limit: refused.limit, max: refused.max, refused: last.refused, inHandshake: this.limits.inHandshake, counters: this.limits.counters }, "too many connections: refused (53300)");
-    last.atMs = nowMs;
-    last.refused = 0;
-  }
-
   private async relaySession(client: Duplex, upstream: Duplex, session: RecordedSession, early: Buffer[] | Uint8Array[], parameters: Readonly<Record<string, string>>): Promise<void> {
     const { clock, config } = this.deps;
-    // What the server's replies complete is recorded right after the reply is on its way to the
-    // client (the relay writes the chunk once the observer returns), not before: recording an
-    // event takes tens of µs, and a client waiting for its answer should not wait for that too.
-    // In their order, and all before the session's own disconnect event (flushRecords).
-    let pendingRecords: (() => Promise<void>)[] = [];
-    const flushRecords = () => {
-      const records = pendingRecords;
-      pendingRecords = [];
-      for (const record of records) void record().catch(() => undefined);
-    };
-    const record = (event: () => Promise<void>) => {
-      if (pendingRecords.push(event) === 1) queueMicrotask(flushRecords);
-    };
+    // Outcomes are recorded once the reply is on its way, in order (listener-steps.ts).
+    const { record, flush: flushRecords } = deferredRecords();
     // The client said goodbye (Terminate): it ended the session, whichever socket closes first.
     let clientTerminated = false;
     const observer = new PostgresObserver(
@@ -481,7 +439,7 @@ export class PostgresListener {
       if (!client.destroyed && !client.writableEnded) client.end(ADMIN_SHUTDOWN);
       upstream.destroy();
     };
-    const forgetSession = this.openSessions.add(() => {
+    const forgetSession = this.steps.openSessions.add(() => {
       if (observer.backendAtMessageBoundary) endForShutdown();
     });
     let refused: Error | undefined;
@@ -506,7 +464,7 @@ export class PostgresListener {
           down: (chunk) => {
             observer.backend(chunk);
             // The relay writes this chunk right after we return; the farewell follows it.
-            if (this.openSessions.shuttingDown && !endedForShutdown && observer.backendAtMessageBoundary) queueMicrotask(endForShutdown);
+            if (this.steps.openSessions.shuttingDown && !endedForShutdown && observer.backendAtMessageBoundary) queueMicrotask(endForShutdown);
           },
           onViolation: (error, direction) =>
             isRecordingUnavailable(error)
@@ -530,7 +488,7 @@ export class PostgresListener {
     }
     forgetSession();
     flushRecords();
-    await session.endRelay({ ...result, shutdown: this.openSessions.shuttingDown, clientSaidGoodbye: clientTerminated });
+    await session.endRelay({ ...result, shutdown: this.steps.openSessions.shuttingDown, clientSaidGoodbye: clientTerminated });
   }
 
   /** Routes a CancelRequest to the session's connector, which sends it to the server with the real key. */
@@ -548,24 +506,15 @@ export class PostgresListener {
   }
 }
 
-function isCredentialsUnavailable(error: unknown): error is GatewayError {
-  return error instanceof GatewayError && error.code === "CREDENTIALS_UNAVAILABLE";
-}
-
-function isRecordingUnavailable(error: unknown): error is GatewayError & { recording: RecordingProblem } {
-  return error instanceof GatewayError && error.code === "RECORDING_UNAVAILABLE" && error.recording !== undefined;
-}
-
 /**
  * Strict recording could not make the record durable: the command (or session) does not run, and
  * the client gets disk_full (53100) for a full journal, io_error (58030) for an unwritable one.
  */
 function recordingRefusal(error: Error): Uint8Array {
-  const problem = isRecordingUnavailable(error) ? error.recording : { reason: "journal_unwritable" as const };
-  const why = problem.reason === "journal_full" ? "its journal is full" : isOutOfSpace(problem) ? "the disk under its journal is full" : "its journal cannot be written";
+  const { outOfSpace, why } = recordingRefusalReason(error);
   return errorResponse({
     severity: "FATAL",
-    code: isOutOfSpace(problem) ? SqlState.diskFull : IO_ERROR,
+    code: outOfSpace ? SqlState.diskFull : IO_ERROR,
     message: `the gateway cannot record this session (${why}); the command was not run`,
   });
 }
