@@ -1,0 +1,143 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mariadb, mariadbDump, MariadbTerminal, maskDump, mysqlslap } from "../lib/mysql-clients.js";
+import { gatewaySpeaksMysql, IDENTITY, NO_MYSQL_GATEWAY, startMysqlResource, startMysqlStack, type MysqlEndpoint, type MysqlStack } from "../lib/mysql-stack.js";
+import { statements, type Recorded } from "../lib/postgres-stack.js";
+
+// The MariaDB command-line clients a DBA uses — mariadb (-e, a script with
+// errors, an interactive session with Ctrl-C), mariadb-dump, mysqlslap — run
+// the same way against the server directly and through gateway + connector:
+// what the user sees must not differ, and through the gateway the record
+// names who ran what with which outcome.
+
+const speaksMysql = await gatewaySpeaksMysql();
+
+let stack: MysqlStack | undefined;
+let direct: MysqlEndpoint;
+let stopResource: (() => Promise<void>) | undefined;
+
+beforeAll(async () => {
+  // One stack per file; without a MySQL listener in the gateway, only the resource (the direct half).
+  if (speaksMysql) {
+    stack = await startMysqlStack();
+    direct = stack.direct();
+  } else {
+    const resource = await startMysqlResource();
+    direct = resource.direct();
+    stopResource = resource.stop;
+  }
+});
+
+afterAll(async () => {
+  await stack?.stop();
+  await stopResource?.();
+});
+
+/** The newest ended session of `agent` on `app` that ran a statement matching `marker`. */
+async function sessionRunning(marker: string): Promise<Recorded> {
+  const sessions = await stack!.waitForSessions((s) => s.identity.name === IDENTITY && s.connection === "app", { count: 1 });
+  for (const s of sessions) if (s.events.some((e) => e.command?.includes(marker))) return s;
+  // Not ended yet or not listed first: wait for the one that has it.
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const again = await stack!.waitForSessions((s) => s.identity.name === IDENTITY && s.connection === "app");
+    const found = again.find((s) => s.events.some((e) => e.command?.includes(marker)));
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`no recorded session ran ${marker}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const paths: Array<{ name: string; skip: boolean; endpoint: () => MysqlEndpoint }> = [
+  { name: "directly", skip: false, endpoint: () => direct },
+  { name: `through the gateway${speaksMysql ? "" : ` (skipped: ${NO_MYSQL_GATEWAY})`}`, skip: !speaksMysql, endpoint: () => stack!.endpoint() },
+];
+
+for (const path of paths) {
+  describe.skipIf(path.skip)(`the mariadb client ${path.name}`, () => {
+    const recorded = path.endpoint === paths[1]!.endpoint;
+
+    it("-e: the rows come back, tab-separated; through the gateway the record names identity, connection and statement", async () => {
+      const marker = `cli_e_${Date.now()}`;
+      const out = await mariadb(path.endpoint(), ["-e", `SELECT COUNT(*), SUM(amount), '${marker}' FROM orders`]);
+      expect(out.stderr).toBe("");
+      expect(out.code).toBe(0);
+      expect(out.stdout).toBe(`5000\t249750.00\t${marker}\n`);
+      if (!recorded) return;
+      const { session, events } = await sessionRunning(marker);
+      expect(session).toMatchObject({ identity: { name: IDENTITY, method: "access_key" }, connection: "app", protocol: "mysql", connector: "dc1", clientAddress: "127.0.0.1", endReason: "client_closed" });
+      expect(events.at(0)?.kind).toBe("connect");
+      expect(events.at(-1)?.kind).toBe("disconnect");
+      const query = events.find((e) => e.command === `SELECT COUNT(*), SUM(amount), '${marker}' FROM orders`);
+      expect(query).toMatchObject({ kind: "query", outcome: "ok", details: expect.objectContaining({ rows: 1 }) });
+    });
+
+    it("a script with an error and --force: the statements around it run, the error is MariaDB's own, line and code", async () => {
+      const marker = `cli_force_${Date.now()}`;
+      const script = `SELECT '${marker}', 1;\nSELECT * FROM no_such_table;\nINSERT INTO imports (id, note) VALUES (${Date.now() % 1_000_000}, '${marker}');\nSELECT note FROM imports WHERE note = '${marker}';\n`;
+      // Without --force the client stops at the error, exits 1 and runs nothing after it.
+      const stopped = await mariadb(path.endpoint(), [], { input: script.replaceAll(marker, `${marker}_stopped`) });
+      expect(stopped.code).toBe(1);
+      expect(stopped.stdout).toBe(`${marker}_stopped\t1\n`);
+      expect(stopped.stderr).toMatch(/^ERROR 1146 \(42S02\) at line 2: Table '[^']+\.no_such_table' doesn't exist$/m);
+      // With --force it reports the error and carries on (and, being forced, exits 0).
+      const out = await mariadb(path.endpoint(), ["--force"], { input: script });
+      expect(out.code).toBe(0);
+      expect(out.stderr).toMatch(/^ERROR 1146 \(42S02\) at line 2: Table '[^']+\.no_such_table' doesn't exist$/m);
+      expect(out.stdout).toBe(`${marker}\t1\n${marker}\n`);
+      if (!recorded) return;
+      const recordedSession = await sessionRunning(marker);
+      const ran = statements(recordedSession).filter((e) => e.kind === "query");
+      expect(ran.map((e) => e.outcome)).toEqual(["ok", "error", "ok", "ok"]);
+      expect(ran[1]).toMatchObject({ command: "SELECT * FROM no_such_table", details: expect.objectContaining({ errno: 1146, sqlstate: "42S02" }) });
+      expect(ran[2]!.details).toMatchObject({ affectedRows: 1 });
+    });
+
+    it("interactive, in a terminal: Ctrl-C cancels a running SELECT SLEEP(30) (KILL QUERY on a second connection) and the session carries on", async () => {
+      const terminal = new MariadbTerminal(path.endpoint());
+      try {
+        await terminal.waitFor(/^MariaDB \[[^\]]+\]>\s*$/m);
+        terminal.type("SELECT SLEEP(30);");
+        // Let the statement reach the server before interrupting it.
+        await new Promise((r) => setTimeout(r, 1500));
+        const interrupted = Date.now();
+        terminal.interrupt();
+        const screen = await terminal.waitFor(/^ERROR 1317 \(70100\): Query execution was interrupted$/m, 15_000);
+        expect(Date.now() - interrupted).toBeLessThan(10_000);
+        expect(screen).toMatch(/^Ctrl-C -- query killed\.$/m);
+        terminal.type("SELECT 'still here' AS after_cancel;");
+        await terminal.waitFor(/\| still here +\|/);
+        terminal.type("quit");
+      } finally {
+        terminal.close();
+      }
+      if (!recorded) return;
+      const [session] = await stack!.waitForSessions((s) => s.identity.name === IDENTITY && s.connection === "app");
+      const sleep = session!.events.find((e) => e.command === "SELECT SLEEP(30)");
+      expect(sleep).toMatchObject({ outcome: "error", details: expect.objectContaining({ errno: 1317, sqlstate: "70100" }) });
+      expect(sleep!.durationUs).toBeLessThan(10_000_000);
+      expect(session!.events.some((e) => e.command === "SELECT 'still here' AS after_cancel" && e.outcome === "ok")).toBe(true);
+    });
+
+    it("mariadb-dump of the database equals a direct dump (version, host and date lines masked)", async () => {
+      const [through, baseline] = await Promise.all([mariadbDump(path.endpoint()), mariadbDump(direct)]);
+      expect(through.stderr).toBe("");
+      expect(through.code).toBe(0);
+      expect(through.stdout).toContain("CREATE TABLE `orders`");
+      expect(through.stdout).toMatch(/INSERT INTO `orders` VALUES\s*\(1,'customer-1',0\.10,'/);
+      expect(maskDump(through.stdout)).toBe(maskDump(baseline.stdout));
+    });
+
+    it("mysqlslap: every client runs its share of the queries", async () => {
+      const out = await mysqlslap(path.endpoint(), { query: "SELECT customer, amount FROM orders WHERE id = 4242", concurrency: 4, queries: 200 });
+      expect(out.stderr).toBe("");
+      expect(out.code).toBe(0);
+      expect(out).toMatchObject({ clients: 4, queriesPerClient: 50 });
+      expect(out.averageSeconds).toBeGreaterThanOrEqual(0);
+      if (!recorded) return;
+      const sessions = await stack!.waitForSessions((s) => s.identity.name === IDENTITY && s.connection === "app", { count: 4 });
+      const slapped = sessions.flatMap((s) => s.events).filter((e) => e.command === "SELECT customer, amount FROM orders WHERE id = 4242");
+      expect(slapped).toHaveLength(200);
+      expect(slapped.every((e) => e.outcome === "ok")).toBe(true);
+    });
+  });
+}
