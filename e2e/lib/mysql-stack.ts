@@ -47,6 +47,12 @@ export interface MysqlStack {
   api<T>(path: string): Promise<T>;
   /** Polls until `count` ended sessions match, newest first, then returns them with their events. */
   waitForSessions(match: (s: SessionJson) => boolean, options?: { count?: number; connection?: string; timeoutMs?: number }): Promise<Recorded[]>;
+  /** The session of a client that sent the connect attribute `program_name` = `application`. */
+  sessionOf(application: string): Promise<Recorded>;
+  /** Runs the gatehouse CLI in the gateway's directory. */
+  cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** The gateway's public signing key, in a file (for `gatehouse verify --public-key`). */
+  publicKeyFile(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -80,9 +86,14 @@ export async function gatewaySpeaksMysql(): Promise<boolean> {
 
 export const NO_MYSQL_GATEWAY = "the gateway has no MySQL listener yet (`gatehouse config check` refuses listen.mysql / protocol: mysql)";
 
-/** mysql2 connection options for an endpoint; `tls`: TLS without checking the certificate (the gateway's is self-made). */
-export function mysql2Options(e: MysqlEndpoint, options: { tls?: boolean } = {}): mysql.ConnectionOptions {
+/**
+ * mysql2 connection options for an endpoint; `tls`: TLS without checking the certificate (the
+ * gateway's is self-made); `application`: the `program_name` connect attribute, which the record
+ * keeps as the session's client application.
+ */
+export function mysql2Options(e: MysqlEndpoint, options: { tls?: boolean; application?: string } = {}): mysql.ConnectionOptions {
   return {
+    ...(options.application ? { connectAttributes: { program_name: options.application } } : {}),
     host: e.host,
     port: e.port,
     user: e.user,
@@ -166,8 +177,22 @@ export async function startMysqlResource(options: { orders?: number } = {}): Pro
   }
 }
 
-/** `limits`: the gateway's `limits` (docs/configuration.md), over its defaults. */
-export async function startMysqlStack(options: { orders?: number; limits?: Record<string, unknown> } = {}): Promise<MysqlStack> {
+/**
+ * `limits`, `recording`: the gateway's settings of those names (docs/configuration.md), over its
+ * defaults; `storeUrl`: a Postgres store (default: the embedded one).
+ */
+export async function startMysqlStack(
+  options: {
+    orders?: number;
+    limits?: Record<string, unknown>;
+    recording?: Record<string, unknown>;
+    storeUrl?: string;
+    /** The gateway's `identity` settings (e.g. `oidc`). */
+    identity?: Record<string, unknown>;
+    /** More `allow` entries for connection `app` (e.g. an OIDC identity or group). */
+    allow?: unknown[];
+  } = {},
+): Promise<MysqlStack> {
   const resource = await startMysqlResource(options);
   const { server, db } = resource;
   const cleanups: Array<() => Promise<unknown>> = [resource.stop];
@@ -185,11 +210,14 @@ export async function startMysqlStack(options: { orders?: number; limits?: Recor
         tunnel: { pingIntervalMs: 1000, deadAfterMs: 3000 },
         connectors: [{ name: "dc1", tokenSha256: dc1.sha256 }],
         connections: [
-          { name: "app", protocol: "mysql", connector: "dc1", target: target(server.port), credential, allow: [{ identity: IDENTITY }] },
+          { name: "app", protocol: "mysql", connector: "dc1", target: target(server.port), credential, allow: [{ identity: IDENTITY }, ...(options.allow ?? [])] },
           { name: "app-locked", protocol: "mysql", connector: "dc1", target: target(server.port), credential, allow: [{ identity: "someone-else" }] },
           { name: "app-dead", protocol: "mysql", connector: "dc1", target: { ...target(deadPort), host: "127.0.0.1" }, credential, allow: [{ identity: IDENTITY }] },
         ],
         ...(options.limits ? { limits: options.limits } : {}),
+        ...(options.recording ? { recording: options.recording } : {}),
+        ...(options.storeUrl ? { store: { url: options.storeUrl } } : {}),
+        ...(options.identity ? { identity: options.identity } : {}),
       },
       undefined,
       90_000,
@@ -248,6 +276,18 @@ export async function startMysqlStack(options: { orders?: number; limits?: Recor
       direct: resource.direct,
       api,
       waitForSessions,
+      async sessionOf(application) {
+        const [found] = await waitForSessions((s) => s.clientApplication === application);
+        return found!;
+      },
+      cli: (args) => runCli(args, { cwd: gateway.dir }),
+      async publicKeyFile() {
+        const printed = await runCli(["keys", "signing"], { cwd: gateway.dir });
+        if (printed.code !== 0) throw new Error(`keys signing failed: ${printed.stderr}`);
+        const file = join(gateway.dir, "signing-public.pem");
+        writeFileSync(file, printed.stdout);
+        return file;
+      },
       stop,
     };
   } catch (error) {
