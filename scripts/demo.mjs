@@ -139,7 +139,7 @@ async function startMysqlResource() {
   const port = await freePort(0);
   const server = spawn(
     "mariadbd",
-    ["--no-defaults", ...user, `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, "--bind-address=127.0.0.1", "--skip-name-resolve", `--log-error=${join(dir, "mariadbd.log")}`, `--pid-file=${join(dir, "mariadbd.pid")}`],
+    ["--no-defaults", ...user, `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, "--bind-address=127.0.0.1", "--skip-name-resolve", "--character-set-server=utf8mb4", `--log-error=${join(dir, "mariadbd.log")}`, `--pid-file=${join(dir, "mariadbd.pid")}`],
     { stdio: "ignore" },
   );
   const exited = new Promise((r) => server.once("exit", r));

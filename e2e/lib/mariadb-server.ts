@@ -114,6 +114,9 @@ export async function throwaway(): Promise<MariadbServer> {
       "--innodb-buffer-pool-size=64M",
       "--max-allowed-packet=64M",
       "--max-connections=200",
+      // Debian's packaged server says utf8mb4 in its config files, which --no-defaults skips.
+      "--character-set-server=utf8mb4",
+      "--collation-server=utf8mb4_general_ci",
     ],
     { stdio: "ignore" },
   );
@@ -188,7 +191,8 @@ function server(s: { host: string; port: number; user: string; password: string 
     cliArgs: () => ["-h", s.host, "-P", String(s.port), "-u", s.user, ...(s.password === null ? [] : [`-p${s.password}`])],
     async createDatabase(options = {}) {
       const name = `gatehouse_e2e_${randomBytes(6).toString("hex")}`;
-      await query(`CREATE DATABASE ${name}`);
+      // utf8mb4 whatever the server's default: the tests store text beyond latin1.
+      await query(`CREATE DATABASE ${name} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci`);
       const drop = async () => {
         const c = await connect();
         try {

@@ -53,6 +53,9 @@ describe.skipIf(!installed)("a throwaway MariaDB server (mariadb-server installe
     const db = await server.createDatabase({ orders: 300 });
     expect(db.name).toMatch(/^gatehouse_e2e_[0-9a-f]{12}$/);
     expect(await server.query("SELECT COUNT(*) AS n, SUM(amount) AS total FROM orders", db.name)).toEqual([{ n: 300, total: "4515.00" }]);
+    // Text beyond latin1 (a bare mariadbd's default) is stored as sent.
+    await server.query("INSERT INTO imports (id, note) VALUES (1, 'ünïcødé ✓ 🐬')", db.name);
+    expect(await server.query("SELECT note FROM imports", db.name)).toEqual([{ note: "ünïcødé ✓ 🐬" }]);
     const lingering = await server.connect(db.name);
     lingering.on("error", () => undefined);
     // An open transaction holds a metadata lock on the table: DROP DATABASE alone would wait for it.
