@@ -10,13 +10,13 @@ import { adminTokenHash, ensureDataDir, removeState, writeState } from "./data-d
 import { GatewayError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { createApiServer } from "./api/http-api.js";
-import { TcpListener } from "./listeners/tcp-listener.js";
+import { TcpListener } from "./listeners/tcp/tcp-listener.js";
 import { PostgresListener } from "./listeners/postgres/postgres-listener.js";
 import { loadTlsMaterial } from "./tls-material.js";
 import { startRecording } from "./evidence/recording.js";
 import { AccessKeys } from "./identity/access-keys.js";
 import { readiness } from "./api/readiness.js";
-import { PasswordAuthenticator } from "./identity/authenticator.js";
+import { CredentialChecker } from "./identity/credential-checker.js";
 import { currentOidcVerifier, readOidcCa } from "./identity/oidc-verifier.js";
 import { Policy } from "./policy.js";
 import { SessionBroker } from "./sessions/session-broker.js";
@@ -150,8 +150,8 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     let postgres: HostPort | undefined;
     if (config.listen.postgres) {
       const tls = await loadTlsMaterial(dataDir, config.postgres.tls, "postgres.tls");
-      const passwords = new PasswordAuthenticator(accessKeys, oidc);
-      const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, passwords, tls, clock, logger });
+      const credentials = new CredentialChecker(accessKeys, oidc);
+      const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger });
       postgres = await listenOrFail(() => listener.listen(config.listen.postgres!), config.listen.postgres, "listen.postgres");
       cleanup.push(() => listener.close());
       drains.push((grace) => listener.drain(grace));

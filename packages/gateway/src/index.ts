@@ -4,7 +4,7 @@ export { loadConfigFile, parseConfigText, validateConfig } from "./config/load.j
 export type { GatewayConfig, ConnectionConfig, ConnectorConfig, AllowEntry, IdentityConfig, OidcConfig } from "./config/schema.js";
 export { decide, Policy } from "./policy.js";
 export type { PolicyDecision, DenialReason } from "./policy.js";
-export type { AuthFailureReason, AuthMethod, PasswordCheck } from "./identity/authenticator.js";
+export type { AuthFailureReason, AuthMethod, PasswordCheck } from "./identity/credential-checker.js";
 export type { TokenFailureReason } from "./identity/oidc-verifier.js";
 export { GatewayError } from "./errors.js";
 export type { GatewayErrorCode } from "./errors.js";

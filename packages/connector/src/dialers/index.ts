@@ -1,9 +1,9 @@
-import { dialPostgres } from "./postgres.js";
-import { dialTcp } from "./tcp.js";
+import { dialPostgres } from "./postgres/postgres-dialer.js";
+import { dialTcp } from "./tcp/tcp-dialer.js";
 import type { Dialer } from "./types.js";
 
-export { connectTcp, dialTcp, formatTarget } from "./tcp.js";
-export { dialPostgres } from "./postgres.js";
+export { connectTcp, dialTcp, formatTarget } from "./tcp/tcp-dialer.js";
+export { dialPostgres } from "./postgres/postgres-dialer.js";
 export type { DialContext, DialResult, Dialer, DialerRegistry } from "./types.js";
 
 /**

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { TunnelError } from "@gatehouse/proto";
 import type { Checkpoint, NewSession, SessionEvent } from "@gatehouse/store";
 import type { Clock } from "../clock.js";
 import { GatewayError, type RecordingProblem } from "../errors.js";
@@ -10,9 +11,25 @@ import { escapeText, needsEscape, storableDraft } from "../evidence/storable.js"
 import { eventPayload, type EventDraft, type SessionState } from "../journal/entries.js";
 import type { Journal } from "../journal/journal.js";
 import type { Logger } from "../logger.js";
+import type { EventKind } from "./event-kinds.js";
+import type { RelayResult } from "./relay.js";
 
 export type SessionMeta = Omit<NewSession, "id" | "startedUs">;
-export type EventInput = Omit<SessionEvent, "sessionId" | "seq" | "timeUs" | "prevHash" | "hash"> & { timeUs?: number };
+/** An event as a listener records it: its kind one of the closed list (event-kinds.ts). */
+export type EventInput = Omit<SessionEvent, "sessionId" | "seq" | "timeUs" | "prevHash" | "hash" | "kind"> & { kind: EventKind; timeUs?: number };
+/** An event as read back from the journal (recovery): its kind as it was written. */
+type JournaledInput = Omit<EventInput, "kind"> & { kind: string };
+
+/**
+ * How a session's relay ended, as every listener knows it: the relay's result plus what only the
+ * listener can tell (a stopping gateway, a client that said goodbye in its protocol).
+ */
+export interface RelayEnd extends Pick<RelayResult, "bytesUp" | "bytesDown" | "error" | "violation" | "endedBy"> {
+  /** The gateway is stopping and ended the session. */
+  shutdown: boolean;
+  /** The client said goodbye in its protocol (Postgres Terminate...): it ended the session, whichever socket closed first. */
+  clientSaidGoodbye?: boolean;
+}
 
 /**
  * strict: a session starts, and a command is relayed, only once its record is durable in the
@@ -175,11 +192,16 @@ export class RecordedSession {
     return this.meta.id;
   }
 
+  /** Now on the recorder's clock (µs), to stamp an event with when something began. */
+  now(): number {
+    return this.options.clock();
+  }
+
   /**
    * Write-ahead: journals that the command identified by `key` is about to run (`draft`: what it
    * is, without an outcome). Never throws; in strict mode a refusal is kept for `writeAhead()`.
    */
-  commandStarted(key: object, draft: EventDraft): void {
+  commandStarted(key: object, draft: EventDraft & { kind: EventKind }): void {
     if (this.closed || this.refusal) return;
     const { journal, mode } = this.options;
     const ref = this.nextRef + 1;
@@ -236,8 +258,36 @@ export class RecordedSession {
     return this.append(input, undefined, true);
   }
 
+  /**
+   * The relay is over: records the session's `disconnect` event (bytes each way, who ended it)
+   * and closes the record with the end reason derived from how it ended — one derivation for
+   * every protocol. Never throws.
+   */
+  async endRelay(end: RelayEnd): Promise<void> {
+    const { error } = end;
+    const shutdown = end.shutdown && !end.clientSaidGoodbye;
+    const endedBy = shutdown ? "gateway" : end.clientSaidGoodbye && !error ? "client" : end.endedBy;
+    const reason = shutdown
+      ? "gateway_shutdown"
+      : error instanceof GatewayError && error.code === "RECORDING_UNAVAILABLE" && error.recording !== undefined
+        ? "recording_unavailable"
+        : end.violation
+          ? "protocol_violation"
+          : error instanceof TunnelError
+            ? "connector_lost"
+            : error
+              ? "error"
+              : `${endedBy}_closed`;
+    await this.record({
+      kind: "disconnect",
+      outcome: error ? "error" : "ok",
+      details: { bytesUp: end.bytesUp, bytesDown: end.bytesDown, endedBy, ...(error ? { error: error.message } : {}) },
+    }).catch(() => undefined);
+    await this.close(reason).catch((err: unknown) => this.logger.error({ err }, "could not close the session record"));
+  }
+
   /** Records the outcome of a started command by its journal ref (recovery). */
-  recordResolved(ref: number, input: EventInput): void {
+  recordResolved(ref: number, input: JournaledInput): void {
     void this.append(input, ref, true);
   }
 
@@ -261,7 +311,7 @@ export class RecordedSession {
     checkpoints.advance(checkpoint);
   }
 
-  private append(input: EventInput, ref: number | undefined, mandatory: boolean): Promise<void> {
+  private append(input: JournaledInput, ref: number | undefined, mandatory: boolean): Promise<void> {
     const { journal, clock, mode } = this.options;
     if (!mandatory && journal.problem()) return this.dropped(journal.problem()!);
     this.flushLost();
@@ -285,7 +335,7 @@ export class RecordedSession {
    * refuse them (evidence/storable.ts), its seq, and its hash over the canonical encoding — made
    * once, and again only in the rare case something needed escaping.
    */
-  private chained(input: EventInput, timeUs: number): { event: SessionEvent & { prevHash: string; hash: string }; canonical: string } {
+  private chained(input: JournaledInput, timeUs: number): { event: SessionEvent & { prevHash: string; hash: string }; canonical: string } {
     let event: SessionEvent = {
       sessionId: this.id,
       seq: this.seq + 1,

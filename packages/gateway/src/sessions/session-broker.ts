@@ -5,6 +5,7 @@ import type { ConnectionConfig } from "../config/schema.js";
 import type { Logger } from "../logger.js";
 import type { DenialReason, Policy } from "../policy.js";
 import type { ConnectorLink, ConnectorRegistry } from "../tunnel/connector-registry.js";
+import type { EventKind } from "./event-kinds.js";
 import type { Recorder, RecordedSession } from "./recorder.js";
 
 /** Why a session could not reach its resource, in terms every protocol can map to its own error. */
@@ -24,6 +25,17 @@ export interface OpenRequest {
   checkPolicy?: boolean;
 }
 
+/** What an auxiliary stream is for; each purpose is recorded as the session's event of that kind. */
+export type AuxiliaryPurpose = Extract<EventKind, "cancel">;
+
+export interface AuxiliaryRequest {
+  purpose: AuxiliaryPurpose;
+  /** Protocol parameters for the connector's dialer (Postgres: the cancel key, encoded). */
+  params: Record<string, string>;
+}
+
+export type AuxiliaryResult = { ok: true; stream: TunnelStream; opened: IStreamOpened } | { ok: false; message: string };
+
 export type OpenResult =
   | { ok: true; session: RecordedSession; stream: TunnelStream; opened: IStreamOpened; link: ConnectorLink }
   | { ok: false; session: RecordedSession; failure: OpenFailure };
@@ -34,6 +46,9 @@ export type OpenResult =
  * connection's connector. Every outcome, refused or not, is recorded.
  */
 export class SessionBroker {
+  /** Where each session opened here went: an auxiliary stream goes the same way, on the same link. */
+  private readonly routes = new WeakMap<RecordedSession, { connection: ConnectionConfig; link: ConnectorLink }>();
+
   constructor(
     private readonly recorder: Recorder,
     private readonly registry: ConnectorRegistry,
@@ -52,7 +67,7 @@ export class SessionBroker {
       clientApplication: request.clientApplication,
     });
 
-    const fail = async (failure: OpenFailure, kind: string): Promise<OpenResult> => {
+    const fail = async (failure: OpenFailure, kind: EventKind): Promise<OpenResult> => {
       session.logger.info({ failure, connection: connection.name, identity: identity.name }, "session refused");
       await session.record({ kind, outcome: "error", details: { ...failure } });
       await session.close(failure.code);
@@ -71,24 +86,14 @@ export class SessionBroker {
     }
     const started = process.hrtime.bigint();
     try {
-      const { stream, opened } = await link.mux.open({
-        sessionId: session.id,
-        connection: connection.name,
-        protocol: connection.protocol,
-        target: {
-          host: connection.target.host,
-          port: connection.target.port,
-          options: targetOptions(connection),
-        },
-        credential: { user: connection.credential?.user ?? "", passwordRef: connection.credential?.password ?? "" },
-        params: request.params ?? {},
-      });
+      const { stream, opened } = await link.mux.open(streamRequest(session, connection, request.params ?? {}));
       await session.record({
         kind: "connect",
         outcome: "ok",
         durationUs: Number((process.hrtime.bigint() - started) / 1000n),
         details: { connector: link.name, connectorId: link.id, target: `${connection.target.host}:${connection.target.port}` },
       });
+      this.routes.set(session, { connection, link });
       return { ok: true, session, stream, opened, link };
     } catch (error) {
       if (!(error instanceof TunnelError)) throw error;
@@ -98,6 +103,48 @@ export class SessionBroker {
       return fail({ code: "target_refused", tunnelCode: error.code, message: error.message }, "connect");
     }
   }
+
+  /**
+   * A second stream for a session already admitted (policy was decided when it opened), to the
+   * same resource through the same connector link: Postgres's cancel, MySQL's `KILL QUERY`. Recorded
+   * as the session's event of kind `purpose`, with its outcome and how long the open took. Never throws.
+   */
+  async openAuxiliary(session: RecordedSession, request: AuxiliaryRequest): Promise<AuxiliaryResult> {
+    const route = this.routes.get(session);
+    const started = session.now();
+    let result: AuxiliaryResult;
+    if (!route) result = { ok: false, message: `session ${session.id} was not opened through this gateway's broker` };
+    else {
+      try {
+        const { stream, opened } = await route.link.mux.open(streamRequest(session, route.connection, request.params));
+        result = { ok: true, stream, opened };
+      } catch (error) {
+        result = { ok: false, message: (error as Error).message };
+      }
+    }
+    await session
+      .record({
+        kind: request.purpose,
+        timeUs: started,
+        outcome: result.ok ? "ok" : "error",
+        durationUs: session.now() - started,
+        details: result.ok ? { sent: true } : { message: result.message },
+      })
+      .catch(() => undefined);
+    return result;
+  }
+}
+
+/** The OpenStream for a session's stream to its connection's resource, main or auxiliary. */
+function streamRequest(session: RecordedSession, connection: ConnectionConfig, params: Record<string, string>) {
+  return {
+    sessionId: session.id,
+    connection: connection.name,
+    protocol: connection.protocol,
+    target: { host: connection.target.host, port: connection.target.port, options: targetOptions(connection) },
+    credential: { user: connection.credential?.user ?? "", passwordRef: connection.credential?.password ?? "" },
+    params,
+  };
 }
 
 export interface Refusal {
@@ -107,8 +154,8 @@ export interface Refusal {
   identity: Identity;
   clientAddress: string | null;
   clientApplication: string | null;
-  /** auth_failed, denied, ... */
-  kind: string;
+  /** auth_failed, denied, ... (one of the closed list) */
+  kind: EventKind;
   endReason: string;
   details: Record<string, unknown>;
 }

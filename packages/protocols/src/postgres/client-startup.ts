@@ -32,20 +32,12 @@ import { concatBytes } from "./bytes.js";
 import { PostgresProtocolError, violation } from "./errors.js";
 import { DEFAULT_AUTH_LIMITS, MessageReader } from "./framing.js";
 import type { StartupParams } from "./frontend-messages.js";
-import {
-  decodePasswordMessage,
-  decodeSASLInitialResponse,
-  decodeSASLResponse,
-  decodeStartupPacket,
-  protocolMajor,
-  protocolMinor,
-} from "./frontend-messages.js";
+import { decodeStartupPacket, protocolMajor, protocolMinor } from "./frontend-messages.js";
 import { FrontendCode } from "./message-codes.js";
 import { SqlState } from "./sqlstate.js";
-import type { ScramVerifier } from "./auth/scram.js";
-import { scramMockVerifier } from "./auth/scram.js";
-import { SCRAM_SHA_256_PLUS, ScramServer } from "./auth/scram-server.js";
-import { randomBytes } from "node:crypto";
+import { serverAuthenticator, type RequestScram, type ScramMethod, type ServerAuthenticator, type ServerAuthRequest } from "./auth/server-auth.js";
+
+export type { RequestScram, ScramMethod, ServerAuthRequest } from "./auth/server-auth.js";
 
 export type ClientStartupEvent =
   /** Write these bytes to the client. */
@@ -86,9 +78,6 @@ export type ClientStartupEvent =
    */
   | { readonly type: "abandon"; readonly reason: string };
 
-/** The SCRAM mechanism the client chose: with channel binding (`-plus`, over TLS) or without. */
-export type ScramMethod = "scram-sha-256" | "scram-sha-256-plus";
-
 export type ClientStartupState =
   | "startup"
   | "sslAnswer"
@@ -117,34 +106,16 @@ export interface CompleteStartup {
   readonly backendKey?: BackendKey;
 }
 
-export interface RequestScram {
-  /** The identity's verifier; undefined for an unknown identity (the exchange runs against a mock and fails). */
-  readonly verifier?: ScramVerifier | undefined;
-  /**
-   * Or all of the identity's verifiers (several live passwords); the first one's salt and
-   * iterations are announced, and the others must share them to match. Empty: as `verifier` undefined.
-   */
-  readonly verifiers?: readonly ScramVerifier[];
-  /** Seed of the mock verifier, stable per gateway so repeated attempts look alike. Default: random per connection. */
-  readonly mockSecret?: Uint8Array;
-  /** Server nonce (tests). */
-  readonly serverNonce?: string;
-  /**
-   * Over TLS: the `tls-server-end-point` data of the certificate the client was shown
-   * (`tlsServerEndPoint()`); SCRAM-SHA-256-PLUS is then offered first, as Postgres does.
-   */
-  readonly channelBinding?: Uint8Array;
-}
-
 export class ClientStartup {
   private readonly reader: MessageReader;
   private current: ClientStartupState = "startup";
   private tls = false;
   private firstPacket = true;
   private user = "";
-  private scram: ScramServer | undefined;
+  /** The method the caller asked for, while its exchange runs. */
+  private auth: ServerAuthenticator | undefined;
   private saslFinal: Uint8Array | undefined;
-  private scramFailed = false;
+  private authFailed = false;
   /** The startup event, held back while a NegotiateProtocolVersion goes out first. */
   private pendingStartup: ClientStartupEvent | undefined;
 
@@ -202,26 +173,20 @@ export class ClientStartup {
 
   /** Ask for a cleartext password (use over TLS, or loopback). */
   requestPassword(): Uint8Array {
-    this.expectState("requestPassword", "authChoice");
-    this.current = "password";
-    return encodeAuthentication({ type: "AuthenticationCleartextPassword" });
+    return this.requestAuth({ method: "password" }, "requestPassword");
   }
 
   /** Start SCRAM-SHA-256 against the identity's verifier (with `channelBinding`, over TLS, SCRAM-SHA-256-PLUS is offered first). */
   requestScram(request: RequestScram): Uint8Array {
-    this.expectState("requestScram", "authChoice");
-    if (request.channelBinding !== undefined && !this.tls) {
-      throw new PostgresProtocolError("INVALID_STATE", "requestScram() with channel binding on a connection without TLS");
-    }
-    const given = request.verifiers ?? (request.verifier ? [request.verifier] : []);
-    const [first, ...rest] = given;
-    this.scram = new ScramServer(first ? [first, ...rest] : scramMockVerifier(this.user, request.mockSecret ?? randomBytes(32)), {
-      doomed: first === undefined,
-      ...(request.serverNonce === undefined ? {} : { serverNonce: request.serverNonce }),
-      ...(request.channelBinding === undefined ? {} : { channelBinding: request.channelBinding }),
-    });
-    this.current = "saslInitial";
-    return encodeAuthentication({ type: "AuthenticationSASL", mechanisms: this.scram.mechanisms });
+    return this.requestAuth({ method: "scram", ...request }, "requestScram");
+  }
+
+  /** Ask the client to authenticate with a server-side method (auth/server-auth.ts): its opening request. */
+  requestAuth(request: ServerAuthRequest, caller = "requestAuth"): Uint8Array {
+    this.expectState(caller, "authChoice");
+    this.auth = serverAuthenticator(request, { user: this.user, tls: this.tls });
+    this.current = this.auth.waitingFor;
+    return this.auth.request;
   }
 
   /**
@@ -231,7 +196,7 @@ export class ClientStartup {
    */
   complete(done: CompleteStartup): Uint8Array {
     this.expectState("complete", "authChoice", "verdict");
-    if (this.current === "verdict" && this.scramFailed) {
+    if (this.current === "verdict" && this.authFailed) {
       throw new PostgresProtocolError("INVALID_STATE", "complete() after a failed SCRAM exchange");
     }
     const parts: Uint8Array[] = [];
@@ -351,30 +316,22 @@ export class ClientStartup {
       this.current = "closed";
       return { type: "terminate" };
     }
-    switch (this.current) {
-      case "password": {
-        const { password } = decodePasswordMessage(frame.body);
+    const step = this.auth!.answer(frame.body);
+    switch (step.type) {
+      case "write":
+        this.current = this.auth!.waitingFor;
+        return step;
+      case "password":
         this.current = "verdict";
-        return { type: "password", password };
-      }
-      case "saslInitial": {
-        const { mechanism, data } = decodeSASLInitialResponse(frame.body);
-        const serverFirst = this.scram!.clientFirst(mechanism, data);
-        this.current = "saslResponse";
-        return { type: "write", bytes: encodeAuthentication({ type: "AuthenticationSASLContinue", data: serverFirst }) };
-      }
-      default: {
-        const { data } = decodeSASLResponse(frame.body);
-        const method: ScramMethod = this.scram!.mechanism === SCRAM_SHA_256_PLUS ? "scram-sha-256-plus" : "scram-sha-256";
-        const result = this.scram!.clientFinal(data);
+        return step;
+      case "authenticated":
         this.current = "verdict";
-        if (!result.ok) {
-          this.scramFailed = true;
-          return { type: "authenticationFailed", method, reason: result.reason };
-        }
-        this.saslFinal = result.serverFinal;
-        return { type: "authenticated", method, verifier: result.verifier };
-      }
+        this.saslFinal = step.serverFinal;
+        return { type: "authenticated", method: step.method, verifier: step.verifier };
+      case "authenticationFailed":
+        this.current = "verdict";
+        this.authFailed = true;
+        return step;
     }
   }
 }

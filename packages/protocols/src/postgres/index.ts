@@ -201,6 +201,8 @@ export type {
 
 // Handshakes
 export { ClientStartup } from "./client-startup.js";
+export { serverAuthenticator } from "./auth/server-auth.js";
+export type { ServerAuthContext, ServerAuthenticator, ServerAuthStep, ServerAuthWait } from "./auth/server-auth.js";
 export type {
   BackendKey,
   ClientStartupEvent,

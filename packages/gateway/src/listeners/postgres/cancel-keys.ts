@@ -1,14 +1,10 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { BackendKey } from "@gatehouse/protocols/postgres";
-import type { ConnectionConfig } from "../../config/schema.js";
 import type { RecordedSession } from "../../sessions/recorder.js";
-import type { ConnectorLink } from "../../tunnel/connector-registry.js";
 
-/** Where a cancel for one client session must go. */
+/** Where a cancel for one client session must go (the broker knows the session's connector link). */
 export interface CancelRoute {
   session: RecordedSession;
-  connection: ConnectionConfig;
-  link: ConnectorLink;
   /** The real server's key, whose secret never leaves the gateway. */
   serverKey: BackendKey;
 }

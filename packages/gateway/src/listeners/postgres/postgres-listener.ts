@@ -19,8 +19,9 @@ import { isLoopback, type HostPort } from "../../config/address.js";
 import type { Clock } from "../../clock.js";
 import type { AccessKeys, ScramCandidates } from "../../identity/access-keys.js";
 import { AuthThrottle } from "../../identity/auth-throttle.js";
-import type { PasswordAuthenticator, PasswordCheck } from "../../identity/authenticator.js";
+import type { CredentialChecker, PasswordCheck } from "../../identity/credential-checker.js";
 import type { Logger } from "../../logger.js";
+import type { EventKind } from "../../sessions/event-kinds.js";
 import type { Recorder, RecordedSession } from "../../sessions/recorder.js";
 import { relay } from "../../sessions/relay.js";
 import { RefusalRecords, cutClaim } from "../../sessions/refusal-records.js";
@@ -43,7 +44,7 @@ export interface PostgresListenerDeps {
   broker: SessionBroker;
   recorder: Recorder;
   accessKeys: AccessKeys;
-  passwords: PasswordAuthenticator;
+  credentials: CredentialChecker;
   tls: TlsMaterial;
   clock: Clock;
   logger: Logger;
@@ -254,7 +255,7 @@ export class PostgresListener {
       if (late) return late;
       let check: PasswordCheck;
       try {
-        check = await this.deps.passwords.check(user, answer.password);
+        check = await this.deps.credentials.check(user, answer.password);
       } catch (error) {
         if (isCredentialsUnavailable(error)) return this.credentialsUnavailable(channel, first, clientAddress, error, log);
         throw error;
@@ -313,7 +314,7 @@ export class PostgresListener {
 
   /** The connection the authenticated client asked for, if it exists and can serve it. */
   private async pickConnection(channel: ClientChannel, { identity, first }: Authenticated, clientAddress: string | null): Promise<ConnectionConfig | Ended> {
-    const refuse = async (kind: string, endReason: string, details: Record<string, unknown>, code: string, message: string) => {
+    const refuse = async (kind: EventKind, endReason: string, details: Record<string, unknown>, code: string, message: string) => {
       await this.recordAuthenticated({ connection: first.database, protocol: "postgres", identity, clientAddress, clientApplication: first.params.application_name ?? null, kind, endReason, details });
       return replyAndClose(channel.startup.fail({ code, message }));
     };
@@ -361,9 +362,9 @@ export class PostgresListener {
     if (!opened.ok) return channel.close(replyAndClose(channel.startup.fail(failureResponse(opened.failure))));
 
     // Admit: finish the client's startup with what the server reported through the connector.
-    const { session, stream: upstream, link } = opened;
+    const { session, stream: upstream } = opened;
     const server = decodeDialResult(opened.opened.params ?? {});
-    const clientKey = server.backendKey ? this.cancelKeys.issue({ session, connection, link, serverKey: server.backendKey }) : undefined;
+    const clientKey = server.backendKey ? this.cancelKeys.issue({ session, serverKey: server.backendKey }) : undefined;
     channel.write(channel.startup.complete({ parameters: server.parameters, ...(clientKey ? { backendKey: clientKey } : {}) }));
     const early = channel.handOver();
     try {
@@ -526,18 +527,7 @@ export class PostgresListener {
     }
     forgetSession();
     flushRecords();
-    const error = result.error;
-    const shutdown = this.openSessions.shuttingDown && !clientTerminated;
-    const endedBy = shutdown ? "gateway" : clientTerminated && !error ? "client" : result.endedBy;
-    const reason = shutdown ? "gateway_shutdown" : isRecordingUnavailable(error) ? "recording_unavailable" : result.violation ? "protocol_violation" : error instanceof TunnelError ? "connector_lost" : error ? "error" : `${endedBy}_closed`;
-    await session
-      .record({
-        kind: "disconnect",
-        outcome: error ? "error" : "ok",
-        details: { bytesUp: result.bytesUp, bytesDown: result.bytesDown, endedBy, ...(error ? { error: error.message } : {}) },
-      })
-      .catch(() => undefined);
-    await session.close(reason).catch((err: unknown) => session.logger.error({ err }, "could not close the session record"));
+    await session.endRelay({ ...result, shutdown: this.openSessions.shuttingDown, clientSaidGoodbye: clientTerminated });
   }
 
   /** Routes a CancelRequest to the session's connector, which sends it to the server with the real key. */
@@ -547,27 +537,11 @@ export class PostgresListener {
       log.info({ processId }, "cancel request for an unknown key ignored");
       return;
     }
-    const started = this.deps.clock();
-    let outcome: "ok" | "error" = "ok";
-    let message: string | undefined;
-    try {
-      const { stream } = await route.link.mux.open({
-        sessionId: route.session.id,
-        connection: route.connection.name,
-        protocol: "postgres",
-        target: { host: route.connection.target.host, port: route.connection.target.port, options: {} },
-        credential: { user: "", passwordRef: "" },
-        params: encodeDialRequest({ startup: {}, cancel: route.serverKey }),
-      });
-      stream.resume();
-      stream.end();
-    } catch (error) {
-      outcome = "error";
-      message = (error as Error).message;
-    }
-    await route.session
-      .record({ kind: "cancel", timeUs: started, outcome, durationUs: this.deps.clock() - started, details: message ? { message } : { sent: true } })
-      .catch(() => undefined);
+    const opened = await this.deps.broker.openAuxiliary(route.session, { purpose: "cancel", params: encodeDialRequest({ startup: {}, cancel: route.serverKey }) });
+    if (!opened.ok) return;
+    // The connector sends the CancelRequest once it has dialed; nothing comes back.
+    opened.stream.resume();
+    opened.stream.end();
   }
 }
 

@@ -4,8 +4,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import type { OpenStream } from "@gatehouse/proto";
 import { encodeDialRequest } from "@gatehouse/protocols/postgres";
-import { ConnectorError } from "../errors.js";
-import { dialPostgres } from "./postgres.js";
+import { ConnectorError } from "../../errors.js";
+import { dialPostgres } from "./postgres-dialer.js";
 
 // The startup parameters the gateway forwards are not trusted to be well formed: a NUL byte would let them
 // name another role than the connection's credential (the server takes the last `user`).

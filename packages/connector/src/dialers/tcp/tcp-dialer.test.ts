@@ -3,9 +3,9 @@ import { createServer, type AddressInfo, type Server, type Socket } from "node:n
 import { afterEach, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import type { OpenStream } from "@gatehouse/proto";
-import { ConnectorError } from "../errors.js";
-import { defaultDialers, dialTcp, formatTarget } from "./index.js";
-import type { DialContext } from "./types.js";
+import { ConnectorError } from "../../errors.js";
+import { defaultDialers, dialTcp, formatTarget } from "../index.js";
+import type { DialContext } from "../types.js";
 
 const servers: Server[] = [];
 afterEach(async () => {

@@ -21,14 +21,16 @@ export type PasswordCheck =
   | { ok: false; reason: AuthFailureReason; method: AuthMethod; details?: Record<string, unknown> };
 
 /**
- * Turns a claimed identity name and a presented password into an identity.
+ * Checks a client's secret: turns a claimed identity name and a presented password into an
+ * identity. (Not to be confused with the protocols package's client-side authenticators, which
+ * answer a server.)
  * Every protocol that takes a password (Postgres cleartext over TLS now;
  * MySQL, SSH and Kubernetes bearer tokens later) goes through here, so they
  * all accept the same credentials: an access key, or, when identity.oidc is
  * configured, an OIDC access token (anything shaped like a JWT is taken for
  * one; access keys never are).
  */
-export class PasswordAuthenticator {
+export class CredentialChecker {
   constructor(
     private readonly accessKeys: AccessKeys,
     /** The verifier for the current config; undefined when OIDC is off. */

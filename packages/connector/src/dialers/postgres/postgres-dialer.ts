@@ -12,9 +12,9 @@ import {
   type ServerReady,
 
 } from "@gatehouse/protocols/postgres";
-import { ConnectorError } from "../errors.js";
-import { connectTcp, formatTarget } from "./tcp.js";
-import type { DialContext, DialResult, Dialer } from "./types.js";
+import { ConnectorError } from "../../errors.js";
+import { connectTcp, formatTarget } from "../tcp/tcp-dialer.js";
+import type { DialContext, DialResult, Dialer } from "../types.js";
 
 // The connector's side of a Postgres stream: connect to the server, do TLS
 // and authentication with the credential resolved here, and hand the gateway

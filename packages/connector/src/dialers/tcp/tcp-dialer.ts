@@ -1,6 +1,6 @@
 import { connect, type Socket } from "node:net";
-import { ConnectorError } from "../errors.js";
-import type { DialContext, DialResult, Dialer } from "./types.js";
+import { ConnectorError } from "../../errors.js";
+import type { DialContext, DialResult, Dialer } from "../types.js";
 
 /** TCP keepalive probe delay for relayed connections: long-idle database sessions survive NAT and firewalls. */
 const KEEPALIVE_INITIAL_DELAY_MS = 30_000;

@@ -1,11 +1,11 @@
 import type { Socket } from "node:net";
-import type { HostPort } from "../config/address.js";
-import type { ConnectionConfig } from "../config/schema.js";
-import type { Logger } from "../logger.js";
-import type { SessionBroker } from "../sessions/session-broker.js";
-import { relay } from "../sessions/relay.js";
-import { SocketServer } from "./socket-server.js";
-import { drainListener, OpenSessions } from "./drain.js";
+import type { HostPort } from "../../config/address.js";
+import type { ConnectionConfig } from "../../config/schema.js";
+import type { Logger } from "../../logger.js";
+import type { SessionBroker } from "../../sessions/session-broker.js";
+import { relay } from "../../sessions/relay.js";
+import { SocketServer } from "../socket-server.js";
+import { drainListener, OpenSessions } from "../drain.js";
 
 /**
  * A raw TCP connection: the gateway cannot authenticate an opaque byte stream,
@@ -60,13 +60,7 @@ export class TcpListener {
       });
       const result = await relay(socket, stream);
       forgetSession();
-      const shutdown = this.openSessions.shuttingDown;
-      await session.record({
-        kind: "disconnect",
-        outcome: result.error ? "error" : "ok",
-        details: { bytesUp: result.bytesUp, bytesDown: result.bytesDown, endedBy: shutdown ? "gateway" : result.endedBy, ...(result.error ? { error: result.error.message } : {}) },
-      }).catch(() => undefined);
-      await session.close(shutdown ? "gateway_shutdown" : result.error ? "error" : `${result.endedBy}_closed`);
+      await session.endRelay({ ...result, shutdown: this.openSessions.shuttingDown });
     } catch (error) {
       this.logger.error({ err: error, connection: this.connection.name }, "tcp session failed");
       socket.destroy();

@@ -1,0 +1,28 @@
+/**
+ * Every kind of event a session's record can hold: the vocabulary of docs/architecture.md ("One
+ * vocabulary of events across protocols"), closed so that four protocols stay alike. A new
+ * protocol adds its kinds here, reusing one wherever the meaning is the same.
+ */
+export const EVENT_KINDS = [
+  // every protocol
+  "connect",
+  "disconnect",
+  "auth_failed",
+  "denied",
+  "recording_degraded",
+  // postgres
+  "query",
+  "execute",
+  "copy",
+  "function_call",
+  "cancel",
+  "notification",
+  "server_error",
+] as const;
+
+export type EventKind = (typeof EVENT_KINDS)[number];
+
+/** Whether a string read back from somewhere (a journal, a store) is one of our kinds. */
+export function isEventKind(kind: string): kind is EventKind {
+  return (EVENT_KINDS as readonly string[]).includes(kind);
+}
