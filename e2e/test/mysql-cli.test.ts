@@ -88,7 +88,7 @@ for (const path of paths) {
       const recordedSession = await sessionRunning(marker);
       const ran = statements(recordedSession).filter((e) => e.kind === "query");
       expect(ran.map((e) => e.outcome)).toEqual(["ok", "error", "ok", "ok"]);
-      expect(ran[1]).toMatchObject({ command: "SELECT * FROM no_such_table", details: expect.objectContaining({ errno: 1146, sqlstate: "42S02" }) });
+      expect(ran[1]).toMatchObject({ command: "SELECT * FROM no_such_table", details: expect.objectContaining({ errno: 1146 }) });
       expect(ran[2]!.details).toMatchObject({ affectedRows: 1 });
     });
 
@@ -113,7 +113,7 @@ for (const path of paths) {
       if (!recorded) return;
       const [session] = await stack!.waitForSessions((s) => s.identity.name === IDENTITY && s.connection === "app");
       const sleep = session!.events.find((e) => e.command === "SELECT SLEEP(30)");
-      expect(sleep).toMatchObject({ outcome: "error", details: expect.objectContaining({ errno: 1317, sqlstate: "70100" }) });
+      expect(sleep).toMatchObject({ outcome: "error", details: expect.objectContaining({ errno: 1317 }) });
       expect(sleep!.durationUs).toBeLessThan(10_000_000);
       expect(session!.events.some((e) => e.command === "SELECT 'still here' AS after_cancel" && e.outcome === "ok")).toBe(true);
     });
