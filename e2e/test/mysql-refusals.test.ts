@@ -143,6 +143,31 @@ describe.skipIf(!speaksMysql)(`refused MySQL logins${speaksMysql ? "" : ` (skipp
     expect(recorded.session.identity).toMatchObject({ name: OIDC_CLIENT, method: "oidc", issuer: issuer!.issuer, groups: ["db-readers"] });
     expect(recorded.events.find((e) => e.command === "SELECT COUNT(*) AS n FROM orders")).toMatchObject({ outcome: "ok" });
   });
+
+  it("KILL QUERY names the gateway's connection id: the same identity cancels its statement, another identity gets 1095", async () => {
+    const agent = await mysql.createConnection(mysql2Options(stack!.endpoint(), { application: appName("kill-victim") }));
+    const other = await mysql.createConnection(mysql2Options(stack!.endpoint({ user: OIDC_CLIENT, password: await issuer!.token(OIDC_CLIENT) }), { tls: true }));
+    const killer = await mysql.createConnection(mysql2Options(stack!.endpoint()));
+    try {
+      // The id the client was handed in the greeting (mysql2's threadId): the gateway's, not the server's.
+      const id = agent.threadId!;
+      const sleeping = agent.query("SELECT SLEEP(5) AS slept").then(
+        ([rows]) => rows as Array<{ slept: number }>,
+        (error: unknown) => error as MysqlError,
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      await expect(other.query(`KILL QUERY ${id}`)).rejects.toMatchObject({ errno: 1095 });
+      const started = Date.now();
+      await killer.query(`KILL QUERY ${id}`);
+      const outcome = await sleeping;
+      expect(Date.now() - started).toBeLessThan(3000);
+      // MariaDB ends an interrupted SLEEP with 1317, or returns 1 from it: either way not the 5 s.
+      if (outcome instanceof Error) expect(outcome.errno).toBe(1317);
+      else expect(outcome).toEqual([{ slept: 1 }]);
+    } finally {
+      await Promise.all([agent.end(), other.end(), killer.end()].map((p) => p.catch(() => undefined)));
+    }
+  });
 });
 
 // ---------------------------------------------------------------- fuzz
