@@ -1,8 +1,10 @@
+import { dialMysql } from "./mysql/mysql-dialer.js";
 import { dialPostgres } from "./postgres/postgres-dialer.js";
 import { dialTcp } from "./tcp/tcp-dialer.js";
 import type { Dialer } from "./types.js";
 
 export { connectTcp, dialTcp, formatTarget } from "./tcp/tcp-dialer.js";
+export { dialMysql } from "./mysql/mysql-dialer.js";
 export { dialPostgres } from "./postgres/postgres-dialer.js";
 export type { DialContext, DialResult, Dialer, DialerRegistry } from "./types.js";
 
@@ -14,5 +16,6 @@ export function defaultDialers(): Map<string, Dialer> {
   return new Map<string, Dialer>([
     ["tcp", dialTcp],
     ["postgres", dialPostgres],
+    ["mysql", dialMysql],
   ]);
 }

@@ -103,3 +103,9 @@ export type {
   ObservedParam as MysqlObservedParam,
 } from "./observer.js";
 export { splitStatements as splitMysqlStatements } from "./sql-split.js";
+
+// What gateway and connector exchange about a MySQL stream over the tunnel
+export { decodeDialRequest, decodeDialResult, encodeDialRequest, encodeDialResult } from "./tunnel-params.js";
+export type { MysqlDialRequest, MysqlDialResult } from "./tunnel-params.js";
+export { decodeKillResult, encodeKillResult } from "./tunnel-params.js";
+export type { MysqlKillResult } from "./tunnel-params.js";

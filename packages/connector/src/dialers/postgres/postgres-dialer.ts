@@ -12,6 +12,7 @@ import {
   type ServerReady,
 
 } from "@gatehouse/protocols/postgres";
+import { ChunkSource, nextHandshakeEvent, type ReadFailures } from "@gatehouse/protocols/drive";
 import { ConnectorError } from "../../errors.js";
 import { connectTcp, formatTarget } from "../tcp/tcp-dialer.js";
 import type { DialContext, DialResult, Dialer } from "../types.js";
@@ -52,68 +53,46 @@ export const dialPostgres: Dialer = async (open, ctx) => {
     throw asConnectorError(error, where);
   }
   let socket: Socket | TLSSocket = await connectTcp(host, port, ctx);
-  const abort = () => socket.destroy();
-  ctx.signal.addEventListener("abort", abort, { once: true });
+  // One deadline for the whole startup, TLS included; the link going away ends it too.
+  const deadline = AbortSignal.any([ctx.signal, AbortSignal.timeout(ctx.timeoutMs)]);
+  const failures: ReadFailures = {
+    gone: (cause) =>
+      cause
+        ? new ConnectorError("TARGET_UNREACHABLE", `${where}: the connection to the server failed during startup: ${cause.message}`, { cause })
+        : new ConnectorError("TARGET_UNREACHABLE", `${where}: the server closed the connection during startup`),
+    timedOut: () =>
+      ctx.signal.aborted
+        ? new ConnectorError("TARGET_UNREACHABLE", `${where}: dial cancelled during the startup`, { cause: ctx.signal.reason })
+        : new ConnectorError("TARGET_UNREACHABLE", `${where}: the server did not finish the startup within ${ctx.timeoutMs} ms`),
+  };
+  let source = new ChunkSource(socket, failures);
   try {
-    const ready = await new Promise<ServerReady>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new ConnectorError("TARGET_UNREACHABLE", `${where}: the server did not finish the startup within ${ctx.timeoutMs} ms`)), ctx.timeoutMs);
-      const fail = (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      };
-      const onData = (chunk: Buffer) => {
-        try {
-          server.push(chunk);
-          for (let event = server.next(); event; event = server.next()) {
-            switch (event.type) {
-              case "write":
-                socket.write(event.bytes);
-                break;
-              case "notice":
-                ctx.logger.debug({ notice: event.fields.message }, "server notice during startup");
-                break;
-              case "upgradeTls": {
-                socket.off("data", onData);
-                socket.off("error", fail);
-                socket.off("close", onClose);
-                const secure = tlsConnect({
-                  socket,
-                  servername: isIpLiteral(host) ? undefined : host,
-                  rejectUnauthorized: tlsMode === "verify-full",
-                  ...(tlsMode === "verify-full" && options.ca ? { ca: readFileSync(options.ca) } : {}),
-                });
-                secure.once("secureConnect", () => {
-                  socket = secure;
-                  secure.on("data", onData);
-                  secure.on("close", onClose);
-                  secure.write(server.tlsEstablished());
-                });
-                secure.on("error", (err) => fail(new ConnectorError("TARGET_UNREACHABLE", `${where}: TLS with the server failed: ${err.message}`, { cause: err })));
-                return;
-              }
-              case "ready":
-                clearTimeout(timer);
-                socket.off("data", onData);
-                socket.off("error", fail);
-                socket.off("close", onClose);
-                socket.pause();
-                resolve(event);
-                return;
-            }
-          }
-        } catch (error) {
-          fail(error);
+    socket.write(firstBytes);
+    let ready: ServerReady | undefined;
+    while (ready === undefined) {
+      const event = await nextHandshakeEvent(server, source, deadline);
+      switch (event.type) {
+        case "write":
+          socket.write(event.bytes);
+          break;
+        case "notice":
+          ctx.logger.debug({ notice: event.fields.message }, "server notice during startup");
+          break;
+        case "upgradeTls": {
+          source.detach();
+          socket = await startTls(socket, host, tlsMode, options.ca, deadline, failures, where);
+          source = new ChunkSource(socket, failures);
+          socket.write(server.tlsEstablished());
+          break;
         }
-      };
-      const onClose = () => fail(new ConnectorError("TARGET_UNREACHABLE", `${where}: the server closed the connection during startup`));
-      socket.on("data", onData);
-      socket.on("error", fail);
-      socket.on("close", onClose);
-      socket.write(firstBytes);
-    });
+        case "ready":
+          ready = event;
+          break;
+      }
+    }
 
     // Server bytes that arrived with ReadyForQuery belong to the relay.
-    const rest = server.remaining();
+    const rest = [...server.remaining(), ...source.detach()];
     for (let i = rest.length - 1; i >= 0; i--) socket.unshift(Buffer.from(rest[i]!));
     ctx.logger.info({ target: where, database, user, auth: ready.authMethod ?? "trust", tls: ready.tls }, "postgres server ready");
     return {
@@ -121,12 +100,34 @@ export const dialPostgres: Dialer = async (open, ctx) => {
       params: encodeDialResult({ parameters: ready.parameters, backendKey: ready.backendKey, auth: ready.authMethod ?? "trust", tls: ready.tls }),
     } satisfies DialResult;
   } catch (error) {
+    source.detach();
     socket.destroy();
     throw asConnectorError(error, where);
-  } finally {
-    ctx.signal.removeEventListener("abort", abort);
   }
 };
+
+/** TLS over the server socket after its 'S', under the startup's deadline. */
+async function startTls(socket: Socket | TLSSocket, host: string, tlsMode: TargetTls, ca: string | undefined, deadline: AbortSignal, failures: ReadFailures, where: string): Promise<TLSSocket> {
+  const secure = tlsConnect({
+    socket,
+    servername: isIpLiteral(host) ? undefined : host,
+    rejectUnauthorized: tlsMode === "verify-full",
+    ...(tlsMode === "verify-full" && ca ? { ca: readFileSync(ca) } : {}),
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(failures.timedOut());
+      if (deadline.aborted) return onAbort();
+      deadline.addEventListener("abort", onAbort, { once: true });
+      secure.once("secureConnect", () => (deadline.removeEventListener("abort", onAbort), resolve()));
+      secure.once("error", (err) => (deadline.removeEventListener("abort", onAbort), reject(new ConnectorError("TARGET_UNREACHABLE", `${where}: TLS with the server failed: ${err.message}`, { cause: err }))));
+    });
+  } catch (error) {
+    secure.destroy();
+    throw error;
+  }
+  return secure;
+}
 
 /** A CancelRequest goes on a connection of its own, which the server closes without answering. */
 async function sendCancel(host: string, port: number, key: { processId: number; secretKey: Uint8Array }, ctx: DialContext): Promise<DialResult> {

@@ -5,7 +5,8 @@ import { ClientStartup, errorResponseFor, isPostgresProtocolError, type ClientSt
 import { GatewayError } from "../../errors.js";
 import type { Logger } from "../../logger.js";
 import type { TlsMaterial } from "../../tls-material.js";
-import { ChunkSource } from "../chunk-source.js";
+import { nextHandshakeEvent, type ChunkSource } from "@gatehouse/protocols/drive";
+import { clientChunkSource } from "../chunk-source.js";
 
 /** The handshake is over before a session: answer `reply` (if any) and close. Already logged. */
 export interface Ended {
@@ -47,17 +48,13 @@ export class ClientChannel {
     private readonly log: Logger,
   ) {
     this.stream = socket;
-    this.source = new ChunkSource(socket);
+    this.source = clientChunkSource(socket);
   }
 
   /** The next handshake event, reading as needed. */
   async next(): Promise<ClientStartupEvent | Ended> {
     try {
-      for (;;) {
-        const event = this.startup.next();
-        if (event) return event;
-        this.startup.push(await this.source.next(this.deadline));
-      }
+      return await nextHandshakeEvent(this.startup, this.source, this.deadline);
     } catch (error) {
       return this.failed(error);
     }
@@ -124,7 +121,7 @@ export class ClientChannel {
   private useTls(secure: TLSSocket): void {
     secure.on("error", () => undefined);
     this.stream = secure;
-    this.source = new ChunkSource(secure);
+    this.source = clientChunkSource(secure);
   }
 
   /** Sorts why a handshake read failed. Anything not the client's doing is thrown on. */

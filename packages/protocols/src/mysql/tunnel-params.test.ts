@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest";
+import { decodeDialRequest, decodeDialResult, encodeDialRequest, encodeDialResult } from "./tunnel-params.js";
+
+describe("mysql tunnel params", () => {
+  it("round-trips a dial request with the client's capabilities and attributes in order", () => {
+    const request = {
+      client: {
+        capabilities: 0xa3_af_f2_05,
+        mariadbCapabilities: 4,
+        characterSet: 224,
+        maxPacketSize: 16_777_216,
+        attributes: [["_client_name", "libmariadb"], ["program_name", "mariadb"], ["kill.connectionId", "trick"]] as const,
+      },
+    };
+    const decoded = decodeDialRequest(encodeDialRequest(request));
+    expect(decoded.client).toEqual({ ...request.client, attributes: request.client.attributes.map((a) => [...a]) });
+    expect(decoded.kill).toBeUndefined();
+  });
+
+  it("round-trips a KILL stream request and ignores a malformed id", () => {
+    expect(decodeDialRequest(encodeDialRequest({ kill: { connectionId: 4_000_000_000 } }))).toEqual({ kill: { connectionId: 4_000_000_000 } });
+    expect(decodeDialRequest({ "kill.connectionId": "12; DROP" })).toEqual({});
+    expect(decodeDialRequest({ "kill.connectionId": "99999999999" })).toEqual({});
+  });
+
+  it("round-trips a dial result", () => {
+    const result = {
+      serverVersion: "5.5.5-10.11.6-MariaDB",
+      serverCapabilities: 0xf7_fe_ff_fe,
+      serverMariadbCapabilities: 0x1d,
+      characterSet: 45,
+      capabilities: 0x81_af_a2_05,
+      mariadbCapabilities: 0,
+      statusFlags: 0x4002,
+      connectionId: 31,
+      authPlugin: "mysql_native_password",
+      tls: true,
+    };
+    expect(decodeDialResult(encodeDialResult(result))).toEqual(result);
+    expect(decodeDialResult({}).tls).toBe(false);
+  });
+});
