@@ -159,6 +159,7 @@ async function killQuery(open: Parameters<Dialer>[0], connectionId: number, ctx:
   const { socket, where } = await logIn(open, ctx, {});
   const deadline = AbortSignal.any([ctx.signal, AbortSignal.timeout(ctx.timeoutMs)]);
   const source = new ChunkSource(socket, readFailures(where, ctx, "KILL QUERY"));
+  socket.resume(); // logIn left it paused for a relay; here the connector reads the answer itself.
   let result: MysqlKillResult;
   try {
     socket.write(encodePacket(0, Buffer.concat([Buffer.of(Command.COM_QUERY), Buffer.from(`KILL QUERY ${connectionId >>> 0}`)])));

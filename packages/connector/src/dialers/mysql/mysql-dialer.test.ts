@@ -1,0 +1,303 @@
+// The MySQL dialer on its own, against the real MariaDB on 127.0.0.1:3306 (root without password;
+// the test makes its own accounts) and, where a misbehaving server is needed, a fake one on port 0.
+import { execFileSync } from "node:child_process";
+import { once } from "node:events";
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { pino } from "pino";
+import type { OpenStream } from "@gatehouse/proto";
+import {
+  Capability,
+  Command,
+  PacketReader,
+  PayloadReader,
+  decodeDialResult,
+  decodeKillResult,
+  encodeDialRequest,
+  encodePacket,
+  hasCapability,
+} from "@gatehouse/protocols/mysql";
+import { ConnectorError } from "../../errors.js";
+import type { DialContext } from "../types.js";
+import { dialMysql } from "./mysql-dialer.js";
+
+const MYSQL_PORT = Number(process.env.GATEHOUSE_TEST_MYSQL_PORT ?? 3306);
+const suffix = `${process.pid}`;
+const NATIVE_USER = `gh_dial_native_${suffix}`;
+const NATIVE_PASSWORD = "native pw ü";
+const ED_USER = `gh_dial_ed_${suffix}`;
+const ED_PASSWORD = "ed pw";
+const DB = `gh_dial_db_${suffix}`;
+
+function sql(statement: string): string {
+  return execFileSync("mariadb", ["-h127.0.0.1", `-P${MYSQL_PORT}`, "-uroot", "-N", "-B", "-e", statement], { encoding: "utf8" }).trim();
+}
+
+let ed25519Available = false;
+let tlsAvailable = false;
+
+beforeAll(() => {
+  sql(`CREATE DATABASE IF NOT EXISTS ${DB}`);
+  sql(`CREATE USER IF NOT EXISTS '${NATIVE_USER}'@'%' IDENTIFIED VIA mysql_native_password USING PASSWORD('${NATIVE_PASSWORD}')`);
+  sql(`GRANT ALL ON ${DB}.* TO '${NATIVE_USER}'@'%'`);
+  try {
+    try {
+      sql("INSTALL SONAME 'auth_ed25519'");
+    } catch {
+      /* already installed */
+    }
+    sql(`CREATE USER IF NOT EXISTS '${ED_USER}'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('${ED_PASSWORD}')`);
+    ed25519Available = true;
+  } catch {
+    ed25519Available = false;
+  }
+  tlsAvailable = sql("SHOW VARIABLES LIKE 'have_ssl'").endsWith("YES");
+});
+
+afterAll(() => {
+  sql(`DROP USER IF EXISTS '${NATIVE_USER}'@'%'`);
+  sql(`DROP USER IF EXISTS '${ED_USER}'@'%'`);
+  sql(`DROP DATABASE IF EXISTS ${DB}`);
+});
+
+const servers: Server[] = [];
+const sockets: Duplex[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+});
+
+function openTo(
+  port: number,
+  credential: { user: string },
+  options: Record<string, string> = {},
+  params: Record<string, string> = encodeDialRequest({}),
+): OpenStream {
+  return {
+    protocol: "mysql",
+    connection: "app",
+    target: { host: "127.0.0.1", port, options: { tls: "disable", ...options } },
+    credential,
+    params,
+  } as unknown as OpenStream;
+}
+
+function context(password: string | null, overrides: Partial<DialContext> = {}): DialContext {
+  return { password, logger: pino({ level: "silent" }), signal: new AbortController().signal, timeoutMs: 5_000, ...overrides };
+}
+
+async function fakeServer(onSocket: (socket: Socket) => void): Promise<number> {
+  const server = createServer(onSocket);
+  servers.push(server);
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return (server.address() as AddressInfo).port;
+}
+
+async function dialError(promise: Promise<unknown>): Promise<ConnectorError> {
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ConnectorError);
+  return error as ConnectorError;
+}
+
+/**
+ * A COM_QUERY on a dialed socket, read as a text result set: the rows' values and the sequence id of
+ * every physical packet piece (to show the relay kept them). `capabilities` are the connection's.
+ */
+async function query(socket: Duplex, statement: string, capabilities: number): Promise<{ rows: (string | null)[][]; sequenceIds: number[] }> {
+  socket.write(encodePacket(0, Buffer.concat([Buffer.of(Command.COM_QUERY), Buffer.from(statement)])));
+  const reader = new PacketReader({ maxPacketSize: 64 * 1024 * 1024 });
+  const sequenceIds: number[] = [];
+  const deprecateEof = hasCapability(capabilities, Capability.CLIENT_DEPRECATE_EOF);
+  const rows: (string | null)[][] = [];
+  let columns: number | undefined;
+  let columnDefsLeft = 0;
+  let eofsSeen = 0;
+  let raw = Buffer.alloc(0);
+  for await (const chunk of socket) {
+    raw = Buffer.concat([raw, chunk as Buffer]);
+    // Every piece's header: 3-byte length, then the sequence id.
+    while (raw.length >= 4 && raw.length >= 4 + raw.readUIntLE(0, 3)) {
+      sequenceIds.push(raw[3]!);
+      raw = raw.subarray(4 + raw.readUIntLE(0, 3));
+    }
+    reader.push(chunk as Buffer);
+    for (let packet = reader.read(); packet !== undefined; packet = reader.read()) {
+      const payload = packet.payload;
+      if (columns === undefined) {
+        if (payload[0] === 0xff) throw new Error(`server error: ${Buffer.from(payload.subarray(9)).toString()}`);
+        if (payload[0] === 0x00) return { rows, sequenceIds };
+        columns = Number(new PayloadReader(payload).lenencInt());
+        columnDefsLeft = columns;
+        continue;
+      }
+      if (columnDefsLeft > 0) {
+        columnDefsLeft--;
+        continue;
+      }
+      const isTerminator = payload[0] === 0xfe && payload.length < 0xffffff && (deprecateEof || payload.length < 9);
+      if (isTerminator) {
+        if (deprecateEof || ++eofsSeen === 2) return { rows, sequenceIds };
+        continue;
+      }
+      if (payload[0] === 0xff) throw new Error(`server error: ${Buffer.from(payload.subarray(9)).toString()}`);
+      const r = new PayloadReader(payload);
+      const row: (string | null)[] = [];
+      for (let i = 0; i < columns; i++) {
+        if (r.remaining > 0 && payload[payload.length - r.remaining] === 0xfb) {
+          r.skip(1);
+          row.push(null);
+        } else row.push(r.lenencString());
+      }
+      rows.push(row);
+    }
+  }
+  throw new Error("the socket ended before the result set did");
+}
+
+describe("dialMysql against the real MariaDB", () => {
+  it("mysql_native_password with a database: reports the real server's greeting and hands over a socket ready for queries", async () => {
+    const dialed = await dialMysql(openTo(MYSQL_PORT, { user: NATIVE_USER }, { database: DB }), context(NATIVE_PASSWORD));
+    sockets.push(dialed.socket);
+    const result = decodeDialResult(dialed.params ?? {});
+    const version = sql("SELECT VERSION()");
+    expect(result.serverVersion).toContain(version);
+    expect(result.authPlugin).toBe("mysql_native_password");
+    expect(result.tls).toBe(false);
+    expect(result.connectionId).toBeGreaterThan(0);
+    expect(hasCapability(result.serverCapabilities, Capability.CLIENT_PROTOCOL_41)).toBe(true);
+    expect(hasCapability(result.capabilities, Capability.CLIENT_COMPRESS)).toBe(false);
+    expect(result.statusFlags & 0x2).toBe(0x2); // SERVER_STATUS_AUTOCOMMIT
+    const { rows, sequenceIds } = await query(dialed.socket, "SELECT CONNECTION_ID(), DATABASE(), CURRENT_USER()", result.capabilities);
+    expect(rows).toEqual([[String(result.connectionId), DB, `${NATIVE_USER}@%`]]);
+    expect(sequenceIds).toEqual(sequenceIds.map((_, i) => i + 1));
+  });
+
+  it("passes the client's negotiated capabilities on, so the result set has the client's shape (EOF packets without CLIENT_DEPRECATE_EOF)", async () => {
+    const clientCapabilities =
+      Capability.CLIENT_LONG_PASSWORD | Capability.CLIENT_PROTOCOL_41 | Capability.CLIENT_SECURE_CONNECTION | Capability.CLIENT_PLUGIN_AUTH | Capability.CLIENT_TRANSACTIONS;
+    const params = encodeDialRequest({ client: { capabilities: clientCapabilities, mariadbCapabilities: 0, characterSet: 33, maxPacketSize: 1 << 24, attributes: [] } });
+    const dialed = await dialMysql(openTo(MYSQL_PORT, { user: NATIVE_USER }, {}, params), context(NATIVE_PASSWORD));
+    sockets.push(dialed.socket);
+    const result = decodeDialResult(dialed.params ?? {});
+    expect(hasCapability(result.capabilities, Capability.CLIENT_DEPRECATE_EOF)).toBe(false);
+    expect(hasCapability(result.capabilities, Capability.CLIENT_MULTI_STATEMENTS)).toBe(false);
+    const { rows } = await query(dialed.socket, "SELECT @@character_set_client, 1 + 1", result.capabilities);
+    expect(rows).toEqual([["utf8mb3", "2"]]);
+  });
+
+  it("client_ed25519 when the account uses MariaDB's ed25519 plugin", async (test) => {
+    if (!ed25519Available) test.skip();
+    const dialed = await dialMysql(openTo(MYSQL_PORT, { user: ED_USER }), context(ED_PASSWORD));
+    sockets.push(dialed.socket);
+    const result = decodeDialResult(dialed.params ?? {});
+    expect(result.authPlugin).toBe("client_ed25519");
+    expect((await query(dialed.socket, "SELECT CURRENT_USER()", result.capabilities)).rows).toEqual([[`${ED_USER}@%`]]);
+  });
+
+  it("a wrong password: AUTH_FAILED with the server's errno 1045 and SQLSTATE, never the password", async () => {
+    const error = await dialError(dialMysql(openTo(MYSQL_PORT, { user: NATIVE_USER }), context("not-the-password-xyzzy")));
+    expect(error.code).toBe("AUTH_FAILED");
+    expect(error.message).toMatch(/^127\.0\.0\.1:\d+: the server refused the login: ERROR 1045 \(28000\): Access denied for user/);
+    expect(error.message).not.toContain("xyzzy");
+  });
+
+  it("a database the account may not use: AUTH_FAILED with 1044; one that does not exist: TARGET_UNREACHABLE with 1049", async () => {
+    const denied = await dialError(dialMysql(openTo(MYSQL_PORT, { user: NATIVE_USER }, { database: "mysql" }), context(NATIVE_PASSWORD)));
+    expect(denied.code).toBe("AUTH_FAILED");
+    expect(denied.message).toMatch(/ERROR 1044 \(42000\)/);
+    const missing = await dialError(dialMysql(openTo(MYSQL_PORT, { user: "root" }, { database: `gh_no_such_db_${suffix}` }), context(null)));
+    expect(missing.code).toBe("TARGET_UNREACHABLE");
+    expect(missing.message).toMatch(/ERROR 1049 \(42000\)/);
+  });
+
+  it("tls require: TLS when the server has it, else a clear TARGET_UNREACHABLE", async () => {
+    const dialing = dialMysql(openTo(MYSQL_PORT, { user: NATIVE_USER }, { tls: "require" }), context(NATIVE_PASSWORD));
+    if (tlsAvailable) {
+      const dialed = await dialing;
+      sockets.push(dialed.socket);
+      expect(decodeDialResult(dialed.params ?? {}).tls).toBe(true);
+    } else {
+      const error = await dialError(dialing);
+      expect(error.code).toBe("TARGET_UNREACHABLE");
+      expect(error.message).toMatch(/^127\.0\.0\.1:\d+: the server does not offer TLS, and tls is required$/);
+    }
+  });
+
+  it("tls prefer against a server without TLS logs in in plaintext", async (test) => {
+    if (tlsAvailable) test.skip();
+    const dialed = await dialMysql(openTo(MYSQL_PORT, { user: NATIVE_USER }, { tls: "prefer" }), context(NATIVE_PASSWORD));
+    sockets.push(dialed.socket);
+    expect(decodeDialResult(dialed.params ?? {}).tls).toBe(false);
+  });
+
+  it("a KILL stream runs KILL QUERY <id> on its own login and ends a running SELECT SLEEP(30)", async () => {
+    const dialed = await dialMysql(openTo(MYSQL_PORT, { user: "root" }), context(null));
+    sockets.push(dialed.socket);
+    const result = decodeDialResult(dialed.params ?? {});
+    const started = Date.now();
+    const sleeping = query(dialed.socket, "SELECT SLEEP(30)", result.capabilities);
+    // Wait until the statement runs on the server, so the KILL has something to end.
+    for (let i = 0; i < 100 && sql(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ${result.connectionId} AND INFO LIKE 'SELECT SLEEP%'`) !== "1"; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const killer = await dialMysql(openTo(MYSQL_PORT, { user: "root" }, {}, encodeDialRequest({ kill: { connectionId: result.connectionId } })), context(null));
+    expect(decodeKillResult(killer.params ?? {})).toEqual({ ok: true });
+    // The stream carries nothing: it ends as soon as it is read.
+    const ended = once(killer.socket, "end");
+    killer.socket.resume();
+    await ended;
+    await expect(sleeping).rejects.toThrow(/Query execution was interrupted/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it("a KILL stream for a thread that does not exist reports the server's ERR (1094) as its outcome", async () => {
+    const killer = await dialMysql(openTo(MYSQL_PORT, { user: "root" }, {}, encodeDialRequest({ kill: { connectionId: 4_000_000_000 } })), context(null));
+    expect(decodeKillResult(killer.params ?? {})).toMatchObject({ ok: false, errno: 1094 });
+  });
+
+  it("a 20 MiB row arrives whole, its pieces with consecutive sequence ids", async () => {
+    const dialed = await dialMysql(openTo(MYSQL_PORT, { user: "root" }), context(null));
+    sockets.push(dialed.socket);
+    const result = decodeDialResult(dialed.params ?? {});
+    const size = 20 * 1024 * 1024;
+    const { rows, sequenceIds } = await query(dialed.socket, `SELECT REPEAT('x', ${size}), MD5(REPEAT('x', ${size}))`, result.capabilities);
+    expect(rows[0]![0]!.length).toBe(size);
+    expect(rows[0]![0]).toBe("x".repeat(size));
+    expect(sequenceIds.length).toBeGreaterThan(4); // column count, 2 definitions, the row in 2 pieces, EOF/OK
+    expect(sequenceIds).toEqual(sequenceIds.map((_, i) => (i + 1) & 0xff));
+  });
+});
+
+describe("dialMysql: unreachable and misbehaving servers", () => {
+  it("nothing listening: TARGET_UNREACHABLE naming the target", async () => {
+    const port = await fakeServer((s) => s.destroy());
+    await new Promise((r) => servers.pop()!.close(r));
+    const error = await dialError(dialMysql(openTo(port, { user: "root" }), context(null)));
+    expect(error.code).toBe("TARGET_UNREACHABLE");
+    expect(error.message).toContain(`127.0.0.1:${port}`);
+  });
+
+  it("a server that accepts and never greets is given up on at the deadline", async () => {
+    const port = await fakeServer((socket) => socket.on("data", () => undefined));
+    const error = await dialError(dialMysql(openTo(port, { user: "root" }), context(null, { timeoutMs: 300 })));
+    expect(error.code).toBe("TARGET_UNREACHABLE");
+    expect(error.message).toMatch(/did not finish the login within 300 ms/);
+  });
+
+  it("a server that sends garbage instead of a greeting: PROTOCOL_ERROR, not a crash", async () => {
+    const port = await fakeServer((socket) => socket.end(encodePacket(0, Buffer.from("\x0agarbage"))));
+    const error = await dialError(dialMysql(openTo(port, { user: "root" }), context(null)));
+    expect(error.code).toBe("PROTOCOL_ERROR");
+    expect(error.message).toContain(`127.0.0.1:${port}`);
+  });
+
+  it("an unknown tls mode is refused before connecting", async () => {
+    const error = await dialError(dialMysql(openTo(MYSQL_PORT, { user: "root" }, { tls: "sometimes" }), context(null)));
+    expect(error.code).toBe("PROTOCOL_UNSUPPORTED");
+  });
+});
