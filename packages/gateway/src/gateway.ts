@@ -12,6 +12,7 @@ import type { Logger } from "./logger.js";
 import { createApiServer } from "./api/http-api.js";
 import { TcpListener } from "./listeners/tcp/tcp-listener.js";
 import { PostgresListener } from "./listeners/postgres/postgres-listener.js";
+import { MysqlListener } from "./listeners/mysql/mysql-listener.js";
 import { loadTlsMaterial } from "./tls-material.js";
 import { startRecording } from "./evidence/recording.js";
 import { AccessKeys } from "./identity/access-keys.js";
@@ -39,6 +40,8 @@ export interface Gateway {
   readonly tcpListeners: ReadonlyMap<string, HostPort>;
   /** Bound address of the Postgres listener, when listen.postgres is set. */
   readonly postgres: HostPort | undefined;
+  /** Bound address of the MySQL listener, when listen.mysql is set. */
+  readonly mysql: HostPort | undefined;
   readonly registry: ConnectorRegistry;
   readonly store: Store;
   /** The config new sessions see. */
@@ -158,9 +161,21 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       logger.info({ tls: tls.source, requireTls: config.postgres.requireTls }, "postgres listener ready");
     }
 
+    let mysql: HostPort | undefined;
+    if (config.listen.mysql) {
+      // The same certificate as the Postgres listener (postgres.tls, or the generated pair).
+      const tls = await loadTlsMaterial(dataDir, config.postgres.tls, "postgres.tls");
+      const credentials = new CredentialChecker(accessKeys, oidc);
+      const listener = new MysqlListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger });
+      mysql = await listenOrFail(() => listener.listen(config.listen.mysql!), config.listen.mysql, "listen.mysql");
+      cleanup.push(() => listener.close());
+      drains.push((grace) => listener.drain(grace));
+      logger.info({ tls: tls.source, requireTls: config.mysql.requireTls }, "mysql listener ready");
+    }
+
     writeState(dataDir, { pid: process.pid, apiUrl, startedAt: new Date().toISOString() });
     cleanup.push(() => removeState(dataDir, process.pid));
-    logger.info({ apiUrl, dataDir, store: config.store.url ? "postgres" : "embedded", postgres: postgres ?? null, tcp: Object.fromEntries(tcpListeners) }, "gateway started");
+    logger.info({ apiUrl, dataDir, store: config.store.url ? "postgres" : "embedded", postgres: postgres ?? null, mysql: mysql ?? null, tcp: Object.fromEntries(tcpListeners) }, "gateway started");
 
     let closing: Promise<void> | undefined;
     const graceOver = new AbortController();
@@ -180,6 +195,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       dataDir,
       tcpListeners,
       postgres,
+      mysql,
       registry,
       store,
       config: current,

@@ -42,6 +42,8 @@ const listenSchema = z.strictObject({
   api: hostPort.default({ host: "127.0.0.1", port: 8009 }),
   /** Postgres wire protocol listener (the Postgres issue). */
   postgres: hostPort.optional(),
+  /** MySQL/MariaDB wire protocol listener (issue 10); usually 127.0.0.1:13306. */
+  mysql: hostPort.optional(),
 });
 
 const tlsFilesSchema = z.strictObject({
@@ -98,6 +100,20 @@ const postgresSchema = z.strictObject({
    * against. Without TLS it is always SCRAM-SHA-256.
    */
   tlsAuth: z.enum(["password", "scram"]).default("password"),
+});
+
+const mysqlSchema = z.strictObject({
+  /**
+   * Which clients must use TLS (the SSL capability, with postgres.tls's certificate): as
+   * postgres.requireTls. Without TLS a client proves its access key with mysql_native_password.
+   */
+  requireTls: z.enum(["non-loopback", "always", "never"]).default("non-loopback"),
+  /**
+   * The version the greeting shows while the mysql connections' resources disagree or none has
+   * been reached yet (see packages/protocols/src/mysql/README.md). Set a MariaDB-style
+   * "5.5.5-10.11.0-MariaDB-gatehouse" when the resources are MariaDB.
+   */
+  serverVersion: z.string().min(1).max(60).regex(/^[^\0]+$/, "no NUL bytes").default("8.0.36-gatehouse"),
 });
 
 const authThrottleSchema = z.strictObject({
@@ -232,13 +248,15 @@ const credentialSchema = z.strictObject({
 
 const connectionSchema = z.strictObject({
   name,
-  protocol: z.enum(["tcp", "postgres"]),
+  protocol: z.enum(["tcp", "postgres", "mysql"]),
   connector: name,
   /** tcp only: the gateway address clients connect to for this connection. */
   listen: hostPort.optional(),
   target: targetSchema,
   credential: credentialSchema.optional(),
   allow: z.array(allowEntrySchema).default([]),
+  /** mysql only: let clients run LOAD DATA LOCAL INFILE (their files go to the resource). Default false. */
+  allowLocalInfile: z.boolean().default(false),
 });
 
 export const configSchema = z.strictObject({
@@ -249,6 +267,7 @@ export const configSchema = z.strictObject({
     store: storeSchema.default(() => storeSchema.parse({})),
     tunnel: tunnelSchema.default(() => tunnelSchema.parse({})),
     postgres: postgresSchema.default(() => postgresSchema.parse({})),
+    mysql: mysqlSchema.default(() => mysqlSchema.parse({})),
     recording: recordingSchema.default(() => recordingSchema.parse({})),
     shutdown: shutdownSchema.default(() => shutdownSchema.parse({})),
     identity: identitySchema.default(() => identitySchema.parse({})),
@@ -303,6 +322,9 @@ export function crossReferenceProblems(raw: unknown): ConfigProblem[] {
         path: ["connections", i, "listen"],
         message: `only tcp connections have their own listener; ${connection.protocol} uses listen.${connection.protocol}`,
       });
+    }
+    if (connection.allowLocalInfile !== undefined && connection.protocol !== "mysql") {
+      problems.push({ path: ["connections", i, "allowLocalInfile"], message: "only mysql connections have LOAD DATA LOCAL INFILE" });
     }
   });
   return problems;

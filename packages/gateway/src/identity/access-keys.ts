@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { AccessKeyRecord, Store } from "@gatehouse/store";
 import { formatScramVerifier, parseScramVerifier, scramVerifier, type ScramVerifier } from "@gatehouse/protocols/postgres";
+import { nativePasswordVerifier } from "@gatehouse/protocols/mysql";
 import type { Clock } from "../clock.js";
 import { sha256Hex } from "../data-dir.js";
 import { KEY_CACHE_DEFAULTS, KeyCache, type KeyCacheTiming } from "./key-cache.js";
@@ -11,6 +12,8 @@ import { KeyUses } from "./key-uses.js";
 // SCRAM-SHA-256 verifier for plaintext loopback listeners. All keys of one
 // identity share one SCRAM salt, so a SCRAM exchange (which must announce a
 // salt before it knows which key is used) can check the proof against each.
+// Keys made since MySQL came also carry SHA1(SHA1(key)) (`mysqlNative`) for
+// mysql_native_password on plaintext loopback; older keys work over TLS only.
 
 const KEY_PREFIX = "ghk_";
 
@@ -26,6 +29,8 @@ export interface CreatedKey {
 export interface KeyVerifiers {
   sha256: string;
   scram: string;
+  /** SHA1(SHA1(key)), hex: what mysql_native_password checks a token against. */
+  mysqlNative: string;
 }
 
 export type KeyCheck =
@@ -68,6 +73,7 @@ export class AccessKeys {
     const verifiers: KeyVerifiers = {
       sha256: sha256Hex(key),
       scram: formatScramVerifier(scramVerifier(key, salt ? { salt } : {})),
+      mysqlNative: Buffer.from(nativePasswordVerifier(key)).toString("hex"),
     };
     await this.store.accessKeys.create({ id, identity, verifiers: { ...verifiers }, createdUs, expiresUs });
     this.cache.add({ id, identity, verifiers: { ...verifiers }, createdUs, expiresUs, revokedUs: null, lastUsedUs: null });
@@ -123,6 +129,22 @@ export class AccessKeys {
         return typeof text === "string" ? [{ keyId: k.id, verifier: parseScramVerifier(text) }] : [];
       });
     return { verifiers };
+  }
+
+  /**
+   * The mysql_native_password verifiers of the identity's live, unexpired keys, and how many live
+   * keys have none (made before MySQL support: usable over TLS only). Throws as verify does.
+   */
+  async nativeCandidates(identity: string): Promise<{ verifiers: Array<{ keyId: string; verifier: Uint8Array }>; withoutNative: number }> {
+    const now = this.clock();
+    let keys = await this.cache.keys(identity);
+    if (keys.length === 0) keys = (await this.cache.recheck(identity)) ?? keys;
+    const live = keys.filter((k) => k.expiresUs === null || k.expiresUs > now);
+    const verifiers = live.flatMap((k) => {
+      const text = (k.verifiers as Partial<KeyVerifiers>).mysqlNative;
+      return typeof text === "string" && /^[0-9a-f]{40}$/.test(text) ? [{ keyId: k.id, verifier: new Uint8Array(Buffer.from(text, "hex")) }] : [];
+    });
+    return { verifiers, withoutNative: live.length - verifiers.length };
   }
 
   /** Records a successful use of a key (e.g. after SCRAM picked it). */

@@ -18,6 +18,22 @@ export const EVENT_KINDS = [
   "cancel",
   "notification",
   "server_error",
+  // mysql (query, execute, cancel and server_error as above; see the MySQL observer's README)
+  "prepare",
+  "fetch",
+  "send_long_data",
+  "close_statement",
+  "reset_statement",
+  "init_db",
+  "ping",
+  "field_list",
+  "reset_connection",
+  "change_user",
+  "kill",
+  "statistics",
+  "set_option",
+  "quit",
+  "other",
 ] as const;
 
 export type EventKind = (typeof EVENT_KINDS)[number];

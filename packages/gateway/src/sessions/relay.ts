@@ -10,7 +10,17 @@ const LINGER_MS = 5_000;
  * promise resolves (write-ahead recording: a command goes on only once its
  * record is durable); a rejection is handled like a throw.
  */
-export type Inspector = (chunk: Buffer) => void | Promise<void>;
+export type Inspector = (chunk: Buffer) => void | Rewrite | Promise<void | Rewrite>;
+
+/**
+ * An inspector's answer to a chunk it handles itself (MySQL: a refused command): `forward` goes on
+ * instead of the chunk (nothing when empty), `answer` goes back to the side the chunk came from
+ * (the protocol's error for the refused part).
+ */
+export interface Rewrite {
+  readonly forward: Uint8Array;
+  readonly answer?: Uint8Array;
+}
 
 export interface RelayOptions {
   /** Client → resource. */
@@ -88,22 +98,28 @@ export function relay(client: Duplex, upstream: Duplex, options: RelayOptions = 
         else bytesDown += chunk.length;
         // After a violation, or once the other side is closed or ended, nobody reads these bytes.
         if (error || to.destroyed || to.writableEnded) return;
+        /** Writes what goes on for this chunk; false when `to` wants a pause. */
+        const deliver = (rewrite: void | Rewrite): boolean => {
+          if (!rewrite) return to.write(chunk);
+          if (rewrite.answer && !from.destroyed && !from.writableEnded) from.write(rewrite.answer);
+          return rewrite.forward.byteLength === 0 || to.write(rewrite.forward);
+        };
         if (inspector) {
-          let verdict: void | Promise<void>;
+          let verdict: void | Rewrite | Promise<void | Rewrite>;
           try {
             verdict = inspector(chunk);
           } catch (err) {
             violate(err as Error, direction);
             return;
           }
-          if (verdict) {
+          if (verdict instanceof Promise) {
             // Paused, no later chunk can overtake this one while it waits.
             from.pause();
             held = verdict.then(
-              () => {
+              (rewrite) => {
                 held = undefined;
                 if (error || to.destroyed || to.writableEnded) return;
-                if (to.write(chunk)) from.resume();
+                if (deliver(rewrite)) from.resume();
                 else to.once("drain", resume);
               },
               (err: unknown) => {
@@ -113,6 +129,11 @@ export function relay(client: Duplex, upstream: Duplex, options: RelayOptions = 
             );
             return;
           }
+          if (!deliver(verdict)) {
+            from.pause();
+            to.once("drain", resume);
+          }
+          return;
         }
         if (!to.write(chunk)) {
           from.pause();

@@ -26,7 +26,7 @@ export interface OpenRequest {
 }
 
 /** What an auxiliary stream is for; each purpose is recorded as the session's event of that kind. */
-export type AuxiliaryPurpose = Extract<EventKind, "cancel">;
+export type AuxiliaryPurpose = Extract<EventKind, "cancel" | "kill">;
 
 export interface AuxiliaryRequest {
   purpose: AuxiliaryPurpose;

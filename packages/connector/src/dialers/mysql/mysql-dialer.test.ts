@@ -1,6 +1,10 @@
 // The MySQL dialer on its own, against the real MariaDB on 127.0.0.1:3306 (root without password;
 // the test makes its own accounts) and, where a misbehaving server is needed, a fake one on port 0.
 import { execFileSync } from "node:child_process";
+import { constants, createHash, generateKeyPairSync, privateDecrypt, randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { once } from "node:events";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -13,8 +17,12 @@ import {
   PacketReader,
   PayloadReader,
   decodeDialResult,
+  decodeHandshakeResponse41,
   decodeKillResult,
+  encodeAuthMoreData,
   encodeDialRequest,
+  encodeHandshakeV10,
+  encodeOkPacket,
   encodePacket,
   hasCapability,
 } from "@gatehouse/protocols/mysql";
@@ -299,5 +307,86 @@ describe("dialMysql: unreachable and misbehaving servers", () => {
   it("an unknown tls mode is refused before connecting", async () => {
     const error = await dialError(dialMysql(openTo(MYSQL_PORT, { user: "root" }, { tls: "sometimes" }), context(null)));
     expect(error.code).toBe("PROTOCOL_UNSUPPORTED");
+  });
+});
+
+/**
+ * MariaDB 10.11 has no caching_sha2_password, so a server on port 0 plays MySQL 8's side of it with
+ * its own crypto (node:crypto, the spec's formulas): `fast` accepts a correct scramble token
+ * (AuthMoreData 0x03, OK); `full` asks for full authentication (0x04) and accepts only the password
+ * RSA-OAEP-encrypted with its key, XORed with the scramble.
+ */
+async function cachingSha2Server(password: string, mode: "fast" | "full", privateKeyPem: string): Promise<{ port: number; seen: string[] }> {
+  const seen: string[] = [];
+  const port = await fakeServer((socket) => {
+    socket.on("error", () => undefined);
+    const scramble = randomBytes(20);
+    const capabilities =
+      Capability.CLIENT_LONG_PASSWORD | Capability.CLIENT_PROTOCOL_41 | Capability.CLIENT_SECURE_CONNECTION | Capability.CLIENT_PLUGIN_AUTH |
+      Capability.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | Capability.CLIENT_TRANSACTIONS | Capability.CLIENT_DEPRECATE_EOF;
+    socket.write(encodePacket(0, encodeHandshakeV10({ serverVersion: "8.0.36-fake", connectionId: 77, scramble, capabilities, mariadbCapabilities: 0, characterSet: 255, statusFlags: 2, authPluginName: "caching_sha2_password" })));
+    const reader = new PacketReader();
+    socket.on("data", (chunk) => {
+      reader.push(chunk);
+      for (let packet = reader.read(); packet !== undefined; packet = reader.read()) {
+        const deny = () => socket.end(encodePacket(packet.sequenceId + 1, Buffer.concat([Buffer.of(0xff, 0x15, 0x04), Buffer.from("#28000Access denied")])));
+        if (packet.sequenceId === 1) {
+          const response = decodeHandshakeResponse41(packet.payload);
+          seen.push(`response:${response.authPluginName}`);
+          const sha256 = (...parts: Uint8Array[]) => parts.reduce((h, p) => h.update(p), createHash("sha256")).digest();
+          const stage1 = sha256(Buffer.from(password));
+          const expected = Buffer.from(sha256(sha256(stage1), scramble).map((b, i) => b ^ stage1[i]!));
+          if (!expected.equals(Buffer.from(response.authResponse))) return deny();
+          if (mode === "fast") {
+            socket.write(encodePacket(2, encodeAuthMoreData(Uint8Array.of(0x03))));
+            socket.write(encodePacket(3, encodeOkPacket({ statusFlags: 2 }, capabilities)));
+          } else socket.write(encodePacket(2, encodeAuthMoreData(Uint8Array.of(0x04))));
+        } else if (packet.sequenceId === 3 && mode === "full") {
+          seen.push(`encrypted:${packet.payload.byteLength}`);
+          const plain = privateDecrypt({ key: privateKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha1" }, packet.payload);
+          const clear = Buffer.from(plain.map((b, i) => b ^ scramble[i % 20]!));
+          if (!clear.equals(Buffer.from(`${password}\0`))) return deny();
+          socket.write(encodePacket(4, encodeOkPacket({ statusFlags: 2 }, capabilities)));
+        } else deny();
+      }
+    });
+  });
+  return { port, seen };
+}
+
+describe("dialMysql: caching_sha2_password (a fake MySQL 8 on port 0; MariaDB 10.11 lacks the plugin)", () => {
+  const keys = generateKeyPairSync("rsa", { modulusLength: 2048, publicKeyEncoding: { type: "spki", format: "pem" }, privateKeyEncoding: { type: "pkcs8", format: "pem" } });
+  const keyFile = join(mkdtempSync(join(tmpdir(), "gh-mysql-dialer-")), "server-public-key.pem");
+  writeFileSync(keyFile, keys.publicKey);
+
+  it("fast path: the scramble token, then the server's OK", async () => {
+    const server = await cachingSha2Server("sha2 secret", "fast", keys.privateKey);
+    const dialed = await dialMysql(openTo(server.port, { user: "app" }), context("sha2 secret"));
+    sockets.push(dialed.socket);
+    expect(decodeDialResult(dialed.params ?? {})).toMatchObject({ authPlugin: "caching_sha2_password", serverVersion: "8.0.36-fake", connectionId: 77, tls: false });
+    expect(server.seen).toEqual(["response:caching_sha2_password"]);
+  });
+
+  it("full authentication without TLS: the password encrypted with the pinned RSA key (target.options.serverPublicKey)", async () => {
+    const server = await cachingSha2Server("sha2 secret", "full", keys.privateKey);
+    const dialed = await dialMysql(openTo(server.port, { user: "app" }, { serverPublicKey: keyFile }), context("sha2 secret"));
+    sockets.push(dialed.socket);
+    expect(decodeDialResult(dialed.params ?? {}).authPlugin).toBe("caching_sha2_password");
+    expect(server.seen).toEqual(["response:caching_sha2_password", "encrypted:256"]);
+  });
+
+  it("full authentication without TLS and without a pinned key: AUTH_FAILED, the password never sent", async () => {
+    const server = await cachingSha2Server("sha2 secret", "full", keys.privateKey);
+    const error = await dialError(dialMysql(openTo(server.port, { user: "app" }), context("sha2 secret")));
+    expect(error.code).toBe("AUTH_FAILED");
+    expect(error.message).toMatch(/needs TLS or the server's RSA public key/);
+    expect(server.seen).toEqual(["response:caching_sha2_password"]);
+  });
+
+  it("a wrong password: the server's 1045 as AUTH_FAILED", async () => {
+    const server = await cachingSha2Server("sha2 secret", "fast", keys.privateKey);
+    const error = await dialError(dialMysql(openTo(server.port, { user: "app" }), context("wrong")));
+    expect(error.code).toBe("AUTH_FAILED");
+    expect(error.message).toMatch(/ERROR 1045 \(28000\): Access denied/);
   });
 });

@@ -1,0 +1,73 @@
+import { Capability } from "@gatehouse/protocols/mysql";
+import type { MysqlDialResult } from "@gatehouse/protocols/mysql";
+
+/** What a greeting shows: learned from the resources, or the configured fallback. */
+export interface Greeting {
+  readonly serverVersion: string;
+  /** Without CLIENT_SSL: the listener adds it when it can do TLS. */
+  readonly capabilities: number;
+  readonly characterSet: number;
+}
+
+/**
+ * Capabilities every greeting offers whatever the resource says: the gateway itself handles the
+ * database name (the connection) and pluggable auth with length-encoded data.
+ */
+const GATEWAY_OWN = Capability.CLIENT_PROTOCOL_41 | Capability.CLIENT_SECURE_CONNECTION | Capability.CLIENT_PLUGIN_AUTH | Capability.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | Capability.CLIENT_CONNECT_WITH_DB;
+
+/**
+ * Never offered (README design point 4): the relay reads packets, not compressed frames; query
+ * attributes and optional result-set metadata change packets the observer parses; TLS is the
+ * listener's own; the rest concern the client's login to us, not the resource.
+ */
+const MASKED =
+  Capability.CLIENT_COMPRESS |
+  Capability.CLIENT_ZSTD_COMPRESSION_ALGORITHM |
+  Capability.CLIENT_QUERY_ATTRIBUTES |
+  Capability.CLIENT_OPTIONAL_RESULTSET_METADATA |
+  Capability.CLIENT_SSL |
+  Capability.CLIENT_SSL_VERIFY_SERVER_CERT |
+  Capability.CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS |
+  Capability.MULTI_FACTOR_AUTHENTICATION |
+  Capability.CLIENT_CAPABILITY_EXTENSION |
+  Capability.CLIENT_REMEMBER_OPTIONS;
+
+/** Before any resource was reached: what every MySQL ≥ 5.7 and MariaDB ≥ 10.2 server offers. */
+const CONSERVATIVE =
+  Capability.CLIENT_LONG_PASSWORD |
+  Capability.CLIENT_LONG_FLAG |
+  Capability.CLIENT_LOCAL_FILES |
+  Capability.CLIENT_TRANSACTIONS |
+  Capability.CLIENT_MULTI_STATEMENTS |
+  Capability.CLIENT_MULTI_RESULTS |
+  Capability.CLIENT_PS_MULTI_RESULTS |
+  Capability.CLIENT_CONNECT_ATTRS;
+
+/**
+ * The greeting profile of one listener (packages/protocols/src/mysql/README.md, "Design: the
+ * client must see the resource's version and capabilities"): the gateway greets before it knows
+ * the connection, so it shows what the mysql connections' resources agree on, learned from each
+ * successful dial (in memory, replaced every time). When they differ, or none is known, the
+ * configured version with the intersection of what is known (never more than a resource has).
+ */
+export class GreetingProfiles {
+  private readonly learned = new Map<string, { version: string; capabilities: number; characterSet: number }>();
+
+  learn(connection: string, server: MysqlDialResult): void {
+    this.learned.set(connection, { version: server.serverVersion, capabilities: server.serverCapabilities, characterSet: server.characterSet });
+  }
+
+  /** The greeting for a new client, given the names of the configured mysql connections and the fallback version. */
+  greeting(connections: readonly string[], fallbackVersion: string): Greeting {
+    const known = connections.map((name) => this.learned.get(name)).filter((p) => p !== undefined);
+    if (known.length === 0) return { serverVersion: fallbackVersion, capabilities: (CONSERVATIVE | GATEWAY_OWN) >>> 0, characterSet: 45 };
+    const capabilities = known.reduce((all, p) => all & p.capabilities, 0xffff_ffff);
+    const first = known[0]!;
+    const agree = known.length === connections.length && known.every((p) => p.version === first.version && p.capabilities === first.capabilities);
+    return {
+      serverVersion: agree ? first.version : fallbackVersion,
+      capabilities: ((capabilities & ~MASKED) | GATEWAY_OWN) >>> 0,
+      characterSet: agree ? first.characterSet : 45,
+    };
+  }
+}
