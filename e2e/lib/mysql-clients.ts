@@ -63,7 +63,11 @@ export class MariadbTerminal {
     const env = clientEnv(endpoint);
     const command = ["mariadb", ...cliArgs(endpoint, { tls: options.tls ?? false })].map(shellQuote).join(" ");
     // The pane's environment is the tmux server's, which starts with ours; -e sets it on the session too.
-    const started = this.tmux(["new-session", "-d", "-s", "e2e", "-x", "200", "-y", "50", ...Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]), command], env);
+    // remain-on-exit: if the client exits, its last words stay on the screen for the failure message.
+    const started = this.tmux(
+      ["new-session", "-d", "-s", "e2e", "-x", "200", "-y", "50", ...Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]), command, ";", "set-option", "-t", "e2e", "remain-on-exit", "on"],
+      env,
+    );
     if (started.status !== 0) throw new Error(`tmux new-session failed: ${started.stderr}`);
   }
 
