@@ -57,7 +57,8 @@ async function refusal(o: { connection?: string; user?: string; password?: strin
     (c) => c,
     (error: unknown) => error as MysqlError,
   );
-  if (c instanceof Error) return c;
+  // A handshake error from mysql2 carries its text in `message` only (`sqlMessage` is for query errors).
+  if (c instanceof Error) return Object.assign(c, { sqlMessage: c.sqlMessage ?? c.message });
   await c.end();
   throw new Error("the connection was accepted");
 }
