@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mariadb, mariadbDump, MariadbTerminal, maskDump, mysqlslap } from "../lib/mysql-clients.js";
+import { rawMysql } from "../lib/raw-mysql.js";
 import { gatewaySpeaksMysql, IDENTITY, NO_MYSQL_GATEWAY, startMysqlResource, startMysqlStack, type MysqlEndpoint, type MysqlStack } from "../lib/mysql-stack.js";
 import { statements, type Recorded } from "../lib/postgres-stack.js";
 
@@ -127,6 +128,18 @@ for (const path of paths) {
       expect(through.stdout).toContain("CREATE TABLE `orders`");
       expect(through.stdout).toMatch(/INSERT INTO `orders` VALUES\s*\(1,'customer-1',0\.10,'/);
       expect(maskDump(through.stdout)).toBe(maskDump(baseline.stdout));
+    });
+
+    it("the greeting shows the resource's server version (what the client's banner prints and its MariaDB/MySQL paths branch on)", async () => {
+      // After the sessions above, the gateway has reached the resource through connection app.
+      const server = await rawMysql(direct.host, direct.port);
+      const greeted = await rawMysql(path.endpoint().host, path.endpoint().port);
+      try {
+        expect(greeted.greeting.serverVersion).toBe(server.greeting.serverVersion);
+      } finally {
+        server.destroy();
+        greeted.destroy();
+      }
     });
 
     it("mysqlslap: every client runs its share of the queries", async () => {
