@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { loadavg } from "node:os";
 import { join } from "node:path";
+import mysql from "mysql2/promise";
 import { cpuSeconds, mustRun, run } from "../lib/process-tools.js";
 import { startMariadbServer } from "@gatehouse/e2e/lib/mariadb-server";
 import { gatewaySpeaksMysql, NO_MYSQL_GATEWAY } from "@gatehouse/e2e/lib/mysql-stack";
@@ -9,14 +10,22 @@ import { newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, 
 // MySQL/MariaDB through gateway + connector (separate processes, embedded
 // store, every statement recorded) against the same server directly, in one
 // run, as bench/postgres does for Postgres:
-//   - mysqlslap, a point SELECT, at --concurrency 1 and 16: statements/s and mean latency
+//   - a point SELECT in a loop on 1 and on 16 connections for BENCH_SECONDS (mysql2, text
+//     protocol, as mysqlslap sends it; mysqlslap itself with BENCH_LOAD=mysqlslap):
+//     statements/s and mean latency
 //   - a 200 MB SELECT read by the mariadb client (--quick, output discarded): MB/s
 //   - CPU µs per statement (and ms per MB read) of the gateway and the connector
 // The server is the one the e2e tests use (GATEHOUSE_TEST_MYSQL_URL, else
 // 127.0.0.1:3306, else a throwaway mariadbd). Prints a table, then a one-line
 // JSON summary last.
 
-/** Statements per mysqlslap run at -c 1 and at -c 16 (mysqlslap runs a count, not a duration). */
+/**
+ * What drives the statements: "mysql2" (default: a loop per connection in this process, for
+ * BENCH_SECONDS) or "mysqlslap" (a count of statements: BENCH_QUERIES_C1 / BENCH_QUERIES_C16).
+ * mysqlslap logs in without a database, which the gateway refuses today, so mysql2 is the default.
+ */
+const LOAD = process.env.BENCH_LOAD ?? "mysql2";
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const QUERIES_C1 = Number(process.env.BENCH_QUERIES_C1 ?? 20_000);
 const QUERIES_C16 = Number(process.env.BENCH_QUERIES_C16 ?? 80_000);
 const CLIENTS = (process.env.BENCH_CLIENTS ?? "1,16").split(",").map(Number);
@@ -98,6 +107,42 @@ async function slap(e: Endpoint, clients: number): Promise<SlapResult> {
     latencyUs: (clients * 1e6) / statementsPerSecond,
     ...(spent ? { cpuUsPerStatement: mapValues(spent, (s) => (s * 1e6) / queries) } : {}),
   };
+}
+
+/** `clients` mysql2 connections, each running QUERY in a loop for SECONDS. */
+async function mysql2Load(e: Endpoint, clients: number): Promise<SlapResult> {
+  const connections = await Promise.all(
+    Array.from({ length: clients }, () =>
+      mysql.createConnection({ host: e.host, port: e.port, user: e.user, ...(e.password === null ? {} : { password: e.password }), database: e.database, ...(e.tls ? { ssl: { rejectUnauthorized: false } } : {}) }),
+    ),
+  );
+  try {
+    for (const c of connections) await c.query(QUERY); // warm: every connection logged in and answering
+    const cpu = cpuMeter(e);
+    const started = process.hrtime.bigint();
+    const deadline = started + BigInt(SECONDS * 1e9);
+    let statements = 0;
+    let waitedNs = 0n;
+    await Promise.all(
+      connections.map(async (c) => {
+        while (process.hrtime.bigint() < deadline) {
+          const t0 = process.hrtime.bigint();
+          await c.query(QUERY);
+          waitedNs += process.hrtime.bigint() - t0;
+          statements++;
+        }
+      }),
+    );
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const spent = cpu();
+    return {
+      statementsPerSecond: statements / seconds,
+      latencyUs: Number(waitedNs) / statements / 1e3,
+      ...(spent ? { cpuUsPerStatement: mapValues(spent, (s) => (s * 1e6) / statements) } : {}),
+    };
+  } finally {
+    await Promise.all(connections.map((c) => c.end().catch(() => undefined)));
+  }
 }
 
 // ---------------------------------------------------------------- 200 MB read
@@ -214,9 +259,9 @@ try {
     // Interleaved, so background load on the machine spreads over every path alike.
     for (const clients of CLIENTS) {
       for (const e of endpoints) {
-        const r = await slap(e, clients);
+        const r = LOAD === "mysqlslap" ? await slap(e, clients) : await mysql2Load(e, clients);
         results[e.label]![`c${clients}` as "c1" | "c16"] = r;
-        console.error(`mysqlslap -c ${clients} ${e.label}: ${r.statementsPerSecond.toFixed(0)} statements/s, ${r.latencyUs.toFixed(0)} µs (load average ${loadAverage()})`);
+        console.error(`${LOAD} -c ${clients} ${e.label}: ${r.statementsPerSecond.toFixed(0)} statements/s, ${r.latencyUs.toFixed(0)} µs (load average ${loadAverage()})`);
       }
     }
   }
@@ -254,7 +299,7 @@ for (const label of Object.keys(results).filter((l) => l !== "direct")) {
 }
 const loadAtEnd = loadAverage();
 console.log(
-  `${server.source} MariaDB ${server.host}:${server.port}; recording ${RECORDING ?? "default (strict)"}; mysqlslap "${QUERY}", ${QUERIES_C1} statements at -c 1, ${QUERIES_C16} at -c 16; read: ${READ_ROWS} rows × 1,000 bytes, median of ${READ_RUNS}; load average ${loadAtStart} at the start, ${loadAtEnd} at the end`,
+  `${server.source} MariaDB ${server.host}:${server.port}; recording ${RECORDING ?? "default (strict)"}; ${LOAD === "mysqlslap" ? `mysqlslap "${QUERY}", ${QUERIES_C1} statements at -c 1, ${QUERIES_C16} at -c 16` : `mysql2 "${QUERY}" for ${SECONDS} s at -c 1 and -c 16`}; read: ${READ_ROWS} rows × 1,000 bytes, median of ${READ_RUNS}; load average ${loadAtStart} at the start, ${loadAtEnd} at the end`,
 );
 for (const row of rows) console.log(row.map((c, i) => c.padEnd(i === 0 ? 30 : 18)).join(""));
 const cpuRows: string[][] = [["CPU per unit of work", "-c 1 µs/stmt", "-c 16 µs/stmt", "read ms/MB"]];
@@ -273,7 +318,8 @@ console.log(
     bench: "mysql",
     server: server.source,
     recording: RECORDING ?? "default (strict)",
-    queries: { c1: QUERIES_C1, c16: QUERIES_C16 },
+    load: LOAD,
+    ...(LOAD === "mysqlslap" ? { queries: { c1: QUERIES_C1, c16: QUERIES_C16 } } : { seconds: SECONDS }),
     loadAverage: { start: Number(loadAtStart), end: Number(loadAtEnd) },
     readBytes: READ_ROWS * 1000,
     gatewaySkipped: gatewaySkipped ?? null,
