@@ -74,6 +74,21 @@ connections:
     expect(problems.some((p) => p.startsWith("connections[1].listen: only tcp connections"))).toBe(true);
   });
 
+  it("checks mysql connections like postgres ones, and allowLocalInfile only on them", () => {
+    const problems = problemsOf(`
+listen: { mysql: "127.0.0.1:13306" }
+mysql: { requireTls: sometimes }
+connectors: [{ name: dc1, tokenSha256: "${"a".repeat(64)}" }]
+connections:
+  - { name: m, protocol: mysql, connector: dc1, listen: ":5", target: { host: h, port: 3306 }, allowLocalInfile: true }
+  - { name: p, protocol: postgres, connector: dc1, target: { host: h, port: 5432 }, allowLocalInfile: true }
+`);
+    expect(problems.some((p) => p.startsWith("connections[0].listen: only tcp connections have their own listener; mysql uses listen.mysql"))).toBe(true);
+    expect(problems).toContain("connections[1].allowLocalInfile: only mysql connections have LOAD DATA LOCAL INFILE");
+    expect(problems.some((p) => p.startsWith("mysql.requireTls"))).toBe(true);
+    expect(problems.some((p) => p.startsWith("connections[0].allowLocalInfile"))).toBe(false);
+  });
+
   it("reports YAML syntax errors and duplicate keys", () => {
     expect(problemsOf("listen: [unclosed")[0]).toMatch(/^config: /);
     expect(problemsOf("dataDir: a\ndataDir: b")[0]).toMatch(/^config: .*[Uu]nique|duplicate/i);
@@ -86,6 +101,15 @@ connections:
   - { name: a, protocol: postgres, connector: dc1, target: { host: h, port: 5432 }, credential: { user: u, password: hunter2 } }
 `);
     expect(problems).toEqual(['connections[0].credential.password: expected "env:NAME" or "file:PATH"']);
+  });
+
+  it("takes target.serverPublicKey (the MySQL server's RSA key file, read by the connector)", () => {
+    const config = parseConfigText(`
+connectors: [ { name: dc1, tokenSha256: ${TOKEN_HASH} } ]
+connections:
+  - { name: a, protocol: postgres, connector: dc1, target: { host: h, port: 3306, tls: disable, serverPublicKey: /etc/gatehouse/mysql-rsa.pem } }
+`);
+    expect(config.connections[0]?.target.serverPublicKey).toBe("/etc/gatehouse/mysql-rsa.pem");
   });
 
   it("takes identity.oidc with its defaults, and until on allow entries", () => {

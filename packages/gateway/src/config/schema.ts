@@ -239,6 +239,8 @@ const targetSchema = z.strictObject({
   tls: z.enum(["disable", "prefer", "require", "verify-full"]).optional(),
   /** PEM file (on the connector's machine) of the CA that signed the resource's certificate. */
   ca: z.string().min(1).optional(),
+  /** MySQL: PEM file (on the connector's machine) of the server's RSA public key, for caching_sha2_password without TLS. */
+  serverPublicKey: z.string().min(1).optional(),
 });
 
 const credentialSchema = z.strictObject({

@@ -168,4 +168,33 @@ describe("relay", () => {
     expect(farewell).toBe("refused: journal full");
     expect(upstreamGot).toBe("");
   });
+
+  it("an inspector's rewrite: only `forward` goes on, `answer` goes back to the sender (sync and after a hold)", async () => {
+    const [clientFar, clientNear, c1] = await socketPair();
+    const [upNear, upFar, c2] = await socketPair();
+    cleanups.push(c1, c2);
+    let upstreamGot = "";
+    upFar.on("data", (chunk: Buffer) => (upstreamGot += chunk.toString()));
+    let clientGot = "";
+    clientFar.on("data", (chunk: Buffer) => (clientGot += chunk.toString()));
+    let n = 0;
+    const done = relay(clientNear, upNear, {
+      up: (chunk) => {
+        const text = chunk.toString();
+        const rewrite = { forward: Buffer.from(text.replace("NO", "")), answer: Buffer.from(text.includes("NO") ? "refused;" : "") };
+        return ++n === 1 ? rewrite : Promise.resolve(rewrite);
+      },
+    });
+    clientFar.write("aNO");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    clientFar.write("bNO");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    clientFar.write("c");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(upstreamGot).toBe("abc");
+    expect(clientGot).toBe("refused;refused;");
+    clientFar.end();
+    upFar.end();
+    await done;
+  });
 });

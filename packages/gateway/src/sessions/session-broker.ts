@@ -176,10 +176,11 @@ export async function recordRefusal(recorder: Recorder, refusal: Refusal): Promi
 }
 
 function targetOptions(connection: ConnectionConfig): Record<string, string> {
-  const { database, tls, ca } = connection.target;
+  const { database, tls, ca, serverPublicKey } = connection.target;
   const options: Record<string, string> = {};
   if (database !== undefined) options.database = database;
   if (tls !== undefined) options.tls = tls;
   if (ca !== undefined) options.ca = ca;
+  if (serverPublicKey !== undefined) options.serverPublicKey = serverPublicKey;
   return options;
 }

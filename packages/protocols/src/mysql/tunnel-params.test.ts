@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeDialRequest, decodeDialResult, encodeDialRequest, encodeDialResult } from "./tunnel-params.js";
+import { decodeDialRequest, decodeDialResult, decodeKillResult, encodeDialRequest, encodeDialResult, encodeKillResult } from "./tunnel-params.js";
 
 describe("mysql tunnel params", () => {
   it("round-trips a dial request with the client's capabilities and attributes in order", () => {
@@ -38,5 +38,13 @@ describe("mysql tunnel params", () => {
     };
     expect(decodeDialResult(encodeDialResult(result))).toEqual(result);
     expect(decodeDialResult({}).tls).toBe(false);
+  });
+
+  it("round-trips a KILL outcome; a missing or unknown one reads as an error, never as success", () => {
+    expect(decodeKillResult(encodeKillResult({ ok: true }))).toEqual({ ok: true });
+    const refused = { ok: false as const, errno: 1094, sqlState: "HY000", message: "Unknown thread id: 7" };
+    expect(decodeKillResult(encodeKillResult(refused))).toEqual(refused);
+    expect(decodeKillResult({})).toMatchObject({ ok: false, errno: 0 });
+    expect(decodeKillResult({ "kill.outcome": "sent" })).toMatchObject({ ok: false });
   });
 });

@@ -2,12 +2,13 @@
 // the test makes its own accounts) and, where a misbehaving server is needed, a fake one on port 0.
 import { execFileSync } from "node:child_process";
 import { constants, createHash, generateKeyPairSync, privateDecrypt, randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import { TLSSocket } from "node:tls";
+import { Duplex, PassThrough } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import type { OpenStream } from "@gatehouse/proto";
@@ -112,6 +113,32 @@ async function dialError(promise: Promise<unknown>): Promise<ConnectorError> {
   return error as ConnectorError;
 }
 
+/** The sequence id of every physical packet piece in a byte stream, without buffering the payloads. */
+class PieceHeaders {
+  readonly sequenceIds: number[] = [];
+  private header = Buffer.alloc(0);
+  private skip = 0;
+  push(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length - at);
+        this.skip -= n;
+        at += n;
+        continue;
+      }
+      const n = Math.min(4 - this.header.length, chunk.length - at);
+      this.header = Buffer.concat([this.header, chunk.subarray(at, at + n)]);
+      at += n;
+      if (this.header.length === 4) {
+        this.sequenceIds.push(this.header[3]!);
+        this.skip = this.header.readUIntLE(0, 3);
+        this.header = Buffer.alloc(0);
+      }
+    }
+  }
+}
+
 /**
  * A COM_QUERY on a dialed socket, read as a text result set: the rows' values and the sequence id of
  * every physical packet piece (to show the relay kept them). `capabilities` are the connection's.
@@ -119,20 +146,15 @@ async function dialError(promise: Promise<unknown>): Promise<ConnectorError> {
 async function query(socket: Duplex, statement: string, capabilities: number): Promise<{ rows: (string | null)[][]; sequenceIds: number[] }> {
   socket.write(encodePacket(0, Buffer.concat([Buffer.of(Command.COM_QUERY), Buffer.from(statement)])));
   const reader = new PacketReader({ maxPacketSize: 64 * 1024 * 1024 });
-  const sequenceIds: number[] = [];
+  const headers = new PieceHeaders();
+  const sequenceIds = headers.sequenceIds;
   const deprecateEof = hasCapability(capabilities, Capability.CLIENT_DEPRECATE_EOF);
   const rows: (string | null)[][] = [];
   let columns: number | undefined;
   let columnDefsLeft = 0;
   let eofsSeen = 0;
-  let raw = Buffer.alloc(0);
   for await (const chunk of socket) {
-    raw = Buffer.concat([raw, chunk as Buffer]);
-    // Every piece's header: 3-byte length, then the sequence id.
-    while (raw.length >= 4 && raw.length >= 4 + raw.readUIntLE(0, 3)) {
-      sequenceIds.push(raw[3]!);
-      raw = raw.subarray(4 + raw.readUIntLE(0, 3));
-    }
+    headers.push(chunk as Buffer);
     reader.push(chunk as Buffer);
     for (let packet = reader.read(); packet !== undefined; packet = reader.read()) {
       const payload = packet.payload;
@@ -304,6 +326,53 @@ describe("dialMysql: unreachable and misbehaving servers", () => {
     expect(error.message).toContain(`127.0.0.1:${port}`);
   });
 
+  it("bad bytes at each step of the login end the dial with a ConnectorError naming the target, never a crash", async () => {
+    const greeting = Buffer.from(
+      encodeHandshakeV10({
+        serverVersion: "8.0.36-fake", connectionId: 9, scramble: randomBytes(20), mariadbCapabilities: 0, characterSet: 45, statusFlags: 2, authPluginName: "mysql_native_password",
+        capabilities: Capability.CLIENT_LONG_PASSWORD | Capability.CLIENT_PROTOCOL_41 | Capability.CLIENT_SECURE_CONNECTION | Capability.CLIENT_PLUGIN_AUTH,
+      }),
+    );
+    const cases: Array<[string, Uint8Array[], string]> = [
+      ["a truncated greeting", [encodePacket(0, greeting.subarray(0, 12))], "PROTOCOL_ERROR"],
+      ["a greeting with the wrong sequence id", [encodePacket(3, greeting)], "PROTOCOL_ERROR"],
+      ["a packet header announcing 16 MiB during the login", [Buffer.of(0xff, 0xff, 0xff, 0)], "PROTOCOL_ERROR"],
+      ["random bytes after the greeting", [encodePacket(0, greeting), encodePacket(2, Buffer.concat([Buffer.of(0x42), randomBytes(39)]))], "PROTOCOL_ERROR"],
+      ["an OK with the wrong sequence id", [encodePacket(0, greeting), encodePacket(5, Buffer.of(0, 0, 0, 2, 0, 0, 0))], "PROTOCOL_ERROR"],
+      ["an auth switch to an unknown plugin", [encodePacket(0, greeting), encodePacket(2, Buffer.concat([Buffer.of(0xfe), Buffer.from("dialog\0"), randomBytes(20)]))], "PROTOCOL_UNSUPPORTED"],
+      ["half a greeting, then the server hangs up", [Buffer.from(encodePacket(0, greeting)).subarray(0, 20)], "TARGET_UNREACHABLE"],
+    ];
+    for (const [what, replies, code] of cases) {
+      const port = await fakeServer((socket) => {
+        socket.on("error", () => undefined);
+        socket.write(replies[0]!);
+        if (replies.length === 1) return void socket.end();
+        socket.once("data", () => socket.end(replies[1]!));
+      });
+      const error = await dialError(dialMysql(openTo(port, { user: "root" }), context("s3cr3t-pw")));
+      expect({ what, code: error.code }).toEqual({ what, code });
+      expect(error.message).toContain(`127.0.0.1:${port}`);
+      expect(error.message).not.toContain("s3cr3t");
+    }
+  });
+
+  it("a NUL in the account name is refused before connecting", async () => {
+    let connections = 0;
+    const port = await fakeServer((socket) => (connections++, socket.destroy()));
+    const error = await dialError(dialMysql(openTo(port, { user: "root\0--" }), context(null)));
+    expect(error.code).toBe("PROTOCOL_ERROR");
+    expect(connections).toBe(0);
+  });
+
+  it("the stream no longer wanted (link lost) cancels a login in progress", async () => {
+    const port = await fakeServer((socket) => socket.on("data", () => undefined));
+    const wanted = new AbortController();
+    setTimeout(() => wanted.abort(new Error("link lost")), 100);
+    const error = await dialError(dialMysql(openTo(port, { user: "root" }), context(null, { signal: wanted.signal })));
+    expect(error.code).toBe("TARGET_UNREACHABLE");
+    expect(error.message).toMatch(/cancelled/);
+  });
+
   it("an unknown tls mode is refused before connecting", async () => {
     const error = await dialError(dialMysql(openTo(MYSQL_PORT, { user: "root" }, { tls: "sometimes" }), context(null)));
     expect(error.code).toBe("PROTOCOL_UNSUPPORTED");
@@ -313,24 +382,49 @@ describe("dialMysql: unreachable and misbehaving servers", () => {
 /**
  * MariaDB 10.11 has no caching_sha2_password, so a server on port 0 plays MySQL 8's side of it with
  * its own crypto (node:crypto, the spec's formulas): `fast` accepts a correct scramble token
- * (AuthMoreData 0x03, OK); `full` asks for full authentication (0x04) and accepts only the password
- * RSA-OAEP-encrypted with its key, XORed with the scramble.
+ * (AuthMoreData 0x03, OK); `full` asks for full authentication (0x04) and accepts the password in
+ * cleartext over TLS, or without TLS only RSA-OAEP-encrypted with its key, XORed with the scramble.
+ * With `tls` it offers CLIENT_SSL and upgrades after the SSLRequest.
  */
-async function cachingSha2Server(password: string, mode: "fast" | "full", privateKeyPem: string): Promise<{ port: number; seen: string[] }> {
+async function cachingSha2Server(
+  password: string,
+  mode: "fast" | "full",
+  privateKeyPem: string,
+  tls?: { key: string; cert: string },
+): Promise<{ port: number; seen: string[] }> {
   const seen: string[] = [];
-  const port = await fakeServer((socket) => {
-    socket.on("error", () => undefined);
+  const port = await fakeServer((plain) => {
+    plain.on("error", () => undefined);
     const scramble = randomBytes(20);
     const capabilities =
       Capability.CLIENT_LONG_PASSWORD | Capability.CLIENT_PROTOCOL_41 | Capability.CLIENT_SECURE_CONNECTION | Capability.CLIENT_PLUGIN_AUTH |
-      Capability.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | Capability.CLIENT_TRANSACTIONS | Capability.CLIENT_DEPRECATE_EOF;
-    socket.write(encodePacket(0, encodeHandshakeV10({ serverVersion: "8.0.36-fake", connectionId: 77, scramble, capabilities, mariadbCapabilities: 0, characterSet: 255, statusFlags: 2, authPluginName: "caching_sha2_password" })));
-    const reader = new PacketReader();
-    socket.on("data", (chunk) => {
+      Capability.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | Capability.CLIENT_TRANSACTIONS | Capability.CLIENT_DEPRECATE_EOF |
+      (tls ? Capability.CLIENT_SSL : 0);
+    plain.write(encodePacket(0, encodeHandshakeV10({ serverVersion: "8.0.36-fake", connectionId: 77, scramble, capabilities, mariadbCapabilities: 0, characterSet: 255, statusFlags: 2, authPluginName: "caching_sha2_password" })));
+    let socket: Socket = plain;
+    let reader = new PacketReader();
+    let step: "sslRequest" | "response" | "fullAuth" = tls ? "sslRequest" : "response";
+    const onData = (chunk: Buffer) => {
       reader.push(chunk);
       for (let packet = reader.read(); packet !== undefined; packet = reader.read()) {
-        const deny = () => socket.end(encodePacket(packet.sequenceId + 1, Buffer.concat([Buffer.of(0xff, 0x15, 0x04), Buffer.from("#28000Access denied")])));
-        if (packet.sequenceId === 1) {
+        const reply = packet.sequenceId + 1;
+        const deny = () => socket.end(encodePacket(reply, Buffer.concat([Buffer.of(0xff, 0x15, 0x04), Buffer.from("#28000Access denied")])));
+        if (step === "sslRequest" && packet.payload.byteLength !== 32) step = "response"; // the client went on without TLS
+        if (step === "sslRequest") {
+          seen.push(`sslRequest:${packet.payload.byteLength}`);
+          plain.off("data", onData);
+          // The client's TLS hello may have come in the same chunk as the SSLRequest: TLS starts with those bytes.
+          const inbound = new PassThrough();
+          for (const bytes of reader.takeBuffered()) inbound.write(bytes);
+          plain.pipe(inbound);
+          socket = new TLSSocket(Duplex.from({ readable: inbound, writable: plain }) as unknown as Socket, { isServer: true, key: tls!.key, cert: tls!.cert });
+          socket.on("error", () => undefined);
+          socket.on("data", onData);
+          reader = new PacketReader();
+          step = "response";
+          return;
+        }
+        if (step === "response") {
           const response = decodeHandshakeResponse41(packet.payload);
           seen.push(`response:${response.authPluginName}`);
           const sha256 = (...parts: Uint8Array[]) => parts.reduce((h, p) => h.update(p), createHash("sha256")).digest();
@@ -338,18 +432,28 @@ async function cachingSha2Server(password: string, mode: "fast" | "full", privat
           const expected = Buffer.from(sha256(sha256(stage1), scramble).map((b, i) => b ^ stage1[i]!));
           if (!expected.equals(Buffer.from(response.authResponse))) return deny();
           if (mode === "fast") {
-            socket.write(encodePacket(2, encodeAuthMoreData(Uint8Array.of(0x03))));
-            socket.write(encodePacket(3, encodeOkPacket({ statusFlags: 2 }, capabilities)));
-          } else socket.write(encodePacket(2, encodeAuthMoreData(Uint8Array.of(0x04))));
-        } else if (packet.sequenceId === 3 && mode === "full") {
+            socket.write(encodePacket(reply, encodeAuthMoreData(Uint8Array.of(0x03))));
+            socket.write(encodePacket(reply + 1, encodeOkPacket({ statusFlags: 2 }, capabilities)));
+          } else {
+            socket.write(encodePacket(reply, encodeAuthMoreData(Uint8Array.of(0x04))));
+            step = "fullAuth";
+          }
+          continue;
+        }
+        let clear: Buffer;
+        if (tls) {
+          seen.push("cleartext");
+          clear = Buffer.from(packet.payload);
+        } else {
           seen.push(`encrypted:${packet.payload.byteLength}`);
-          const plain = privateDecrypt({ key: privateKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha1" }, packet.payload);
-          const clear = Buffer.from(plain.map((b, i) => b ^ scramble[i % 20]!));
-          if (!clear.equals(Buffer.from(`${password}\0`))) return deny();
-          socket.write(encodePacket(4, encodeOkPacket({ statusFlags: 2 }, capabilities)));
-        } else deny();
+          const decrypted = privateDecrypt({ key: privateKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha1" }, packet.payload);
+          clear = Buffer.from(decrypted.map((b, i) => b ^ scramble[i % 20]!));
+        }
+        if (!clear.equals(Buffer.from(`${password}\0`))) return deny();
+        socket.write(encodePacket(reply, encodeOkPacket({ statusFlags: 2 }, capabilities)));
       }
-    });
+    };
+    plain.on("data", onData);
   });
   return { port, seen };
 }
@@ -381,6 +485,40 @@ describe("dialMysql: caching_sha2_password (a fake MySQL 8 on port 0; MariaDB 10
     expect(error.code).toBe("AUTH_FAILED");
     expect(error.message).toMatch(/needs TLS or the server's RSA public key/);
     expect(server.seen).toEqual(["response:caching_sha2_password"]);
+  });
+
+  describe("over TLS (a self-signed certificate for 127.0.0.1)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gh-mysql-dialer-tls-"));
+    execFileSync("openssl", [
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+      "-subj", "/CN=gatehouse test mysql", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
+    ], { stdio: "ignore" });
+    const tls = { key: readFileSync(join(dir, "key.pem"), "utf8"), cert: readFileSync(join(dir, "cert.pem"), "utf8") };
+
+    it("verify-full with target.ca: SSLRequest, TLS, then full authentication sends the password over TLS", async () => {
+      const server = await cachingSha2Server("sha2 secret", "full", keys.privateKey, tls);
+      const dialed = await dialMysql(openTo(server.port, { user: "app" }, { tls: "verify-full", ca: join(dir, "cert.pem") }), context("sha2 secret"));
+      sockets.push(dialed.socket);
+      expect(decodeDialResult(dialed.params ?? {})).toMatchObject({ authPlugin: "caching_sha2_password", tls: true });
+      expect(server.seen).toEqual(["sslRequest:32", "response:caching_sha2_password", "cleartext"]);
+    });
+
+    it("verify-full without the CA: the certificate is refused, TARGET_UNREACHABLE, nothing sent after the SSLRequest", async () => {
+      const server = await cachingSha2Server("sha2 secret", "full", keys.privateKey, tls);
+      const error = await dialError(dialMysql(openTo(server.port, { user: "app" }, { tls: "verify-full" }), context("sha2 secret")));
+      expect(error.code).toBe("TARGET_UNREACHABLE");
+      expect(error.message).toMatch(/TLS with the server failed: self[- ]signed certificate/);
+      expect(server.seen).toEqual(["sslRequest:32"]);
+    });
+
+    it("tls disable against a server offering TLS: no SSLRequest, the login in plaintext", async () => {
+      const server = await cachingSha2Server("sha2 secret", "fast", keys.privateKey, tls);
+      const dialed = await dialMysql(openTo(server.port, { user: "app" }, { tls: "disable" }), context("sha2 secret"));
+      sockets.push(dialed.socket);
+      expect(decodeDialResult(dialed.params ?? {}).tls).toBe(false);
+      expect(server.seen).toEqual(["response:caching_sha2_password"]);
+    });
   });
 
   it("a wrong password: the server's 1045 as AUTH_FAILED", async () => {

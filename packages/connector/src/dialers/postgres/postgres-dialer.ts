@@ -1,5 +1,4 @@
-import { readFileSync } from "node:fs";
-import { connect as tlsConnect, type TLSSocket } from "node:tls";
+import type { TLSSocket } from "node:tls";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { PassThrough } from "node:stream";
@@ -15,15 +14,13 @@ import {
 import { ChunkSource, nextHandshakeEvent, type ReadFailures } from "@gatehouse/protocols/drive";
 import { ConnectorError } from "../../errors.js";
 import { connectTcp, formatTarget } from "../tcp/tcp-dialer.js";
+import { parseTargetTls, upgradeTargetTls } from "../tls/target-tls.js";
 import type { DialContext, DialResult, Dialer } from "../types.js";
 
 // The connector's side of a Postgres stream: connect to the server, do TLS
 // and authentication with the credential resolved here, and hand the gateway
 // the server's ParameterStatus and BackendKeyData. The client never sees the
 // credential; the gateway never holds it.
-
-/** `target.options.tls`: libpq's sslmode values we support between connector and server. */
-type TargetTls = "disable" | "prefer" | "require" | "verify-full";
 
 export const dialPostgres: Dialer = async (open, ctx) => {
   const host = open.target?.host ?? "";
@@ -34,7 +31,7 @@ export const dialPostgres: Dialer = async (open, ctx) => {
 
   if (request.cancel) return sendCancel(host, port, request.cancel, ctx);
 
-  const tlsMode = parseTls(options.tls, where);
+  const tlsMode = parseTargetTls(options.tls, where);
   const user = open.credential?.user || "postgres";
   const database = options.database || open.connection;
   const server = new ServerConnection({
@@ -80,7 +77,7 @@ export const dialPostgres: Dialer = async (open, ctx) => {
           break;
         case "upgradeTls": {
           source.detach();
-          socket = await startTls(socket, host, tlsMode, options.ca, deadline, failures, where);
+          socket = await upgradeTargetTls(socket, host, tlsMode, options.ca, deadline, failures, where);
           source = new ChunkSource(socket, failures);
           socket.write(server.tlsEstablished());
           break;
@@ -106,29 +103,6 @@ export const dialPostgres: Dialer = async (open, ctx) => {
   }
 };
 
-/** TLS over the server socket after its 'S', under the startup's deadline. */
-async function startTls(socket: Socket | TLSSocket, host: string, tlsMode: TargetTls, ca: string | undefined, deadline: AbortSignal, failures: ReadFailures, where: string): Promise<TLSSocket> {
-  const secure = tlsConnect({
-    socket,
-    servername: isIpLiteral(host) ? undefined : host,
-    rejectUnauthorized: tlsMode === "verify-full",
-    ...(tlsMode === "verify-full" && ca ? { ca: readFileSync(ca) } : {}),
-  });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const onAbort = () => reject(failures.timedOut());
-      if (deadline.aborted) return onAbort();
-      deadline.addEventListener("abort", onAbort, { once: true });
-      secure.once("secureConnect", () => (deadline.removeEventListener("abort", onAbort), resolve()));
-      secure.once("error", (err) => (deadline.removeEventListener("abort", onAbort), reject(new ConnectorError("TARGET_UNREACHABLE", `${where}: TLS with the server failed: ${err.message}`, { cause: err }))));
-    });
-  } catch (error) {
-    secure.destroy();
-    throw error;
-  }
-  return secure;
-}
-
 /** A CancelRequest goes on a connection of its own, which the server closes without answering. */
 async function sendCancel(host: string, port: number, key: { processId: number; secretKey: Uint8Array }, ctx: DialContext): Promise<DialResult> {
   const socket = await connectTcp(host, port, ctx);
@@ -142,16 +116,6 @@ async function sendCancel(host: string, port: number, key: { processId: number; 
   const done: Duplex = new PassThrough();
   done.end();
   return { socket: done, params: { cancel: "sent" } };
-}
-
-function parseTls(value: string | undefined, where: string): TargetTls {
-  const mode = value ?? "prefer";
-  if (mode === "disable" || mode === "prefer" || mode === "require" || mode === "verify-full") return mode;
-  throw new ConnectorError("PROTOCOL_UNSUPPORTED", `${where}: unknown tls mode "${mode}"`);
-}
-
-function isIpLiteral(host: string): boolean {
-  return /^[\d.]+$/.test(host) || host.includes(":");
 }
 
 /** Server refusals keep their SQLSTATE in the message the gateway records. */

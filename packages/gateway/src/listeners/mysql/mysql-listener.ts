@@ -7,6 +7,7 @@ import {
   MysqlProtocolError,
   ServerError,
   decodeDialResult,
+  decodeKillResult,
   encodeDialRequest,
   encodeErrPacket,
   encodeOkPacket,
@@ -30,7 +31,7 @@ import { relay, type Rewrite } from "../../sessions/relay.js";
 import { RefusalRecords, cutClaim } from "../../sessions/refusal-records.js";
 import { recordRefusal, type OpenFailure, type Refusal, type SessionBroker } from "../../sessions/session-broker.js";
 import type { TlsMaterial } from "../../tls-material.js";
-import { AdmissionLimits, REFUSAL_REPORT_DEADLINE_MS, type Admission } from "../admission-limits.js";
+import { AdmissionLimits, type Admission } from "../admission-limits.js";
 import { SocketServer } from "../socket-server.js";
 import { drainListener, OpenSessions } from "../drain.js";
 import { GatewayError, isOutOfSpace, type RecordingProblem } from "../../errors.js";
@@ -394,10 +395,14 @@ export class MysqlListener {
       upstream.destroy();
     };
     onEnder(() => endSession());
+    // A stopping gateway ends the session as MySQL's own shutdown does: a running command gets ERR
+    // 1053 as its reply (sequence 1: sent only between the server's packets, in practice before its
+    // reply began); an idle client is just closed (its next command finds the server gone).
     const forgetSession = this.openSessions.add(() => {
       if (endedForShutdown) return;
       endedForShutdown = true;
-      endSession(encodePacket(0, encodeErrPacket({ ...MysqlRefusal.shutdown, message: "Server shutdown in progress" })));
+      const running = observer.pendingCount > 0 && observer.serverAtPacketBoundary;
+      endSession(running ? encodePacket(1, encodeErrPacket({ ...MysqlRefusal.shutdown, message: "Server shutdown in progress" })) : undefined);
     });
 
     /** One client chunk: observed (commands journaled write-ahead), then what goes on and what the client is answered. */
@@ -499,15 +504,13 @@ export class MysqlListener {
     }
     const opened = await this.deps.broker.openAuxiliary(target.session, { purpose: "kill", params: encodeDialRequest({ kill: { connectionId: target.serverThreadId } }) });
     if (!opened.ok) return reply("error", { ...MysqlRefusal.unreachable, message: `the KILL could not reach the resource: ${opened.message}` }, { connectionId: parsed.id, targetSession: target.session.id });
-    // The connector runs the KILL once it has logged in, then ends the stream; wait for that so the client's OK means done.
+    // The connector ran the KILL before it answered the open; its outcome is in the answer.
     opened.stream.resume();
-    await new Promise<void>((resolve) => {
-      opened.stream.once("close", resolve);
-      opened.stream.once("end", resolve);
-      opened.stream.once("error", () => resolve());
-      setTimeout(resolve, 5_000).unref();
-    });
     opened.stream.destroy();
+    const killed = decodeKillResult(opened.opened.params ?? {});
+    if (!killed.ok) {
+      return reply("error", { errno: killed.errno, sqlState: killed.sqlState, message: killed.message }, { connectionId: parsed.id, targetSession: target.session.id, scope: "query" });
+    }
     return reply("ok", undefined, { connectionId: parsed.id, targetSession: target.session.id, scope: "query" });
   }
 
