@@ -72,6 +72,16 @@ for (const path of paths) {
       expect(query).toMatchObject({ kind: "query", outcome: "ok", details: expect.objectContaining({ rows: 1 }) });
     });
 
+    it("--ssl: the same answer over TLS (through the gateway the key goes as cleartext inside TLS)", async (ctx) => {
+      if (!recorded) {
+        const tls = await mariadb(direct, ["-e", "SELECT @@have_ssl"]);
+        if (tls.stdout.trim() !== "YES") ctx.skip("the resource server has no TLS (@@have_ssl is not YES)");
+      }
+      const out = await mariadb(path.endpoint(), ["-e", "SELECT COUNT(*) FROM orders"], { tls: true });
+      expect(out.stderr).toBe("");
+      expect(out.stdout).toBe("5000\n");
+    });
+
     it("a script with an error and --force: the statements around it run, the error is MariaDB's own, line and code", async () => {
       const marker = `cli_force_${Date.now()}`;
       const script = `SELECT '${marker}', 1;\nSELECT * FROM no_such_table;\nINSERT INTO imports (id, note) VALUES (${Date.now() % 1_000_000}, '${marker}');\nSELECT note FROM imports WHERE note = '${marker}';\n`;
