@@ -167,7 +167,8 @@ async function startMysqlResource() {
     await close();
     return { missing: `could not set up the demo MariaDB: ${setup.stderr.trim()}` };
   }
-  return { host: "127.0.0.1", port, database: "app", user: "demo", password, describe: "a throwaway MariaDB with an orders table", close };
+  const version = spawnSync("mariadb", ["--no-defaults", `--socket=${socket}`, "-uroot", "-N", "-e", "SELECT VERSION()"], { encoding: "utf8" }).stdout.trim();
+  return { host: "127.0.0.1", port, database: "app", user: "demo", password, version, describe: "a throwaway MariaDB with an orders table", close };
 }
 
 /** Whether this gateway build takes `config` (a MySQL listener and connection), asked with `gatehouse config check`. */
@@ -259,6 +260,9 @@ if (!gatewayTakes(withMysql({ host: "127.0.0.1", port: 3306, database: "app", us
   } else {
     mysqlResource = mysqlStarted;
     Object.assign(config, withMysql(mysqlResource, await freePort(13306)));
+    // The greeting shows this until the gateway has reached the resource once (docs/configuration.md,
+    // mysql.serverVersion): the MariaDB's own version, in the form MariaDB servers greet with.
+    if (mysqlResource.version) config.mysql = { serverVersion: `5.5.5-${mysqlResource.version}` };
   }
 }
 const configFile = join(demoDir, "gateway.yaml");
