@@ -1,3 +1,6 @@
+import { rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mariadb, mariadbDump, MariadbTerminal, maskDump, mysqlslap } from "../lib/mysql-clients.js";
 import { rawMysql } from "../lib/raw-mysql.js";
@@ -138,6 +141,27 @@ for (const path of paths) {
       expect(through.stdout).toContain("CREATE TABLE `orders`");
       expect(through.stdout).toMatch(/INSERT INTO `orders` VALUES\s*\(1,'customer-1',0\.10,'/);
       expect(maskDump(through.stdout)).toBe(maskDump(baseline.stdout));
+    });
+
+    it("LOAD DATA LOCAL INFILE: directly it loads the file; through the gateway it is refused by default, with the server's own error, and nothing is loaded", async () => {
+      const file = join(tmpdir(), `gatehouse-e2e-infile-${process.pid}-${recorded ? "gw" : "direct"}.csv`);
+      const id = recorded ? 900_001 : 900_002;
+      writeFileSync(file, `${id},from a local file\n`);
+      try {
+        const out = await mariadb(path.endpoint(), ["--local-infile=1", "-e", `LOAD DATA LOCAL INFILE '${file}' INTO TABLE imports FIELDS TERMINATED BY ','`]);
+        const loaded = await mariadb(direct, ["-e", `SELECT COUNT(*) FROM imports WHERE id = ${id}`]);
+        if (!recorded) {
+          expect(out.stderr).toBe("");
+          expect(loaded.stdout).toBe("1\n");
+          return;
+        }
+        expect(out.code).toBe(1);
+        // Off, the gateway does not pass the local-files capability on: MariaDB itself refuses (docs/configuration.md).
+        expect(out.stderr).toMatch(/^ERROR 4166 \(HY000\)/m);
+        expect(loaded.stdout).toBe("0\n");
+      } finally {
+        rmSync(file, { force: true });
+      }
     });
 
     it("the greeting shows the resource's server version (what the client's banner prints and its MariaDB/MySQL paths branch on)", async () => {

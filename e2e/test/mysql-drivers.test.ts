@@ -3,6 +3,7 @@ import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gatewaySpeaksMysql, IDENTITY, mysql2Options, NO_MYSQL_GATEWAY, startMysqlResource, startMysqlStack, type MysqlEndpoint, type MysqlStack } from "../lib/mysql-stack.js";
 import type { MariadbServer } from "../lib/mariadb-server.js";
+import { comQuery, packet, rawLogin, type Packet } from "../lib/raw-mysql.js";
 
 // mysql2, the Node driver agents' code uses, directly and through gateway +
 // connector: text and binary (prepared) protocol over every column type,
@@ -160,6 +161,31 @@ for (const path of paths) {
         await expect(c.query("SELECT 1; SELECT * FROM nowhere; SELECT 3")).rejects.toMatchObject({ errno: 1146 });
       } finally {
         await c.end();
+      }
+    });
+
+    it("COM_RESET_CONNECTION: the session's variables are cleared and it goes on", async () => {
+      const e = path.endpoint();
+      const client = await rawLogin({ host: e.host, port: e.port, user: e.user, password: e.password ?? "", database: e.database });
+      /** The first column of the single row of a text result set (null for SQL NULL), reading up to its final EOF. */
+      const singleValue = async (sql: string): Promise<string | null> => {
+        client.write(comQuery(sql));
+        const packets: Packet[] = [];
+        // column count, column definition, EOF, row, EOF (the raw client does not ask for CLIENT_DEPRECATE_EOF)
+        for (let i = 0; i < 5; i++) packets.push((await client.next())!);
+        const row = packets[3]!.payload;
+        return row[0] === 0xfb ? null : row.toString("utf8", 1, 1 + row[0]!);
+      };
+      try {
+        client.write(comQuery("SET @gatehouse_e2e = 42"));
+        expect((await client.next())?.payload[0]).toBe(0x00);
+        expect(await singleValue("SELECT @gatehouse_e2e")).toBe("42");
+        client.write(packet(0, Buffer.from([0x1f]))); // COM_RESET_CONNECTION
+        expect((await client.next())?.payload[0]).toBe(0x00);
+        expect(await singleValue("SELECT @gatehouse_e2e")).toBeNull();
+        expect(await singleValue("SELECT COUNT(*) FROM orders")).toBe("100");
+      } finally {
+        client.destroy();
       }
     });
 
