@@ -13,6 +13,8 @@ import { createApiServer } from "./api/http-api.js";
 import { TcpListener } from "./listeners/tcp/tcp-listener.js";
 import { PostgresListener } from "./listeners/postgres/postgres-listener.js";
 import { MysqlListener } from "./listeners/mysql/mysql-listener.js";
+import { AdmissionLimits } from "./listeners/admission-limits.js";
+import { AuthThrottle } from "./identity/auth-throttle.js";
 import { loadTlsMaterial } from "./tls-material.js";
 import { startRecording } from "./evidence/recording.js";
 import { AccessKeys } from "./identity/access-keys.js";
@@ -150,11 +152,15 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       drains.push((grace) => listener.drain(grace));
     }
 
+    // One set of admission limits and one auth throttle for every protocol's listener: an identity's
+    // sessions and a guessing client's failures count across Postgres and MySQL alike.
+    const admission = new AdmissionLimits(() => current().limits);
+    const throttle = new AuthThrottle(() => current().limits.authThrottle, () => clock() / 1000);
     let postgres: HostPort | undefined;
     if (config.listen.postgres) {
       const tls = await loadTlsMaterial(dataDir, config.postgres.tls, "postgres.tls");
       const credentials = new CredentialChecker(accessKeys, oidc);
-      const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger });
+      const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger, limits: admission, throttle });
       postgres = await listenOrFail(() => listener.listen(config.listen.postgres!), config.listen.postgres, "listen.postgres");
       cleanup.push(() => listener.close());
       drains.push((grace) => listener.drain(grace));
@@ -166,7 +172,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       // The same certificate as the Postgres listener (postgres.tls, or the generated pair).
       const tls = await loadTlsMaterial(dataDir, config.postgres.tls, "postgres.tls");
       const credentials = new CredentialChecker(accessKeys, oidc);
-      const listener = new MysqlListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger });
+      const listener = new MysqlListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger, limits: admission, throttle });
       mysql = await listenOrFail(() => listener.listen(config.listen.mysql!), config.listen.mysql, "listen.mysql");
       cleanup.push(() => listener.close());
       drains.push((grace) => listener.drain(grace));

@@ -62,7 +62,7 @@ beforeAll(async () => {
   rawConfig = {
       dataDir: join(dir, "data"),
       store: { url: url.toString(), maxConnections: 2 },
-      listen: { api: "127.0.0.1:0", mysql: "127.0.0.1:0" },
+      listen: { api: "127.0.0.1:0", mysql: "127.0.0.1:0", postgres: "127.0.0.1:0" },
       identity: { oidc: { issuer: issuer.issuer, audience: AUDIENCE, ca: issuer.caFile } },
       connectors: [{ name: "dc1", tokenSha256: await sha256(CONNECTOR_TOKEN) }],
       connections: [
@@ -74,6 +74,7 @@ beforeAll(async () => {
           credential: { user: "root" },
           allow: [{ identity: "agent" }, { identity: "other" }],
         },
+        { name: "pg", protocol: "postgres", connector: "dc1", target: { host: "127.0.0.1", port: 5432, database: "postgres" }, credential: { user: "postgres" }, allow: [{ identity: "agent" }] },
         { name: "closed", protocol: "mysql", connector: "dc1", target: MARIADB, credential: { user: "root" }, allow: [{ identity: "nobody" }] },
       ],
     };
@@ -85,7 +86,7 @@ beforeAll(async () => {
   agentKey = (await keys.create("agent")).key;
   otherKey = (await keys.create("other")).key;
   outsiderKey = (await keys.create("outsider")).key;
-  const settings = parseConnectorSettings(["--gateway", gateway.apiUrl.replace(/^http/, "ws"), "--name", "dc1", "--token", CONNECTOR_TOKEN, "--allow", `${MARIADB.host}:${MARIADB.port}`], {});
+  const settings = parseConnectorSettings(["--gateway", gateway.apiUrl.replace(/^http/, "ws"), "--name", "dc1", "--token", CONNECTOR_TOKEN, "--allow", `${MARIADB.host}:${MARIADB.port},127.0.0.1:5432`], {});
   connector = startConnector(settings, { logger: pino({ level: "silent" }) });
   const deadline = Date.now() + 10_000;
   while (!logs.some((l) => l.msg === "connector connected")) {
@@ -174,6 +175,22 @@ describe("mysql listener", () => {
     expect(session.events.at(-1)?.kind).toBe("disconnect");
   });
 
+  it("the mariadb command-line client, in plaintext (native) and over TLS (cleartext plugin)", async () => {
+    const { execFile } = await import("node:child_process");
+    const run = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile("mariadb", ["--no-defaults", "-h", "127.0.0.1", "-P", String(gateway.mysql!.port), "-u", "agent", `-p${agentKey}`, "-N", "-B", ...args], { timeout: 20_000 }, (error, stdout, stderr) =>
+          resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const plain = await run(["--skip-ssl", "maria", "-e", "SELECT 40 + 2"]);
+    expect(plain).toMatchObject({ code: 0, stdout: "42\n" });
+    const tls = await run(["--ssl", "--ssl-verify-server-cert=0", "maria", "-e", "SELECT 'over tls'"]);
+    expect(tls).toMatchObject({ code: 0, stdout: "over tls\n" });
+    const wrong = await run(["--skip-ssl", "no_such_connection", "-e", "SELECT 1"]);
+    expect(wrong.stderr).toMatch(/ERROR 1049 \(42000\)/);
+  });
+
   it("over TLS: the access key in cleartext inside TLS; the greeting then shows the resource's version", async () => {
     const { connection, program } = await connect({ tls: true });
     const [rows] = await connection.query<mysql.RowDataPacket[]>("SELECT @@version AS version, CONNECTION_ID() AS id");
@@ -246,8 +263,39 @@ describe("mysql listener", () => {
       const over = await refused({});
       expect(over).toMatchObject({ errno: 1040, sqlState: "08004" });
       expect((await recordedSession(over.program)).events.find((e) => e.kind === "denied")).toMatchObject({ details: { code: "too_many_sessions" } });
+      // The limit counts across protocols: the identity's MySQL session holds its one slot for Postgres too.
+      const pgClient = new pg.Client({ ...gateway.postgres!, user: "agent", password: agentKey, database: "pg", ssl: false });
+      pgClient.on("error", () => undefined);
+      await expect(pgClient.connect()).rejects.toMatchObject({ code: "53300" });
     } finally {
       await holding.end();
+      gateway.reload(validateConfig(rawConfig));
+    }
+  });
+
+  it("KILL CONNECTION <gateway id> ends that session of the same identity at the gateway", async () => {
+    const { connection: victim, program } = await connect();
+    const closed = new Promise<void>((resolve) => (victim as unknown as { connection: { stream: NodeJS.EventEmitter } }).connection.stream.once("close", () => resolve()));
+    const { connection: killer } = await connect();
+    await killer.query(`KILL ${victim.threadId}`);
+    await closed;
+    await killer.end();
+    const session = await recordedSession(program);
+    expect(session.events.at(-1)).toMatchObject({ kind: "disconnect" });
+  });
+
+  it("over the handshake limit: ERR 1040 in place of the greeting", async () => {
+    gateway.reload(validateConfig({ ...rawConfig, limits: { maxHandshakes: 1 } }));
+    const { createConnection } = await import("node:net");
+    const holder = createConnection(gateway.mysql!);
+    holder.on("error", () => undefined);
+    // The greeting arrived: the holder is in its handshake (and stays there).
+    await new Promise((resolve) => holder.once("data", resolve));
+    try {
+      const over = await refused({});
+      expect(over).toMatchObject({ errno: 1040, sqlState: "08004" });
+    } finally {
+      holder.destroy();
       gateway.reload(validateConfig(rawConfig));
     }
   });
@@ -309,6 +357,7 @@ describe("mysql listener", () => {
     await stranger.end();
 
     const { connection: killer, program: killerProgram } = await connect();
+    await expect(killer.query("KILL QUERY 4000000000")).rejects.toMatchObject({ errno: 1094 });
     await killer.query(`KILL QUERY ${sleeper.threadId}`);
     await sleeping;
     expect(Date.now() - started).toBeLessThan(10_000);
@@ -321,7 +370,8 @@ describe("mysql listener", () => {
     const killed = await recordedSession(program);
     expect(killed.events.find((e) => e.kind === "kill")).toMatchObject({ outcome: "ok" });
     const killerSession = await recordedSession(killerProgram);
-    expect(killerSession.events.find((e) => e.kind === "kill")).toMatchObject({ command: `KILL QUERY ${sleeper.threadId}`, outcome: "ok" });
+    expect(killerSession.events.find((e) => e.command === `KILL QUERY ${sleeper.threadId}`)).toMatchObject({ kind: "kill", outcome: "ok", details: { scope: "query" } });
+    expect(killerSession.events.find((e) => e.command === "KILL QUERY 4000000000")).toMatchObject({ kind: "kill", outcome: "error", details: { errno: 1094 } });
   }, 40_000);
 
   it("COM_CHANGE_USER is refused with a clear ERR and recorded", async () => {

@@ -121,7 +121,7 @@ export function relay(client: Duplex, upstream: Duplex, options: RelayOptions = 
             violate(err as Error, direction);
             return;
           }
-          if (verdict instanceof Promise) {
+          if (isPromise(verdict)) {
             // Paused, no later chunk can overtake this one while it waits.
             from.pause();
             held = verdict.then(
@@ -184,4 +184,9 @@ export function relay(client: Duplex, upstream: Duplex, options: RelayOptions = 
     client.once("close", finish(upstream));
     upstream.once("close", finish(client));
   });
+}
+
+/** A held chunk (a promise, or any thenable) rather than a verdict given at once. */
+function isPromise<T>(value: void | Rewrite | Promise<T>): value is Promise<T> {
+  return typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function";
 }

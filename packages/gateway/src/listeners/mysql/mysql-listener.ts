@@ -52,6 +52,9 @@ export interface MysqlListenerDeps {
   logger: Logger;
   /** Waits out an authentication delay; tests may pass a faster one. Rejects when `signal` aborts. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Shared with the gateway's other listeners, so limits and lockouts count across protocols. Default: this listener's own. */
+  limits?: AdmissionLimits;
+  throttle?: AuthThrottle;
 }
 
 /** Who a client proved to be, and its login. */
@@ -108,8 +111,8 @@ export class MysqlListener {
 
   constructor(private readonly deps: MysqlListenerDeps) {
     const limits = () => deps.config().limits;
-    this.limits = new AdmissionLimits(limits);
-    this.throttle = new AuthThrottle(() => limits().authThrottle, () => deps.clock() / 1000);
+    this.limits = deps.limits ?? new AdmissionLimits(limits);
+    this.throttle = deps.throttle ?? new AuthThrottle(() => limits().authThrottle, () => deps.clock() / 1000);
     this.refusals = new RefusalRecords(deps.recorder, () => limits().refusalRecords, deps.clock, deps.logger.child({ protocol: "mysql" }));
     this.sleep = deps.sleep ?? ((ms, signal) => sleep(ms, undefined, { signal }));
   }
@@ -337,7 +340,7 @@ export class MysqlListener {
     channel.write(channel.handshake.complete({ statusFlags: server.statusFlags }));
     const early = channel.handOver();
     try {
-      await this.relaySession(channel.stream, upstream, session, early, { identity, capabilities, threadId }, (end) => (endSession = end));
+      await this.relaySession(channel.stream, upstream, session, early, { identity, capabilities, threadId, allowLocalInfile: connection.allowLocalInfile }, (end) => (endSession = end));
     } finally {
       this.threadIds.release(threadId);
     }
@@ -348,7 +351,7 @@ export class MysqlListener {
     upstream: Duplex,
     session: RecordedSession,
     early: Uint8Array[],
-    who: { identity: Identity; capabilities: number; threadId: number },
+    who: { identity: Identity; capabilities: number; threadId: number; allowLocalInfile: boolean },
     onEnder: (end: () => void) => void,
   ): Promise<void> {
     const { clock, config } = this.deps;
@@ -374,6 +377,11 @@ export class MysqlListener {
         screen: (commands) => screen(commands),
         serverError: (e, at) => record(() => session.record({ kind: "server_error", timeUs: at, outcome: "error", details: { errno: e.errno, sqlstate: e.sqlState, message: e.message } })),
         terminated: () => (clientQuit = true),
+        // The server was not told the client may send files (no CLIENT_LOCAL_FILES): a request for
+        // one anyway is not passed on; the session ends before the client could answer it.
+        localInfileRequested: (_command, fileName) => {
+          if (!who.allowLocalInfile) throw new MysqlProtocolError("PROTOCOL_VIOLATION", `the server asked for the local file '${fileName}' though LOAD DATA LOCAL INFILE is not allowed on this connection`);
+        },
       },
       { now: clock, capabilities: who.capabilities, maxParamBytes: config().recording.maxParamBytes },
     );
@@ -518,7 +526,7 @@ export class MysqlListener {
   private violationReply(error: Error, direction: "up" | "down"): Uint8Array | undefined {
     if (isRecordingUnavailable(error)) return encodePacket(1, encodeErrPacket(recordingRefusal(error)));
     if (isMysqlProtocolError(error)) {
-      if (direction === "down") return encodePacket(1, encodeErrPacket({ ...MysqlRefusal.malformed, message: "the server sent a malformed packet; the session was closed" }));
+      if (direction === "down") return encodePacket(1, encodeErrPacket({ ...MysqlRefusal.malformed, message: `the server sent a packet the gateway does not relay (${error.message}); the session was closed` }));
       const fields = error.code === "PACKETS_OUT_OF_ORDER" ? MysqlRefusal.outOfOrder : MysqlRefusal.malformed;
       return encodePacket(1, encodeErrPacket({ ...fields, message: `Malformed communication packet: ${error.message}` }));
     }

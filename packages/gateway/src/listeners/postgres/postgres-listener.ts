@@ -50,6 +50,9 @@ export interface PostgresListenerDeps {
   logger: Logger;
   /** Waits out an authentication delay; tests may pass a faster one. Rejects when `signal` aborts. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Shared with the gateway's other listeners, so limits and lockouts count across protocols. Default: this listener's own. */
+  limits?: AdmissionLimits;
+  throttle?: AuthThrottle;
 }
 
 type StartupEvent = Extract<ClientStartupEvent, { type: "startup" }>;
@@ -88,8 +91,8 @@ export class PostgresListener {
 
   constructor(private readonly deps: PostgresListenerDeps) {
     const limits = () => deps.config().limits;
-    this.limits = new AdmissionLimits(limits);
-    this.throttle = new AuthThrottle(() => limits().authThrottle, () => deps.clock() / 1000);
+    this.limits = deps.limits ?? new AdmissionLimits(limits);
+    this.throttle = deps.throttle ?? new AuthThrottle(() => limits().authThrottle, () => deps.clock() / 1000);
     this.refusals = new RefusalRecords(deps.recorder, () => limits().refusalRecords, deps.clock, deps.logger.child({ protocol: "postgres" }));
     this.sleep = deps.sleep ?? ((ms, signal) => sleep(ms, undefined, { signal }));
     this.channelBinding = certificateBinding(deps.tls.cert);
