@@ -23,6 +23,8 @@ export interface OpenRequest {
   params?: Record<string, string>;
   /** False only for protocols that carry no identity (raw tcp). */
   checkPolicy?: boolean;
+  /** What the client chose about the session that the record must show, on the connect event (MySQL: the initial database). */
+  connectDetails?: Record<string, unknown>;
 }
 
 /** What an auxiliary stream is for; each purpose is recorded as the session's event of that kind. */
@@ -91,7 +93,7 @@ export class SessionBroker {
         kind: "connect",
         outcome: "ok",
         durationUs: Number((process.hrtime.bigint() - started) / 1000n),
-        details: { connector: link.name, connectorId: link.id, target: `${connection.target.host}:${connection.target.port}` },
+        details: { ...request.connectDetails, connector: link.name, connectorId: link.id, target: `${connection.target.host}:${connection.target.port}` },
       });
       this.routes.set(session, { connection, link });
       return { ok: true, session, stream, opened, link };

@@ -17,6 +17,12 @@ describe("mysql tunnel params", () => {
     expect(decoded.kill).toBeUndefined();
   });
 
+  it("carries the client's initial database only when it gave one", () => {
+    const client = { capabilities: 1, mariadbCapabilities: 0, characterSet: 45, maxPacketSize: 0, attributes: [] };
+    expect(decodeDialRequest(encodeDialRequest({ client: { ...client, database: "shop" } })).client?.database).toBe("shop");
+    expect(decodeDialRequest(encodeDialRequest({ client })).client).not.toHaveProperty("database");
+  });
+
   it("round-trips a KILL stream request and ignores a malformed id", () => {
     expect(decodeDialRequest(encodeDialRequest({ kill: { connectionId: 4_000_000_000 } }))).toEqual({ kill: { connectionId: 4_000_000_000 } });
     expect(decodeDialRequest({ "kill.connectionId": "12; DROP" })).toEqual({});

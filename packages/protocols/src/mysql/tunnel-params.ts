@@ -9,6 +9,9 @@
  *     client.mariadbCapabilities   ClientLogin.mariadbCapabilities, decimal
  *     client.charset               the client's collation id, decimal
  *     client.maxPacketSize         the client's max_packet_size, decimal
+ *     client.database              the database to start in, in place of the connection's target.database
+ *                                  (a client that named its connection as IDENTITY#CONNECTION and sent a
+ *                                  database); absent: target.database
  *     attr.<name>                  a connection attribute of the client's to forward, in order
  *     kill.connectionId            present on an auxiliary stream: the real server's thread id; the
  *                                  connector runs `KILL QUERY <id>` on its own connection and ends
@@ -33,6 +36,8 @@ export interface MysqlDialRequest {
     readonly characterSet: number;
     readonly maxPacketSize: number;
     readonly attributes: ReadonlyArray<readonly [string, string]>;
+    /** The initial database the client asked for; undefined: the connection's target.database. */
+    readonly database?: string;
   };
   /** Present on an auxiliary stream: the real thread id whose running statement to kill. */
   readonly kill?: { readonly connectionId: number };
@@ -65,6 +70,7 @@ export function encodeDialRequest(request: MysqlDialRequest): Record<string, str
     out["client.mariadbCapabilities"] = String(request.client.mariadbCapabilities >>> 0);
     out["client.charset"] = String(request.client.characterSet);
     out["client.maxPacketSize"] = String(request.client.maxPacketSize >>> 0);
+    if (request.client.database !== undefined) out["client.database"] = request.client.database;
     for (const [name, value] of request.client.attributes) out[`attr.${name}`] = value;
   }
   if (request.kill) out["kill.connectionId"] = String(request.kill.connectionId >>> 0);
@@ -85,6 +91,7 @@ export function decodeDialRequest(params: Readonly<Record<string, string>>): Mys
     characterSet: uint(params["client.charset"], 45),
     maxPacketSize: uint(params["client.maxPacketSize"], 0),
     attributes,
+    ...(params["client.database"] !== undefined ? { database: params["client.database"] } : {}),
   };
   return killRequest ? { client, kill: killRequest } : { client };
 }

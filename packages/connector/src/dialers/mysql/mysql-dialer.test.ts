@@ -220,6 +220,18 @@ describe("dialMysql against the real MariaDB", () => {
     expect(rows).toEqual([["utf8mb3", "2"]]);
   });
 
+  it("the client's initial database (client.database) takes the place of the connection's target.database", async () => {
+    const clientCapabilities = Capability.CLIENT_LONG_PASSWORD | Capability.CLIENT_PROTOCOL_41 | Capability.CLIENT_SECURE_CONNECTION | Capability.CLIENT_PLUGIN_AUTH;
+    const client = { capabilities: clientCapabilities, mariadbCapabilities: 0, characterSet: 33, maxPacketSize: 1 << 24, attributes: [] };
+    const chosen = await dialMysql(openTo(MYSQL_PORT, { user: "root" }, { database: "mysql" }, encodeDialRequest({ client: { ...client, database: DB } })), context(null));
+    sockets.push(chosen.socket);
+    const chosenCaps = decodeDialResult(chosen.params ?? {}).capabilities;
+    expect((await query(chosen.socket, "SELECT DATABASE()", chosenCaps)).rows).toEqual([[DB]]);
+    const byDefault = await dialMysql(openTo(MYSQL_PORT, { user: "root" }, { database: "mysql" }, encodeDialRequest({ client })), context(null));
+    sockets.push(byDefault.socket);
+    expect((await query(byDefault.socket, "SELECT DATABASE()", decodeDialResult(byDefault.params ?? {}).capabilities)).rows).toEqual([["mysql"]]);
+  });
+
   it("client_ed25519 when the account uses MariaDB's ed25519 plugin", async (test) => {
     if (!ed25519Available) test.skip();
     const dialed = await dialMysql(openTo(MYSQL_PORT, { user: ED_USER }), context(ED_PASSWORD));

@@ -62,6 +62,7 @@ export const dialMysql: Dialer = async (open, ctx) => {
           characterSet: client.characterSet,
           ...(client.maxPacketSize > 0 ? { maxPacketSize: client.maxPacketSize } : {}),
           attributes: client.attributes,
+          ...(client.database !== undefined ? { database: client.database } : {}),
         },
   );
   ctx.logger.info({ target: where, version: ready.serverVersion, connectionId: ready.connectionId, auth: ready.authPlugin, tls: ready.tls }, "mysql server ready");
@@ -99,6 +100,9 @@ async function logIn(open: Parameters<Dialer>[0], ctx: DialContext, clientOption
   const options = open.target?.options ?? {};
   const tlsMode = parseTargetTls(options.tls, where);
 
+  // The client's own initial database (it named its connection as IDENTITY#CONNECTION) over the
+  // connection's default: what it may read is the credential's MySQL account's to decide.
+  const database = clientOptions.database ?? options.database;
   // Before connecting: a login the connector refuses to send (a NUL in the user or database) costs no connection.
   let login: ServerLogin;
   try {
@@ -106,7 +110,7 @@ async function logIn(open: Parameters<Dialer>[0], ctx: DialContext, clientOption
       ...clientOptions,
       user: open.credential?.user || DEFAULT_USER,
       ...(ctx.password === null ? {} : { password: ctx.password }),
-      ...(options.database ? { database: options.database } : {}),
+      ...(database ? { database } : {}),
       tls: tlsMode === "verify-full" ? "require" : tlsMode,
       ...serverPublicKey(options.serverPublicKey, where),
     });

@@ -39,6 +39,7 @@ import { MysqlClientChannel, closeSilently, isEnded, replyAndClose, type Ended }
 import { commandDraft, commandEvent } from "./command-events.js";
 import { GreetingProfiles } from "./greeting-profile.js";
 import { ThreadIds } from "./thread-ids.js";
+import { loginNames } from "./login-names.js";
 
 export interface MysqlListenerDeps {
   config: () => GatewayConfig;
@@ -60,7 +61,16 @@ export interface MysqlListenerDeps {
 /** Who a client proved to be, and its login. */
 interface Authenticated {
   readonly identity: Identity;
-  readonly login: ClientLogin;
+  readonly login: NamedLogin;
+}
+
+/**
+ * The client's login as the gateway reads it (login-names.ts): `user` the identity, `database` the
+ * connection, whether the client named them as user and database or as `IDENTITY#CONNECTION`.
+ */
+interface NamedLogin extends ClientLogin {
+  /** The resource's initial database the client asked for with `IDENTITY#CONNECTION`; undefined: target.database. */
+  readonly initialDatabase: string | undefined;
 }
 
 /** The MySQL errors this listener answers with (errno + SQLSTATE as MySQL/MariaDB use them); see docs/configuration.md. */
@@ -149,8 +159,10 @@ export class MysqlListener {
     let releaseSession = () => {};
     try {
       channel.write(channel.handshake.start());
-      const login = await this.accept(channel);
-      if (isEnded(login)) return channel.close(login);
+      const accepted = await this.accept(channel);
+      if (isEnded(accepted)) return channel.close(accepted);
+      const names = loginNames(accepted.user, accepted.database);
+      const login: NamedLogin = { ...accepted, user: names.identity, database: names.connection, initialDatabase: names.database };
       const authenticated = await this.authenticate(channel, login, clientAddress, log);
       handshake.release();
       if (isEnded(authenticated)) return channel.close(authenticated);
@@ -200,7 +212,7 @@ export class MysqlListener {
    * authentication, or mysql_clear_password); in plaintext it proves its access key with
    * mysql_native_password against the key's SHA1(SHA1(key)) verifier. Failures are throttled.
    */
-  private async authenticate(channel: MysqlClientChannel, login: ClientLogin, clientAddress: string | null, log: Logger): Promise<Authenticated | Ended> {
+  private async authenticate(channel: MysqlClientChannel, login: NamedLogin, clientAddress: string | null, log: Logger): Promise<Authenticated | Ended> {
     const { user } = login;
     const config = this.deps.config();
     const mode = config.mysql.requireTls;
@@ -280,12 +292,12 @@ export class MysqlListener {
     return failed({ reason: "wrong_key", method: "access_key", plugin: "mysql_native_password" }, hint);
   }
 
-  /** The connection the client named as its database: it must exist and speak MySQL. */
+  /** The connection the client named (as its database, or after `#` in its user): it must exist and speak MySQL. */
   private async pickConnection(channel: MysqlClientChannel, { identity, login }: Authenticated, clientAddress: string | null): Promise<ConnectionConfig | Ended> {
     const name = login.database ?? "";
     const connection = this.deps.config().connections.find((c) => c.name === name && c.protocol === "mysql");
     if (connection) return connection;
-    const message = login.database === undefined ? "No connection named: give the connection as the database (-D / --database)" : `Unknown connection '${cutClaim(name, 64)}'`;
+    const message = login.database === undefined ? "name the connection: -D CONNECTION, or user IDENTITY#CONNECTION" : `Unknown connection '${cutClaim(name, 64)}'`;
     await this.recordAuthenticated({
       connection: name,
       protocol: "mysql",
@@ -327,8 +339,17 @@ export class MysqlListener {
       clientAddress,
       clientApplication: clientApplication(login),
       params: encodeDialRequest({
-        client: { capabilities, mariadbCapabilities: login.mariadbCapabilities, characterSet: login.characterSet, maxPacketSize: login.maxPacketSize, attributes: login.attributes },
+        client: {
+          capabilities,
+          mariadbCapabilities: login.mariadbCapabilities,
+          characterSet: login.characterSet,
+          maxPacketSize: login.maxPacketSize,
+          attributes: login.attributes,
+          ...(login.initialDatabase !== undefined ? { database: login.initialDatabase } : {}),
+        },
       }),
+      // Not a COM_INIT_DB the observer sees: the session starting elsewhere than target.database is recorded here.
+      ...(login.initialDatabase !== undefined ? { connectDetails: { database: login.initialDatabase } } : {}),
     });
     if (!opened.ok) return channel.close(replyAndClose(channel.handshake.fail(failureError(opened.failure))));
 
