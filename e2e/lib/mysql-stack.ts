@@ -40,8 +40,12 @@ export interface MysqlStack {
   /** An access key for `agent`. */
   key: string;
   deadPort: number;
-  /** The gateway as a MySQL endpoint: `agent` with the key, connection `app` unless said otherwise. */
-  endpoint(options?: { connection?: string; user?: string; password?: string | null }): MysqlEndpoint;
+  /**
+   * The gateway as a MySQL endpoint: `agent` with the key, connection `app` unless said otherwise.
+   * `connectionInUser`: the connection named in the user (`agent#app`) and the resource's own
+   * database as the database, as clients that log in without one (mariadb-dump, mysqlslap) are told to.
+   */
+  endpoint(options?: { connection?: string; user?: string; password?: string | null; connectionInUser?: boolean }): MysqlEndpoint;
   /** The test database on the resource, reached directly (the baseline a user compares with). */
   direct(): MysqlEndpoint;
   api<T>(path: string): Promise<T>;
@@ -273,9 +277,9 @@ export async function startMysqlStack(
         label: "gateway",
         host: listen.host,
         port: listen.port,
-        user: o.user ?? IDENTITY,
+        user: o.connectionInUser ? `${o.user ?? IDENTITY}#${o.connection ?? "app"}` : (o.user ?? IDENTITY),
         password: o.password === undefined ? key : o.password,
-        database: o.connection ?? "app",
+        database: o.connectionInUser ? db.name : (o.connection ?? "app"),
       }),
       direct: resource.direct,
       api,
