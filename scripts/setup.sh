@@ -30,7 +30,9 @@ if $want_test; then
   declare -A wanted=(
     [psql]=postgresql-client [pgbench]=postgresql-client
     [/usr/lib/postgresql/15/bin/initdb]=postgresql
-    [mariadb]=mariadb-client [mariadb-install-db]=mariadb-server
+    [mariadb]=mariadb-client [mariadb-dump]=mariadb-client [mysqlslap]=mariadb-client
+    [mariadb-install-db]=mariadb-server [/usr/sbin/mariadbd]=mariadb-server
+    [tmux]=tmux
     [ssh]=openssh-client [/usr/sbin/sshd]=openssh-server
   )
   missing=()

@@ -58,7 +58,7 @@ export async function startPostgresServer(): Promise<PostgresServer> {
   return throwaway();
 }
 
-function answers(host: string, port: number): Promise<boolean> {
+export function answers(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, host);
     socket.setTimeout(1000);
