@@ -26,13 +26,16 @@ describe("greeting profiles", () => {
     expect(greeting.capabilities & Capability.CLIENT_CONNECT_WITH_DB).not.toBe(0);
   });
 
-  it("every connection known and alike: the resource's version; otherwise the fallback with the intersection of capabilities", () => {
+  it("the known resources' version when they agree; the fallback when they differ; capabilities conservative until all are known", () => {
     const profiles = new GreetingProfiles();
     profiles.learn("a", maria);
     expect(profiles.greeting(["a"], "fallback").serverVersion).toBe("5.5.5-10.11.19-MariaDB");
-    // "b" not known yet: the fallback version, capabilities still within what "a" has.
+    // "b" not known yet: the version "a" showed, capabilities within the conservative set and what "a" has.
     const partial = profiles.greeting(["a", "b"], "fallback");
-    expect(partial.serverVersion).toBe("fallback");
+    expect(partial.serverVersion).toBe("5.5.5-10.11.19-MariaDB");
+    expect(partial.capabilities & Capability.CLIENT_FOUND_ROWS).not.toBe(0);
+    expect(partial.capabilities & Capability.CLIENT_SESSION_TRACK).toBe(0);
+    expect(profiles.greeting(["a"], "fallback").capabilities & Capability.CLIENT_SESSION_TRACK).not.toBe(0);
     profiles.learn("b", { ...maria, serverVersion: "8.0.36", serverCapabilities: maria.serverCapabilities | Capability.CLIENT_DEPRECATE_EOF });
     const mixed = profiles.greeting(["a", "b"], "fallback");
     expect(mixed.serverVersion).toBe("fallback");

@@ -35,6 +35,12 @@ const MASKED =
 /** Before any resource was reached: what every MySQL ≥ 5.7 and MariaDB ≥ 10.2 server offers. */
 const CONSERVATIVE =
   Capability.CLIENT_LONG_PASSWORD |
+  // Affected rows as "rows matched" when the client asks (mysql2 does): without it an UPDATE
+  // reports other counts in the first session than in later ones.
+  Capability.CLIENT_FOUND_ROWS |
+  Capability.CLIENT_IGNORE_SPACE |
+  Capability.CLIENT_INTERACTIVE |
+  Capability.CLIENT_IGNORE_SIGPIPE |
   Capability.CLIENT_LONG_FLAG |
   Capability.CLIENT_LOCAL_FILES |
   Capability.CLIENT_TRANSACTIONS |
@@ -57,17 +63,25 @@ export class GreetingProfiles {
     this.learned.set(connection, { version: server.serverVersion, capabilities: server.serverCapabilities, characterSet: server.characterSet });
   }
 
-  /** The greeting for a new client, given the names of the configured mysql connections and the fallback version. */
+  /**
+   * The greeting for a new client, given the names of the configured mysql connections and the
+   * fallback version. The known resources' version when they agree on it (clients pick their
+   * MariaDB or MySQL code paths by it), even while some connection was never reached (a dead
+   * one would otherwise keep every client on the fallback); capabilities stay within the
+   * conservative set until every connection is known, so none is ever claimed that an unknown
+   * resource may lack.
+   */
   greeting(connections: readonly string[], fallbackVersion: string): Greeting {
     const known = connections.map((name) => this.learned.get(name)).filter((p) => p !== undefined);
     if (known.length === 0) return { serverVersion: fallbackVersion, capabilities: (CONSERVATIVE | GATEWAY_OWN) >>> 0, characterSet: 45 };
-    const capabilities = known.reduce((all, p) => all & p.capabilities, 0xffff_ffff);
+    const allKnown = known.length === connections.length;
+    const capabilities = known.reduce((all, p) => all & p.capabilities, allKnown ? 0xffff_ffff : CONSERVATIVE);
     const first = known[0]!;
-    const agree = known.length === connections.length && known.every((p) => p.version === first.version && p.capabilities === first.capabilities);
+    const sameVersion = known.every((p) => p.version === first.version && p.characterSet === first.characterSet);
     return {
-      serverVersion: agree ? first.version : fallbackVersion,
+      serverVersion: sameVersion ? first.version : fallbackVersion,
       capabilities: ((capabilities & ~MASKED) | GATEWAY_OWN) >>> 0,
-      characterSet: agree ? first.characterSet : 45,
+      characterSet: sameVersion ? first.characterSet : 45,
     };
   }
 }
