@@ -376,6 +376,23 @@ describe("mysql listener", () => {
     expect((await recordedSession(strangerProgram)).events.find((e) => e.kind === "kill")).toMatchObject({ outcome: "error", details: { errno: 1095 } });
   }, 40_000);
 
+  it("a malformed packet on a login naming no connection ends it with ERR 1156, recorded as a protocol violation", async () => {
+    const program = `mysql-listener-test-${++attempt}-bare`;
+    const connection = await mysql.createConnection({ ...gateway.mysql!, user: "agent", password: agentKey, connectAttributes: { program_name: program }, connectTimeout: 10_000 });
+    connection.on("error", () => undefined);
+    const stream = (connection as unknown as { connection: { stream: NodeJS.WritableStream & NodeJS.EventEmitter } }).connection.stream;
+    const closed = new Promise<void>((resolve) => stream.once("close", () => resolve()));
+    const replies: Buffer[] = [];
+    stream.on("data", (chunk: Buffer) => replies.push(chunk));
+    // A COM_PING with sequence id 5: a command must start at 0.
+    stream.write(Buffer.from([0x01, 0x00, 0x00, 0x05, 0x0e]));
+    await closed;
+    const err = Buffer.concat(replies);
+    expect(err[4]).toBe(0xff);
+    expect(err.readUInt16LE(5)).toBe(1156);
+    expect(await recordedSession(program)).toMatchObject({ connection: "", endReason: "protocol_violation" });
+  });
+
   it("a login naming no connection with a wrong key is still refused 1045, learning nothing", async () => {
     await expect(mysql.createConnection({ ...gateway.mysql!, user: "agent", password: "wrong", connectTimeout: 10_000 })).rejects.toMatchObject({ errno: 1045 });
   });

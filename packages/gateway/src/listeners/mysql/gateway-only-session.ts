@@ -1,5 +1,5 @@
 import type { Duplex } from "node:stream";
-import { PacketReader, encodeErrPacket, encodeOkPacket, encodePacket, type MysqlObservedCommand, type ServerErrorFields } from "@gatehouse/protocols/mysql";
+import { MysqlProtocolError, PacketReader, encodeErrPacket, encodeOkPacket, encodePacket, isMysqlProtocolError, type MysqlObservedCommand, type ServerErrorFields } from "@gatehouse/protocols/mysql";
 import type { RecordedSession } from "../../sessions/recorder.js";
 import { commandDraft } from "./command-events.js";
 
@@ -20,6 +20,8 @@ export interface GatewayOnlyOptions {
   noConnection: ServerErrorFields;
   /** Answers a KILL (the listener's own, as from a relayed session) and records it. */
   kill: (command: MysqlObservedCommand, sequenceId: number) => Promise<Uint8Array>;
+  /** The ERR a client gets for a packet that breaks the protocol, before it is closed. */
+  violation: (error: Error) => Uint8Array | undefined;
   /** Called with the stopper: a gateway shutting down ends the session. */
   onEnder: (end: () => void) => void;
 }
@@ -31,7 +33,7 @@ export interface GatewayOnlyOptions {
  * COM_PROCESS_KILL), COM_PING and COM_QUIT; anything else gets `noConnection` (1046), so a
  * client that forgot `-D` learns what to do on its first statement. Resolves when the client is gone.
  */
-export async function serveGatewayOnly(client: Duplex, early: Uint8Array[], options: GatewayOnlyOptions): Promise<{ bytesUp: number; bytesDown: number; clientQuit: boolean; error?: Error }> {
+export async function serveGatewayOnly(client: Duplex, early: Uint8Array[], options: GatewayOnlyOptions): Promise<{ bytesUp: number; bytesDown: number; clientQuit: boolean; error?: Error; violation?: "up" }> {
   const { session, capabilities } = options;
   const reader = new PacketReader();
   let bytesUp = 0;
@@ -85,13 +87,17 @@ export async function serveGatewayOnly(client: Duplex, early: Uint8Array[], opti
 
   const chunks: AsyncIterable<Uint8Array> = (async function* () {
     yield* early;
-    yield* client as AsyncIterable<Uint8Array>;
+    // Not destroyed when the loop stops: an ERR may still be on its way out (client.end(reply)).
+    yield* (client as Duplex & { iterator(options: { destroyOnReturn: boolean }): AsyncIterable<Uint8Array> }).iterator({ destroyOnReturn: false });
   })();
   try {
     for await (const chunk of chunks) {
       bytesUp += chunk.byteLength;
       reader.push(chunk);
       for (let packet = reader.read(); packet; packet = reader.read()) {
+        if (packet.sequenceId !== 0) {
+          throw new MysqlProtocolError("PACKETS_OUT_OF_ORDER", `a command packet has sequence id ${packet.sequenceId}, expected 0`, { context: { sequenceId: packet.sequenceId, expected: 0 } });
+        }
         const reply = await answer(packet.payload, packet.lastSequenceId);
         if (!reply) {
           end();
@@ -102,7 +108,16 @@ export async function serveGatewayOnly(client: Duplex, early: Uint8Array[], opti
     }
     return { bytesUp, bytesDown, clientQuit: false };
   } catch (error) {
+    if (isMysqlProtocolError(error)) {
+      const reply = options.violation(error);
+      if (reply && !client.destroyed && !client.writableEnded) client.end(reply);
+      else client.destroy();
+      return { bytesUp, bytesDown, clientQuit: false, error, violation: "up" };
+    }
     client.destroy();
     return { bytesUp, bytesDown, clientQuit: false, error: error as Error };
+  } finally {
+    // A client that does not close after the gateway's last word is cut off.
+    setTimeout(() => client.destroy(), 2_000).unref();
   }
 }

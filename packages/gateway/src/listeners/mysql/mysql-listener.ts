@@ -323,10 +323,11 @@ export class MysqlListener {
       capabilities: login.capabilities,
       noConnection: { ...MysqlRefusal.noConnection, message: "No database selected: name the connection: -D CONNECTION, or user IDENTITY#CONNECTION" },
       kill: (command, sequenceId) => this.killThread(command, sequenceId, who, session),
+      violation: (error) => this.violationReply(error, "up"),
       onEnder: (end) => (endSession = end),
     });
     forgetSession();
-    await session.endRelay({ bytesUp: result.bytesUp, bytesDown: result.bytesDown, endedBy: "client", shutdown: this.steps.openSessions.shuttingDown, clientSaidGoodbye: result.clientQuit, ...(result.error ? { error: result.error } : {}) });
+    await session.endRelay({ bytesUp: result.bytesUp, bytesDown: result.bytesDown, endedBy: "client", shutdown: this.steps.openSessions.shuttingDown, clientSaidGoodbye: result.clientQuit, ...(result.error ? { error: result.error } : {}), ...(result.violation ? { violation: result.violation } : {}) });
   }
 
   /** An identity over `limits.maxSessionsPerIdentity`: ERR 1040. */
