@@ -129,24 +129,26 @@ describe("mysql: the connection named in the user (IDENTITY#CONNECTION)", () => 
     expect(session.events.find((e) => e.kind === "connect")).toMatchObject({ outcome: "ok", details: { database: SCHEMA } });
   });
 
-  it("without `#` the database is still the connection; with neither, a clear ERR 1049 naming both ways, recorded", async () => {
+  it("without `#` the database is still the connection; with neither, a gateway-only session: its first statement gets 1046 naming both ways, recorded", async () => {
     const { connection } = await connect("agent", "maria");
     expect(await databaseOf(connection)).toBe("mysql");
     await connection.end();
 
-    const program = `mysql-user-test-${attempt + 1}`;
-    const error = await connect("agent").then(
-      async ({ connection: accepted }) => {
-        await accepted.end();
-        throw new Error("a login without a connection was accepted");
+    const { connection: bare, program } = await connect("agent");
+    await bare.ping();
+    const error = await bare.query("SELECT 1").then(
+      () => {
+        throw new Error("a statement ran without a connection");
       },
       (e: Error & { errno?: number; sqlState?: string }) => e,
     );
-    expect(error).toMatchObject({ errno: 1049, sqlState: "42000" });
-    expect(error.message).toBe("name the connection: -D CONNECTION, or user IDENTITY#CONNECTION");
-    const refused = await recordedSession(program);
-    expect(refused).toMatchObject({ identity: { name: "agent" }, connection: "", endReason: "unknown_connection" });
-    expect(refused.events.find((e) => e.kind === "denied")).toMatchObject({ details: { reason: "unknown_connection" } });
+    expect(error).toMatchObject({ errno: 1046, sqlState: "3D000" });
+    expect(error.message).toBe("No database selected: name the connection: -D CONNECTION, or user IDENTITY#CONNECTION");
+    await bare.end();
+    const recorded = await recordedSession(program);
+    expect(recorded).toMatchObject({ identity: { name: "agent" }, connection: "", connector: null, endReason: "client_closed" });
+    expect(recorded.events.find((e) => e.kind === "query")).toMatchObject({ command: "SELECT 1", outcome: "error", details: { errno: 1046 } });
+    expect(recorded.events.some((e) => e.kind === "ping" && e.outcome === "ok")).toBe(true);
   });
 
   it("an unknown connection after `#` is refused 1049 under the identity before the `#`", async () => {

@@ -343,6 +343,61 @@ describe("mysql listener", () => {
     expect(killerSession.events.find((e) => e.command === "KILL QUERY 4000000000")).toMatchObject({ kind: "kill", outcome: "error", details: { errno: 1094 } });
   }, 40_000);
 
+  it("a login naming no connection (the mariadb client's Ctrl-C connection) can KILL QUERY its identity's SELECT SLEEP(30); another identity's gets 1095; SELECT 1 gets 1046", async () => {
+    const { connection: sleeper, program } = await connect();
+    const started = Date.now();
+    const sleeping = sleeper.query("SELECT SLEEP(30) AS slept").then(
+      () => "done",
+      (error: MysqlError) => `error ${error.errno}`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+
+    const strangerProgram = `mysql-listener-test-${attempt + 1}`;
+    const stranger = await mysql.createConnection({ ...gateway.mysql!, user: "other", password: otherKey, connectAttributes: { program_name: strangerProgram }, connectTimeout: 10_000 });
+    stranger.on("error", () => undefined);
+    await expect(stranger.query(`KILL QUERY ${sleeper.threadId}`)).rejects.toMatchObject({ errno: 1095 });
+    await stranger.end();
+
+    const killerProgram = `mysql-listener-test-${++attempt}-killer`;
+    const killer = await mysql.createConnection({ ...gateway.mysql!, user: "agent", password: agentKey, connectAttributes: { program_name: killerProgram }, connectTimeout: 10_000 });
+    killer.on("error", () => undefined);
+    await expect(killer.query("SELECT 1")).rejects.toMatchObject({ errno: 1046, sqlState: "3D000" });
+    await expect(killer.query("KILL QUERY 4000000000")).rejects.toMatchObject({ errno: 1094 });
+    await killer.query(`KILL QUERY ${sleeper.threadId}`);
+    expect(await sleeping).toBe("error 1317");
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await killer.end();
+    await sleeper.end();
+
+    expect((await recordedSession(program)).events.find((e) => e.kind === "kill")).toMatchObject({ outcome: "ok" });
+    const killerSession = await recordedSession(killerProgram);
+    expect(killerSession).toMatchObject({ identity: { name: "agent" }, connection: "", connector: null });
+    expect(killerSession.events.find((e) => e.command === `KILL QUERY ${sleeper.threadId}`)).toMatchObject({ kind: "kill", outcome: "ok", details: { scope: "query" } });
+    expect(killerSession.events.find((e) => e.command === "KILL QUERY 4000000000")).toMatchObject({ kind: "kill", outcome: "error", details: { errno: 1094 } });
+    expect((await recordedSession(strangerProgram)).events.find((e) => e.kind === "kill")).toMatchObject({ outcome: "error", details: { errno: 1095 } });
+  }, 40_000);
+
+  it("a malformed packet on a login naming no connection ends it with ERR 1156, recorded as a protocol violation", async () => {
+    const program = `mysql-listener-test-${++attempt}-bare`;
+    const connection = await mysql.createConnection({ ...gateway.mysql!, user: "agent", password: agentKey, connectAttributes: { program_name: program }, connectTimeout: 10_000 });
+    connection.on("error", () => undefined);
+    const stream = (connection as unknown as { connection: { stream: NodeJS.WritableStream & NodeJS.EventEmitter } }).connection.stream;
+    const closed = new Promise<void>((resolve) => stream.once("close", () => resolve()));
+    const replies: Buffer[] = [];
+    stream.on("data", (chunk: Buffer) => replies.push(chunk));
+    // A COM_PING with sequence id 5: a command must start at 0.
+    stream.write(Buffer.from([0x01, 0x00, 0x00, 0x05, 0x0e]));
+    await closed;
+    const err = Buffer.concat(replies);
+    expect(err[4]).toBe(0xff);
+    expect(err.readUInt16LE(5)).toBe(1156);
+    expect(await recordedSession(program)).toMatchObject({ connection: "", endReason: "protocol_violation" });
+  });
+
+  it("a login naming no connection with a wrong key is still refused 1045, learning nothing", async () => {
+    await expect(mysql.createConnection({ ...gateway.mysql!, user: "agent", password: "wrong", connectTimeout: 10_000 })).rejects.toMatchObject({ errno: 1045 });
+  });
+
   it("COM_CHANGE_USER is refused with a clear ERR and recorded", async () => {
     const { connection, program } = await connect();
     await expect(connection.changeUser({ user: "other", password: otherKey })).rejects.toMatchObject({ errno: 1235 });

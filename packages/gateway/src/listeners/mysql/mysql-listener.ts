@@ -38,6 +38,7 @@ import { commandDraft, commandEvent } from "./command-events.js";
 import { GreetingProfiles } from "./greeting-profile.js";
 import { ThreadIds } from "./thread-ids.js";
 import { loginNames } from "./login-names.js";
+import { KILL_STATEMENT, serveGatewayOnly } from "./gateway-only-session.js";
 
 export interface MysqlListenerDeps {
   config: () => GatewayConfig;
@@ -77,6 +78,8 @@ export const MysqlRefusal = {
   tlsRequired: ServerError.ER_SECURE_TRANSPORT_REQUIRED,
   notAllowed: ServerError.ER_DBACCESS_DENIED_ERROR,
   unknownConnection: ServerError.ER_BAD_DB_ERROR,
+  /** A session without a connection (a KILL-only login) asked for anything but KILL, PING, QUIT: ER_NO_DB_ERROR. */
+  noConnection: { errno: 1046, sqlState: "3D000" },
   tooManyConnections: ServerError.ER_CON_COUNT_ERROR,
   /** The connector or the resource could not be reached: ER_CONNECT_TO_FOREIGN_DATA_SOURCE. */
   unreachable: { errno: 1429, sqlState: "HY000" },
@@ -95,8 +98,6 @@ export const MysqlRefusal = {
   shutdown: ServerError.ER_SERVER_SHUTDOWN,
 } as const;
 
-/** `KILL [HARD|SOFT] [QUERY|CONNECTION] <id>` as the mariadb and mysql clients send it. */
-const KILL_STATEMENT = /^\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(?:(QUERY|CONNECTION)\s+)?(\d{1,10})\s*;?\s*$/i;
 
 /**
  * The MySQL/MariaDB endpoint: terminates the client's protocol (greeting, TLS through the SSL
@@ -157,6 +158,7 @@ export class MysqlListener {
       const authenticated = await this.authenticate(channel, login, clientAddress, log);
       handshake.release();
       if (isEnded(authenticated)) return channel.close(authenticated);
+      if (authenticated.login.database === undefined) return await this.serveWithoutConnection(channel, authenticated, clientAddress);
       const connection = await this.pickConnection(channel, authenticated, clientAddress);
       if (isEnded(connection)) return channel.close(connection);
       const session = this.limits.openSession(authenticated.identity.name);
@@ -300,6 +302,32 @@ export class MysqlListener {
       details: { reason: "unknown_connection", code: "unknown_connection", message },
     });
     return replyAndClose(channel.handshake.fail({ ...MysqlRefusal.unknownConnection, message }));
+  }
+
+  /**
+   * An authenticated login that named no connection (the mariadb client's Ctrl-C connection,
+   * which sends `KILL QUERY <id>` with the user only): admitted as a gateway-only session, recorded
+   * with connection "" and no connector, answering KILL, PING and QUIT itself (gateway-only-session.ts).
+   * Not counted against `maxSessionsPerIdentity`: a KILL must get through when the identity is at its limit.
+   */
+  private async serveWithoutConnection(channel: MysqlClientChannel, { identity, login }: Authenticated, clientAddress: string | null): Promise<void> {
+    const session = await this.deps.recorder.open({ identity, connection: "", protocol: "mysql", connector: null, clientAddress, clientApplication: clientApplication(login) });
+    await session.record({ kind: "connect", outcome: "ok", details: { gatewayOnly: true } });
+    channel.write(channel.handshake.complete({ statusFlags: 0x2 }));
+    const early = channel.handOver();
+    let endSession = () => {};
+    const forgetSession = this.steps.openSessions.add(() => endSession());
+    const who = { identity, capabilities: login.capabilities };
+    const result = await serveGatewayOnly(channel.stream, early, {
+      session,
+      capabilities: login.capabilities,
+      noConnection: { ...MysqlRefusal.noConnection, message: "No database selected: name the connection: -D CONNECTION, or user IDENTITY#CONNECTION" },
+      kill: (command, sequenceId) => this.killThread(command, sequenceId, who, session),
+      violation: (error) => this.violationReply(error, "up"),
+      onEnder: (end) => (endSession = end),
+    });
+    forgetSession();
+    await session.endRelay({ bytesUp: result.bytesUp, bytesDown: result.bytesDown, endedBy: "client", shutdown: this.steps.openSessions.shuttingDown, clientSaidGoodbye: result.clientQuit, ...(result.error ? { error: result.error } : {}), ...(result.violation ? { violation: result.violation } : {}) });
   }
 
   /** An identity over `limits.maxSessionsPerIdentity`: ERR 1040. */
