@@ -60,40 +60,6 @@ export interface MysqlStack {
   stop(): Promise<void>;
 }
 
-let speaksMysql: boolean | undefined;
-
-/**
- * Whether the built gateway takes a MySQL listener and `protocol: mysql` connections, asked the
- * way an operator would: `gatehouse config check` on such a config. The gateway-side tests of the
- * MySQL e2e files are skipped (with this reason) while it answers `listen.mysql: unknown key`;
- * any other refusal throws, so the tests cannot go on skipping once the listener exists.
- */
-export async function gatewaySpeaksMysql(): Promise<boolean> {
-  if (speaksMysql !== undefined) return speaksMysql;
-  const dir = tempDir("gatehouse-e2e-mysql-check-");
-  try {
-    const file = join(dir, "gatehouse.yaml");
-    writeFileSync(
-      file,
-      JSON.stringify({
-        listen: { api: "127.0.0.1:0", mysql: "127.0.0.1:0" },
-        connectors: [{ name: "dc1", tokenSha256: newToken().sha256 }],
-        connections: [{ name: "app", protocol: "mysql", connector: "dc1", target: { host: "127.0.0.1", port: 3306, database: "app" }, credential: { user: "root" }, allow: [{ identity: IDENTITY }] }],
-      }),
-    );
-    const out = await runCli(["config", "check", file], { cwd: dir });
-    if (out.code === 0) return (speaksMysql = true);
-    // Only "no such key" means not yet: any other complaint is this probe out of step with the
-    // schema, and skipping on it would hide every gateway-side MySQL test for good.
-    if (/listen\.mysql: unknown key/.test(out.stderr + out.stdout)) return (speaksMysql = false);
-    throw new Error(`gatehouse config check refused the MySQL probe config for another reason than a missing MySQL listener; update gatewaySpeaksMysql():\n${out.stderr}${out.stdout}`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-export const NO_MYSQL_GATEWAY = "the gateway has no MySQL listener yet (`gatehouse config check` refuses listen.mysql / protocol: mysql)";
-
 /**
  * mysql2 connection options for an endpoint; `tls`: TLS without checking the certificate (the
  * gateway's is self-made); `application`: the `program_name` connect attribute, which the record

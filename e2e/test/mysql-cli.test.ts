@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mariadb, mariadbDump, MariadbTerminal, maskDump, mysqlslap } from "../lib/mysql-clients.js";
 import { rawMysql } from "../lib/raw-mysql.js";
-import { gatewaySpeaksMysql, IDENTITY, NO_MYSQL_GATEWAY, startMysqlResource, startMysqlStack, type MysqlEndpoint, type MysqlStack } from "../lib/mysql-stack.js";
+import { IDENTITY, startMysqlStack, type MysqlEndpoint, type MysqlStack } from "../lib/mysql-stack.js";
 import { statements, type Recorded } from "../lib/postgres-stack.js";
 
 // The MariaDB command-line clients a DBA uses — mariadb (-e, a script with
@@ -13,27 +13,17 @@ import { statements, type Recorded } from "../lib/postgres-stack.js";
 // what the user sees must not differ, and through the gateway the record
 // names who ran what with which outcome.
 
-const speaksMysql = await gatewaySpeaksMysql();
-
 let stack: MysqlStack | undefined;
 let direct: MysqlEndpoint;
-let stopResource: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  // One stack per file; without a MySQL listener in the gateway, only the resource (the direct half).
-  if (speaksMysql) {
-    stack = await startMysqlStack();
-    direct = stack.direct();
-  } else {
-    const resource = await startMysqlResource();
-    direct = resource.direct();
-    stopResource = resource.stop;
-  }
+  // One stack per file: the gateway, a connector and the MariaDB resource (reached directly too).
+  stack = await startMysqlStack();
+  direct = stack.direct();
 });
 
 afterAll(async () => {
   await stack?.stop();
-  await stopResource?.();
 });
 
 /** The newest ended session of `agent` on `app` that ran a statement matching `marker`. */
@@ -52,13 +42,13 @@ async function sessionRunning(marker: string): Promise<Recorded> {
 }
 
 /** `connectionInUser`: through the gateway, the connection named in the user (`agent#app`), for clients that log in without a database. */
-const paths: Array<{ name: string; skip: boolean; endpoint: (o?: { connectionInUser?: boolean }) => MysqlEndpoint }> = [
-  { name: "directly", skip: false, endpoint: () => direct },
-  { name: `through the gateway${speaksMysql ? "" : ` (skipped: ${NO_MYSQL_GATEWAY})`}`, skip: !speaksMysql, endpoint: (o) => stack!.endpoint(o) },
+const paths: Array<{ name: string; endpoint: (o?: { connectionInUser?: boolean }) => MysqlEndpoint }> = [
+  { name: "directly", endpoint: () => direct },
+  { name: "through the gateway", endpoint: (o) => stack!.endpoint(o) },
 ];
 
 for (const path of paths) {
-  describe.skipIf(path.skip)(`the mariadb client ${path.name}`, () => {
+  describe(`the mariadb client ${path.name}`, () => {
     const recorded = path.endpoint === paths[1]!.endpoint;
 
     it("-e: the rows come back, tab-separated; through the gateway the record names identity, connection and statement", async () => {

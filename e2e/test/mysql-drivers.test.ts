@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { gatewaySpeaksMysql, IDENTITY, mysql2Options, NO_MYSQL_GATEWAY, startMysqlResource, startMysqlStack, type MysqlEndpoint, type MysqlStack } from "../lib/mysql-stack.js";
+import { IDENTITY, mysql2Options, startMysqlStack, type MysqlEndpoint, type MysqlStack } from "../lib/mysql-stack.js";
 import type { MariadbServer } from "../lib/mariadb-server.js";
 import { comQuery, packet, rawLogin, type Packet } from "../lib/raw-mysql.js";
 
@@ -10,25 +10,15 @@ import { comQuery, packet, rawLogin, type Packet } from "../lib/raw-mysql.js";
 // NULLs, big values (a 20 MiB row: packets split at 16 MiB), a pool, multiple
 // statements, TLS; and what only the gateway does (changeUser refused).
 
-const speaksMysql = await gatewaySpeaksMysql();
-
 let stack: MysqlStack | undefined;
 let server: MariadbServer;
 let direct: MysqlEndpoint;
-let stopResource: (() => Promise<void>) | undefined;
 let serverHasTls = false;
 
 beforeAll(async () => {
-  if (speaksMysql) {
-    stack = await startMysqlStack({ orders: 100 });
-    server = stack.server;
-    direct = stack.direct();
-  } else {
-    const resource = await startMysqlResource({ orders: 100 });
-    server = resource.server;
-    direct = resource.direct();
-    stopResource = resource.stop;
-  }
+  stack = await startMysqlStack({ orders: 100 });
+  server = stack.server;
+  direct = stack.direct();
   const [row] = (await server.query("SELECT @@have_ssl AS tls, @@max_allowed_packet AS maxPacket")) as Array<{ tls: string; maxPacket: number }>;
   serverHasTls = row!.tls === "YES";
   // A 20 MiB row needs a bigger max_allowed_packet than some servers' default (16 MiB).
@@ -46,7 +36,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
-  await stopResource?.();
 });
 
 const ROW = {
@@ -71,14 +60,14 @@ function comparable(row: Record<string, unknown>): Record<string, unknown> {
   );
 }
 
-const paths: Array<{ name: string; skip: boolean; endpoint: () => MysqlEndpoint }> = [
-  { name: "directly", skip: false, endpoint: () => direct },
-  { name: `through the gateway${speaksMysql ? "" : ` (skipped: ${NO_MYSQL_GATEWAY})`}`, skip: !speaksMysql, endpoint: () => stack!.endpoint() },
+const paths: Array<{ name: string; endpoint: () => MysqlEndpoint }> = [
+  { name: "directly", endpoint: () => direct },
+  { name: "through the gateway", endpoint: () => stack!.endpoint() },
 ];
 
 for (const path of paths) {
   const viaGateway = path !== paths[0];
-  describe.skipIf(path.skip)(`mysql2 ${path.name}`, () => {
+  describe(`mysql2 ${path.name}`, () => {
     it("text queries: rows, affected rows and insert ids, and the server's own error", async () => {
       const c = await mysql.createConnection(options(path.endpoint()));
       try {
@@ -204,7 +193,7 @@ for (const path of paths) {
   });
 }
 
-describe.skipIf(!speaksMysql)(`mysql2 changeUser${speaksMysql ? "" : ` (skipped: ${NO_MYSQL_GATEWAY})`}`, () => {
+describe(`mysql2 changeUser`, () => {
   it("works directly, but through the gateway is refused: a session cannot change identity", async () => {
     const plain = await mysql.createConnection(options(direct));
     try {
