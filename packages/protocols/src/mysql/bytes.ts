@@ -240,12 +240,4 @@ export function utf8Bytes(value: string): Uint8Array {
   return encoder.encode(value);
 }
 
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
+export { concatBytes } from "../shared/chunk-queue.js";

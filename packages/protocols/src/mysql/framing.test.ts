@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { concatBytes } from "../shared/chunk-queue.js";
 import { MysqlProtocolError } from "./errors.js";
 import { MAX_PACKET_PIECE, PacketReader, encodePacket, encodePacketChunks, nextSequenceId, type Packet } from "./framing.js";
 
@@ -8,18 +9,9 @@ function readAll(reader: PacketReader): Packet[] {
   return out;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
 
 describe("PacketReader", () => {
-  const stream = concat([
+  const stream = concatBytes([
     encodePacket(0, new TextEncoder().encode("\x03SELECT 1")),
     encodePacket(1, new Uint8Array(0)),
     encodePacket(7, Uint8Array.of(0xfe, 0, 0, 2, 0)),
@@ -49,7 +41,7 @@ describe("PacketReader", () => {
       const chunks = encodePacketChunks(255, payload);
       const reader = new PacketReader();
       // Feed in uneven chunks so pieces straddle pushes.
-      const wire = concat(chunks);
+      const wire = concatBytes(chunks);
       for (let at = 0; at < wire.byteLength; at += 1_000_003) reader.push(wire.subarray(at, at + 1_000_003));
       const [packet, ...rest] = readAll(reader);
       expect(rest).toEqual([]);
@@ -85,11 +77,11 @@ describe("PacketReader", () => {
 
   it("hands on the bytes after a packet", () => {
     const reader = new PacketReader();
-    reader.push(concat([encodePacket(1, Uint8Array.of(1, 2)), Uint8Array.of(0x16, 3, 1)]));
+    reader.push(concatBytes([encodePacket(1, Uint8Array.of(1, 2)), Uint8Array.of(0x16, 3, 1)]));
     expect(reader.read()?.payload).toEqual(Uint8Array.of(1, 2));
     expect(reader.read()).toBeUndefined();
     expect(reader.peekByte()).toBe(0x16);
-    expect(concat(reader.takeBuffered())).toEqual(Uint8Array.of(0x16, 3, 1));
+    expect(concatBytes(reader.takeBuffered())).toEqual(Uint8Array.of(0x16, 3, 1));
     expect(reader.buffered).toBe(0);
   });
 });

@@ -92,7 +92,7 @@ export function decodeHandshakeV10(payload: Uint8Array): HandshakeV10 {
     if (!hasCapability(capabilities, Capability.CLIENT_LONG_PASSWORD)) mariadbCapabilities = extended;
     if (hasCapability(capabilities, Capability.CLIENT_SECURE_CONNECTION)) {
       const part2 = r.bytesOf(Math.min(r.remaining, Math.max(13, authDataLength - 8)), "auth_plugin_data_part_2");
-      scramble = concatBytes(part1, part2);
+      scramble = concatBytes([part1, part2]);
       if (scramble.byteLength > 8 && scramble[scramble.byteLength - 1] === 0) scramble = scramble.subarray(0, scramble.byteLength - 1);
     }
     if (hasCapability(capabilities, Capability.CLIENT_PLUGIN_AUTH)) authPluginName = r.nulStringOrRest("auth_plugin_name");
