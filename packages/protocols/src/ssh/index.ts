@@ -1,0 +1,23 @@
+/**
+ * `@gatehouse/protocols/ssh` — what is pure about SSH at the gateway: how a session channel
+ * travels between gateway and connector (channel frames), and the parsers that turn relayed bytes
+ * into events. The SSH transport itself is ssh2's, at the gateway (server) and the connector
+ * (client). See README.md.
+ */
+export {
+  ChannelFrame,
+  ChannelFrameError,
+  ChannelFrameReader,
+  MAX_FRAME_PAYLOAD,
+  decodeExitStatus,
+  decodeJson,
+  encodeExitStatus,
+  encodeFrame,
+  encodeJsonFrame,
+  frameHeader,
+  type ChannelFrameType,
+  type ExitSignal,
+  type Frame,
+  type WindowSize,
+} from "./channel-frames.js";
+export { SSH_PARAMS, type SshChannelKind, type SshChannelRequest } from "./tunnel-params.js";
