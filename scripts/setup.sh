@@ -33,7 +33,8 @@ if $want_test; then
     [mariadb]=mariadb-client [mariadb-dump]=mariadb-client [mysqlslap]=mariadb-client
     [mariadb-install-db]=mariadb-server [/usr/sbin/mariadbd]=mariadb-server
     [tmux]=tmux
-    [ssh]=openssh-client [/usr/sbin/sshd]=openssh-server
+    [ssh]=openssh-client [scp]=openssh-client [sftp]=openssh-client [ssh-keygen]=openssh-client [/usr/sbin/sshd]=openssh-server
+    [rsync]=rsync [asciinema]=asciinema
   )
   missing=()
   for cmd in "${!wanted[@]}"; do

@@ -1,0 +1,1 @@
+export { startSshd, type SshdOptions, type SshdServer } from "./sshd.js";

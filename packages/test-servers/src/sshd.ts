@@ -1,0 +1,178 @@
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { connect, createServer } from "node:net";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+const SSHD = "/usr/sbin/sshd";
+/** The user a password-login test uses: root cannot log in with a password, and must not have one set by a test. */
+const PASSWORD_USER = "gatehouse-sshtest";
+
+export interface SshdOptions {
+  /** Also make a local user with a random password and allow password logins for it (needs root; else `password` stays undefined). */
+  password?: boolean;
+  /** More sshd_config lines (later lines do not override earlier ones in sshd: put overrides here only for keys not set below). */
+  extraConfig?: readonly string[];
+}
+
+export interface SshdServer {
+  readonly host: "127.0.0.1";
+  readonly port: number;
+  /** The user the client key logs in as (this process's user). */
+  readonly user: string;
+  /** A private key (OpenSSH format, no passphrase) authorized for `user`, and its public line. */
+  readonly clientKeyPath: string;
+  readonly clientPublicKey: string;
+  /** The server's host key as a known_hosts entry would hold it ("ssh-ed25519 AAAA…") and its SHA256 fingerprint ("SHA256:…"). */
+  readonly hostKeyLine: string;
+  readonly hostKeyFingerprint: string;
+  /** A `[127.0.0.1]:PORT ssh-ed25519 AAAA…` line for a known_hosts file. */
+  readonly knownHostsLine: string;
+  /** A user and password sshd accepts, when `password` was asked for and could be set up. */
+  readonly password?: { user: string; password: string };
+  /** The directory holding config, keys and logs (removed by stop()). */
+  readonly dir: string;
+  /** What sshd logged so far (its -e stderr), for a failing test's message. */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a real OpenSSH sshd on a free loopback port with a fresh host key and a fresh authorized
+ * client key, in the foreground (-D -e), so stopping the test stops it. Why not the machine's own
+ * sshd: tests must not depend on, or change, the machine's ssh setup.
+ */
+export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> {
+  if (!existsSync(SSHD)) throw new Error(`${SSHD} is missing: install openssh-server (scripts/setup.sh --test does)`);
+  const dir = await mkdtemp(join(tmpdir(), "gatehouse-sshd-"));
+  const root = process.getuid?.() === 0;
+  // sshd refuses to start without its privilege-separation directory when run as root.
+  if (root) await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
+  const hostKey = join(dir, "ssh_host_ed25519_key");
+  const clientKeyPath = join(dir, "client_ed25519");
+  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "gatehouse-test-host", "-f", hostKey]);
+  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "gatehouse-test-client", "-f", clientKeyPath]);
+  const clientPublicKey = (await readFile(`${clientKeyPath}.pub`, "utf8")).trim();
+  await writeFile(join(dir, "authorized_keys"), `${clientPublicKey}\n`, { mode: 0o600 });
+  const hostKeyLine = (await readFile(`${hostKey}.pub`, "utf8")).trim().split(/\s+/).slice(0, 2).join(" ");
+  const hostKeyFingerprint = (await run("ssh-keygen", ["-l", "-E", "sha256", "-f", `${hostKey}.pub`])).stdout.split(/\s+/)[1]!;
+  const password = options.password && root ? await passwordUser() : undefined;
+
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const config = [
+      `Port ${port}`,
+      "ListenAddress 127.0.0.1",
+      `HostKey ${hostKey}`,
+      `PidFile ${join(dir, "sshd.pid")}`,
+      `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
+      // The temp dir's parents (/tmp) are world-writable; StrictModes would refuse the key file for it.
+      "StrictModes no",
+      "UsePAM no",
+      `PasswordAuthentication ${password ? "yes" : "no"}`,
+      "KbdInteractiveAuthentication no",
+      "PermitRootLogin yes",
+      "Subsystem sftp internal-sftp",
+      "AllowTcpForwarding yes",
+      "AcceptEnv LANG LC_* GATEHOUSE_*",
+      "MaxStartups 200:30:400",
+      "MaxSessions 100",
+      "LogLevel VERBOSE",
+      ...(options.extraConfig ?? []),
+    ];
+    const configPath = join(dir, "sshd_config");
+    await writeFile(configPath, `${config.join("\n")}\n`);
+    const child = spawn(SSHD, ["-D", "-e", "-f", configPath], { stdio: ["ignore", "ignore", "pipe"] });
+    let log = "";
+    child.stderr!.setEncoding("utf8").on("data", (text: string) => {
+      log += text;
+      if (log.length > 1_000_000) log = log.slice(-500_000);
+    });
+    const up = await waitForBanner(port, child);
+    if (!up) {
+      child.kill("SIGKILL");
+      if (attempt < 3 && /Address already in use|Cannot bind/i.test(log)) continue;
+      await rm(dir, { recursive: true, force: true });
+      throw new Error(`sshd did not start on port ${port}:\n${log}`);
+    }
+    return {
+      host: "127.0.0.1",
+      port,
+      user: userInfo().username,
+      clientKeyPath,
+      clientPublicKey,
+      hostKeyLine,
+      hostKeyFingerprint,
+      knownHostsLine: `[127.0.0.1]:${port} ${hostKeyLine}`,
+      ...(password ? { password } : {}),
+      dir,
+      log: () => log,
+      stop: async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+          child.kill("SIGTERM");
+          await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000))]);
+          if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+        }
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  }
+}
+
+/** Creates (once) the local user for password logins and gives it a fresh random password. */
+async function passwordUser(): Promise<{ user: string; password: string }> {
+  const exists = await run("id", ["-u", PASSWORD_USER]).then(
+    () => true,
+    () => false,
+  );
+  if (!exists) await run("useradd", ["--create-home", "--shell", "/bin/sh", PASSWORD_USER]);
+  const password = randomBytes(12).toString("base64url");
+  const child = spawn("chpasswd", [], { stdio: ["pipe", "ignore", "pipe"] });
+  child.stdin!.end(`${PASSWORD_USER}:${password}\n`);
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  if (code !== 0) throw new Error(`chpasswd failed for ${PASSWORD_USER}`);
+  return { user: PASSWORD_USER, password };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Whether sshd answers with its identification string within 10 s (false as soon as it exits). */
+async function waitForBanner(port: number, child: ChildProcess): Promise<boolean> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) return false;
+    const banner = await new Promise<string>((resolve) => {
+      const socket = connect({ host: "127.0.0.1", port });
+      let text = "";
+      const done = (value: string) => {
+        socket.destroy();
+        resolve(value);
+      };
+      socket.setTimeout(1000, () => done(text));
+      socket.on("data", (chunk) => {
+        text += chunk.toString("latin1");
+        if (text.includes("\n")) done(text);
+      });
+      socket.on("error", () => done(""));
+      socket.on("close", () => done(text));
+    });
+    if (banner.startsWith("SSH-2.0-")) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return false;
+}
