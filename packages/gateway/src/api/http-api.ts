@@ -8,7 +8,7 @@ import { matchesSha256 } from "../data-dir.js";
 import type { Logger } from "../logger.js";
 import type { ConnectorRegistry } from "../tunnel/connector-registry.js";
 import { parseTtl, type AccessKeys } from "../identity/access-keys.js";
-import type { SshKeys } from "../identity/ssh-keys.js";
+import { parseSshPublicKey, type SshKeys } from "../identity/ssh-keys.js";
 import { GatewayError } from "../errors.js";
 import type { TunnelServer } from "../tunnel/tunnel-server.js";
 import { evidenceRoute, type EvidenceApi } from "./evidence-routes.js";
@@ -47,6 +47,15 @@ export interface SshHostKeyView {
   fingerprint: string;
   /** The listener's address as configured (`listen.ssh`), "host:port". */
   listen: string;
+}
+
+/**
+ * The host-key answer for the SSH listener's public key (its `.pub` line, OpenSSH format) and its
+ * `listen.ssh` address: the line without its comment, and its SHA256 fingerprint.
+ */
+export function sshHostKeyView(publicKeyLine: string, listen: string): SshHostKeyView {
+  const parsed = parseSshPublicKey(publicKeyLine);
+  return { publicKey: parsed.publicKey, fingerprint: parsed.fingerprint, listen };
 }
 
 /** The api listener: health, the read API over the record, and the connector tunnel upgrade. */

@@ -71,7 +71,7 @@ export async function sshConfigCommand(ctx: CommandContext): Promise<number> {
   const at = given ?? reachableAddress(hostKey, client.url);
   const out = sshClientConfig({ alias, connection: values.connection, identity, hostName: at.host, port: at.port, hostKey, ...(values.key === undefined ? {} : { keyFile: values.key }) });
   if (values.json) write(ctx.stdout, JSON.stringify(out, null, 2));
-  else write(ctx.stdout, `${out.config}\n# known_hosts (add to ~/.ssh/known_hosts):\n${out.knownHosts}`);
+  else write(ctx.stdout, `${out.config}\n\n# known_hosts (add to ~/.ssh/known_hosts):\n${out.knownHosts}`);
   return 0;
 }
 
