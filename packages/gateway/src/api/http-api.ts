@@ -1,7 +1,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { readFileSync } from "node:fs";
-import type { SessionFilter, SshKeyRecord, Store } from "@gatehouse/store";
+import { StoreError, type SessionFilter, type SshKeyRecord, type Store } from "@gatehouse/store";
 import type { GatewayConfig } from "../config/schema.js";
 import { isoFromUs, systemClock, type Clock } from "../clock.js";
 import { matchesSha256 } from "../data-dir.js";
@@ -161,7 +161,8 @@ async function keysRoute(request: IncomingMessage, response: ServerResponse, url
     } catch (error) {
       if (error instanceof GatewayError && error.code === "SSH_KEY_INVALID") throw new ApiError("bad_request", `publicKey: ${error.message}`);
       if (error instanceof GatewayError && error.code === "SSH_KEY_TAKEN") throw new ApiError("conflict", error.message);
-      throw new ApiError("store_unavailable", `the store could not answer: ${(error as Error).message}`);
+      if (error instanceof StoreError) throw new ApiError("store_unavailable", `the store could not answer: ${error.message}`);
+      throw error;
     }
     options.logger.info({ keyId: added.id, identity, fingerprint: added.fingerprint }, "ssh key registered");
     return sendJson(response, 201, sshKeyView(added));
