@@ -131,8 +131,8 @@ export function runClient(command: string, args: string[], options: { env: Recor
 }
 
 /** The resource and a test database on it, without a gateway: for the direct half of the tests. */
-export async function startMysqlResource(options: { orders?: number } = {}): Promise<{ server: MariadbServer; db: TestDatabase; direct: () => MysqlEndpoint; stop: () => Promise<void> }> {
-  const server = await startMariadbServer();
+export async function startMysqlResource(options: { orders?: number; tls?: boolean } = {}): Promise<{ server: MariadbServer; db: TestDatabase; direct: () => MysqlEndpoint; stop: () => Promise<void> }> {
+  const server = await startMariadbServer({ tls: options.tls ?? false });
   try {
     const db = await server.createDatabase(options);
     const direct = (): MysqlEndpoint => ({ label: "direct", host: server.host, port: server.port, user: server.user, password: server.password, database: db.name });
@@ -158,6 +158,8 @@ export async function startMysqlResource(options: { orders?: number } = {}): Pro
 export async function startMysqlStack(
   options: {
     orders?: number;
+    /** The resource must offer TLS, for the tests that compare with a direct TLS login (a throwaway with a certificate when the local server has none). */
+    tls?: boolean;
     limits?: Record<string, unknown>;
     recording?: Record<string, unknown>;
     storeUrl?: string;

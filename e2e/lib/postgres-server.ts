@@ -1,10 +1,10 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { answers, freePort } from "@gatehouse/test-servers";
 
 // The Postgres resource the e2e tests put behind the gateway, found the way a
 // user would expect: GATEHOUSE_TEST_PG_URL when set, else the local server on
@@ -58,26 +58,8 @@ export async function startPostgresServer(): Promise<PostgresServer> {
   return throwaway();
 }
 
-export function answers(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, host);
-    socket.setTimeout(1000);
-    socket.once("connect", () => (socket.destroy(), resolve(true)));
-    socket.once("timeout", () => (socket.destroy(), resolve(false)));
-    socket.once("error", () => resolve(false));
-  });
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
+// Shared with the MariaDB finder and the package tests.
+export { answers, freePort };
 
 /**
  * initdb + pg_ctl as the postgres OS user, data in a temp dir it owns. With `password`, the
