@@ -186,7 +186,8 @@ function tail(file: string): string {
 
 /** Runs the mariadb client without option files (a developer's ~/.my.cnf may say anything), the password in MYSQL_PWD. */
 function mariadbClient(connectArgs: string[], password: string | null, statement: string, database?: string): string {
-  return execFileSync("mariadb", ["--no-defaults", ...connectArgs, "--skip-ssl", "-N", "-B", ...(database ? ["-D", database] : []), "-e", statement], {
+  // utf8mb4 both ways: without option files the client would pick its charset from a locale the test may not have.
+  return execFileSync("mariadb", ["--no-defaults", ...connectArgs, "--skip-ssl", "--default-character-set=utf8mb4", "-N", "-B", ...(database ? ["-D", database] : []), "-e", statement], {
     encoding: "utf8",
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...(password === null ? {} : { MYSQL_PWD: password }) },
     stdio: ["ignore", "pipe", "pipe"],

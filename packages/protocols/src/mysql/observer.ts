@@ -15,6 +15,13 @@
  *   - LOCAL INFILE: the server answers 0xFB + file name; the client then streams the file and an
  *     empty packet, and the server's OK/ERR ends the command. `sink.localInfileRequested` tells
  *     the listener (which refuses by default); the file's bytes are counted.
+ *   - COM_STMT_EXECUTE with a cursor flag: the server sends only the column definitions and a
+ *     terminator with SERVER_STATUS_CURSOR_EXISTS (`cursorOpened`); COM_STMT_FETCH then returns
+ *     the rows in batches, each ending with a terminator whose SERVER_STATUS_LAST_ROW_SENT says
+ *     the cursor is exhausted (`lastRowSent`). Under CLIENT_DEPRECATE_EOF both terminators are
+ *     OK packets with the 0xFE header; without it, EOF packets.
+ *   - COM_STMT_BULK_EXECUTE (MariaDB's array binding) is an `execute` of the prepared text with
+ *     every row's values (`bulkRows`), answered by one OK whose affected rows cover all rows.
  *   - COM_STMT_PREPARE's reply gives the statement id and parameter count, remembered for
  *     COM_STMT_EXECUTE (parameter types are remembered from the previous execute when the client
  *     does not resend them). COM_STMT_SEND_LONG_DATA and COM_STMT_CLOSE get no reply: they
@@ -37,6 +44,7 @@ import {
   decodeQueryText,
   decodeSetOption,
   decodeStatementId,
+  decodeStmtBulkExecute,
   decodeStmtExecute,
   decodeStmtFetch,
   decodeStmtSendLongData,
@@ -90,10 +98,12 @@ export interface ObservedCommand {
   readonly statementCount?: number;
   /** execute/fetch/send_long_data/close_statement/reset_statement. */
   readonly statementId?: number;
-  /** execute: bound values, capped (see `ObservedParam`); absent when the statement's prepare was not seen. */
+  /** execute: bound values, capped (see `ObservedParam`); absent when the statement's prepare was not seen. A bulk execute: every row's values, row after row. */
   readonly params?: readonly ObservedParam[];
   readonly paramCount?: number;
   readonly paramsTruncated?: boolean;
+  /** A bulk execute (COM_STMT_BULK_EXECUTE): the parameter sets sent; absent when they could not be counted. */
+  readonly bulkRows?: number;
   /** send_long_data: which parameter, and how many bytes this packet carried. */
   readonly paramId?: number;
   readonly bytes?: number;
@@ -141,6 +151,10 @@ export interface CommandOutcome {
   readonly statementId?: number;
   readonly paramCount?: number;
   readonly columnCount?: number;
+  /** execute: the server opened a cursor (the rows come with COM_STMT_FETCH, not in this response). */
+  readonly cursorOpened?: boolean;
+  /** fetch: SERVER_STATUS_LAST_ROW_SENT, the cursor has no rows left. */
+  readonly lastRowSent?: boolean;
   /** LOCAL INFILE: the file the server asked for and the bytes the client sent. */
   readonly localInfile?: { readonly fileName: string; readonly bytes: number };
 }
@@ -380,6 +394,10 @@ export class MysqlObserver {
         runs = [this.onExecute(payload, name, at)];
         expect = Expect.Query;
         break;
+      case Command.COM_STMT_BULK_EXECUTE:
+        runs = [this.onBulkExecute(payload, name, at)];
+        expect = Expect.Query;
+        break;
       case Command.COM_STMT_FETCH: {
         const { statementId } = decodeStmtFetch(payload);
         runs = single("fetch", { statementId }, this.statements.get(statementId)?.text ?? "");
@@ -502,6 +520,32 @@ export class MysqlObserver {
     return new Running(command, leadingKeyword(statement.text));
   }
 
+  private onBulkExecute(payload: Uint8Array, name: string, at: number): Running {
+    const statementId = decodeStatementId(payload);
+    const statement = this.statements.get(statementId);
+    if (statement === undefined) {
+      return new Running(this.newCommand({ kind: "execute", command: name, text: "", textTruncated: true, statementId }, at), "");
+    }
+    const budget: CaptureBudget = { maxParamBytes: this.settings.maxParamBytes, remaining: this.settings.maxCommandParamBytes, exhausted: false };
+    const decoded = decodeStmtBulkExecute(payload, statement.paramCount, statement.types, budget);
+    statement.types = decoded.types;
+    const command = this.newCommand(
+      {
+        kind: "execute",
+        command: name,
+        text: statement.text,
+        textTruncated: statement.truncated,
+        statementId,
+        params: decoded.params,
+        paramCount: statement.paramCount,
+        paramsTruncated: decoded.paramsTruncated,
+        ...(decoded.rows === undefined ? {} : { bulkRows: decoded.rows }),
+      },
+      at,
+    );
+    return new Running(command, leadingKeyword(statement.text));
+  }
+
   private keepLongData(statementId: number, paramId: number, data: Uint8Array): void {
     const statement = this.statements.get(statementId);
     if (statement === undefined) return;
@@ -570,6 +614,7 @@ export class MysqlObserver {
         this.noteStatus(event.status);
         // A CALL's result sets are followed by its own OK; any other statement has one result.
         if (run.keyword === "CALL" && event.more) return;
+        const kind = run.command.kind;
         this.complete(
           run,
           {
@@ -579,6 +624,8 @@ export class MysqlObserver {
             warnings: event.warnings,
             statusFlags: event.status,
             inTransaction: (event.status & ServerStatus.SERVER_STATUS_IN_TRANS) !== 0,
+            ...(kind === "execute" && (event.status & ServerStatus.SERVER_STATUS_CURSOR_EXISTS) !== 0 ? { cursorOpened: true } : {}),
+            ...(kind === "fetch" ? { lastRowSent: (event.status & ServerStatus.SERVER_STATUS_LAST_ROW_SENT) !== 0 } : {}),
           },
           at,
         );
