@@ -1,3 +1,4 @@
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import mysql from "mysql2/promise";
 import { cpuMeter, interleavedRounds, loadAverage, perUnitUs, printCpu, printThroughput, ratio, timedReads, type LoadResult, type PathResults } from "../lib/measure.js";
@@ -203,7 +204,8 @@ const loadAtStart = loadAverage();
 try {
   const endpoints: Endpoint[] = [direct];
   const stack = await startStack({ host: server.host, port: server.port, user: server.user, password: server.password, database: db.name });
-  cleanups.unshift(() => stack.connector.stop(), () => stack.gateway.proc.stop());
+  // The gateway's directory (store, journal, certificate) goes with it: a bench leaves nothing behind.
+  cleanups.unshift(() => stack.connector.stop(), () => stack.gateway.proc.stop(), async () => rmSync(stack.gateway.dir, { recursive: true, force: true }));
   const procs = { gateway: stack.gateway.proc.child.pid!, connector: stack.connector.child.pid! };
   // Plaintext from loopback authenticates with mysql_native_password, like the direct path; the TLS row is what a remote agent gets.
   const viaGateway: Endpoint = { label: "gateway", host: stack.host, port: stack.port, user: IDENTITY, password: stack.accessKey, database: "bench", gateway: { connection: "bench", resourceDatabase: db.name }, tls: false, procs };

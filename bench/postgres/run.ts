@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
@@ -374,7 +374,8 @@ try {
       ],
       `${PG.host}:${PG.port}`,
     );
-    cleanups.unshift(() => connector.stop(), () => gateway.proc.stop());
+    // The gateway's directory (store, journal) goes with it: a bench leaves nothing behind.
+    cleanups.unshift(() => connector.stop(), () => gateway.proc.stop(), async () => rmSync(gateway.dir, { recursive: true, force: true }));
     // Plaintext from loopback authenticates with SCRAM, like the direct path; the TLS row is what a remote agent gets.
     const procs = { gateway: gateway.proc.child.pid!, connector: connector.child.pid! };
     const viaGateway: Endpoint = { label: "gateway", host, port, user: IDENTITY, database: "bench", env: { PGSSLMODE: "disable", PGPASSWORD: accessKey }, procs };
@@ -393,7 +394,7 @@ try {
         `${PG.host}:${PG.port}`,
         { store: { url: `postgres://${PG.user}@${PG.host}:${PG.port}/${storeDb}` } },
       );
-      cleanups.unshift(() => second.connector.stop(), () => second.gateway.proc.stop());
+      cleanups.unshift(() => second.connector.stop(), () => second.gateway.proc.stop(), async () => rmSync(second.gateway.dir, { recursive: true, force: true }));
       endpoints.push({
         ...viaGateway,
         label: "gateway, store in Postgres",

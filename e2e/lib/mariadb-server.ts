@@ -8,28 +8,14 @@ import { canStartThrowawayMariadb, findMariadb, startThrowawayMariadb, type Mari
 // job, shared with the package tests; this file adds what e2e tests do with it:
 // mysql2 connections and test databases with the test tables.
 
-export interface MariadbServer {
-  host: string;
-  port: number;
-  user: string;
-  /** Null when the user has no password (the local Debian server's root). */
-  password: string | null;
-  /** Where it came from, for test names and failure messages. */
-  source: "env" | "local" | "throwaway";
-  /** Whether the server offers TLS (@@have_ssl is YES). */
-  tls: boolean;
-  /** The certificate (PEM file) that verifies the server, when a throwaway with TLS was made for the test; else null. */
-  caFile: string | null;
+/** The server as @gatehouse/test-servers found it (host, user, `sql`, `cliArgs`, `tls`, `stop`…), with mysql2 and test databases. */
+export interface MariadbServer extends FoundServer {
   /** A mysql2 connection to `database` (default: none selected). */
   connect(database?: string): Promise<mysql.Connection>;
   /** Runs `sql` (one or more statements) on a connection of its own; the rows of the last result. */
   query(sql: string, database?: string): Promise<unknown>;
-  /** `-h -P -u [-p]` for the mariadb, mariadb-dump and mysqlslap command-line clients. */
-  cliArgs(): string[];
   /** A fresh database, `gatehouse_e2e_<random>`, with the test tables (unless `empty`); dropped by `drop()`. */
   createDatabase(options?: { orders?: number; empty?: boolean }): Promise<TestDatabase>;
-  /** Stops the throwaway server and removes its files (no-op for the others). */
-  stop(): Promise<void>;
 }
 
 export interface TestDatabase {
@@ -71,17 +57,9 @@ function server(s: FoundServer): MariadbServer {
     }
   };
   return {
-    host: s.host,
-    port: s.port,
-    user: s.user,
-    password: s.password,
-    source: s.source,
-    tls: s.tls,
-    caFile: s.caFile,
+    ...s,
     connect,
     query,
-    stop: () => s.stop(),
-    cliArgs: () => s.cliArgs(),
     async createDatabase(options = {}) {
       const name = `gatehouse_e2e_${randomBytes(6).toString("hex")}`;
       // utf8mb4 whatever the server's default: the tests store text beyond latin1.

@@ -4,7 +4,7 @@ import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { answers, freePort } from "@gatehouse/test-servers";
+import { answers, findExistingServer, freePort } from "@gatehouse/test-servers";
 
 // The Postgres resource the e2e tests put behind the gateway, found the way a
 // user would expect: GATEHOUSE_TEST_PG_URL when set, else the local server on
@@ -36,29 +36,14 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-const LOCAL = { host: "127.0.0.1", port: 5432 };
-
 export async function startPostgresServer(): Promise<PostgresServer> {
-  const url = process.env.GATEHOUSE_TEST_PG_URL;
-  if (url) {
-    const parsed = new URL(url);
-    return server({
-      host: parsed.hostname,
-      port: Number(parsed.port || 5432),
-      user: decodeURIComponent(parsed.username || "postgres"),
-      password: parsed.password ? decodeURIComponent(parsed.password) : null,
-      maintenance: parsed.pathname.slice(1) || "postgres",
-      source: "env",
-      stop: async () => undefined,
-    });
-  }
-  if (await answers(LOCAL.host, LOCAL.port)) {
-    return server({ ...LOCAL, user: "postgres", password: null, maintenance: "postgres", source: "local", stop: async () => undefined });
-  }
-  return throwaway();
+  const found = await findExistingServer({ envVar: "GATEHOUSE_TEST_PG_URL", defaultPort: 5432, defaultUser: "postgres" });
+  if (!found) return throwaway();
+  const { database, ...where } = found;
+  return server({ ...where, maintenance: database ?? "postgres", stop: async () => undefined });
 }
 
-// Shared with the MariaDB finder and the package tests.
+// From @gatehouse/test-servers, for the e2e files that import them from here.
 export { answers, freePort };
 
 /**

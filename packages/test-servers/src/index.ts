@@ -9,3 +9,4 @@ export {
   type MariadbTestAccounts,
 } from "./mariadb.js";
 export { answers, freePort } from "./net.js";
+export { findExistingServer, type ExistingServer } from "./existing-server.js";

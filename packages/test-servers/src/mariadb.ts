@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { findExistingServer } from "./existing-server.js";
 import { answers, freePort } from "./net.js";
 
 // The MariaDB server a test stands on, found the way a user would expect:
@@ -41,33 +42,18 @@ export interface FindMariadbOptions {
   tls?: boolean;
 }
 
-const LOCAL = { host: "127.0.0.1", port: 3306 };
-
 export async function findMariadb(options: FindMariadbOptions = {}): Promise<MariadbServer> {
   const found = await existingServer();
   if (found && (!options.tls || found.tls)) return found;
   return startThrowawayMariadb({ tls: options.tls ?? false });
 }
 
-/** The server named by GATEHOUSE_TEST_MYSQL_URL, else the local one when it answers, else null. */
+/** The server named by GATEHOUSE_TEST_MYSQL_URL, else the local one when it answers (as root, no password), else null. */
 async function existingServer(): Promise<MariadbServer | null> {
-  const url = process.env.GATEHOUSE_TEST_MYSQL_URL;
-  if (url) {
-    const parsed = new URL(url);
-    return server({
-      host: parsed.hostname,
-      port: Number(parsed.port || 3306),
-      user: decodeURIComponent(parsed.username || "root"),
-      password: parsed.password ? decodeURIComponent(parsed.password) : null,
-      source: "env",
-      caFile: null,
-      stop: async () => undefined,
-    });
-  }
-  if (await answers(LOCAL.host, LOCAL.port)) {
-    return server({ ...LOCAL, user: "root", password: null, source: "local", caFile: null, stop: async () => undefined });
-  }
-  return null;
+  const found = await findExistingServer({ envVar: "GATEHOUSE_TEST_MYSQL_URL", defaultPort: 3306, defaultUser: "root" });
+  if (!found) return null;
+  const { database: _database, ...where } = found;
+  return server({ ...where, caFile: null, stop: async () => undefined });
 }
 
 /** True when this machine can start a throwaway server (the mariadb-server package is installed). */

@@ -493,7 +493,33 @@ export class MysqlObserver {
     return undefined;
   }
 
+  /** COM_STMT_EXECUTE: the prepared text with this execution's values (streamed long data included). */
   private onExecute(payload: Uint8Array, name: string, at: number): Running {
+    return this.executeOf(payload, name, at, (statement, budget) => {
+      const decoded = decodeStmtExecute(payload, statement.paramCount, statement.types, statement.longData, budget);
+      statement.longData.clear();
+      return { decoded };
+    });
+  }
+
+  /** COM_STMT_BULK_EXECUTE: the prepared text with every row's values, and how many rows. */
+  private onBulkExecute(payload: Uint8Array, name: string, at: number): Running {
+    return this.executeOf(payload, name, at, (statement, budget) => {
+      const decoded = decodeStmtBulkExecute(payload, statement.paramCount, statement.types, budget);
+      return { decoded, ...(decoded.rows === undefined ? {} : { bulkRows: decoded.rows }) };
+    });
+  }
+
+  /** An execute of a prepared statement: unknown text and values when its prepare was not seen, else what `decode` reads. */
+  private executeOf(
+    payload: Uint8Array,
+    name: string,
+    at: number,
+    decode: (
+      statement: PreparedStatement,
+      budget: CaptureBudget,
+    ) => { decoded: { types: readonly ParamType[] | undefined; params: readonly ObservedParam[]; paramsTruncated: boolean }; bulkRows?: number },
+  ): Running {
     const statementId = decodeStatementId(payload);
     const statement = this.statements.get(statementId);
     if (statement === undefined) {
@@ -501,33 +527,7 @@ export class MysqlObserver {
       return new Running(this.newCommand({ kind: "execute", command: name, text: "", textTruncated: true, statementId }, at), "");
     }
     const budget: CaptureBudget = { maxParamBytes: this.settings.maxParamBytes, remaining: this.settings.maxCommandParamBytes, exhausted: false };
-    const decoded = decodeStmtExecute(payload, statement.paramCount, statement.types, statement.longData, budget);
-    statement.types = decoded.types;
-    statement.longData.clear();
-    const command = this.newCommand(
-      {
-        kind: "execute",
-        command: name,
-        text: statement.text,
-        textTruncated: statement.truncated,
-        statementId,
-        params: decoded.params,
-        paramCount: statement.paramCount,
-        paramsTruncated: decoded.paramsTruncated,
-      },
-      at,
-    );
-    return new Running(command, leadingKeyword(statement.text));
-  }
-
-  private onBulkExecute(payload: Uint8Array, name: string, at: number): Running {
-    const statementId = decodeStatementId(payload);
-    const statement = this.statements.get(statementId);
-    if (statement === undefined) {
-      return new Running(this.newCommand({ kind: "execute", command: name, text: "", textTruncated: true, statementId }, at), "");
-    }
-    const budget: CaptureBudget = { maxParamBytes: this.settings.maxParamBytes, remaining: this.settings.maxCommandParamBytes, exhausted: false };
-    const decoded = decodeStmtBulkExecute(payload, statement.paramCount, statement.types, budget);
+    const { decoded, bulkRows } = decode(statement, budget);
     statement.types = decoded.types;
     const command = this.newCommand(
       {
@@ -539,7 +539,7 @@ export class MysqlObserver {
         params: decoded.params,
         paramCount: statement.paramCount,
         paramsTruncated: decoded.paramsTruncated,
-        ...(decoded.rows === undefined ? {} : { bulkRows: decoded.rows }),
+        ...(bulkRows === undefined ? {} : { bulkRows }),
       },
       at,
     );
