@@ -184,16 +184,10 @@ function server(s: { host: string; port: number; user: string; password: string 
   const connectArgs = ["-h", s.host, "-P", String(s.port), "-u", s.user];
   const sql = (statement: string, database?: string) => mariadbClient(connectArgs, s.password, statement, database);
   return {
-    host: s.host,
-    port: s.port,
-    user: s.user,
-    password: s.password,
-    source: s.source,
+    ...s,
     tls: sql("SELECT @@have_ssl") === "YES",
-    caFile: s.caFile,
     sql,
     cliArgs: () => [...connectArgs, ...(s.password === null ? [] : [`-p${s.password}`])],
-    stop: s.stop,
   };
 }
 
