@@ -15,6 +15,8 @@ import { IDENTITY, type Recorded, type RunResult, type SessionJson } from "./pos
 //   app          allowed to `agent`                      → the test database
 //   app-locked   allowed only to `someone-else`          → 1044 for agent
 //   app-dead     a port nothing listens on (allow-listed) → the unreachable-resource error
+//   app-tls      (a resource with TLS only) allowed to `agent`: the connector logs in over TLS,
+//                verify-full against the throwaway's certificate (require for a found server's)
 
 export { IDENTITY };
 
@@ -189,6 +191,9 @@ export async function startMysqlStack(
           { name: "app", protocol: "mysql", connector: "dc1", target: target(server.port), credential, allow: [{ identity: IDENTITY }, ...(options.allow ?? [])] },
           { name: "app-locked", protocol: "mysql", connector: "dc1", target: target(server.port), credential, allow: [{ identity: "someone-else" }] },
           { name: "app-dead", protocol: "mysql", connector: "dc1", target: { ...target(deadPort), host: "127.0.0.1" }, credential, allow: [{ identity: IDENTITY }] },
+          ...(server.tls
+            ? [{ name: "app-tls", protocol: "mysql", connector: "dc1", target: { ...target(server.port), ...(server.caFile ? { tls: "verify-full", ca: server.caFile } : { tls: "require" }) }, credential, allow: [{ identity: IDENTITY }] }]
+            : []),
         ],
         ...(options.limits ? { limits: options.limits } : {}),
         ...(options.recording ? { recording: options.recording } : {}),

@@ -197,6 +197,24 @@ for (const path of paths) {
   });
 }
 
+describe("the connector's own TLS to the resource (target.tls)", () => {
+  it("through the gateway, connection app-tls reaches the server inside TLS (verify-full with the throwaway's CA), app in plaintext", async () => {
+    const session = async (connection: string) => {
+      const c = await mysql.createConnection(options(stack!.endpoint({ connection })));
+      try {
+        const [[status]] = (await c.query("SHOW SESSION STATUS LIKE 'Ssl_version'")) as unknown as [Array<{ Value: string }>];
+        const [[count]] = (await c.query("SELECT COUNT(*) AS n FROM orders")) as unknown as [Array<{ n: string }>];
+        return { tls: status!.Value, rows: count!.n };
+      } finally {
+        await c.end();
+      }
+    };
+    // The server's own status, not the gateway's word: what it saw on the connector's connection.
+    expect(await session("app-tls")).toEqual({ tls: expect.stringMatching(/^TLSv1\.[23]$/), rows: "100" });
+    expect(await session("app")).toEqual({ tls: "", rows: "100" });
+  });
+});
+
 describe(`mysql2 changeUser`, () => {
   it("works directly, but through the gateway is refused: a session cannot change identity", async () => {
     const plain = await mysql.createConnection(options(direct));
