@@ -1,18 +1,17 @@
-import { spawn } from "node:child_process";
-import { loadavg } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import mysql from "mysql2/promise";
-import { cpuSeconds, mustRun, run } from "../lib/process-tools.js";
+import { cpuMeter, interleavedRounds, loadAverage, perUnitUs, printCpu, printThroughput, ratio, timedReads, type LoadResult, type PathResults } from "../lib/measure.js";
+import { mustRun, run } from "../lib/process-tools.js";
 import { startMariadbServer } from "@gatehouse/e2e/lib/mariadb-server";
-import { gatewaySpeaksMysql, NO_MYSQL_GATEWAY } from "@gatehouse/e2e/lib/mysql-stack";
 import { newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, type Proc, type RunningGateway } from "@gatehouse/e2e/lib/processes";
 
 // MySQL/MariaDB through gateway + connector (separate processes, embedded
 // store, every statement recorded) against the same server directly, in one
 // run, as bench/postgres does for Postgres:
 //   - a point SELECT in a loop on 1 and on 16 connections for BENCH_SECONDS (mysql2, text
-//     protocol, as mysqlslap sends it; mysqlslap itself with BENCH_LOAD=mysqlslap):
-//     statements/s and mean latency
+//     protocol, as mysqlslap sends it; mysqlslap itself with BENCH_LOAD=mysqlslap), the
+//     median of BENCH_ROUNDS interleaved rounds: statements/s and mean latency
 //   - a 200 MB SELECT read by the mariadb client (--quick, output discarded): MB/s
 //   - CPU µs per statement (and ms per MB read) of the gateway and the connector
 // The server is the one the e2e tests use (GATEHOUSE_TEST_MYSQL_URL, else
@@ -22,8 +21,11 @@ import { newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, 
 /**
  * What drives the statements: "mysql2" (default: a loop per connection in this process, for
  * BENCH_SECONDS) or "mysqlslap" (a count of statements: BENCH_QUERIES_C1 / BENCH_QUERIES_C16).
- * mysqlslap logs in without a database: through the gateway it would need the connection in the user
- * (IDENTITY#CONNECTION), which this bench does not pass yet, so mysql2 is the default.
+ * mysqlslap cannot name a database at login (it logs in without one, then switches with
+ * COM_INIT_DB to --create-schema). Through the gateway the database field is where the
+ * connection is named, so mysqlslap names it in the user instead, `IDENTITY#CONNECTION`, and
+ * --create-schema is the resource's own database, which the gateway relays as a plain USE.
+ * mysqlslap leaves that schema alone after the run (it drops only schemas it created itself).
  */
 const LOAD = process.env.BENCH_LOAD ?? "mysql2";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -32,6 +34,8 @@ const QUERIES_C16 = Number(process.env.BENCH_QUERIES_C16 ?? 80_000);
 const CLIENTS = (process.env.BENCH_CLIENTS ?? "1,16").split(",").map(Number);
 const READ_ROWS = Number(process.env.BENCH_READ_ROWS ?? 200_000); // × 1,000 bytes = 200 MB
 const READ_RUNS = Number(process.env.BENCH_READ_RUNS ?? 3);
+/** Rounds of the interleaved load runs; each cell reports the run with the median rate. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 /** recording.mode for the gateway ("strict" or "best-effort"); unset: the gateway's default (strict). */
 const RECORDING = process.env.BENCH_RECORDING;
 /** Comma-separated subset of slap,read. */
@@ -48,18 +52,16 @@ interface Endpoint {
   user: string;
   password: string | null;
   database: string;
+  /**
+   * Through the gateway: the connection's name, for clients that cannot pass it as the database
+   * (mysqlslap), and the resource's database they switch to after login.
+   */
+  gateway?: { connection: string; resourceDatabase: string };
   tls: boolean;
   /** Processes on this path whose CPU time is measured (name → pid): the gateway, the connector. */
   procs?: Record<string, number>;
 }
 
-interface SlapResult {
-  statementsPerSecond: number;
-  /** Mean time a client waited for one statement, in µs. */
-  latencyUs: number;
-  /** CPU time (user + system) each of the path's processes spent per statement, in µs. */
-  cpuUsPerStatement?: Record<string, number>;
-}
 
 // ---------------------------------------------------------------- helpers
 
@@ -75,43 +77,28 @@ function mariadb(e: Endpoint, sql: string): Promise<string> {
   return mustRun("mariadb", [...connArgs(e), "-D", e.database, "-N", "-B", "-e", sql], env(e));
 }
 
-function cpuMeter(e: Endpoint): () => Record<string, number> | undefined {
-  if (!e.procs) return () => undefined;
-  const procs = e.procs;
-  const start = mapValues(procs, cpuSeconds);
-  return () => mapValues(procs, (pid, name) => cpuSeconds(pid) - start[name]!);
-}
-
-function mapValues<T, U>(record: Record<string, T>, f: (value: T, key: string) => U): Record<string, U> {
-  return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, f(v, k)]));
-}
-
-/** The 1-minute load average: other work on the machine shows in every number here. */
-const loadAverage = () => loadavg()[0]!.toFixed(1);
-
 // ---------------------------------------------------------------- mysqlslap
 
-async function slap(e: Endpoint, clients: number): Promise<SlapResult> {
+/** mysqlslap: `queries` statements over `clients` connections, through the gateway as `IDENTITY#CONNECTION` (see LOAD). */
+async function slap(e: Endpoint, clients: number): Promise<LoadResult> {
   const queries = clients === 1 ? QUERIES_C1 : QUERIES_C16;
+  const login = e.gateway ? { ...e, user: `${e.user}#${e.gateway.connection}` } : e;
+  const schema = e.gateway ? e.gateway.resourceDatabase : e.database;
   const cpu = cpuMeter(e);
   const out = await run(
     "mysqlslap",
-    [...connArgs(e), `--create-schema=${e.database}`, `--query=${QUERY}`, `--concurrency=${clients}`, `--number-of-queries=${queries}`, "--iterations=1"],
+    [...connArgs(login), `--create-schema=${schema}`, `--query=${QUERY}`, `--concurrency=${clients}`, `--number-of-queries=${queries}`, "--iterations=1"],
     env(e),
   );
   const seconds = Number(/Average number of seconds to run all queries: ([\d.]+)/.exec(out.stdout)?.[1]);
   if (out.code !== 0 || !Number.isFinite(seconds) || seconds <= 0) throw new Error(`mysqlslap through ${e.label} failed (exit ${out.code}):\n${out.stderr}${out.stdout}`);
   const spent = cpu();
-  const statementsPerSecond = queries / seconds;
-  return {
-    statementsPerSecond,
-    latencyUs: (clients * 1e6) / statementsPerSecond,
-    ...(spent ? { cpuUsPerStatement: mapValues(spent, (s) => (s * 1e6) / queries) } : {}),
-  };
+  const perSecond = queries / seconds;
+  return { perSecond, latencyUs: (clients * 1e6) / perSecond, ...perUnitUs(spent, queries) };
 }
 
 /** `clients` mysql2 connections, each running QUERY in a loop for SECONDS. */
-async function mysql2Load(e: Endpoint, clients: number): Promise<SlapResult> {
+async function mysql2Load(e: Endpoint, clients: number): Promise<LoadResult> {
   const connections = await Promise.all(
     Array.from({ length: clients }, () =>
       mysql.createConnection({ host: e.host, port: e.port, user: e.user, ...(e.password === null ? {} : { password: e.password }), database: e.database, ...(e.tls ? { ssl: { rejectUnauthorized: false } } : {}) }),
@@ -136,11 +123,7 @@ async function mysql2Load(e: Endpoint, clients: number): Promise<SlapResult> {
     );
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const spent = cpu();
-    return {
-      statementsPerSecond: statements / seconds,
-      latencyUs: Number(waitedNs) / statements / 1e3,
-      ...(spent ? { cpuUsPerStatement: mapValues(spent, (s) => (s * 1e6) / statements) } : {}),
-    };
+    return { perSecond: statements / seconds, latencyUs: Number(waitedNs) / statements / 1e3, ...perUnitUs(spent, statements) };
   } finally {
     await Promise.all(connections.map((c) => c.end().catch(() => undefined)));
   }
@@ -148,25 +131,10 @@ async function mysql2Load(e: Endpoint, clients: number): Promise<SlapResult> {
 
 // ---------------------------------------------------------------- 200 MB read
 
-/** Times the mariadb client reading READ_ROWS rows of 1,000 bytes, row by row (--quick), output discarded; the median run. */
-async function bigRead(e: Endpoint): Promise<{ seconds: number; cpuMsPerMB?: Record<string, number> }> {
+/** The mariadb client reading READ_ROWS rows of 1,000 bytes, row by row (--quick), output discarded, READ_RUNS times. */
+function bigRead(e: Endpoint): Promise<{ MBps: number; cpuMsPerMB?: Record<string, number> }> {
   const sql = `SELECT REPEAT('x', 1000) FROM seq_1_to_${READ_ROWS}`;
-  const times: number[] = [];
-  const cpu = cpuMeter(e);
-  for (let i = 0; i < READ_RUNS; i++) {
-    const started = process.hrtime.bigint();
-    const code = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn("mariadb", [...connArgs(e), "-D", e.database, "--quick", "-N", "-B", "-e", sql], { env: { ...process.env, ...env(e) }, stdio: ["ignore", "ignore", "inherit"] });
-      child.once("error", reject);
-      child.once("exit", resolve);
-    });
-    if (code !== 0) throw new Error(`mariadb read through ${e.label} exited ${code}`);
-    times.push(Number(process.hrtime.bigint() - started) / 1e9);
-  }
-  const spent = cpu();
-  times.sort((a, b) => a - b);
-  const mb = (READ_ROWS * 1000 * READ_RUNS) / 1e6;
-  return { seconds: times[Math.floor(times.length / 2)]!, ...(spent ? { cpuMsPerMB: mapValues(spent, (s) => (s * 1e3) / mb) } : {}) };
+  return timedReads(e, "mariadb", [...connArgs(e), "-D", e.database, "--quick", "-N", "-B", "-e", sql], env(e), READ_RUNS, READ_ROWS * 1000);
 }
 
 // ---------------------------------------------------------------- gateway
@@ -226,52 +194,38 @@ async function startStack(target: { host: string; port: number; user: string; pa
 
 // ---------------------------------------------------------------- main
 
-const fmt = (n: number | undefined, digits = 0) => (n === undefined || !Number.isFinite(n) ? "-" : n.toFixed(digits));
-const signed = (n: number) => `${n >= 0 ? "+" : ""}${fmt(n)}`;
-
 const server = await startMariadbServer();
 const db = await server.createDatabase({ orders: 10_000 });
 const cleanups: Array<() => Promise<unknown>> = [() => server.stop(), () => db.drop()];
 const direct: Endpoint = { label: "direct", host: server.host, port: server.port, user: server.user, password: server.password, database: db.name, tls: false };
-const results: Record<string, { c1?: SlapResult; c16?: SlapResult; readMBps?: number; readCpuMsPerMB?: Record<string, number> }> = {};
+const results: Record<string, PathResults> = {};
 const loadAtStart = loadAverage();
-let gatewaySkipped: string | undefined;
 
 try {
   const endpoints: Endpoint[] = [direct];
-  if (await gatewaySpeaksMysql()) {
-    const stack = await startStack({ host: server.host, port: server.port, user: server.user, password: server.password, database: db.name });
-    cleanups.unshift(() => stack.connector.stop(), () => stack.gateway.proc.stop());
-    const procs = { gateway: stack.gateway.proc.child.pid!, connector: stack.connector.child.pid! };
-    // Plaintext from loopback authenticates with mysql_native_password, like the direct path; the TLS row is what a remote agent gets.
-    const viaGateway: Endpoint = { label: "gateway", host: stack.host, port: stack.port, user: IDENTITY, password: stack.accessKey, database: "bench", tls: false, procs };
-    if (PATHS.has("gateway")) endpoints.push(viaGateway);
-    if (PATHS.has("gateway-tls")) endpoints.push({ ...viaGateway, label: "gateway (TLS)", tls: true });
-  } else {
-    gatewaySkipped = NO_MYSQL_GATEWAY;
-    console.error(`gateway rows skipped: ${NO_MYSQL_GATEWAY}`);
-  }
+  const stack = await startStack({ host: server.host, port: server.port, user: server.user, password: server.password, database: db.name });
+  // The gateway's directory (store, journal, certificate) goes with it: a bench leaves nothing behind.
+  cleanups.unshift(() => stack.connector.stop(), () => stack.gateway.proc.stop(), async () => rmSync(stack.gateway.dir, { recursive: true, force: true }));
+  const procs = { gateway: stack.gateway.proc.child.pid!, connector: stack.connector.child.pid! };
+  // Plaintext from loopback authenticates with mysql_native_password, like the direct path; the TLS row is what a remote agent gets.
+  const viaGateway: Endpoint = { label: "gateway", host: stack.host, port: stack.port, user: IDENTITY, password: stack.accessKey, database: "bench", gateway: { connection: "bench", resourceDatabase: db.name }, tls: false, procs };
+  if (PATHS.has("gateway")) endpoints.push(viaGateway);
+  if (PATHS.has("gateway-tls")) endpoints.push({ ...viaGateway, label: "gateway (TLS)", tls: true });
 
   for (const e of endpoints) {
-    results[e.label] = {};
+    results[e.label] = { load: {} };
     await mariadb(e, "SELECT 1"); // every path answers before anything is timed
   }
   if (ONLY.has("slap")) {
-    // Interleaved, so background load on the machine spreads over every path alike.
-    for (const clients of CLIENTS) {
-      for (const e of endpoints) {
-        const r = LOAD === "mysqlslap" ? await slap(e, clients) : await mysql2Load(e, clients);
-        results[e.label]![`c${clients}` as "c1" | "c16"] = r;
-        console.error(`${LOAD} -c ${clients} ${e.label}: ${r.statementsPerSecond.toFixed(0)} statements/s, ${r.latencyUs.toFixed(0)} µs (load average ${loadAverage()})`);
-      }
-    }
+    const medians = await interleavedRounds(endpoints, CLIENTS, ROUNDS, LOAD === "mysqlslap" ? slap : mysql2Load, (e, clients, r) => `${LOAD} -c ${clients} ${e.label}: ${r.perSecond.toFixed(0)} statements/s, ${r.latencyUs.toFixed(0)} µs`);
+    for (const [label, load] of Object.entries(medians)) results[label]!.load = load;
   }
   if (ONLY.has("read")) {
     for (const e of endpoints) {
       const read = await bigRead(e);
-      results[e.label]!.readMBps = (READ_ROWS * 1000) / 1e6 / read.seconds;
+      results[e.label]!.readMBps = read.MBps;
       if (read.cpuMsPerMB) results[e.label]!.readCpuMsPerMB = read.cpuMsPerMB;
-      console.error(`read ${e.label}: ${results[e.label]!.readMBps!.toFixed(0)} MB/s (load average ${loadAverage()})`);
+      console.error(`read ${e.label}: ${read.MBps.toFixed(0)} MB/s (load average ${loadAverage()})`);
     }
   }
 } finally {
@@ -282,53 +236,27 @@ try {
 
 const d = results.direct;
 const g = results.gateway;
-const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined ? a / b : undefined);
-const rows: string[][] = [["path", "-c 1 stmt/s", "-c 1 mean µs", "-c 16 stmt/s", "-c 16 mean µs", "200 MB read MB/s"]];
-for (const [label, r] of Object.entries(results)) {
-  rows.push([label, fmt(r.c1?.statementsPerSecond), fmt(r.c1?.latencyUs), fmt(r.c16?.statementsPerSecond), fmt(r.c16?.latencyUs), fmt(r.readMBps)]);
-}
-for (const label of Object.keys(results).filter((l) => l !== "direct")) {
-  const r = results[label]!;
-  rows.push([
-    `${label} / direct`,
-    fmt(ratio(r.c1?.statementsPerSecond, d?.c1?.statementsPerSecond), 2),
-    r.c1 && d?.c1 ? signed(r.c1.latencyUs - d.c1.latencyUs) : "-",
-    fmt(ratio(r.c16?.statementsPerSecond, d?.c16?.statementsPerSecond), 2),
-    r.c16 && d?.c16 ? signed(r.c16.latencyUs - d.c16.latencyUs) : "-",
-    fmt(ratio(r.readMBps, d?.readMBps), 2),
-  ]);
-}
 const loadAtEnd = loadAverage();
 console.log(
-  `${server.source} MariaDB ${server.host}:${server.port}; recording ${RECORDING ?? "default (strict)"}; ${LOAD === "mysqlslap" ? `mysqlslap "${QUERY}", ${QUERIES_C1} statements at -c 1, ${QUERIES_C16} at -c 16` : `mysql2 "${QUERY}" for ${SECONDS} s at -c 1 and -c 16`}; read: ${READ_ROWS} rows × 1,000 bytes, median of ${READ_RUNS}; load average ${loadAtStart} at the start, ${loadAtEnd} at the end`,
+  `${server.source} MariaDB ${server.host}:${server.port}; recording ${RECORDING ?? "default (strict)"}; ${LOAD === "mysqlslap" ? `mysqlslap "${QUERY}", ${QUERIES_C1} statements at -c 1, ${QUERIES_C16} at -c 16` : `mysql2 "${QUERY}" for ${SECONDS} s at -c 1 and -c 16`}, median of ${ROUNDS} round(s); read: ${READ_ROWS} rows × 1,000 bytes, median of ${READ_RUNS}; load average ${loadAtStart} at the start, ${loadAtEnd} at the end`,
 );
-for (const row of rows) console.log(row.map((c, i) => c.padEnd(i === 0 ? 30 : 18)).join(""));
-const cpuRows: string[][] = [["CPU per unit of work", "-c 1 µs/stmt", "-c 16 µs/stmt", "read ms/MB"]];
-for (const [label, r] of Object.entries(results)) {
-  for (const name of Object.keys(r.c1?.cpuUsPerStatement ?? r.c16?.cpuUsPerStatement ?? r.readCpuMsPerMB ?? {})) {
-    cpuRows.push([`${label}: ${name}`, fmt(r.c1?.cpuUsPerStatement?.[name]), fmt(r.c16?.cpuUsPerStatement?.[name]), fmt(r.readCpuMsPerMB?.[name], 1)]);
-  }
-}
-if (cpuRows.length > 1) {
-  console.log("");
-  for (const row of cpuRows) console.log(row.map((c, i) => c.padEnd(i === 0 ? 36 : 16)).join(""));
-  console.log("");
-}
+printThroughput(results, CLIENTS, "stmt/s");
+printCpu(results, CLIENTS, "stmt");
 console.log(
   JSON.stringify({
     bench: "mysql",
     server: server.source,
     recording: RECORDING ?? "default (strict)",
     load: LOAD,
+    rounds: ROUNDS,
     ...(LOAD === "mysqlslap" ? { queries: { c1: QUERIES_C1, c16: QUERIES_C16 } } : { seconds: SECONDS }),
     loadAverage: { start: Number(loadAtStart), end: Number(loadAtEnd) },
     readBytes: READ_ROWS * 1000,
-    gatewaySkipped: gatewaySkipped ?? null,
     results,
     ratio: {
-      c1StatementsRatio: ratio(g?.c1?.statementsPerSecond, d?.c1?.statementsPerSecond),
-      c16StatementsRatio: ratio(g?.c16?.statementsPerSecond, d?.c16?.statementsPerSecond),
-      c1AddedLatencyUs: g?.c1 && d?.c1 ? g.c1.latencyUs - d.c1.latencyUs : undefined,
+      c1StatementsRatio: ratio(g?.load.c1?.perSecond, d?.load.c1?.perSecond),
+      c16StatementsRatio: ratio(g?.load.c16?.perSecond, d?.load.c16?.perSecond),
+      c1AddedLatencyUs: g?.load.c1 && d?.load.c1 ? g.load.c1.latencyUs - d.load.c1.latencyUs : undefined,
       readRatio: ratio(g?.readMBps, d?.readMBps),
     },
   }),

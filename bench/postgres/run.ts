@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { loadavg } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { cpuSeconds, mustRun, run } from "../lib/process-tools.js";
+import { cpuMeter, fmt, interleavedRounds, loadAverage, perUnitUs, printCpu, printThroughput, ratio, timedReads, type LoadResult, type PathResults } from "../lib/measure.js";
+import { mustRun, run } from "../lib/process-tools.js";
 import { newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, type Proc, type RunningGateway } from "@gatehouse/e2e/lib/processes";
 
 // Postgres through gateway + connector (separate processes, embedded store,
@@ -51,12 +51,6 @@ interface Endpoint {
   procs?: Record<string, number>;
 }
 
-interface PgbenchResult {
-  tps: number;
-  latencyMs: number;
-  /** CPU time (user + system) each of the path's processes spent per transaction, in µs. */
-  cpuUsPerTx?: Record<string, number>;
-}
 
 // ---------------------------------------------------------------- helpers
 
@@ -82,26 +76,11 @@ function freePort(): Promise<number> {
 
 
 
-/** Starts measuring the CPU time of a path's processes; the returned function gives the seconds each spent since. */
-function cpuMeter(e: Endpoint): () => Record<string, number> | undefined {
-  if (!e.procs) return () => undefined;
-  const procs = e.procs;
-  const start = mapValues(procs, cpuSeconds);
-  return () => mapValues(procs, (pid, name) => cpuSeconds(pid) - start[name]!);
-}
-
-function mapValues<T, U>(record: Record<string, T>, f: (value: T, key: string) => U): Record<string, U> {
-  return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, f(v, k)]));
-}
-
 function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
   return kb / 1024;
 }
-
-/** The 1-minute load average: other work on the machine shows in every number here. */
-const loadAverage = () => loadavg()[0]!.toFixed(1);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -119,7 +98,8 @@ async function settledRss(pid: number): Promise<number> {
 
 // ---------------------------------------------------------------- pgbench
 
-async function pgbench(e: Endpoint, clients: number): Promise<PgbenchResult> {
+/** pgbench -S at `clients`: transactions per second, mean latency, CPU µs per transaction. */
+async function pgbench(e: Endpoint, clients: number): Promise<LoadResult> {
   const threads = Math.min(clients, 2); // 2 cores
   const cpu = cpuMeter(e);
   const out = await run("pgbench", [...connArgs(e), "-n", "-S", "-M", "extended", "-c", String(clients), "-j", String(threads), "-T", String(SECONDS), e.database], e.env);
@@ -131,38 +111,15 @@ async function pgbench(e: Endpoint, clients: number): Promise<PgbenchResult> {
     throw new Error(`pgbench through ${e.label} failed (exit ${out.code}):\n${out.stderr}${out.stdout}`);
   }
   const spent = cpu();
-  return { tps, latencyMs, ...(spent ? { cpuUsPerTx: mapValues(spent, (seconds) => (seconds * 1e6) / transactions) } : {}) };
+  return { perSecond: tps, latencyUs: latencyMs * 1000, ...perUnitUs(spent, transactions) };
 }
 
 // ---------------------------------------------------------------- 200 MB read
 
-interface ReadResult {
-  /** The median of READ_RUNS. */
-  seconds: number;
-  /** CPU time each of the path's processes spent per MB read, in ms (over all runs). */
-  cpuMsPerMB?: Record<string, number>;
-}
-
-/** Times psql reading READ_ROWS rows of 1,000 bytes (output discarded). */
-async function bigRead(e: Endpoint): Promise<ReadResult> {
+/** psql reading READ_ROWS rows of 1,000 bytes (output discarded, as `psql -Atc ... > /dev/null`), READ_RUNS times. */
+function bigRead(e: Endpoint): Promise<{ MBps: number; cpuMsPerMB?: Record<string, number> }> {
   const sql = `select repeat('x', 1000) from generate_series(1, ${READ_ROWS})`;
-  const times: number[] = [];
-  const cpu = cpuMeter(e);
-  for (let i = 0; i < READ_RUNS; i++) {
-    const started = process.hrtime.bigint();
-    const code = await new Promise<number | null>((resolve, reject) => {
-      // stdout to /dev/null, as `psql -Atc ... > /dev/null`.
-      const child = spawn("psql", [...connArgs(e), "-d", e.database, "-X", "-Atc", sql], { env: { ...process.env, ...e.env }, stdio: ["ignore", "ignore", "inherit"] });
-      child.once("error", reject);
-      child.once("exit", resolve);
-    });
-    if (code !== 0) throw new Error(`psql read through ${e.label} exited ${code}`);
-    times.push(Number(process.hrtime.bigint() - started) / 1e9);
-  }
-  const spent = cpu();
-  times.sort((a, b) => a - b);
-  const mb = (READ_ROWS * 1000 * READ_RUNS) / 1e6;
-  return { seconds: times[Math.floor(times.length / 2)]!, ...(spent ? { cpuMsPerMB: mapValues(spent, (seconds) => (seconds * 1e3) / mb) } : {}) };
+  return timedReads(e, "psql", [...connArgs(e), "-d", e.database, "-X", "-Atc", sql], e.env, READ_RUNS, READ_ROWS * 1000);
 }
 
 // ---------------------------------------------------------------- pgbouncer
@@ -394,13 +351,11 @@ async function createKey(gateway: RunningGateway): Promise<string> {
 
 // ---------------------------------------------------------------- main
 
-const fmt = (n: number | undefined, digits = 0) => (n === undefined || !Number.isFinite(n) ? "-" : n.toFixed(digits));
-const signed = (n: number) => `${n >= 0 ? "+" : ""}${fmt(n)}`;
 
 const direct: Endpoint = { label: "direct", host: PG.host, port: PG.port, user: PG.user, database: DATABASE, env: { PGSSLMODE: "disable" } };
 const admin: Endpoint = { ...direct, database: "postgres" };
 
-const results: Record<string, { c1?: PgbenchResult; c16?: PgbenchResult; readMBps?: number; readCpuMsPerMB?: Record<string, number> }> = {};
+const results: Record<string, PathResults> = {};
 let idle: IdleResult | undefined;
 let pgbouncerUsed = false;
 
@@ -419,7 +374,8 @@ try {
       ],
       `${PG.host}:${PG.port}`,
     );
-    cleanups.unshift(() => connector.stop(), () => gateway.proc.stop());
+    // The gateway's directory (store, journal) goes with it: a bench leaves nothing behind.
+    cleanups.unshift(() => connector.stop(), () => gateway.proc.stop(), async () => rmSync(gateway.dir, { recursive: true, force: true }));
     // Plaintext from loopback authenticates with SCRAM, like the direct path; the TLS row is what a remote agent gets.
     const procs = { gateway: gateway.proc.child.pid!, connector: connector.child.pid! };
     const viaGateway: Endpoint = { label: "gateway", host, port, user: IDENTITY, database: "bench", env: { PGSSLMODE: "disable", PGPASSWORD: accessKey }, procs };
@@ -438,7 +394,7 @@ try {
         `${PG.host}:${PG.port}`,
         { store: { url: `postgres://${PG.user}@${PG.host}:${PG.port}/${storeDb}` } },
       );
-      cleanups.unshift(() => second.connector.stop(), () => second.gateway.proc.stop());
+      cleanups.unshift(() => second.connector.stop(), () => second.gateway.proc.stop(), async () => rmSync(second.gateway.dir, { recursive: true, force: true }));
       endpoints.push({
         ...viaGateway,
         label: "gateway, store in Postgres",
@@ -459,33 +415,19 @@ try {
     }
 
     for (const e of endpoints) {
-      results[e.label] = {};
+      results[e.label] = { load: {} };
       await psql(e, "select 1"); // every path answers before anything is timed
     }
-    // Interleaved, so background load on the machine spreads over every path alike.
     if (ONLY.has("pgbench")) {
-      const runs = new Map<string, PgbenchResult[]>();
-      for (let round = 0; round < ROUNDS; round++) {
-        for (const clients of CLIENTS) {
-          for (const e of endpoints) {
-            const r = await pgbench(e, clients);
-            const key = `${e.label}\0${clients}`;
-            runs.set(key, [...(runs.get(key) ?? []), r]);
-            console.error(`pgbench -c ${clients} ${e.label}: ${r.tps.toFixed(0)} tps, ${(r.latencyMs * 1000).toFixed(0)} µs (load average ${loadAverage()})`);
-          }
-        }
-      }
-      for (const [key, list] of runs) {
-        const [label, clients] = key.split("\0") as [string, string];
-        results[label]![`c${clients}` as "c1" | "c16"] = [...list].sort((a, b) => a.tps - b.tps)[Math.floor(list.length / 2)]!;
-      }
+      const medians = await interleavedRounds(endpoints, CLIENTS, ROUNDS, pgbench, (e, clients, r) => `pgbench -c ${clients} ${e.label}: ${r.perSecond.toFixed(0)} tps, ${r.latencyUs.toFixed(0)} µs`);
+      for (const [label, load] of Object.entries(medians)) results[label]!.load = load;
     }
     if (ONLY.has("read")) {
       for (const e of endpoints) {
         const read = await bigRead(e);
-        results[e.label]!.readMBps = (READ_ROWS * 1000) / 1e6 / read.seconds;
+        results[e.label]!.readMBps = read.MBps;
         if (read.cpuMsPerMB) results[e.label]!.readCpuMsPerMB = read.cpuMsPerMB;
-        console.error(`read ${e.label}: ${results[e.label]!.readMBps!.toFixed(0)} MB/s (load average ${loadAverage()})`);
+        console.error(`read ${e.label}: ${read.MBps.toFixed(0)} MB/s (load average ${loadAverage()})`);
       }
     }
   }
@@ -498,12 +440,11 @@ try {
 
 const d = results.direct;
 const g = results.gateway;
-const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined ? a / b : undefined);
 const summary = {
-  c16TpsRatio: ratio(g?.c16?.tps, d?.c16?.tps),
-  c1TpsRatio: ratio(g?.c1?.tps, d?.c1?.tps),
-  c1AddedLatencyUs: g?.c1 && d?.c1 ? (g.c1.latencyMs - d.c1.latencyMs) * 1000 : undefined,
-  c16AddedLatencyUs: g?.c16 && d?.c16 ? (g.c16.latencyMs - d.c16.latencyMs) * 1000 : undefined,
+  c16TpsRatio: ratio(g?.load.c16?.perSecond, d?.load.c16?.perSecond),
+  c1TpsRatio: ratio(g?.load.c1?.perSecond, d?.load.c1?.perSecond),
+  c1AddedLatencyUs: g?.load.c1 && d?.load.c1 ? g.load.c1.latencyUs - d.load.c1.latencyUs : undefined,
+  c16AddedLatencyUs: g?.load.c16 && d?.load.c16 ? g.load.c16.latencyUs - d.load.c16.latencyUs : undefined,
   readRatio: ratio(g?.readMBps, d?.readMBps),
   idleAddedMiB: idle?.gatewayAddedMiB,
 };
@@ -515,37 +456,12 @@ const targets = {
   idleAtMost100MiB: idle === undefined ? undefined : idle.gatewayAddedMiB <= 100,
 };
 
-const rows: string[][] = [["path", "-c 1 TPS", "-c 1 mean µs", "-c 16 TPS", "-c 16 mean µs", "200 MB read MB/s"]];
-for (const [label, r] of Object.entries(results)) {
-  rows.push([label, fmt(r.c1?.tps), fmt(r.c1 && r.c1.latencyMs * 1000), fmt(r.c16?.tps), fmt(r.c16 && r.c16.latencyMs * 1000), fmt(r.readMBps)]);
-}
-for (const label of Object.keys(results).filter((l) => l !== "direct")) {
-  const r = results[label]!;
-  rows.push([
-    `${label} / direct`,
-    fmt(ratio(r.c1?.tps, d?.c1?.tps), 2),
-    r.c1 && d?.c1 ? signed((r.c1.latencyMs - d.c1.latencyMs) * 1000) : "-",
-    fmt(ratio(r.c16?.tps, d?.c16?.tps), 2),
-    r.c16 && d?.c16 ? signed((r.c16.latencyMs - d.c16.latencyMs) * 1000) : "-",
-    fmt(ratio(r.readMBps, d?.readMBps), 2),
-  ]);
-}
 const loadAtEnd = loadAverage();
 console.log(
   `recording ${RECORDING ?? "default (strict)"}; pgbench -S -M extended, -T ${SECONDS}, scale ${SCALE}, median of ${ROUNDS} round(s); read: ${READ_ROWS} rows × 1,000 bytes, median of ${READ_RUNS}; load average ${loadAtStart} at the start, ${loadAtEnd} at the end`,
 );
-if (Object.keys(results).length) for (const row of rows) console.log(row.map((c, i) => c.padEnd(i === 0 ? 30 : 18)).join(""));
-const cpuRows: string[][] = [["CPU per unit of work", "-c 1 µs/tx", "-c 16 µs/tx", "read ms/MB"]];
-for (const [label, r] of Object.entries(results)) {
-  for (const name of Object.keys(r.c1?.cpuUsPerTx ?? r.c16?.cpuUsPerTx ?? r.readCpuMsPerMB ?? {})) {
-    cpuRows.push([`${label}: ${name}`, fmt(r.c1?.cpuUsPerTx?.[name]), fmt(r.c16?.cpuUsPerTx?.[name]), fmt(r.readCpuMsPerMB?.[name], 1)]);
-  }
-}
-if (cpuRows.length > 1) {
-  console.log("");
-  for (const row of cpuRows) console.log(row.map((c, i) => c.padEnd(i === 0 ? 36 : 16)).join(""));
-  console.log("");
-}
+printThroughput(results, CLIENTS, "TPS");
+printCpu(results, CLIENTS, "tx");
 if (idle) {
   console.log(
     `${idle.sessions} idle TLS sessions: gateway RSS ${fmt(idle.gatewayRssBeforeMiB, 1)} → ${fmt(idle.gatewayRssAfterMiB, 1)} MiB (+${fmt(idle.gatewayAddedMiB, 1)} MiB, ${fmt((idle.gatewayAddedMiB * 1024) / idle.sessions, 1)} KiB each); connector +${fmt(idle.connectorAddedMiB, 1)} MiB; opened in ${fmt(idle.openSeconds, 1)} s`,
@@ -564,7 +480,7 @@ console.log(
     pgbouncer: pgbouncerUsed,
     results,
     idle: idle ?? null,
-    ratio: { ...summary, tlsC16TpsRatio: ratio(tls?.c16?.tps, d?.c16?.tps), tlsC1AddedLatencyUs: tls?.c1 && d?.c1 ? (tls.c1.latencyMs - d.c1.latencyMs) * 1000 : undefined, tlsReadRatio: ratio(tls?.readMBps, d?.readMBps) },
+    ratio: { ...summary, tlsC16TpsRatio: ratio(tls?.load.c16?.perSecond, d?.load.c16?.perSecond), tlsC1AddedLatencyUs: tls?.load.c1 && d?.load.c1 ? tls.load.c1.latencyUs - d.load.c1.latencyUs : undefined, tlsReadRatio: ratio(tls?.readMBps, d?.readMBps) },
     targets,
   }),
 );

@@ -15,6 +15,8 @@ import { IDENTITY, type Recorded, type RunResult, type SessionJson } from "./pos
 //   app          allowed to `agent`                      → the test database
 //   app-locked   allowed only to `someone-else`          → 1044 for agent
 //   app-dead     a port nothing listens on (allow-listed) → the unreachable-resource error
+//   app-tls      (a resource with TLS only) allowed to `agent`: the connector logs in over TLS,
+//                verify-full against the throwaway's certificate (require for a found server's)
 
 export { IDENTITY };
 
@@ -131,8 +133,8 @@ export function runClient(command: string, args: string[], options: { env: Recor
 }
 
 /** The resource and a test database on it, without a gateway: for the direct half of the tests. */
-export async function startMysqlResource(options: { orders?: number } = {}): Promise<{ server: MariadbServer; db: TestDatabase; direct: () => MysqlEndpoint; stop: () => Promise<void> }> {
-  const server = await startMariadbServer();
+export async function startMysqlResource(options: { orders?: number; tls?: boolean } = {}): Promise<{ server: MariadbServer; db: TestDatabase; direct: () => MysqlEndpoint; stop: () => Promise<void> }> {
+  const server = await startMariadbServer({ tls: options.tls ?? false });
   try {
     const db = await server.createDatabase(options);
     const direct = (): MysqlEndpoint => ({ label: "direct", host: server.host, port: server.port, user: server.user, password: server.password, database: db.name });
@@ -158,6 +160,8 @@ export async function startMysqlResource(options: { orders?: number } = {}): Pro
 export async function startMysqlStack(
   options: {
     orders?: number;
+    /** The resource must offer TLS, for the tests that compare with a direct TLS login (a throwaway with a certificate when the local server has none). */
+    tls?: boolean;
     limits?: Record<string, unknown>;
     recording?: Record<string, unknown>;
     storeUrl?: string;
@@ -187,6 +191,9 @@ export async function startMysqlStack(
           { name: "app", protocol: "mysql", connector: "dc1", target: target(server.port), credential, allow: [{ identity: IDENTITY }, ...(options.allow ?? [])] },
           { name: "app-locked", protocol: "mysql", connector: "dc1", target: target(server.port), credential, allow: [{ identity: "someone-else" }] },
           { name: "app-dead", protocol: "mysql", connector: "dc1", target: { ...target(deadPort), host: "127.0.0.1" }, credential, allow: [{ identity: IDENTITY }] },
+          ...(server.tls
+            ? [{ name: "app-tls", protocol: "mysql", connector: "dc1", target: { ...target(server.port), ...(server.caFile ? { tls: "verify-full", ca: server.caFile } : { tls: "require" }) }, credential, allow: [{ identity: IDENTITY }] }]
+            : []),
         ],
         ...(options.limits ? { limits: options.limits } : {}),
         ...(options.recording ? { recording: options.recording } : {}),

@@ -1,10 +1,10 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { answers, findExistingServer, freePort } from "@gatehouse/test-servers";
 
 // The Postgres resource the e2e tests put behind the gateway, found the way a
 // user would expect: GATEHOUSE_TEST_PG_URL when set, else the local server on
@@ -36,48 +36,15 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-const LOCAL = { host: "127.0.0.1", port: 5432 };
-
 export async function startPostgresServer(): Promise<PostgresServer> {
-  const url = process.env.GATEHOUSE_TEST_PG_URL;
-  if (url) {
-    const parsed = new URL(url);
-    return server({
-      host: parsed.hostname,
-      port: Number(parsed.port || 5432),
-      user: decodeURIComponent(parsed.username || "postgres"),
-      password: parsed.password ? decodeURIComponent(parsed.password) : null,
-      maintenance: parsed.pathname.slice(1) || "postgres",
-      source: "env",
-      stop: async () => undefined,
-    });
-  }
-  if (await answers(LOCAL.host, LOCAL.port)) {
-    return server({ ...LOCAL, user: "postgres", password: null, maintenance: "postgres", source: "local", stop: async () => undefined });
-  }
-  return throwaway();
+  const found = await findExistingServer({ envVar: "GATEHOUSE_TEST_PG_URL", defaultPort: 5432, defaultUser: "postgres" });
+  if (!found) return throwaway();
+  const { database, ...where } = found;
+  return server({ ...where, maintenance: database ?? "postgres", stop: async () => undefined });
 }
 
-export function answers(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, host);
-    socket.setTimeout(1000);
-    socket.once("connect", () => (socket.destroy(), resolve(true)));
-    socket.once("timeout", () => (socket.destroy(), resolve(false)));
-    socket.once("error", () => resolve(false));
-  });
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
+// From @gatehouse/test-servers, for the e2e files that import them from here.
+export { answers, freePort };
 
 /**
  * initdb + pg_ctl as the postgres OS user, data in a temp dir it owns. With `password`, the

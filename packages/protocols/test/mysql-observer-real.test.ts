@@ -1,13 +1,14 @@
 /**
- * The MySQL observer against traffic captured from the real MariaDB (127.0.0.1:3306, root, no
- * password) with real clients (mysql2, the `mariadb` CLI) through a recording proxy; each
+ * The MySQL observer against traffic captured from a real MariaDB (found by @gatehouse/test-servers:
+ * the env URL, the local server, else a throwaway; as its administrator) with real clients (mysql2, the `mariadb` CLI) through a recording proxy; each
  * capture is fed whole and cut at many offsets, and must give the same events.
  */
 import { execFile } from "node:child_process";
 import { Readable } from "node:stream";
 import { promisify } from "node:util";
 import mysql from "mysql2/promise";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { findMariadb, type MariadbServer } from "@gatehouse/test-servers";
 import { Capability, hasCapability } from "../src/mysql/constants.js";
 import type { MysqlCapture } from "./helpers/mysql-capture.js";
 import { captureMysql } from "./helpers/mysql-capture.js";
@@ -16,9 +17,15 @@ import { replayMysql, summary } from "./helpers/mysql-observer-harness.js";
 const DB = "gatehouse_observer_test";
 const run = promisify(execFile);
 
+let server: MariadbServer;
+
+/** A mysql2 connection through the recording proxy on `port`, as the server's administrator. */
 async function connect(port: number, extra: mysql.ConnectionOptions = {}): Promise<mysql.Connection> {
-  return mysql.createConnection({ host: "127.0.0.1", port, user: "root", database: DB, ...extra });
+  return mysql.createConnection({ host: "127.0.0.1", port, user: server.user, ...(server.password === null ? {} : { password: server.password }), database: DB, ...extra });
 }
+
+/** Records what `drive(port)` exchanges with the server through the proxy. */
+const captureFromServer = (drive: (port: number) => Promise<void>): Promise<MysqlCapture> => captureMysql(drive, { host: server.host, port: server.port });
 
 function expectSameAtEveryCut(capture: MysqlCapture, cuts: Iterable<number>): void {
   const whole = summary(replayMysql(capture));
@@ -28,16 +35,19 @@ function expectSameAtEveryCut(capture: MysqlCapture, cuts: Iterable<number>): vo
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
 
 beforeAll(async () => {
-  const admin = await mysql.createConnection({ host: "127.0.0.1", port: 3306, user: "root", multipleStatements: true });
+  server = await findMariadb();
   // A 20 MiB row needs a larger max_allowed_packet than MariaDB's default 16 MiB (new connections pick it up).
-  await admin.query(`SET GLOBAL max_allowed_packet = 67108864; CREATE DATABASE IF NOT EXISTS ${DB}`);
-  await admin.end();
+  server.sql(`SET GLOBAL max_allowed_packet = 67108864; CREATE DATABASE IF NOT EXISTS ${DB}`);
+});
+
+afterAll(async () => {
+  await server?.stop();
 });
 
 describe("mysql2 text protocol", () => {
   let capture: MysqlCapture;
   beforeAll(async () => {
-    capture = await captureMysql(async (port) => {
+    capture = await captureFromServer(async (port) => {
       const conn = await connect(port, { multipleStatements: true });
       await conn.query("DROP TABLE IF EXISTS t; CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20))");
       await conn.query("INSERT INTO t (name) VALUES ('a'), ('b'), ('c')");
@@ -89,7 +99,7 @@ describe("mysql2 text protocol", () => {
 describe("mysql2 prepared statements", () => {
   let capture: MysqlCapture;
   beforeAll(async () => {
-    capture = await captureMysql(async (port) => {
+    capture = await captureFromServer(async (port) => {
       const conn = await connect(port);
       await conn.query(
         "CREATE OR REPLACE TABLE types (i TINYINT, u INT UNSIGNED, b BIGINT, f FLOAT, d DOUBLE, dec1 DECIMAL(10,2), s VARCHAR(50), bl BLOB, dt DATETIME(6), da DATE, ti TIME, j JSON)",
@@ -135,7 +145,7 @@ describe("mysql2 prepared statements", () => {
 
 describe("big rows, LOCAL INFILE, the mariadb CLI", () => {
   it("counts a 20 MiB row (split packets) as one row, and a 20 MiB parameter capped", async () => {
-    const capture = await captureMysql(async (port) => {
+    const capture = await captureFromServer(async (port) => {
       const conn = await connect(port);
       const [rows] = await conn.query("SELECT REPEAT('x', 20 * 1024 * 1024) AS big");
       expect((rows as { big: string }[])[0]!.big).toHaveLength(20 * 1024 * 1024);
@@ -153,7 +163,7 @@ describe("big rows, LOCAL INFILE, the mariadb CLI", () => {
 
   it("exposes a LOAD DATA LOCAL INFILE request and counts the file's bytes", async () => {
     const file = "a\nb\nc\n";
-    const capture = await captureMysql(async (port) => {
+    const capture = await captureFromServer(async (port) => {
       const conn = await connect(port, { infileStreamFactory: () => Readable.from([Buffer.from(file)]) });
       await conn.query("CREATE OR REPLACE TABLE infile_lines (v VARCHAR(10))");
       await conn.query({ sql: "LOAD DATA LOCAL INFILE '/tmp/lines.txt' INTO TABLE infile_lines", infileStreamFactory: () => Readable.from([Buffer.from(file)]) });
@@ -169,8 +179,10 @@ describe("big rows, LOCAL INFILE, the mariadb CLI", () => {
   });
 
   it("records the mariadb CLI's statements and errors", async () => {
-    const capture = await captureMysql(async (port) => {
-      await run("mariadb", ["-h", "127.0.0.1", "-P", String(port), "-u", "root", "-e", `USE ${DB}; SELECT 1 UNION SELECT 2; SELECT * FROM no_such_table`]).catch(() => undefined);
+    const capture = await captureFromServer(async (port) => {
+      await run("mariadb", ["-h", "127.0.0.1", "-P", String(port), "-u", server.user, "-e", `USE ${DB}; SELECT 1 UNION SELECT 2; SELECT * FROM no_such_table`], {
+        env: { ...process.env, ...(server.password === null ? {} : { MYSQL_PWD: server.password }) },
+      }).catch(() => undefined);
     });
     const done = replayMysql(capture).completed;
     // The CLI turns `USE` into COM_INIT_DB.

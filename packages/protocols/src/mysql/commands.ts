@@ -149,3 +149,82 @@ export function decodeStmtExecute(
   }
   return { statementId, flags, types, params, paramsTruncated: budget.exhausted };
 }
+
+/** COM_STMT_BULK_EXECUTE's flags (MariaDB). */
+export const BulkFlag = {
+  /** The server answers each row with its own result (needs MARIADB_CLIENT_BULK_UNIT_RESULTS). */
+  SEND_UNIT_RESULTS: 64,
+  /** Parameter types follow the flags; else the previous ones (of this statement) apply. */
+  SEND_TYPES_TO_SERVER: 128,
+} as const;
+
+/** A bulk row's per-value indicator (MariaDB's enum_indicator_type). */
+const BulkIndicator = { NONE: 0, NULL: 1, DEFAULT: 2, IGNORE: 3 } as const;
+
+export interface DecodedBulkExecute {
+  readonly statementId: number;
+  readonly flags: number;
+  readonly types: readonly ParamType[] | undefined;
+  /** Parameter sets (rows) sent; undefined when they cannot be counted (no types known, or no parameters). */
+  readonly rows: number | undefined;
+  /** The rows' values, row after row (paramCount per row), capped; DEFAULT/IGNORE indicators stop the capture. */
+  readonly params: readonly ObservedParam[];
+  readonly paramsTruncated: boolean;
+}
+
+/**
+ * COM_STMT_BULK_EXECUTE, MariaDB's array binding (https://mariadb.com/kb/en/com_stmt_bulk_execute/):
+ *
+ *   int<1> 0xFA | int<4> statement_id | int<2> bulk_flags
+ *   if bulk_flags & SEND_TYPES_TO_SERVER: (int<1> type | int<1> flags)[num_params]
+ *   rows until the end of the payload, each: (int<1> indicator | value if indicator = NONE)[num_params]
+ *     indicator: 0 NONE (a binary-protocol value follows), 1 NULL, 2 DEFAULT, 3 IGNORE
+ *
+ * The server answers with one OK whose affected rows cover every row (or, with SEND_UNIT_RESULTS,
+ * a result per row). Without types in the packet the statement's previous types apply; without
+ * those the rows cannot be walked and are not counted.
+ */
+export function decodeStmtBulkExecute(payload: Uint8Array, paramCount: number, previousTypes: readonly ParamType[] | undefined, budget: CaptureBudget): DecodedBulkExecute {
+  const cursor = new PayloadCursor(payload, 1);
+  const statementId = cursor.u32("statement_id");
+  const flags = cursor.u16("bulk_flags");
+  let types = previousTypes;
+  if ((flags & BulkFlag.SEND_TYPES_TO_SERVER) !== 0) {
+    const sent: ParamType[] = [];
+    for (let i = 0; i < paramCount; i++) {
+      const type = cursor.u8("parameter type");
+      sent.push({ type, unsigned: (cursor.u8("parameter flags") & 0x80) !== 0 });
+    }
+    types = sent;
+  }
+  if (paramCount === 0 || types === undefined || types.length !== paramCount) {
+    return { statementId, flags, types, rows: undefined, params: [], paramsTruncated: paramCount > 0 };
+  }
+  const params: ObservedParam[] = [];
+  let capturing = true;
+  let rows = 0;
+  while (cursor.remaining > 0) {
+    for (let i = 0; i < paramCount; i++) {
+      const indicator = cursor.u8("indicator");
+      let value: ObservedParam | undefined;
+      switch (indicator) {
+        case BulkIndicator.NONE:
+          value = readBinaryValue(cursor, types[i]!.type, types[i]!.unsigned, budget);
+          break;
+        case BulkIndicator.NULL:
+          value = null;
+          break;
+        case BulkIndicator.DEFAULT:
+        case BulkIndicator.IGNORE:
+          // No value to show in its place: what follows would no longer line up with the parameters.
+          capturing = false;
+          break;
+        default:
+          throw violation("COM_STMT_BULK_EXECUTE: unknown indicator", { statementId, indicator });
+      }
+      if (capturing && value !== undefined && !budget.exhausted) params.push(value);
+    }
+    rows++;
+  }
+  return { statementId, flags, types, rows, params, paramsTruncated: budget.exhausted || !capturing };
+}

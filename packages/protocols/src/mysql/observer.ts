@@ -15,6 +15,13 @@
  *   - LOCAL INFILE: the server answers 0xFB + file name; the client then streams the file and an
  *     empty packet, and the server's OK/ERR ends the command. `sink.localInfileRequested` tells
  *     the listener (which refuses by default); the file's bytes are counted.
+ *   - COM_STMT_EXECUTE with a cursor flag: the server sends only the column definitions and a
+ *     terminator with SERVER_STATUS_CURSOR_EXISTS (`cursorOpened`); COM_STMT_FETCH then returns
+ *     the rows in batches, each ending with a terminator whose SERVER_STATUS_LAST_ROW_SENT says
+ *     the cursor is exhausted (`lastRowSent`). Under CLIENT_DEPRECATE_EOF both terminators are
+ *     OK packets with the 0xFE header; without it, EOF packets.
+ *   - COM_STMT_BULK_EXECUTE (MariaDB's array binding) is an `execute` of the prepared text with
+ *     every row's values (`bulkRows`), answered by one OK whose affected rows cover all rows.
  *   - COM_STMT_PREPARE's reply gives the statement id and parameter count, remembered for
  *     COM_STMT_EXECUTE (parameter types are remembered from the previous execute when the client
  *     does not resend them). COM_STMT_SEND_LONG_DATA and COM_STMT_CLOSE get no reply: they
@@ -37,6 +44,7 @@ import {
   decodeQueryText,
   decodeSetOption,
   decodeStatementId,
+  decodeStmtBulkExecute,
   decodeStmtExecute,
   decodeStmtFetch,
   decodeStmtSendLongData,
@@ -90,10 +98,12 @@ export interface ObservedCommand {
   readonly statementCount?: number;
   /** execute/fetch/send_long_data/close_statement/reset_statement. */
   readonly statementId?: number;
-  /** execute: bound values, capped (see `ObservedParam`); absent when the statement's prepare was not seen. */
+  /** execute: bound values, capped (see `ObservedParam`); absent when the statement's prepare was not seen. A bulk execute: every row's values, row after row. */
   readonly params?: readonly ObservedParam[];
   readonly paramCount?: number;
   readonly paramsTruncated?: boolean;
+  /** A bulk execute (COM_STMT_BULK_EXECUTE): the parameter sets sent; absent when they could not be counted. */
+  readonly bulkRows?: number;
   /** send_long_data: which parameter, and how many bytes this packet carried. */
   readonly paramId?: number;
   readonly bytes?: number;
@@ -141,6 +151,10 @@ export interface CommandOutcome {
   readonly statementId?: number;
   readonly paramCount?: number;
   readonly columnCount?: number;
+  /** execute: the server opened a cursor (the rows come with COM_STMT_FETCH, not in this response). */
+  readonly cursorOpened?: boolean;
+  /** fetch: SERVER_STATUS_LAST_ROW_SENT, the cursor has no rows left. */
+  readonly lastRowSent?: boolean;
   /** LOCAL INFILE: the file the server asked for and the bytes the client sent. */
   readonly localInfile?: { readonly fileName: string; readonly bytes: number };
 }
@@ -380,6 +394,10 @@ export class MysqlObserver {
         runs = [this.onExecute(payload, name, at)];
         expect = Expect.Query;
         break;
+      case Command.COM_STMT_BULK_EXECUTE:
+        runs = [this.onBulkExecute(payload, name, at)];
+        expect = Expect.Query;
+        break;
       case Command.COM_STMT_FETCH: {
         const { statementId } = decodeStmtFetch(payload);
         runs = single("fetch", { statementId }, this.statements.get(statementId)?.text ?? "");
@@ -475,7 +493,33 @@ export class MysqlObserver {
     return undefined;
   }
 
+  /** COM_STMT_EXECUTE: the prepared text with this execution's values (streamed long data included). */
   private onExecute(payload: Uint8Array, name: string, at: number): Running {
+    return this.executeOf(payload, name, at, (statement, budget) => {
+      const decoded = decodeStmtExecute(payload, statement.paramCount, statement.types, statement.longData, budget);
+      statement.longData.clear();
+      return { decoded };
+    });
+  }
+
+  /** COM_STMT_BULK_EXECUTE: the prepared text with every row's values, and how many rows. */
+  private onBulkExecute(payload: Uint8Array, name: string, at: number): Running {
+    return this.executeOf(payload, name, at, (statement, budget) => {
+      const decoded = decodeStmtBulkExecute(payload, statement.paramCount, statement.types, budget);
+      return { decoded, ...(decoded.rows === undefined ? {} : { bulkRows: decoded.rows }) };
+    });
+  }
+
+  /** An execute of a prepared statement: unknown text and values when its prepare was not seen, else what `decode` reads. */
+  private executeOf(
+    payload: Uint8Array,
+    name: string,
+    at: number,
+    decode: (
+      statement: PreparedStatement,
+      budget: CaptureBudget,
+    ) => { decoded: { types: readonly ParamType[] | undefined; params: readonly ObservedParam[]; paramsTruncated: boolean }; bulkRows?: number },
+  ): Running {
     const statementId = decodeStatementId(payload);
     const statement = this.statements.get(statementId);
     if (statement === undefined) {
@@ -483,9 +527,8 @@ export class MysqlObserver {
       return new Running(this.newCommand({ kind: "execute", command: name, text: "", textTruncated: true, statementId }, at), "");
     }
     const budget: CaptureBudget = { maxParamBytes: this.settings.maxParamBytes, remaining: this.settings.maxCommandParamBytes, exhausted: false };
-    const decoded = decodeStmtExecute(payload, statement.paramCount, statement.types, statement.longData, budget);
+    const { decoded, bulkRows } = decode(statement, budget);
     statement.types = decoded.types;
-    statement.longData.clear();
     const command = this.newCommand(
       {
         kind: "execute",
@@ -496,6 +539,7 @@ export class MysqlObserver {
         params: decoded.params,
         paramCount: statement.paramCount,
         paramsTruncated: decoded.paramsTruncated,
+        ...(bulkRows === undefined ? {} : { bulkRows }),
       },
       at,
     );
@@ -570,6 +614,7 @@ export class MysqlObserver {
         this.noteStatus(event.status);
         // A CALL's result sets are followed by its own OK; any other statement has one result.
         if (run.keyword === "CALL" && event.more) return;
+        const kind = run.command.kind;
         this.complete(
           run,
           {
@@ -579,6 +624,8 @@ export class MysqlObserver {
             warnings: event.warnings,
             statusFlags: event.status,
             inTransaction: (event.status & ServerStatus.SERVER_STATUS_IN_TRANS) !== 0,
+            ...(kind === "execute" && (event.status & ServerStatus.SERVER_STATUS_CURSOR_EXISTS) !== 0 ? { cursorOpened: true } : {}),
+            ...(kind === "fetch" ? { lastRowSent: (event.status & ServerStatus.SERVER_STATUS_LAST_ROW_SENT) !== 0 } : {}),
           },
           at,
         );

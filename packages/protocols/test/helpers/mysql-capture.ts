@@ -15,11 +15,11 @@ export interface MysqlCapture {
 }
 
 /**
- * A TCP proxy on port 0 in front of the real MariaDB that records both directions. `run(port)`
+ * A TCP proxy on port 0 in front of a real MariaDB (`target`) that records both directions. `run(port)`
  * drives a real client through it; the recorded bytes are then cut at the end of the handshake
  * (the server's first OK after the greeting) so the rest can be fed to the observer.
  */
-export async function captureMysql(run: (port: number) => Promise<void>, target = { host: "127.0.0.1", port: 3306 }): Promise<MysqlCapture> {
+export async function captureMysql(run: (port: number) => Promise<void>, target: { host: string; port: number }): Promise<MysqlCapture> {
   const recorded: CapturedChunk[] = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {

@@ -1,5 +1,7 @@
-// The MySQL dialer on its own, against the real MariaDB on 127.0.0.1:3306 (root without password;
-// the test makes its own accounts) and, where a misbehaving server is needed, a fake one on port 0.
+// The MySQL dialer on its own, against a real MariaDB (found by @gatehouse/test-servers: the env URL,
+// the local server, else a throwaway; the test makes its own accounts), against one with TLS (a
+// throwaway with a self-signed certificate when the found one has none), and, where a misbehaving
+// server is needed, a fake one on port 0.
 import { execFileSync } from "node:child_process";
 import { constants, createHash, generateKeyPairSync, privateDecrypt, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -27,48 +29,41 @@ import {
   encodePacket,
   hasCapability,
 } from "@gatehouse/protocols/mysql";
+import { createMariadbTestAccounts, findMariadb, type MariadbServer, type MariadbTestAccounts } from "@gatehouse/test-servers";
 import { ConnectorError } from "../../errors.js";
 import type { DialContext } from "../types.js";
 import { dialMysql } from "./mysql-dialer.js";
 import { PieceHeaders } from "../../../test/helpers.js";
 
-const MYSQL_PORT = Number(process.env.GATEHOUSE_TEST_MYSQL_PORT ?? 3306);
 const suffix = `${process.pid}`;
-const NATIVE_USER = `gh_dial_native_${suffix}`;
-const NATIVE_PASSWORD = "native pw ü";
-const ED_USER = `gh_dial_ed_${suffix}`;
-const ED_PASSWORD = "ed pw";
-const DB = `gh_dial_db_${suffix}`;
+
+let mariadb: MariadbServer;
+let accounts: MariadbTestAccounts;
+let MYSQL_PORT: number;
+let NATIVE_USER: string;
+let NATIVE_PASSWORD: string;
+let DB: string;
+/** The server's administrator, as the dialer's credential and its password. */
+let ADMIN: { user: string };
+let ADMIN_PASSWORD: string | null;
 
 function sql(statement: string): string {
-  return execFileSync("mariadb", ["-h127.0.0.1", `-P${MYSQL_PORT}`, "-uroot", "-N", "-B", "-e", statement], { encoding: "utf8" }).trim();
+  return mariadb.sql(statement);
 }
 
-let ed25519Available = false;
-let tlsAvailable = false;
-
-beforeAll(() => {
-  sql(`CREATE DATABASE IF NOT EXISTS ${DB}`);
-  sql(`CREATE USER IF NOT EXISTS '${NATIVE_USER}'@'%' IDENTIFIED VIA mysql_native_password USING PASSWORD('${NATIVE_PASSWORD}')`);
-  sql(`GRANT ALL ON ${DB}.* TO '${NATIVE_USER}'@'%'`);
-  try {
-    try {
-      sql("INSTALL SONAME 'auth_ed25519'");
-    } catch {
-      /* already installed */
-    }
-    sql(`CREATE USER IF NOT EXISTS '${ED_USER}'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('${ED_PASSWORD}')`);
-    ed25519Available = true;
-  } catch {
-    ed25519Available = false;
-  }
-  tlsAvailable = sql("SHOW VARIABLES LIKE 'have_ssl'").endsWith("YES");
+beforeAll(async () => {
+  mariadb = await findMariadb();
+  accounts = createMariadbTestAccounts(mariadb, "gh_dial");
+  ({ port: MYSQL_PORT } = mariadb);
+  ({ user: NATIVE_USER, password: NATIVE_PASSWORD } = accounts.native);
+  DB = accounts.database;
+  ADMIN = { user: mariadb.user };
+  ADMIN_PASSWORD = mariadb.password;
 });
 
-afterAll(() => {
-  sql(`DROP USER IF EXISTS '${NATIVE_USER}'@'%'`);
-  sql(`DROP USER IF EXISTS '${ED_USER}'@'%'`);
-  sql(`DROP DATABASE IF EXISTS ${DB}`);
+afterAll(async () => {
+  accounts?.drop();
+  await mariadb?.stop();
 });
 
 const servers: Server[] = [];
@@ -198,17 +193,18 @@ describe("dialMysql against the real MariaDB", () => {
   it("the client's initial database (client.database) takes the place of the connection's target.database", async () => {
     const clientCapabilities = Capability.CLIENT_LONG_PASSWORD | Capability.CLIENT_PROTOCOL_41 | Capability.CLIENT_SECURE_CONNECTION | Capability.CLIENT_PLUGIN_AUTH;
     const client = { capabilities: clientCapabilities, mariadbCapabilities: 0, characterSet: 33, maxPacketSize: 1 << 24, attributes: [] };
-    const chosen = await dialMysql(openTo(MYSQL_PORT, { user: "root" }, { database: "mysql" }, encodeDialRequest({ client: { ...client, database: DB } })), context(null));
+    const chosen = await dialMysql(openTo(MYSQL_PORT, ADMIN, { database: "mysql" }, encodeDialRequest({ client: { ...client, database: DB } })), context(ADMIN_PASSWORD));
     sockets.push(chosen.socket);
     const chosenCaps = decodeDialResult(chosen.params ?? {}).capabilities;
     expect((await query(chosen.socket, "SELECT DATABASE()", chosenCaps)).rows).toEqual([[DB]]);
-    const byDefault = await dialMysql(openTo(MYSQL_PORT, { user: "root" }, { database: "mysql" }, encodeDialRequest({ client })), context(null));
+    const byDefault = await dialMysql(openTo(MYSQL_PORT, ADMIN, { database: "mysql" }, encodeDialRequest({ client })), context(ADMIN_PASSWORD));
     sockets.push(byDefault.socket);
     expect((await query(byDefault.socket, "SELECT DATABASE()", decodeDialResult(byDefault.params ?? {}).capabilities)).rows).toEqual([["mysql"]]);
   });
 
   it("client_ed25519 when the account uses MariaDB's ed25519 plugin", async (test) => {
-    if (!ed25519Available) test.skip();
+    if (!accounts.ed25519) test.skip();
+    const { user: ED_USER, password: ED_PASSWORD } = accounts.ed25519!;
     const dialed = await dialMysql(openTo(MYSQL_PORT, { user: ED_USER }), context(ED_PASSWORD));
     sockets.push(dialed.socket);
     const result = decodeDialResult(dialed.params ?? {});
@@ -227,33 +223,27 @@ describe("dialMysql against the real MariaDB", () => {
     const denied = await dialError(dialMysql(openTo(MYSQL_PORT, { user: NATIVE_USER }, { database: "mysql" }), context(NATIVE_PASSWORD)));
     expect(denied.code).toBe("AUTH_FAILED");
     expect(denied.message).toMatch(/ERROR 1044 \(42000\)/);
-    const missing = await dialError(dialMysql(openTo(MYSQL_PORT, { user: "root" }, { database: `gh_no_such_db_${suffix}` }), context(null)));
+    const missing = await dialError(dialMysql(openTo(MYSQL_PORT, ADMIN, { database: `gh_no_such_db_${suffix}` }), context(ADMIN_PASSWORD)));
     expect(missing.code).toBe("TARGET_UNREACHABLE");
     expect(missing.message).toMatch(/ERROR 1049 \(42000\)/);
   });
 
-  it("tls require: TLS when the server has it, else a clear TARGET_UNREACHABLE", async () => {
-    const dialing = dialMysql(openTo(MYSQL_PORT, { user: NATIVE_USER }, { tls: "require" }), context(NATIVE_PASSWORD));
-    if (tlsAvailable) {
-      const dialed = await dialing;
-      sockets.push(dialed.socket);
-      expect(decodeDialResult(dialed.params ?? {}).tls).toBe(true);
-    } else {
-      const error = await dialError(dialing);
-      expect(error.code).toBe("TARGET_UNREACHABLE");
-      expect(error.message).toMatch(/^127\.0\.0\.1:\d+: the server does not offer TLS, and tls is required$/);
-    }
+  it("tls require against a server without TLS: a clear TARGET_UNREACHABLE", async (test) => {
+    if (mariadb.tls) test.skip("this MariaDB has TLS; see the TLS cases");
+    const error = await dialError(dialMysql(openTo(MYSQL_PORT, { user: NATIVE_USER }, { tls: "require" }), context(NATIVE_PASSWORD)));
+    expect(error.code).toBe("TARGET_UNREACHABLE");
+    expect(error.message).toMatch(/^127\.0\.0\.1:\d+: the server does not offer TLS, and tls is required$/);
   });
 
   it("tls prefer against a server without TLS logs in in plaintext", async (test) => {
-    if (tlsAvailable) test.skip();
+    if (mariadb.tls) test.skip("this MariaDB has TLS; see the TLS cases");
     const dialed = await dialMysql(openTo(MYSQL_PORT, { user: NATIVE_USER }, { tls: "prefer" }), context(NATIVE_PASSWORD));
     sockets.push(dialed.socket);
     expect(decodeDialResult(dialed.params ?? {}).tls).toBe(false);
   });
 
   it("a KILL stream runs KILL QUERY <id> on its own login and ends a running SELECT SLEEP(30)", async () => {
-    const dialed = await dialMysql(openTo(MYSQL_PORT, { user: "root" }), context(null));
+    const dialed = await dialMysql(openTo(MYSQL_PORT, ADMIN), context(ADMIN_PASSWORD));
     sockets.push(dialed.socket);
     const result = decodeDialResult(dialed.params ?? {});
     const started = Date.now();
@@ -262,7 +252,7 @@ describe("dialMysql against the real MariaDB", () => {
     for (let i = 0; i < 100 && sql(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ${result.connectionId} AND INFO LIKE 'SELECT SLEEP%'`) !== "1"; i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    const killer = await dialMysql(openTo(MYSQL_PORT, { user: "root" }, {}, encodeDialRequest({ kill: { connectionId: result.connectionId } })), context(null));
+    const killer = await dialMysql(openTo(MYSQL_PORT, ADMIN, {}, encodeDialRequest({ kill: { connectionId: result.connectionId } })), context(ADMIN_PASSWORD));
     expect(decodeKillResult(killer.params ?? {})).toEqual({ ok: true });
     // The stream carries nothing: it ends as soon as it is read.
     const ended = once(killer.socket, "end");
@@ -273,12 +263,14 @@ describe("dialMysql against the real MariaDB", () => {
   });
 
   it("a KILL stream for a thread that does not exist reports the server's ERR (1094) as its outcome", async () => {
-    const killer = await dialMysql(openTo(MYSQL_PORT, { user: "root" }, {}, encodeDialRequest({ kill: { connectionId: 4_000_000_000 } })), context(null));
+    const killer = await dialMysql(openTo(MYSQL_PORT, ADMIN, {}, encodeDialRequest({ kill: { connectionId: 4_000_000_000 } })), context(ADMIN_PASSWORD));
     expect(decodeKillResult(killer.params ?? {})).toMatchObject({ ok: false, errno: 1094 });
   });
 
   it("a 20 MiB row arrives whole, its pieces with consecutive sequence ids", async () => {
-    const dialed = await dialMysql(openTo(MYSQL_PORT, { user: "root" }), context(null));
+    // REPEAT() gives NULL beyond max_allowed_packet, 16 MiB on a packaged server; new sessions see a raised global.
+    if (Number(sql("SELECT @@global.max_allowed_packet")) < 64 * 1024 * 1024) sql("SET GLOBAL max_allowed_packet = 67108864");
+    const dialed = await dialMysql(openTo(MYSQL_PORT, ADMIN), context(ADMIN_PASSWORD));
     sockets.push(dialed.socket);
     const result = decodeDialResult(dialed.params ?? {});
     const size = 20 * 1024 * 1024;
@@ -287,6 +279,66 @@ describe("dialMysql against the real MariaDB", () => {
     expect(rows[0]![0]).toBe("x".repeat(size));
     expect(sequenceIds.length).toBeGreaterThan(4); // column count, 2 definitions, the row in 2 pieces, EOF/OK
     expect(sequenceIds).toEqual(sequenceIds.map((_, i) => (i + 1) & 0xff));
+  });
+});
+
+describe("dialMysql against a real MariaDB with TLS", () => {
+  let server: MariadbServer;
+  let tlsAccounts: MariadbTestAccounts;
+  beforeAll(async () => {
+    server = await findMariadb({ tls: true });
+    tlsAccounts = createMariadbTestAccounts(server, "gh_dialtls");
+  }, 120_000);
+  afterAll(async () => {
+    tlsAccounts?.drop();
+    await server?.stop();
+  });
+
+  /** The TLS session the server sees on this connection: its protocol version, from its own status. */
+  async function serverSideTls(dialed: { socket: Duplex; params?: Record<string, string> }): Promise<string | null | undefined> {
+    const result = decodeDialResult(dialed.params ?? {});
+    const { rows } = await query(dialed.socket, "SHOW SESSION STATUS LIKE 'Ssl_version'", result.capabilities);
+    return rows[0]?.[1];
+  }
+
+  it("verify-full with target.ca: the server's certificate checked, the login and queries inside TLS", async (test) => {
+    if (!server.caFile) test.skip("the MariaDB found has TLS with a certificate this test did not make (no CA to pin)");
+    const { native, database } = tlsAccounts;
+    const dialed = await dialMysql(openTo(server.port, { user: native.user }, { tls: "verify-full", ca: server.caFile!, database }), context(native.password));
+    sockets.push(dialed.socket);
+    expect(decodeDialResult(dialed.params ?? {})).toMatchObject({ authPlugin: "mysql_native_password", tls: true });
+    expect(await serverSideTls(dialed)).toMatch(/^TLSv1\.[23]$/);
+  });
+
+  it("verify-full without the CA: the self-signed certificate is refused, TARGET_UNREACHABLE", async (test) => {
+    if (!server.caFile) test.skip("the MariaDB found has TLS with a certificate this test did not make");
+    const error = await dialError(dialMysql(openTo(server.port, { user: tlsAccounts.native.user }, { tls: "verify-full" }), context(tlsAccounts.native.password)));
+    expect(error.code).toBe("TARGET_UNREACHABLE");
+    expect(error.message).toMatch(/TLS with the server failed: self[- ]signed certificate/);
+  });
+
+  it("tls require: TLS without checking the certificate, and the server sees a TLS session", async () => {
+    const dialed = await dialMysql(openTo(server.port, { user: tlsAccounts.native.user }, { tls: "require" }), context(tlsAccounts.native.password));
+    sockets.push(dialed.socket);
+    expect(decodeDialResult(dialed.params ?? {}).tls).toBe(true);
+    expect(await serverSideTls(dialed)).toMatch(/^TLSv1\.[23]$/);
+  });
+
+  it("tls prefer takes TLS when offered; tls disable logs in in plaintext", async () => {
+    const preferred = await dialMysql(openTo(server.port, { user: tlsAccounts.native.user }, { tls: "prefer" }), context(tlsAccounts.native.password));
+    sockets.push(preferred.socket);
+    expect(decodeDialResult(preferred.params ?? {}).tls).toBe(true);
+    const plain = await dialMysql(openTo(server.port, { user: tlsAccounts.native.user }, { tls: "disable" }), context(tlsAccounts.native.password));
+    sockets.push(plain.socket);
+    expect(decodeDialResult(plain.params ?? {}).tls).toBe(false);
+    expect(await serverSideTls(plain)).toBe("");
+  });
+
+  it("client_ed25519 inside TLS", async (test) => {
+    if (!tlsAccounts.ed25519) test.skip("the auth_ed25519 plugin cannot be loaded on this MariaDB");
+    const dialed = await dialMysql(openTo(server.port, { user: tlsAccounts.ed25519!.user }, { tls: "require" }), context(tlsAccounts.ed25519!.password));
+    sockets.push(dialed.socket);
+    expect(decodeDialResult(dialed.params ?? {})).toMatchObject({ authPlugin: "client_ed25519", tls: true });
   });
 });
 
@@ -361,7 +413,7 @@ describe("dialMysql: unreachable and misbehaving servers", () => {
   });
 
   it("an unknown tls mode is refused before connecting", async () => {
-    const error = await dialError(dialMysql(openTo(MYSQL_PORT, { user: "root" }, { tls: "sometimes" }), context(null)));
+    const error = await dialError(dialMysql(openTo(MYSQL_PORT, ADMIN, { tls: "sometimes" }), context(ADMIN_PASSWORD)));
     expect(error.code).toBe("PROTOCOL_UNSUPPORTED");
   });
 });
@@ -445,6 +497,8 @@ async function cachingSha2Server(
   return { port, seen };
 }
 
+// A fake server, not a throwaway mariadbd: MariaDB 10.11 has no server plugin for caching_sha2_password
+// (only MySQL 8 does), so only a server on port 0 playing MySQL 8 can exercise the dialer's side of it.
 describe("dialMysql: caching_sha2_password (a fake MySQL 8 on port 0; MariaDB 10.11 lacks the plugin)", () => {
   const keys = generateKeyPairSync("rsa", { modulusLength: 2048, publicKeyEncoding: { type: "spki", format: "pem" }, privateKeyEncoding: { type: "pkcs8", format: "pem" } });
   const keyFile = join(mkdtempSync(join(tmpdir(), "gh-mysql-dialer-")), "server-public-key.pem");

@@ -23,6 +23,9 @@ export function commandEvent(command: MysqlObservedCommand, outcome: MysqlComman
   if (outcome.statementId !== undefined) details.statementId = outcome.statementId;
   if (outcome.paramCount !== undefined && command.kind === "prepare") details.paramCount = outcome.paramCount;
   if (outcome.localInfile) details.localInfile = outcome.localInfile;
+  if (outcome.cursorOpened) details.cursorOpened = true;
+  if (outcome.lastRowSent !== undefined) details.lastRowSent = outcome.lastRowSent;
+  if (command.bulkRows !== undefined) details.bulkRows = command.bulkRows;
   if (command.statementId !== undefined) details.statementId = command.statementId;
   if (command.statementCount !== undefined && command.statementCount > 1) details.statementIndex = command.statementIndex;
   if (command.textTruncated) details.textTruncated = true;
