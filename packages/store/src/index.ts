@@ -39,4 +39,6 @@ export type {
   SessionEvent,
   SessionFilter,
   SessionRecord,
+  StreamChunk,
+  StreamDirection,
 } from "./types.js";
