@@ -143,11 +143,15 @@ export class JournalState {
 
   /** Every open session's state, started commands oldest first. */
   snapshot(): SessionState[] {
-    return [...this.sessions.values()].map(({ state, started, streams }) => ({
-      ...state,
-      started: [...started].map(([ref, draft]) => ({ ref, draft })),
-      streams: [...streams.values()].map((s) => ({ ...s })),
-    }));
+    // Stream fields only for sessions that opened a stream: every segment's checkpoint holds this.
+    return [...this.sessions.values()].map(({ state, started, streams }) => {
+      const { streams: _none, lastStreamId, ...rest } = state;
+      return {
+        ...rest,
+        started: [...started].map(([ref, draft]) => ({ ref, draft })),
+        ...(lastStreamId ? { lastStreamId, streams: [...streams.values()].map((s) => ({ ...s })) } : {}),
+      };
+    });
   }
 
   get openSessions(): number {
