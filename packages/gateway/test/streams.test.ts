@@ -19,6 +19,7 @@ import { createLogger } from "../src/logger.js";
 import type { RecordedSession } from "../src/sessions/recorder.js";
 import type { StreamMeta } from "../src/sessions/stream-recorder.js";
 import { createStoreDatabase } from "./support/store-database.js";
+import { canMountTmpfs, fillDisk, mountTmpfs } from "./support/tmpfs.js";
 
 const logger = createLogger("fatal");
 const dirs: string[] = [];
@@ -316,5 +317,36 @@ describe("strict input", () => {
     for (let i = 0; i < 200; i++) expect(laxStream.input(Buffer.alloc(2000, "x"))).toBeUndefined();
     expect(laxStream.end()).toMatchObject({ bytesIn: 400_000 });
     expect(laxStream.summary().lost).toBeGreaterThan(0);
+  });
+
+  it.runIf(canMountTmpfs())("holds input while the disk refuses the journal (ENOSPC), and takes it again once there is room", async () => {
+    const disk = mountTmpfs("1m");
+    try {
+      const recording = await start(store(), disk.path, { journal: { segmentBytes: 16 * 1024, maxBytes: 64 * 1024 * 1024 } });
+      const session = await recording.recorder.open(meta);
+      const stream = session.openStream(shell);
+      const filler = join(disk.path, "filler");
+      fillDisk(filler);
+      let refusal: unknown;
+      for (let i = 0; i < 200 && !refusal; i++) await stream.input(Buffer.alloc(1000, "y")).catch((error: unknown) => (refusal = error));
+      expect(refusal).toMatchObject({ code: "RECORDING_UNAVAILABLE", recording: { reason: "journal_unwritable", errno: "ENOSPC" } });
+      rmSync(filler);
+      // The journal retries every second; then input is taken again, and the session verifies.
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const ok = await stream.input(Buffer.from("back\r")).then(() => true, () => false);
+        if (ok) break;
+        if (Date.now() > deadline) throw new Error("the journal never became writable again");
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      await session.record({ kind: "shell", outcome: "ok", details: { stream: stream.end() } });
+      await session.close("client_closed");
+      const { verdict } = await stored(store(), recording, session.id);
+      expect(verdict.ok).toBe(true);
+      await recording.close();
+      running.splice(running.indexOf(recording), 1);
+    } finally {
+      disk.unmount();
+    }
   });
 });
