@@ -42,4 +42,6 @@ export type {
   SessionRecord,
   SshKeyFilter,
   SshKeyRecord,
+  StreamChunk,
+  StreamDirection,
 } from "./types.js";

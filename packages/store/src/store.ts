@@ -24,6 +24,8 @@ import type {
   SessionEvent,
   SessionFilter,
   SessionRecord,
+  StreamChunk,
+  StreamDirection,
 } from "./types.js";
 
 export interface StoreOptions {
@@ -122,6 +124,14 @@ export interface Store {
     scan(options?: { after?: { gateway: string; seq: number }; limit?: number }): Promise<Checkpoint[]>;
     /** The last checkpoint of a gateway's chain, or null when it has none. */
     last(gateway: string): Promise<Checkpoint | null>;
+  };
+  /** The sessions' byte streams (migration 004); written through `record`. */
+  readonly streams: {
+    /**
+     * The chunks of these sessions (of one stream when `streamId` is given), ordered by session,
+     * stream, then seq, as stored (gaps and all).
+     */
+    chunks(sessionIds: readonly string[], streamId?: number): Promise<StreamChunk[]>;
   };
   readonly accessKeys: {
     /** CONFLICT when the id exists. */
@@ -229,6 +239,9 @@ export function createStore(sql: SqlExecutor, driver: StoreDriver, where?: strin
         );
         return rows[0] === undefined ? null : checkpointOf(rows[0]);
       },
+    },
+    streams: {
+      chunks: (ids, streamId) => streamChunks(sql, ids, streamId),
     },
     accessKeys: {
       create: (key) => createAccessKey(sql, key),
@@ -581,12 +594,16 @@ async function recordBatch(sql: SqlExecutor, partitions: PartitionCache, batch: 
     seal_signature: c.sealSignature ?? null,
   }));
   const checkpoints = (batch.checkpoints ?? []).map(checkpointRowOf);
-  if (sessions.length === 0 && events.length === 0 && closes.length === 0 && checkpoints.length === 0) {
-    return { sessions: 0, events: 0, closed: 0, notClosed: [], checkpoints: 0, checkpointConflicts: [] };
+  const chunks = (batch.chunks ?? []).map(chunkRowOf);
+  if (sessions.length === 0 && events.length === 0 && closes.length === 0 && checkpoints.length === 0 && chunks.length === 0) {
+    return { sessions: 0, events: 0, closed: 0, notClosed: [], checkpoints: 0, checkpointConflicts: [], chunks: 0 };
   }
   let json: string;
   try {
-    json = JSON.stringify(checkpoints.length === 0 ? { sessions, events, closes } : { sessions, events, closes, checkpoints });
+    const body: Record<string, unknown> = { sessions, events, closes };
+    if (checkpoints.length > 0) body["checkpoints"] = checkpoints;
+    if (chunks.length > 0) body["chunks"] = chunks;
+    json = JSON.stringify(body);
   } catch (err) {
     throw new StoreError("INVALID_ARGUMENT", `a record batch cannot be serialized as JSON: ${String(err)}`, { cause: err });
   }
@@ -599,7 +616,70 @@ async function recordBatch(sql: SqlExecutor, partitions: PartitionCache, batch: 
   }
   const result = rows[0]?.result;
   if (result === undefined) throw new StoreError("WRITE_FAILED", "gatehouse_record returned nothing");
-  return { ...result, checkpoints: result.checkpoints ?? 0, checkpointConflicts: result.checkpointConflicts ?? [] };
+  return { ...result, checkpoints: result.checkpoints ?? 0, checkpointConflicts: result.checkpointConflicts ?? [], chunks: result.chunks ?? 0 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+
+const DIRECTIONS: readonly string[] = ["i", "o", "e", "r"];
+
+/** The data travels as base64 inside the batch's JSON (decoded by gatehouse_record): bytes, not escaped text. */
+function chunkRowOf(c: StreamChunk): Record<string, unknown> {
+  if (!Number.isSafeInteger(c.seq) || c.seq < 1 || !Number.isSafeInteger(c.streamId) || c.streamId < 1) {
+    throw new StoreError("INVALID_ARGUMENT", `a stream chunk's stream id and seq must be positive integers, got ${c.streamId}#${c.seq}`, { context: { sessionId: c.sessionId } });
+  }
+  if (!DIRECTIONS.includes(c.direction)) throw new StoreError("INVALID_ARGUMENT", `a stream chunk's direction must be i, o, e or r, got ${String(c.direction)}`);
+  return {
+    session_id: c.sessionId,
+    stream_id: c.streamId,
+    seq: c.seq,
+    ts: usToIso(c.timeUs),
+    direction: c.direction,
+    data: Buffer.from(c.data.buffer, c.data.byteOffset, c.data.byteLength).toString("base64"),
+    prev_hash: c.prevHash,
+    hash: c.hash,
+  };
+}
+
+interface ChunkRow {
+  session_id: string;
+  stream_id: number;
+  seq: number;
+  time_us: number;
+  direction: string;
+  data: string;
+  prev_hash: string;
+  hash: string;
+}
+
+async function streamChunks(sql: SqlExecutor, ids: readonly string[], streamId: number | undefined): Promise<StreamChunk[]> {
+  if (ids.length === 0) return [];
+  // The data as base64 text: the two drivers hand bytea back in different shapes.
+  const columns = `session_id, stream_id, seq, ${usOf("ts")} as time_us, direction, encode(data, 'base64') as data, prev_hash, hash`;
+  const rows = await read(`reading the stream chunks of ${ids.length} sessions`, () =>
+    streamId === undefined
+      ? sql.query<ChunkRow>(
+          `select ${columns} from stream_chunks where session_id in (select jsonb_array_elements_text($1::jsonb))
+           order by session_id, stream_id, seq`,
+          [ids],
+        )
+      : sql.query<ChunkRow>(
+          `select ${columns} from stream_chunks where session_id in (select jsonb_array_elements_text($1::jsonb)) and stream_id = $2
+           order by session_id, stream_id, seq`,
+          [ids, streamId],
+        ),
+  );
+  return rows.map((r) => ({
+    sessionId: r.session_id,
+    streamId: r.stream_id,
+    seq: r.seq,
+    timeUs: r.time_us,
+    direction: r.direction as StreamDirection,
+    data: Buffer.from(r.data, "base64"),
+    prevHash: r.prev_hash,
+    hash: r.hash,
+  }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -759,6 +839,8 @@ async function dropPartitionsBefore(sql: SqlExecutor, cutoffUs: number, options:
            delete from sessions where ended_at is not null and ended_at <= $2::timestamptz and started_at < $1::timestamptz returning id
          ), straddling as (
            delete from events e using gone where e.session_id = gone.id returning 1
+         ), chunks as (
+           delete from stream_chunks c using gone where c.session_id = gone.id
          )
          select (select count(*) from gone) as sessions, (select count(*) from straddling) as events`,
         [horizonIso, endedBy],

@@ -134,6 +134,29 @@ export interface RecordBatch {
   closes?: readonly SessionClose[];
   /** Applied last; one already stored (same gateway and seq) is skipped. */
   checkpoints?: readonly Checkpoint[];
+  /** Stream chunks (migration 004); one already stored (same session, stream and seq) is skipped. */
+  chunks?: readonly StreamChunk[];
+}
+
+/**
+ * Which way a stream chunk went: `i` client → resource, `o` the resource's output (stdout), `e`
+ * its stderr, `r` a terminal resize (data: "COLSxROWS" in ASCII).
+ */
+export type StreamDirection = "i" | "o" | "e" | "r";
+
+/** One chunk of an interactive byte stream (an SSH shell, a kubectl exec), chained per stream. */
+export interface StreamChunk {
+  sessionId: string;
+  /** 1, 2, 3… within the session. */
+  streamId: number;
+  /** 1, 2, 3… within the stream, gap-free. */
+  seq: number;
+  /** When its first byte was seen. */
+  timeUs: number;
+  direction: StreamDirection;
+  data: Uint8Array;
+  prevHash: string;
+  hash: string;
 }
 
 /**
@@ -169,6 +192,8 @@ export interface RecordBatchResult {
   checkpoints: number;
   /** Checkpoints whose (gateway, seq) is stored with another hash: a second chain under one key. */
   checkpointConflicts: { gateway: string; seq: number }[];
+  /** Stream chunks inserted by this call. */
+  chunks: number;
 }
 
 /** A monthly partition of the events table. */

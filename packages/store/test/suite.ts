@@ -77,7 +77,7 @@ export function defineStoreSuite(harness: () => Harness): void {
     await store?.close();
   });
   beforeEach(async () => {
-    await store.sql.query("truncate events, sessions, access_keys, checkpoints");
+    await store.sql.query("truncate events, sessions, access_keys, checkpoints, stream_chunks");
   });
 
   const countEvents = async (sessionId?: string): Promise<number> => {
@@ -569,7 +569,7 @@ export function defineStoreSuite(harness: () => Harness): void {
         events: [event("r1", 1), event("r1", 2, { params: ["x", null], details: { rows: 1 } }), event("r2", 1)],
         closes: [close("r1")],
       };
-      expect(await store.record(batch)).toEqual({ sessions: 2, events: 3, closed: 1, notClosed: [], checkpoints: 0, checkpointConflicts: [] });
+      expect(await store.record(batch)).toEqual({ sessions: 2, events: 3, closed: 1, notClosed: [], checkpoints: 0, checkpointConflicts: [], chunks: 0 });
       // The same shipment again (an acknowledgement lost on the way back): nothing changes.
       expect(await store.record(batch)).toEqual({
         sessions: 0,
@@ -578,6 +578,7 @@ export function defineStoreSuite(harness: () => Harness): void {
         notClosed: [{ id: "r1", status: "already_closed" }],
         checkpoints: 0,
         checkpointConflicts: [],
+        chunks: 0,
       });
       const r1 = await store.sessions.get("r1");
       expect(r1?.session).toMatchObject({
@@ -595,7 +596,7 @@ export function defineStoreSuite(harness: () => Harness): void {
       expect(await store.record({ closes: [close("ghost")] })).toMatchObject({ notClosed: [{ id: "ghost", status: "not_found" }] });
       await expectStoreError(store.record({ events: [event("nobody", 1)] }), "NOT_FOUND");
       await expectStoreError(store.record({ events: [event("r2", 3, { command: "a\u0000b" })] }), "INVALID_ARGUMENT");
-      expect(await store.record({})).toEqual({ sessions: 0, events: 0, closed: 0, notClosed: [], checkpoints: 0, checkpointConflicts: [] });
+      expect(await store.record({})).toEqual({ sessions: 0, events: 0, closed: 0, notClosed: [], checkpoints: 0, checkpointConflicts: [], chunks: 0 });
     });
 
     const checkpoint = (gateway: string, seq: number, overrides: Partial<Checkpoint> = {}): Checkpoint => ({
@@ -625,6 +626,38 @@ export function defineStoreSuite(harness: () => Harness): void {
       expect((await store.checkpoints.scan({ after: { gateway: "gw-a", seq: 2 } })).map((c) => [c.gateway, c.seq])).toEqual([["gw-b", 1]]);
       expect((await store.checkpoints.last("gw-a"))?.seq).toBe(2);
       expect(await store.checkpoints.last("gw-none")).toBeNull();
+    });
+
+    it("keeps stream chunks once each, as the exact bytes, and retention removes them with their session", async () => {
+      const chunk = (sessionId: string, streamId: number, seq: number, data: Uint8Array, direction: "i" | "o" | "e" | "r" = "o") => ({
+        sessionId,
+        streamId,
+        seq,
+        timeUs: T0 + seq,
+        direction,
+        data,
+        prevHash: "00".repeat(32),
+        hash: seq.toString(16).padStart(64, "0"),
+      });
+      const binary = new Uint8Array(Array.from({ length: 256 }, (_, i) => i));
+      const big = new Uint8Array(100_000).fill(7);
+      const batch = {
+        sessions: [newSession("st-1", { startedUs: Date.UTC(2021, 0, 3) * 1000 })],
+        events: [event("st-1", 1, { timeUs: Date.UTC(2021, 0, 3) * 1000 })],
+        chunks: [chunk("st-1", 1, 1, new TextEncoder().encode("80x24"), "r"), chunk("st-1", 1, 2, binary, "i"), chunk("st-1", 2, 1, big, "e")],
+        closes: [close("st-1", { endedUs: Date.UTC(2021, 0, 4) * 1000 })],
+      };
+      expect(await store.record(batch)).toMatchObject({ sessions: 1, chunks: 3 });
+      expect(await store.record(batch)).toMatchObject({ sessions: 0, chunks: 0 });
+      const stored = await store.streams.chunks(["st-1"]);
+      expect(stored.map((c) => [c.streamId, c.seq, c.direction, c.data.byteLength])).toEqual([[1, 1, "r", 5], [1, 2, "i", 256], [2, 1, "e", 100_000]]);
+      expect(Buffer.from(stored[1]!.data).equals(Buffer.from(binary))).toBe(true);
+      expect(stored[2]).toEqual({ ...chunk("st-1", 2, 1, big, "e"), data: Buffer.from(big) });
+      expect((await store.streams.chunks(["st-1"], 2)).map((c) => c.streamId)).toEqual([2]);
+      await expectStoreError(store.record({ chunks: [chunk("st-1", 1, 3, binary, "x" as "o")] }), "INVALID_ARGUMENT");
+      await store.retention.dropBefore(Date.UTC(2021, 1, 1) * 1000);
+      expect(await store.sessions.get("st-1")).toBeNull();
+      expect(await store.streams.chunks(["st-1"])).toEqual([]);
     });
 
     it("puts events in monthly partitions made on demand, and retention drops whole old ones", async () => {
@@ -723,6 +756,12 @@ export function defineStoreSuite(harness: () => Harness): void {
         expect((await asGateway.checkpoints.last("gw-ro"))?.seq).toBe(1);
         await refused("update checkpoints set kind = 'state' where gateway = 'gw-ro'");
         await refused("delete from checkpoints where gateway = 'gw-ro'");
+        // Its stream chunks: likewise.
+        const chunk = { sessionId: "ro", streamId: 1, seq: 1, timeUs: T0, direction: "o" as const, data: new Uint8Array([1, 2, 3]), prevHash: "00".repeat(32), hash: "11".repeat(32) };
+        expect(await asGateway.record({ chunks: [chunk] })).toMatchObject({ chunks: 1 });
+        expect(await asGateway.streams.chunks(["ro"])).toHaveLength(1);
+        await refused("update stream_chunks set data = '\\x00' where session_id = 'ro'");
+        await refused("delete from stream_chunks where session_id = 'ro'");
         // A seal is never overwritten, even through the function.
         await expectStoreError(asGateway.sessions.close(close("ro", { endReason: "rewritten" })), "CONFLICT");
       });

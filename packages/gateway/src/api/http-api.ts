@@ -14,7 +14,8 @@ import type { TunnelServer } from "../tunnel/tunnel-server.js";
 import { evidenceRoute, type EvidenceApi } from "./evidence-routes.js";
 import { ApiError, sendError, sendJson } from "./json.js";
 import type { Readiness } from "./readiness.js";
-import { eventView, sessionView } from "./views.js";
+import { chunkView, eventView, sessionView } from "./views.js";
+import { asciicast, jsonLines, STREAM_FORMATS, streamSummaries, type StreamFormat } from "./stream-export.js";
 import { BadParameter, parseLimitParameter, sessionFilter } from "./session-query.js";
 
 export interface ApiOptions {
@@ -110,8 +111,10 @@ async function route(request: IncomingMessage, response: ServerResponse, options
     const limit = limitText === null ? 200 : parseLimitParameter("limit", limitText, 1000);
     const after = url.searchParams.get("after") ?? undefined;
     const sessions = await storeCall(() => options.store.sessions.scan(after === undefined ? { limit } : { afterId: after, limit }));
-    const events = await storeCall(() => options.store.events.forSessions(sessions.map((s) => s.id)));
-    return sendJson(response, 200, { sessions, events });
+    const ids = sessions.map((s) => s.id);
+    const events = await storeCall(() => options.store.events.forSessions(ids));
+    const chunks = await storeCall(() => options.store.streams.chunks(ids));
+    return sendJson(response, 200, { sessions, events, chunks: chunks.map(chunkView) });
   }
   if (url.pathname === "/api/v1/sessions") {
     // Checked before the store is asked: a bad parameter is the caller's 400, not the store's 503.
@@ -125,6 +128,14 @@ async function route(request: IncomingMessage, response: ServerResponse, options
     if (!found) throw new ApiError("not_found", `no session ${match[1]}`);
     return sendJson(response, 200, { session: sessionView(found.session), events: found.events.map(eventView) });
   }
+  const chunksMatch = /^\/api\/v1\/sessions\/([^/]+)\/chunks$/.exec(url.pathname);
+  if (chunksMatch) {
+    const id = decodeURIComponent(chunksMatch[1]!);
+    const chunks = await storeCall(() => options.store.streams.chunks([id]));
+    return sendJson(response, 200, { chunks: chunks.map(chunkView) });
+  }
+  const streamMatch = /^\/api\/v1\/sessions\/([^/]+)\/streams\/([^/]+)$/.exec(url.pathname);
+  if (streamMatch) return streamRoute(response, url, options, decodeURIComponent(streamMatch[1]!), streamMatch[2]!);
   if (url.pathname === "/api/v1/connectors") {
     const connectors = options.registry.list().map((l) => ({
       id: l.id,
@@ -137,6 +148,33 @@ async function route(request: IncomingMessage, response: ServerResponse, options
     return sendJson(response, 200, { connectors });
   }
   throw new ApiError("not_found", `no route for ${url.pathname}`);
+}
+
+/**
+ * GET /api/v1/sessions/:id/streams/:streamId?format=asciicast|jsonl — one recorded byte stream
+ * (`first`: the session's first stream). The chunks come as stored; `gatehouse verify` is what
+ * says whether they are intact.
+ */
+async function streamRoute(response: ServerResponse, url: URL, options: ApiOptions, id: string, streamText: string): Promise<void> {
+  const format = (url.searchParams.get("format") ?? "asciicast") as StreamFormat;
+  if (!STREAM_FORMATS.includes(format)) throw new ApiError("bad_request", `format: expected ${STREAM_FORMATS.join(" or ")}, got "${format}"`);
+  if (streamText !== "first" && !/^[1-9]\d{0,8}$/.test(streamText)) throw new ApiError("bad_request", `stream: expected a stream number or "first", got "${streamText}"`);
+  const found = await storeCall(() => options.store.sessions.get(id));
+  if (!found) throw new ApiError("not_found", `no session ${id}`);
+  const summaries = streamSummaries(found.events);
+  let streamId: number;
+  if (streamText === "first") {
+    const first = summaries[0]?.streamId ?? (await storeCall(() => options.store.streams.chunks([id])))[0]?.streamId;
+    if (first === undefined) throw new ApiError("not_found", `session ${id} recorded no stream`);
+    streamId = first;
+  } else streamId = Number(streamText);
+  const chunks = await storeCall(() => options.store.streams.chunks([id], streamId));
+  const summary = summaries.find((s) => s.streamId === streamId);
+  if (!summary && chunks.length === 0) throw new ApiError("not_found", `session ${id} has no stream ${streamId}`);
+  const text = format === "asciicast" ? asciicast(found.session, summary, chunks) : jsonLines(found.session, summary, streamId, chunks);
+  const type = format === "asciicast" ? "application/x-asciicast" : "application/jsonl";
+  response.writeHead(200, { "Content-Type": `${type}; charset=utf-8`, "Content-Length": Buffer.byteLength(text), "Cache-Control": "no-store" });
+  response.end(text);
 }
 
 // Access keys and SSH keys are one list to an operator: listed together (`sshKeys` beside `keys`),

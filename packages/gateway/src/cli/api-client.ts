@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { readAdminToken, readState } from "../data-dir.js";
 import { GatewayError } from "../errors.js";
 import { providerFetch, type ProviderFetch } from "../identity/provider-fetch.js";
-import type { EventView, SessionView } from "../api/views.js";
+import type { ChunkView, EventView, SessionView } from "../api/views.js";
 import type { Checkpoint, RetentionResult, SessionEvent, SessionRecord } from "@gatehouse/store";
 import type { ChainHead } from "../evidence/checkpoints.js";
 
@@ -95,7 +95,7 @@ export class ApiClient {
   }
 
   /** Sessions in id order after `after`, with their events as stored (for `gatehouse verify`). */
-  evidencePage(after: string | undefined, limit: number): Promise<{ sessions: SessionRecord[]; events: SessionEvent[] }> {
+  evidencePage(after: string | undefined, limit: number): Promise<{ sessions: SessionRecord[]; events: SessionEvent[]; chunks?: ChunkView[] }> {
     const params = new URLSearchParams({ limit: String(limit), ...(after === undefined ? {} : { after }) });
     return this.get(`/api/v1/evidence?${params}`);
   }
@@ -126,6 +126,17 @@ export class ApiClient {
     return this.get(`/api/v1/sessions/${encodeURIComponent(id)}`);
   }
 
+  /** Every chunk of the session's streams, as stored (for `gatehouse verify ID`). */
+  sessionChunks(id: string): Promise<{ chunks: ChunkView[] }> {
+    return this.get(`/api/v1/sessions/${encodeURIComponent(id)}/chunks`);
+  }
+
+  /** A stream exported as text: asciicast v2 or JSON lines (`format`). */
+  exportStream(id: string, streamId: number | undefined, format: string): Promise<string> {
+    const params = new URLSearchParams({ format });
+    return this.requestText("GET", `/api/v1/sessions/${encodeURIComponent(id)}/streams/${streamId ?? "first"}?${params}`);
+  }
+
   createKey(identity: string, expires: string | undefined): Promise<KeyView & { key: string }> {
     return this.request("POST", "/api/v1/keys", { identity, expires });
   }
@@ -154,6 +165,38 @@ export class ApiClient {
   }
 
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const { response, text } = await this.send(method, path, body);
+    let answer: unknown;
+    try {
+      answer = JSON.parse(text);
+    } catch {
+      throw new GatewayError("API_ERROR", `the gateway answered ${response.status} with a body that is not JSON`);
+    }
+    if (!response.ok) throw this.failure(response, answer, text);
+    return answer as T;
+  }
+
+  /** A request whose answer is text (an export), not JSON; errors still come as JSON. */
+  private async requestText(method: string, path: string): Promise<string> {
+    const { response, text } = await this.send(method, path, undefined);
+    if (response.ok) return text;
+    let answer: unknown = {};
+    try {
+      answer = JSON.parse(text);
+    } catch {
+      // not JSON: the text itself is the message
+    }
+    throw this.failure(response, answer, text);
+  }
+
+  private failure(response: Response, answer: unknown, text: string): GatewayError {
+    const error = (answer as { error?: { code?: string; message?: string } }).error;
+    // The API's own message names the HTTP header; a CLI user sets an environment variable.
+    const hint = response.status === 401 ? ` (${this.target.token === undefined ? "no admin token found: set" : "the admin token sent was refused: check"} GATEHOUSE_ADMIN_TOKEN, the gateway's DATA_DIR/admin-token)` : "";
+    return new GatewayError("API_ERROR", `the gateway answered ${response.status} ${error?.code ?? ""}: ${error?.message ?? text}${hint}`);
+  }
+
+  private async send(method: string, path: string, body: unknown): Promise<{ response: Response; text: string }> {
     let response: Response;
     const headers: Record<string, string> = this.target.token ? { Authorization: `Bearer ${this.target.token}` } : {};
     if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -170,19 +213,6 @@ export class ApiClient {
       const hint = CERTIFICATE_ERRORS.has(code) ? " (an API certificate from a private CA? pass --ca FILE or set GATEHOUSE_CA)" : "";
       throw new GatewayError("API_UNREACHABLE", `cannot reach the gateway at ${this.target.url}: ${underlying.message}${hint}`, { cause });
     }
-    const text = await response.text();
-    let answer: unknown;
-    try {
-      answer = JSON.parse(text);
-    } catch {
-      throw new GatewayError("API_ERROR", `the gateway answered ${response.status} with a body that is not JSON`);
-    }
-    if (!response.ok) {
-      const error = (answer as { error?: { code?: string; message?: string } }).error;
-      // The API's own message names the HTTP header; a CLI user sets an environment variable.
-      const hint = response.status === 401 ? ` (${this.target.token === undefined ? "no admin token found: set" : "the admin token sent was refused: check"} GATEHOUSE_ADMIN_TOKEN, the gateway's DATA_DIR/admin-token)` : "";
-      throw new GatewayError("API_ERROR", `the gateway answered ${response.status} ${error?.code ?? ""}: ${error?.message ?? text}${hint}`);
-    }
-    return answer as T;
+    return { response, text: await response.text() };
   }
 }

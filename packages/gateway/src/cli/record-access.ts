@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { Checkpoint, SessionEvent, SessionRecord, Store } from "@gatehouse/store";
+import type { Checkpoint, SessionEvent, SessionRecord, Store, StreamChunk } from "@gatehouse/store";
+import { chunkFromView } from "../api/views.js";
 import type { ChainHead } from "../evidence/checkpoints.js";
 import { loadConfigFile } from "../config/load.js";
 import { storeOpenOptions } from "../config/store-connection.js";
@@ -19,12 +20,14 @@ export interface RecordPage {
   sessions: SessionRecord[];
   /** Their events, ordered by session, then seq. */
   events: SessionEvent[];
+  /** Their streams' chunks, ordered by session, stream, then seq. */
+  chunks: StreamChunk[];
 }
 
 export interface RecordSource {
   /** For messages: where the record is read from. */
   readonly where: string;
-  session(id: string): Promise<{ session: SessionRecord; events: SessionEvent[] } | null>;
+  session(id: string): Promise<{ session: SessionRecord; events: SessionEvent[]; chunks: StreamChunk[] } | null>;
   /** Every session with its events, a page at a time, in session id order. */
   pages(pageSize: number): AsyncIterable<RecordPage>;
   /**
@@ -83,7 +86,9 @@ export async function openRecordSource(flags: AccessFlags, env: NodeJS.ProcessEn
       where: `the gateway's API (${client.url})`,
       session: async (id) => {
         try {
-          return await client.getSession(id);
+          const found = await client.getSession(id);
+          const { chunks } = await client.sessionChunks(id);
+          return { ...found, chunks: chunks.map(chunkFromView) };
         } catch (error) {
           if (error instanceof GatewayError && /\b404\b/.test(error.message)) return null;
           throw error;
@@ -94,7 +99,7 @@ export async function openRecordSource(flags: AccessFlags, env: NodeJS.ProcessEn
         for (;;) {
           const page = await client.evidencePage(after, pageSize);
           if (page.sessions.length === 0) return;
-          yield page;
+          yield { sessions: page.sessions, events: page.events, chunks: (page.chunks ?? []).map(chunkFromView) };
           after = page.sessions[page.sessions.length - 1]!.id;
         }
       },
@@ -116,13 +121,17 @@ export async function openRecordSource(flags: AccessFlags, env: NodeJS.ProcessEn
   const store = await openTargetStore(target);
   return {
     where: target.kind === "url" ? "the store" : `the embedded store in ${target.dir}`,
-    session: (id) => store.sessions.get(id),
+    session: async (id) => {
+      const found = await store.sessions.get(id);
+      return found && { ...found, chunks: await store.streams.chunks([id]) };
+    },
     async *pages(pageSize) {
       let after: string | undefined;
       for (;;) {
         const sessions = await store.sessions.scan(after === undefined ? { limit: pageSize } : { afterId: after, limit: pageSize });
         if (sessions.length === 0) return;
-        yield { sessions, events: await store.events.forSessions(sessions.map((s) => s.id)) };
+        const ids = sessions.map((s) => s.id);
+        yield { sessions, events: await store.events.forSessions(ids), chunks: await store.streams.chunks(ids) };
         after = sessions[sessions.length - 1]!.id;
       }
     },

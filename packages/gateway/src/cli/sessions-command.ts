@@ -1,3 +1,4 @@
+import { renameSync, writeFileSync } from "node:fs";
 import { API_TARGET_HELP, API_TARGET_OPTIONS, ApiClient, resolveApiTarget } from "./api-client.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
 import { formatSession, formatSessionList } from "./format.js";
@@ -10,6 +11,7 @@ ${API_TARGET_HELP}`;
 export const SESSIONS_HELP = `Usage:
   gatehouse sessions list [--identity NAME] [--connection NAME] [--since TIME] [--until TIME] [--limit N] [--json]
   gatehouse sessions show ID|--last [--json]
+  gatehouse sessions export ID --format asciicast|jsonl [--stream N] [--out FILE]
 
 Reads the record through the gateway's API. Sessions are listed newest first.
 
@@ -21,6 +23,10 @@ Options:
                       TIME: ISO 8601 (2026-11-24T07:00:00Z), microseconds since the
                       epoch, or a duration ago (30m, 24h, 7d)
   --limit N           at most N sessions, 1 to ${MAX_SESSION_LIMIT} (default 50)
+  --format F          export: asciicast (v2, for asciinema play/cat) or jsonl
+                      (every chunk as stored, base64, with its hashes)
+  --stream N          export: which of the session's streams (default: its first)
+  --out FILE          export: write to FILE instead of stdout
 ${COMMON}`;
 
 const shared = {
@@ -36,6 +42,7 @@ export async function sessionsCommand(ctx: CommandContext): Promise<number> {
   }
   if (sub === "list") return list({ ...ctx, argv: rest });
   if (sub === "show") return show({ ...ctx, argv: rest });
+  if (sub === "export") return exportStream({ ...ctx, argv: rest });
   throw new UsageError(`unknown sessions subcommand "${sub}"`);
 }
 
@@ -93,5 +100,33 @@ async function show(ctx: CommandContext): Promise<number> {
   }
   const { session, events } = await client.getSession(sessionId!);
   write(ctx.stdout, values.json ? JSON.stringify({ session, events }, null, 2) : formatSession(session, events));
+  return 0;
+}
+
+async function exportStream(ctx: CommandContext): Promise<number> {
+  const { values, positionals } = parseCommand(ctx.argv, { ...API_TARGET_OPTIONS, format: { type: "string" }, stream: { type: "string" }, out: { type: "string" } }, 1);
+  if (values.help) {
+    write(ctx.stdout, SESSIONS_HELP);
+    return 0;
+  }
+  const id = positionals[0];
+  if (!id) throw new UsageError("sessions export needs a session ID");
+  const format = values.format ?? "asciicast";
+  if (format !== "asciicast" && format !== "jsonl") throw new UsageError(`--format: expected asciicast or jsonl, got "${format}"`);
+  let stream: number | undefined;
+  if (values.stream !== undefined) {
+    if (!/^[1-9]\d{0,8}$/.test(values.stream)) throw new UsageError(`--stream: expected a stream number (1, 2, ...), got "${values.stream}"`);
+    stream = Number(values.stream);
+  }
+  const client = new ApiClient(resolveApiTarget({ gateway: values.gateway, dataDir: values["data-dir"], ca: values.ca, env: ctx.env }));
+  const text = await client.exportStream(id, stream, format);
+  if (values.out === undefined) {
+    ctx.stdout.write(text);
+    return 0;
+  }
+  // Written whole, then renamed: a reader never sees half an export.
+  const temporary = `${values.out}.tmp-${process.pid}`;
+  writeFileSync(temporary, text);
+  renameSync(temporary, values.out);
   return 0;
 }

@@ -82,9 +82,15 @@ export async function verifyCommand(ctx: CommandContext): Promise<number> {
           if (!list) bySession.set(e.sessionId, (list = []));
           list.push(e);
         }
+        const chunksOf = new Map<string, typeof page.chunks>();
+        for (const c of page.chunks) {
+          let list = chunksOf.get(c.sessionId);
+          if (!list) chunksOf.set(c.sessionId, (list = []));
+          list.push(c);
+        }
         for (const session of page.sessions) {
           sessions.set(session.id, session);
-          verdicts.push(verifySession(session, bySession.get(session.id) ?? [], keys));
+          verdicts.push(verifySession(session, bySession.get(session.id) ?? [], keys, chunksOf.get(session.id) ?? []));
         }
       }
     } else {
@@ -93,7 +99,7 @@ export async function verifyCommand(ctx: CommandContext): Promise<number> {
         if (!found) missing.push(id);
         else {
           sessions.set(id, found.session);
-          verdicts.push(verifySession(found.session, found.events, keys));
+          verdicts.push(verifySession(found.session, found.events, keys, found.chunks));
         }
       }
     }
@@ -153,7 +159,8 @@ function readCheckpoints(file: string): Checkpoint[] {
 
 /** One line per failure: FAIL, the session, the first bad seq, the reason, what was found. */
 export function formatFailure(f: VerifyFailure): string {
-  return `FAIL  ${f.sessionId}  ${f.seq === null ? "session" : `seq ${f.seq}`}  ${f.reason}  ${f.message}`;
+  const where = f.stream ? `stream ${f.stream.id}${f.stream.chunk === null ? "" : ` chunk ${f.stream.chunk}`}` : f.seq === null ? "session" : `seq ${f.seq}`;
+  return `FAIL  ${f.sessionId}  ${where}  ${f.reason}  ${f.message}`;
 }
 
 function publicKeys(file: string | undefined, dataDir: string): PublicKey[] {

@@ -1,6 +1,7 @@
-import type { SessionEvent, SessionRecord } from "@gatehouse/store";
+import type { SessionEvent, SessionRecord, StreamChunk } from "@gatehouse/store";
 import { eventHash, genesisHash } from "./chain.js";
 import { checkSeal, type PublicKey } from "./signing.js";
+import { verifyStreams } from "./verify-streams.js";
 
 // Recomputes a session's chain and seal from the stored rows and says what, if anything, is wrong
 // — the first bad sequence number and why:
@@ -22,6 +23,8 @@ export interface VerifyFailure {
   seq: number | null;
   reason: VerifyReason;
   message: string;
+  /** A byte stream's failure (verify-streams.ts): the stream, and its first bad chunk (null: the stream as a whole). */
+  stream?: { id: number; chunk: number | null };
 }
 
 export interface SessionVerdict {
@@ -34,8 +37,18 @@ export interface SessionVerdict {
   failure?: VerifyFailure;
 }
 
-/** `events` as stored for the session, in (seq, ts) order. */
-export function verifySession(session: SessionRecord, events: readonly SessionEvent[], keys: readonly PublicKey[]): SessionVerdict {
+/**
+ * `events` as stored for the session, in (seq, ts) order; `chunks`: its byte streams' chunks as
+ * stored, in (stream, seq) order, checked once the events (which summarize the streams) are.
+ */
+export function verifySession(session: SessionRecord, events: readonly SessionEvent[], keys: readonly PublicKey[], chunks: readonly StreamChunk[] = []): SessionVerdict {
+  const verdict = verifyEvents(session, events, keys);
+  if (!verdict.ok) return verdict;
+  const failure = verifyStreams(session, events, chunks);
+  return failure ? { ...verdict, ok: false, failure } : verdict;
+}
+
+function verifyEvents(session: SessionRecord, events: readonly SessionEvent[], keys: readonly PublicKey[]): SessionVerdict {
   const verdict = (failure?: Omit<VerifyFailure, "sessionId">): SessionVerdict => ({
     sessionId: session.id,
     ok: failure === undefined,

@@ -1,4 +1,4 @@
-import type { Checkpoint, NewSession, SessionClose, SessionEvent, Store } from "@gatehouse/store";
+import type { Checkpoint, NewSession, SessionClose, SessionEvent, Store, StreamChunk } from "@gatehouse/store";
 import { StoreError } from "@gatehouse/store";
 import type { Logger } from "../logger.js";
 import type { JournalEntry } from "./entries.js";
@@ -37,6 +37,8 @@ export interface ShipperStats {
   closes: number;
   /** The gateway's signed checkpoints stored. */
   checkpoints: number;
+  /** Stream chunks stored. */
+  chunks: number;
   /** Store calls that failed (each retried). */
   failures: number;
   /** Entries the store refused as invalid and that were skipped (each logged). */
@@ -50,6 +52,7 @@ interface Batch {
   events: SessionEvent[];
   closes: SessionClose[];
   checkpoints: Checkpoint[];
+  chunks: StreamChunk[];
   /** The last lsn the batch covers (including entries with nothing to ship). */
   lastLsn: number;
 }
@@ -61,7 +64,7 @@ export class Shipper {
   private wake: (() => void) | undefined;
   private stopped = false;
   private readonly unsubscribe: () => void;
-  private readonly counters: ShipperStats = { batches: 0, sessions: 0, events: 0, closes: 0, checkpoints: 0, failures: 0, rejected: 0, storeDown: false };
+  private readonly counters: ShipperStats = { batches: 0, sessions: 0, events: 0, closes: 0, checkpoints: 0, chunks: 0, failures: 0, rejected: 0, storeDown: false };
   private drainWaiters: (() => void)[] = [];
 
   constructor(
@@ -141,7 +144,7 @@ export class Shipper {
         prefetched = read();
         prefetched.catch(() => undefined); // surfaced when awaited
       }
-      const batch: Batch = { sessions: [], events: [], closes: [], checkpoints: [], lastLsn: entries[entries.length - 1]!.lsn };
+      const batch: Batch = { sessions: [], events: [], closes: [], checkpoints: [], chunks: [], lastLsn: entries[entries.length - 1]!.lsn };
       for (const { entry } of entries) {
         switch (entry.t) {
           case "open":
@@ -160,7 +163,11 @@ export class Shipper {
             if (entry.checkpoint) batch.checkpoints.push(entry.checkpoint);
             break;
           }
+          case "chunk":
+            batch.chunks.push(entry.chunk);
+            break;
           case "start":
+          case "stream":
           case "checkpoint":
             break; // for recovery only
         }
@@ -197,7 +204,7 @@ export class Shipper {
    * event cannot stop the record (its gap then shows in `gatehouse verify`).
    */
   private async ship(batch: Batch): Promise<void> {
-    const size = batch.sessions.length + batch.events.length + batch.closes.length + batch.checkpoints.length;
+    const size = batch.sessions.length + batch.events.length + batch.closes.length + batch.checkpoints.length + batch.chunks.length;
     if (size === 0) return;
     try {
       const result = await this.store.record(batch);
@@ -206,6 +213,7 @@ export class Shipper {
       this.counters.events += result.events;
       this.counters.closes += result.closed;
       this.counters.checkpoints += result.checkpoints;
+      this.counters.chunks += result.chunks;
       for (const { id, status } of result.notClosed) {
         if (status === "not_found") this.logger.error({ sessionId: id }, "a journaled close names a session the store does not have");
       }
@@ -217,14 +225,16 @@ export class Shipper {
       if (size === 1) {
         this.counters.rejected++;
         const checkpoint = batch.checkpoints[0];
-        this.logger.error({ err: error, entry: batch.sessions[0]?.id ?? batch.closes[0]?.id ?? (checkpoint ? `checkpoint ${checkpoint.gateway}#${checkpoint.seq}` : `${batch.events[0]?.sessionId}#${batch.events[0]?.seq}`) }, "the store refused a journal entry as invalid; it is skipped");
+        const chunk = batch.chunks[0];
+        this.logger.error({ err: error, entry: batch.sessions[0]?.id ?? batch.closes[0]?.id ?? (checkpoint ? `checkpoint ${checkpoint.gateway}#${checkpoint.seq}` : chunk ? `${chunk.sessionId} stream ${chunk.streamId} chunk ${chunk.seq}` : `${batch.events[0]?.sessionId}#${batch.events[0]?.seq}`) }, "the store refused a journal entry as invalid; it is skipped");
         return;
       }
       // Halves in the order the store applies them: sessions, events, closes, checkpoints.
-      const items: ({ k: "s"; v: NewSession } | { k: "e"; v: SessionEvent } | { k: "c"; v: SessionClose } | { k: "k"; v: Checkpoint })[] = [
+      const items: ({ k: "s"; v: NewSession } | { k: "e"; v: SessionEvent } | { k: "c"; v: SessionClose } | { k: "k"; v: Checkpoint } | { k: "b"; v: StreamChunk })[] = [
         ...batch.sessions.map((v) => ({ k: "s" as const, v })),
         ...batch.events.map((v) => ({ k: "e" as const, v })),
         ...batch.closes.map((v) => ({ k: "c" as const, v })),
+        ...batch.chunks.map((v) => ({ k: "b" as const, v })),
         ...batch.checkpoints.map((v) => ({ k: "k" as const, v })),
       ];
       const half = Math.ceil(items.length / 2);
@@ -234,6 +244,7 @@ export class Shipper {
           events: part.flatMap((i) => (i.k === "e" ? [i.v] : [])),
           closes: part.flatMap((i) => (i.k === "c" ? [i.v] : [])),
           checkpoints: part.flatMap((i) => (i.k === "k" ? [i.v] : [])),
+          chunks: part.flatMap((i) => (i.k === "b" ? [i.v] : [])),
           lastLsn: batch.lastLsn,
         });
       }

@@ -34,6 +34,9 @@ export const EVENT_KINDS = [
   "set_option",
   "quit",
   "other",
+  // byte streams (SSH, kubectl exec): the event that ends a stream carries its summary in details.stream
+  "shell",
+  "exec",
 ] as const;
 
 export type EventKind = (typeof EVENT_KINDS)[number];

@@ -13,6 +13,9 @@ import type { Journal } from "../journal/journal.js";
 import type { Logger } from "../logger.js";
 import type { EventKind } from "./event-kinds.js";
 import type { RelayResult } from "./relay.js";
+import { streamStart, type StreamSummary } from "../evidence/stream-chain.js";
+import type { StreamState } from "../journal/entries.js";
+import { StreamRecorder, type StreamHost, type StreamMeta } from "./stream-recorder.js";
 
 export type SessionMeta = Omit<NewSession, "id" | "startedUs">;
 /** An event as a listener records it: its kind one of the closed list (event-kinds.ts). */
@@ -145,6 +148,10 @@ export class Recorder {
       for (const { ref, draft } of state.started) {
         session.recordResolved(ref, { ...draft, outcome: null, details: { ...(draft.details ?? {}), status: "interrupted", reason: "gateway_restart" } });
       }
+      // Each stream still open gets its summary as far as the journal holds it, so the seal covers it.
+      for (const stream of state.streams ?? []) {
+        session.recordResolved(undefined, { kind: stream.kind, command: null, outcome: null, details: { stream: recoveredSummary(stream), status: "interrupted", reason: "gateway_restart" } });
+      }
       void session.close("gateway_restart");
     }
     return states.length;
@@ -167,6 +174,10 @@ export class RecordedSession {
   private refusal: GatewayError | undefined;
   /** Best-effort: commands whose record was dropped, and why. */
   private lost = { count: 0, reason: "" };
+  /** Byte streams: the last id given out, the bytes they stored together, those still open. */
+  private lastStreamId = 0;
+  private readonly streamBudget = { stored: 0 };
+  private readonly openStreams = new Set<StreamRecorder>();
 
   constructor(
     readonly meta: NewSession,
@@ -185,6 +196,7 @@ export class RecordedSession {
     session.seq = state.seq;
     session.lastHash = state.lastHash;
     session.nextRef = Math.max(0, ...state.started.map((s) => s.ref));
+    session.lastStreamId = state.lastStreamId ?? 0;
     return session;
   }
 
@@ -287,8 +299,45 @@ export class RecordedSession {
   }
 
   /** Records the outcome of a started command by its journal ref (recovery). */
-  recordResolved(ref: number, input: JournaledInput): void {
+  recordResolved(ref: number | undefined, input: JournaledInput): void {
     void this.append(input, ref, true);
+  }
+
+  /**
+   * Opens a byte stream (an SSH shell or exec, a kubectl exec): its chunks get their own hash
+   * chain, starting from one derived from this session's genesis and the stream's id (1, 2, 3…).
+   * Strict: throws RECORDING_UNAVAILABLE when the journal takes no new work. The caller ends it
+   * with `end()` and records the summary in the event that ends it (`details.stream`); a stream
+   * still open when the session closes is summarized then (`status: "unfinished"`).
+   */
+  openStream(meta: StreamMeta): StreamRecorder {
+    const { journal, mode, clock } = this.options;
+    if (this.closed) throw new GatewayError("JOURNAL_FAILED", `session ${this.id} is closed; no stream can be opened`);
+    if (mode === "strict") {
+      if (this.refusal) throw this.refusal;
+      const problem = journal.problem();
+      if (problem) throw unavailable(problem, "the stream was not opened");
+    }
+    const streamId = ++this.lastStreamId;
+    const stream = new StreamRecorder(this.streamHost(), streamId, { ...meta }, clock(), streamStart(this.genesis, streamId));
+    // Mandatory: small, and without it recovery could not end the stream's chain in the record.
+    journal.append({ t: "stream", sid: this.id, stream: stream.state }, true, undefined, false);
+    this.openStreams.add(stream);
+    stream.begin();
+    return stream;
+  }
+
+  private streamHost(): StreamHost {
+    const { journal, mode, clock } = this.options;
+    return {
+      sessionId: this.id,
+      journal,
+      mode,
+      clock,
+      budget: this.streamBudget,
+      refusal: () => this.refusal,
+      ended: (stream) => this.openStreams.delete(stream),
+    };
   }
 
   /**
@@ -298,6 +347,11 @@ export class RecordedSession {
    */
   async close(endReason: string): Promise<void> {
     if (this.closed) return;
+    for (const stream of [...this.openStreams]) {
+      const summary = stream.end();
+      // Journaled now (the append is synchronous); its durability rides with the close's.
+      this.append({ kind: stream.meta.kind, command: null, outcome: null, details: { stream: summary, status: "unfinished" } }, undefined, true).catch(() => undefined);
+    }
     this.flushLost();
     this.closed = true;
     this.live?.delete(this);
@@ -388,6 +442,26 @@ export class RecordedSession {
  * only costs the exact check.
  */
 const MAY_NEED_ESCAPE = /\\u(?:0000|d[89a-f])/;
+
+/** A stream a killed gateway left open, summarized from what its journal holds. */
+function recoveredSummary(stream: StreamState): StreamSummary {
+  return {
+    streamId: stream.streamId,
+    kind: stream.kind,
+    channel: stream.channel,
+    term: stream.term,
+    cols: stream.cols,
+    rows: stream.rows,
+    startedUs: stream.startedUs,
+    chunks: stream.chunks,
+    bytesIn: stream.bytesIn,
+    bytesOut: stream.bytesOut,
+    // Unknown: bytes past the budget were never journaled. The counts are the journaled bytes.
+    truncated: false,
+    lost: 0,
+    hash: stream.lastHash,
+  };
+}
 
 function unavailable(problem: RecordingProblem, what: string): GatewayError {
   const why = problem.reason === "journal_full" ? "the recording journal is full" : `the recording journal cannot be written${problem.errno ? ` (${problem.errno})` : ""}`;

@@ -1,7 +1,7 @@
 import { migration001 } from "./001_initial.js";
 import { migration002 } from "./002_evidence.js";
 import { migration003 } from "./003_checkpoints.js";
-import { migration004 } from "./004_reserved.js";
+import { migration004 } from "./004_streams.js";
 import { migration005 } from "./005_ssh_keys.js";
 import type { Migration } from "./types.js";
 
