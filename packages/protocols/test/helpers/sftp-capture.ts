@@ -1,6 +1,6 @@
 /**
  * Real SFTP traffic without sshd: `sftp -D` runs the server itself over stdio; our tap
- * (sftp-tap.mjs) sits between them, relays to the real /usr/lib/openssh/sftp-server and logs
+ * (stdio-tap.mjs) sits between them, relays to the real /usr/lib/openssh/sftp-server and logs
  * every chunk of both directions in the order it passed.
  */
 import { execFile } from "node:child_process";
@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
-const TAP = fileURLToPath(new URL("./sftp-tap.mjs", import.meta.url));
+const TAP = fileURLToPath(new URL("./stdio-tap.mjs", import.meta.url));
 export const SFTP_SERVER = "/usr/lib/openssh/sftp-server";
 
 export function sftpAvailable(): boolean {
@@ -34,7 +34,7 @@ export async function captureSftpBatch(cwd: string, batch: readonly string[], ex
   const batchFile = join(cwd, "batch.txt");
   writeFileSync(log, "");
   writeFileSync(batchFile, batch.join("\n") + "\n");
-  const { stdout, stderr } = await run("sftp", ["-b", batchFile, ...extraArgs, "-D", `${process.execPath} ${TAP} ${log}`], { cwd });
+  const { stdout, stderr } = await run("sftp", ["-b", batchFile, ...extraArgs, "-D", `${process.execPath} ${TAP} ${log} ${SFTP_SERVER}`], { cwd });
   return { chunks: readTapLog(readFileSync(log)), stdout, stderr };
 }
 
