@@ -26,14 +26,23 @@ function observe(capture: ScpCapture, cut?: (bytes: Uint8Array) => Uint8Array[])
   const announced = new Set<number>();
   const records: Recorded[] = [];
   let clock = 0;
+  let feeding: "client" | "server" = "client";
   const observer = new ScpObserver(
     {
-      commandStarted: (t: ScpTransfer) => announced.add(t.id),
+      commandStarted: (t: ScpTransfer) => {
+        // Write-ahead: an upload is announced while the client's C line is in hand, before it is relayed.
+        expect(feeding).toBe("client");
+        announced.add(t.id);
+      },
       commandCompleted: (t: ScpTransfer, c: ScpCompletion) => records.push({ command: t.command, outcome: c.outcome, details: { ...c.details }, announced: announced.has(t.id) }),
     },
     { now: () => (clock += 7), command: command! },
   );
-  for (const chunk of capture.chunks) for (const piece of cut ? cut(chunk.bytes) : [chunk.bytes]) (chunk.from === "client" ? observer.client(piece) : observer.server(piece));
+  for (const chunk of capture.chunks) for (const piece of cut ? cut(chunk.bytes) : [chunk.bytes]) {
+      feeding = chunk.from;
+      if (chunk.from === "client") observer.client(piece);
+      else observer.server(piece);
+    }
   observer.end();
   return records;
 }

@@ -26,11 +26,14 @@ interface Recorded {
 function observe(chunks: readonly CapturedChunk[], split?: number): { records: Recorded[]; started: string[] } {
   const started: string[] = [];
   const startedIds = new Set<number>();
+  let feeding: "client" | "server" = "client";
   const records: Recorded[] = [];
   let clock = 1_000_000;
   const observer = new SftpObserver(
     {
       commandStarted: (op: SftpOperation) => {
+        // Write-ahead: a mutating request is announced while the client's chunk is in hand, before it is relayed.
+        expect(feeding).toBe("client");
         started.push(op.command);
         startedIds.add(op.id);
       },
@@ -41,6 +44,7 @@ function observe(chunks: readonly CapturedChunk[], split?: number): { records: R
     { now: () => (clock += 10) },
   );
   for (const chunk of chunks) {
+    feeding = chunk.from;
     const feed = (bytes: Uint8Array) => (chunk.from === "client" ? observer.client(bytes) : observer.server(bytes));
     if (split === undefined || split <= 0 || split >= chunk.bytes.byteLength) feed(chunk.bytes);
     else {
@@ -69,6 +73,9 @@ describe.skipIf(!sftpAvailable())("SftpObserver on real sftp ↔ sftp-server tra
       `rename ${r}/big.bin ${r}/moved.bin`,
       `ln -s ${r}/moved.bin ${r}/link`,
       `ls ${r}`,
+      `ln ${r}/moved.bin ${r}/hard`,
+      `df ${r}`,
+      `rm ${r}/hard`,
       `-rm ${dir}/nonexistent`,
       `rm ${r}/link`,
       `rm ${r}/moved.bin`,
@@ -99,10 +106,13 @@ describe.skipIf(!sftpAvailable())("SftpObserver on real sftp ↔ sftp-server tra
     expect(find(`setstat ${r}/big.bin (mode 0600)`)).toMatchObject({ outcome: "ok", mutating: true, details: { mode: "0600" } });
     expect(find(`rename ${r}/big.bin ${r}/moved.bin`)).toMatchObject({ outcome: "ok", mutating: true, details: { newPath: `${r}/moved.bin` } });
     expect(find(`symlink ${r}/link -> ${r}/moved.bin`)).toMatchObject({ outcome: "ok", mutating: true });
+    expect(find(`hardlink ${r}/hard -> ${r}/moved.bin`)).toMatchObject({ outcome: "ok", mutating: true, startedBeforeComplete: true });
+    expect(records.some((x) => x.command.startsWith("lookup ") && (x.details.paths as string[]).includes(`statvfs ${r}`))).toBe(true);
     // `ls` is one listing with the entry count the server returned (., .., moved.bin, link).
     expect(find(`list ${r}/ (4 entries)`)).toMatchObject({ outcome: "ok", details: { entries: 4 } });
     expect(find(`remove ${dir}/nonexistent`)).toMatchObject({ outcome: "error", details: { status: "NO_SUCH_FILE", statusCode: 2 } });
     expect(find(`remove ${r}/link`).outcome).toBe("ok");
+    expect(find(`remove ${r}/hard`).outcome).toBe("ok");
     expect(find(`remove ${r}/moved.bin`).outcome).toBe("ok");
     expect(find(`rmdir ${r}`)).toMatchObject({ outcome: "ok", mutating: true, startedBeforeComplete: true });
     // Lookups are batched, never one record each, and no READ/WRITE is recorded on its own.

@@ -513,6 +513,7 @@ export class SftpObserver {
   }
 
   private closeHandle(key: string, handle: Handle, at: number, outcome: "ok" | "error", extra: Record<string, unknown>): void {
+    this.flushLookups();
     this.handles.delete(key);
     const listing = this.listings.get(key);
     if (listing !== undefined) {
@@ -522,7 +523,6 @@ export class SftpObserver {
       this.complete({ operation: renamed }, outcome, at, { path: handle.path, entries: handle.entries, ...extra });
       return;
     }
-    this.flushLookups();
     const operation: SftpOperation = { id: this.nextId++, kind: "sftp", command: `close ${handle.path}`, mutating: false, startedAt: handle.openedAt };
     this.complete({ operation }, outcome, at, {
       path: handle.path,
