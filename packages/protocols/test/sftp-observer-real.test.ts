@@ -5,7 +5,7 @@
  * the same; write-ahead must announce each mutating operation before its request is complete.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -155,5 +155,39 @@ describe.skipIf(!sftpAvailable())("SftpObserver on a small real session, split a
     for (let split = 1; split < longest; split++) expect(observe(chunks, split).records).toEqual(whole);
     const bytewise = chunks.flatMap((c) => Array.from(c.bytes, (b) => ({ from: c.from, bytes: Uint8Array.of(b) })));
     expect(observe(bytewise).records).toEqual(whole);
+  });
+});
+
+describe.skipIf(!sftpAvailable())("SftpObserver on a recursive put and get of 40 files", () => {
+  let dir: string;
+  let chunks: CapturedChunk[];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "gh-sftp-tree-"));
+    mkdirSync(join(dir, "src"));
+    for (let i = 0; i < 40; i++) writeFileSync(join(dir, "src", `f${String(i).padStart(2, "0")}.txt`), `file ${i}\n`);
+    const tree = join(dir, "remote");
+    chunks = (await captureSftpBatch(dir, [`put -r ${dir}/src ${tree}`, `get -r ${tree} ${dir}/back`, `ls -l ${tree}`])).chunks;
+  });
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("records one open and one close per file, listings as one record each, lookups batched", () => {
+    const { records } = observe(chunks);
+    const count = (prefix: string) => records.filter((x) => x.command.startsWith(prefix)).length;
+    expect(count("open ")).toBe(80);
+    expect(count("close ")).toBe(80);
+    expect(records.filter((x) => x.command.startsWith("close ")).reduce((n, x) => n + (x.details.bytesWritten as number) + (x.details.bytesRead as number), 0)).toBe(
+      2 * Array.from({ length: 40 }, (_, i) => `file ${i}\n`.length).reduce((a, b) => a + b, 0),
+    );
+    const lists = records.filter((x) => x.command.startsWith("list "));
+    expect(lists.length).toBeGreaterThanOrEqual(2);
+    // The listing of the uploaded tree: 40 files plus . and .. (put -r creates no more).
+    expect(lists.every((x) => x.details.entries === 42)).toBe(true);
+    // Every lookup the client made is counted, in far fewer records than lookups.
+    const lookups = records.filter((x) => x.command.startsWith("lookup "));
+    const looked = lookups.reduce((n, x) => n + (x.details.count as number), 0);
+    expect(looked).toBeGreaterThan(lookups.length);
+    expect(records.length).toBeLessThan(80 + 80 + 2 * 40 + 10);
   });
 });

@@ -86,7 +86,7 @@ type LookupName = "stat" | "lstat" | "fstat" | "realpath" | "readlink" | "statvf
 
 /** What a pending request id waits for. */
 type Pending =
-  | { readonly type: "open"; readonly op: Op; readonly path: string; readonly flags: string; readonly writing: boolean; readonly details: Record<string, unknown> }
+  | { readonly type: "open"; readonly op: Op; readonly path: string; readonly flags: string; readonly details: Record<string, unknown> }
   | { readonly type: "opendir"; readonly op: Op; readonly path: string }
   | { readonly type: "close"; readonly handle: string }
   | { readonly type: "read"; readonly handle: string }
@@ -135,8 +135,7 @@ export class SftpObserver {
   private readonly maxLookupBatch: number;
   private readonly maxPending: number;
   private readonly maxHandles: number;
-  /** The version the server answered INIT with (3 from OpenSSH). */
-  version: number | undefined;
+  private serverVersion: number | undefined;
 
   constructor(
     private readonly sink: SftpObserverSink,
@@ -175,6 +174,11 @@ export class SftpObserver {
     this.pending.clear();
     for (const [key, handle] of this.handles) this.closeHandle(key, handle, at, "error", { interrupted: true });
     this.flushLookups();
+  }
+
+  /** The version the server answered INIT with (3 from OpenSSH), once seen. */
+  get version(): number | undefined {
+    return this.serverVersion;
   }
 
   get pendingCount(): number {
@@ -223,7 +227,7 @@ export class SftpObserver {
         const openDetails: Record<string, unknown> = { path, flags };
         if (attrs.permissions !== undefined) openDetails.mode = formatMode(attrs.permissions);
         const op = this.start(`open ${path} (${flags})`, writing);
-        this.expect(id, { type: "open", op, path, flags, writing, details: openDetails });
+        this.expect(id, { type: "open", op, path, flags, details: openDetails });
         return;
       }
       case SftpType.OPENDIR: {
@@ -410,7 +414,7 @@ export class SftpObserver {
       return;
     }
     if (packet.type === SftpType.VERSION) {
-      this.version = new FieldReader(packet.data, "VERSION").uint32("version");
+      this.serverVersion = new FieldReader(packet.data, "VERSION").uint32("version");
       return;
     }
     const r = new FieldReader(packet.data, `reply type ${packet.type}`);
