@@ -21,3 +21,18 @@ export {
   type WindowSize,
 } from "./channel-frames.js";
 export { SSH_PARAMS, type SshChannelKind, type SshChannelRequest } from "./tunnel-params.js";
+export { SshErrorCode, SshProtocolError, SSH_DISCONNECT_PROTOCOL_ERROR, isSshProtocolError, type SshProtocolErrorOptions } from "./errors.js";
+export { SftpObserver, type SftpCompletion, type SftpObserverOptions, type SftpObserverSink, type SftpOperation } from "./sftp-observer.js";
+export { MAX_SFTP_PACKET } from "./sftp-packets.js";
+export {
+  MAX_SCP_LINE,
+  ScpObserver,
+  parseScpCommand,
+  type ScpCommand,
+  type ScpCompletion,
+  type ScpObserverOptions,
+  type ScpObserverSink,
+  type ScpTransfer,
+} from "./scp-observer.js";
+export { ShellLineExtractor, type ShellLineOptions, type TypedLine } from "./shell-lines.js";
+export { AsciicastWriter, toAsciicast, type AsciicastEventCode, type AsciicastHeader, type TerminalChunk } from "./asciicast.js";
