@@ -104,6 +104,29 @@ describe("the test API server, driven by the real kubectl", () => {
     expect(api.requests.some((q) => q.url.startsWith("/api/v1/namespaces/default/pods/web-1/log?") && q.url.includes("follow=true"))).toBe(true);
   });
 
+  it("exec -i runs the command with stdin and returns its exit code", async () => {
+    const r = await kubectl(adminConfig, ["exec", "-i", "web-1", "--", "sh", "-c", "read x; echo got-$x; echo err >&2; exit 3"], "hello\n");
+    expect(r.stdout).toBe("got-hello\n");
+    expect(r.stderr).toContain("err\n");
+    expect(r.code).toBe(3);
+    const upgrade = api.requests.find((q) => q.url.includes("/pods/web-1/exec?"));
+    expect(String(upgrade?.headers["sec-websocket-protocol"])).toContain("v5.channel.k8s.io");
+    expect(upgrade?.status).toBe(101);
+  });
+
+  it("port-forward: records what kubectl sends for the upgrade", async () => {
+    const child = spawn("kubectl", ["--kubeconfig", adminConfig, "port-forward", "pod/web-1", "0:80"]);
+    const exited = new Promise((r) => child.once("exit", r));
+    let err = "";
+    child.stderr.setEncoding("utf8").on("data", (t: string) => (err += t));
+    child.stdout.resume();
+    await expect.poll(() => api.requests.filter((q) => q.url.includes("/portforward")).length, { timeout: 10_000 }).toBeGreaterThan(0);
+    child.kill("SIGINT");
+    await exited;
+    const sent = api.requests.filter((q) => q.url.includes("/portforward"));
+    console.log(JSON.stringify(sent.map((q) => [q.method, q.url, q.headers.upgrade, q.headers["sec-websocket-protocol"], q.headers["x-stream-protocol-version"]])), err);
+  });
+
   it("auth can-i answers from the RBAC table for the impersonated user", async () => {
     expect((await kubectl(adminConfig, ["auth", "can-i", "delete", "pods"])).stdout.trim()).toBe("yes");
     const no = (await kubectl(adminConfig, ["--as", "alice", "auth", "can-i", "delete", "pods"]));

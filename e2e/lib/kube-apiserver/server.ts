@@ -12,6 +12,9 @@ import * as status from "./status.js";
 import { table, wantsTable } from "./table.js";
 import { selfSignedCertificate } from "./tls.js";
 import { decodeSelfSubjectAccessReview } from "./protobuf.js";
+import { acceptWebSocket } from "./websocket.js";
+import { EXEC_PROTOCOLS, runExec } from "./exec.js";
+import type { Duplex } from "node:stream";
 
 type Obj = Record<string, any>;
 
@@ -273,6 +276,31 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
     req.socket.on("close", stop);
     res.on("close", stop);
   }
+
+  // Upgrades: exec and attach over WebSocket. Anything else (port-forward's SPDY, or SPDY over
+  // WebSocket) is refused with 400, which kubectl reports; see the README for why.
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const entry: RecordedRequest = { method: req.method ?? "", url: req.url ?? "", headers: { ...req.headers } };
+    requests.push(entry);
+    socket.on("error", () => undefined);
+    const refuse = (s: status.StatusBody) => {
+      entry.status = s.code;
+      const text = JSON.stringify(s);
+      socket.end(`HTTP/1.1 ${s.code} ${s.reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+    };
+    const who = authenticate(req.headers, options.tokens);
+    if (!who.ok) return refuse(who.status === 401 ? status.unauthorized() : status.forbidden({ user: who.user, verb: "impersonate", resource: who.impersonated.resource, group: "", name: who.impersonated.name }));
+    const url = new URL(req.url ?? "/", "https://k8s.invalid");
+    const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach|portforward)$/.exec(url.pathname);
+    if (!m) return refuse(status.badRequest("upgrade is only served for pods/exec, pods/attach and pods/portforward"));
+    const [, ns, name, sub] = m as unknown as [string, string, string, string];
+    if (!allowed(options.rbac, who.who, "create", `pods/${sub}`, ns)) return refuse(status.forbidden({ user: who.who.user, verb: "create", resource: "pods", subresource: sub, group: "", namespace: ns, name }));
+    if (!objects.has(storeKey(findResourceType("", "v1", "pods")!, ns, name))) return refuse(status.notFound("pods", "", name));
+    if (sub !== "exec") return refuse(status.badRequest(`${sub} is not served by this test server (upgrade ${String(req.headers.upgrade)}, protocols ${String(req.headers["sec-websocket-protocol"])})`));
+    const peer = acceptWebSocket(req, socket, head, EXEC_PROTOCOLS);
+    entry.status = peer ? 101 : 400;
+    if (peer) runExec(peer, url.searchParams);
+  });
 
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
