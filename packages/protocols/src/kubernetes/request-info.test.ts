@@ -44,6 +44,17 @@ describe("requestInfo on what kubectl really sends", () => {
     expect(commandLine(i)).toBe("logs pods/web-1 -n default -c app -f");
   });
 
+  it("exec -i arrives as a WebSocket GET carrying the command", () => {
+    const i = requestInfo(sent("GET", "/api/v1/namespaces/default/pods/web-1/exec?"));
+    expect(i).toMatchObject({ verb: "exec", kubernetesVerb: "get", name: "web-1", container: "app", command: ["sh", "-c", "read x; echo got-$x; echo err >&2; exit 3"] });
+    expect(commandLine(i)).toBe("exec pods/web-1 -n default -c app -- sh -c 'read x; echo got-$x; echo err >&2; exit 3'");
+  });
+
+  it("port-forward arrives as a WebSocket GET, then a SPDY POST", () => {
+    expect(requestInfo(sent("GET", "/api/v1/namespaces/default/pods/web-1/portforward"))).toMatchObject({ verb: "portforward", kubernetesVerb: "get" });
+    expect(requestInfo(sent("POST", "/api/v1/namespaces/default/pods/web-1/portforward"))).toMatchObject({ verb: "portforward", kubernetesVerb: "create" });
+  });
+
   it("auth can-i posts a cluster-scoped SelfSubjectAccessReview", () => {
     const i = requestInfo(sent("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"));
     expect(i).toMatchObject({ verb: "create", apiGroup: "authorization.k8s.io", apiVersion: "v1", resource: "selfsubjectaccessreviews", namespace: "" });
