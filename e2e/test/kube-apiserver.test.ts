@@ -93,6 +93,21 @@ describe("the test API server, driven by the real kubectl", () => {
     expect(gone.stderr.trim()).toBe('Error from server (NotFound): configmaps "settings" not found');
   });
 
+  it("get -w streams a pod created meanwhile", async () => {
+    const child = spawn("kubectl", ["--kubeconfig", adminConfig, "get", "pods", "-n", "prod", "-w"]);
+    const exited = new Promise((r) => child.once("exit", r));
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (t: string) => (out += t));
+    await expect.poll(() => out, { timeout: 10_000 }).toContain("db-0");
+    const file = join(dir, "pod.yaml");
+    writeFileSync(file, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: db-1\n  namespace: prod\nspec:\n  containers:\n  - name: db\n    image: postgres\n");
+    expect((await kubectl(adminConfig, ["apply", "-f", file])).stdout.trim()).toBe("pod/db-1 created");
+    await expect.poll(() => out, { timeout: 10_000 }).toMatch(/db-1\s+1\/1\s+Running/);
+    child.kill("SIGINT");
+    await exited;
+    expect(api.requests.some((q) => q.url.startsWith("/api/v1/namespaces/prod/pods?") && q.url.includes("watch=true"))).toBe(true);
+  });
+
   it("logs -f streams a growing log until kubectl is stopped", async () => {
     const child = spawn("kubectl", ["--kubeconfig", adminConfig, "logs", "-f", "web-1"]);
     let out = "";

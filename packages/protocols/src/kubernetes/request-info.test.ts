@@ -19,6 +19,12 @@ describe("requestInfo on what kubectl really sends", () => {
     expect(commandLine(i)).toBe("get pods -A");
   });
 
+  it("get -w lists, then watches from the list's resourceVersion", () => {
+    const i = requestInfo(sent("GET", "/api/v1/namespaces/prod/pods?resourceVersion="));
+    expect(i).toMatchObject({ verb: "watch", kubernetesVerb: "watch", resource: "pods", namespace: "prod", name: "" });
+    expect(commandLine(i)).toBe("get pods -n prod --watch");
+  });
+
   it("get pod web-1 is a get in its namespace", () => {
     const i = requestInfo(sent("GET", "/api/v1/namespaces/default/pods/web-1"));
     expect(i).toMatchObject({ verb: "get", resource: "pods", namespace: "default", name: "web-1", subresource: "" });
