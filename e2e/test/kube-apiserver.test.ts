@@ -93,6 +93,15 @@ describe("the test API server, driven by the real kubectl", () => {
     expect(gone.stderr.trim()).toBe('Error from server (NotFound): configmaps "settings" not found');
   });
 
+  it("apply --server-side sends an apply patch the server merges", async () => {
+    const file = join(dir, "secret.yaml");
+    writeFileSync(file, "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db-password\nstringData:\n  password: hunter2\n");
+    expect((await kubectl(adminConfig, ["apply", "--server-side", "-f", file])).stdout.trim()).toBe("secret/db-password serverside-applied");
+    const ssa = api.requests.find((q) => q.method === "PATCH" && q.url.includes("/secrets/db-password"));
+    expect(ssa?.headers["content-type"]).toBe("application/apply-patch+yaml");
+    expect((await kubectl(adminConfig, ["get", "secret", "db-password", "-o", "jsonpath={.data.password}"])).stdout).toBe(Buffer.from("hunter2").toString("base64"));
+  });
+
   it("get -w streams a pod created meanwhile", async () => {
     const child = spawn("kubectl", ["--kubeconfig", adminConfig, "get", "pods", "-n", "prod", "-w"]);
     const exited = new Promise((r) => child.once("exit", r));

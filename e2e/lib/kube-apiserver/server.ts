@@ -64,6 +64,11 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
   const followEveryMs = options.followEveryMs ?? 100;
 
   function put(t: ResourceType, o: Obj, event: "ADDED" | "MODIFIED"): Obj {
+    // Like the API server, a Secret's stringData is write-only: folded into data as base64.
+    if (t.resource === "secrets" && o.stringData) {
+      o.data = { ...o.data, ...Object.fromEntries(Object.entries(o.stringData as Record<string, string>).map(([k, v]) => [k, Buffer.from(v).toString("base64")])) };
+      delete o.stringData;
+    }
     o.metadata.resourceVersion = String(++revision);
     objects.set(storeKey(t, o.metadata.namespace ?? "", o.metadata.name), o);
     for (const w of watchers) if (w.type === t && (w.namespace === "" || w.namespace === o.metadata.namespace) && w.matches(o)) w.send(event, o);

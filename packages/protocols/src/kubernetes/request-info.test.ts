@@ -39,6 +39,11 @@ describe("requestInfo on what kubectl really sends", () => {
     expect(commandLine(patch)).toBe("patch configmaps/settings -n default");
   });
 
+  it("apply --server-side is a patch on the named object", () => {
+    const i = requestInfo(sent("PATCH", "/api/v1/namespaces/default/secrets/db-password?"));
+    expect(i).toMatchObject({ verb: "patch", resource: "secrets", name: "db-password", dryRun: false });
+  });
+
   it("delete names the object", () => {
     const i = requestInfo(sent("DELETE", "/api/v1/namespaces/default/configmaps/settings"));
     expect(commandLine(i)).toBe("delete configmaps/settings -n default");
