@@ -156,6 +156,13 @@ describe("requestInfo edge cases (RequestInfoFactory's rules)", () => {
     expect(commandLine(info("DELETE", "/api/v1/namespaces/prod/pods"))).toBe("delete pods -n prod --all");
   });
 
+  it("malformed escapes and odd paths never throw", () => {
+    expect(info("GET", "/api/v1/namespaces/p%zz/pods/a%2Fb")).toMatchObject({ namespace: "p%zz", name: "a/b" });
+    // Go's splitPath keeps empty segments: "//api//v1/pods" has version "" — never a host "api".
+    expect(info("GET", "//api//v1/pods")).toMatchObject({ path: "//api//v1/pods", apiPrefix: "api", apiVersion: "" });
+    expect(info("GET", "/api/v1/pods?fieldSelector=metadata.name%3D..")).toMatchObject({ verb: "list", name: "" });
+  });
+
   it("short or unknown paths are non-resource: discovery of a group, healthz", () => {
     expect(info("GET", "/apis/apps/v1")).toMatchObject({ isResourceRequest: false, verb: "get" });
     expect(info("GET", "/api/v1")).toMatchObject({ isResourceRequest: false });

@@ -70,14 +70,25 @@ function exactName(fieldSelector: string | undefined): string | undefined {
   return undefined;
 }
 
+/** A malformed escape (`%zz`) stays as sent: the parser never throws on a client's path. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 export function requestInfo(req: KubeRequest): KubeRequestInfo {
-  const url = new URL(req.url, "http://k8s.invalid");
-  const query = url.searchParams;
+  // Split by hand: `new URL("//api/v1/pods", base)` would read "api" as a host.
+  const q = req.url.indexOf("?");
+  const pathname = q < 0 ? req.url : req.url.slice(0, q);
+  const query = new URLSearchParams(q < 0 ? "" : req.url.slice(q + 1));
   const info: KubeRequestInfo = {
     isResourceRequest: false,
     verb: req.method.toLowerCase(),
     kubernetesVerb: req.method.toLowerCase(),
-    path: url.pathname,
+    path: pathname,
     apiPrefix: "",
     apiGroup: "",
     apiVersion: "",
@@ -93,8 +104,8 @@ export function requestInfo(req: KubeRequest): KubeRequestInfo {
   if (fieldSelector) info.fieldSelector = fieldSelector;
 
   // splitPath: trim slashes, split on "/"; an empty path has no parts.
-  const trimmed = url.pathname.replace(/^\/+|\/+$/g, "");
-  let parts = trimmed === "" ? [] : trimmed.split("/").map(decodeURIComponent);
+  const trimmed = pathname.replace(/^\/+|\/+$/g, "");
+  let parts = trimmed === "" ? [] : trimmed.split("/").map(decodeSegment);
   if (parts.length < 3 || !API_PREFIXES.has(parts[0]!)) return info;
   const apiPrefix = parts[0]!;
   parts = parts.slice(1);
