@@ -21,3 +21,4 @@ export {
   type WindowSize,
 } from "./channel-frames.js";
 export { SSH_PARAMS, type SshChannelKind, type SshChannelRequest } from "./tunnel-params.js";
+export { parseSshLoginName, type SshLoginName } from "./login-name.js";
