@@ -34,6 +34,14 @@ export const EVENT_KINDS = [
   "set_option",
   "quit",
   "other",
+  // ssh (see packages/protocols/src/ssh/README.md, "Events")
+  "exec",
+  "shell",
+  "shell_input",
+  "subsystem",
+  "sftp",
+  "port_forward",
+  "signal",
 ] as const;
 
 export type EventKind = (typeof EVENT_KINDS)[number];
