@@ -328,20 +328,36 @@ describe.runIf(hasSshDialer)("ssh listener: through the connector to a real sshd
     expect(requests).toEqual(expect.arrayContaining(["auth-agent-req@openssh.com", "tcpip-forward"]));
   });
 
-  it("answers random channel requests without crashing and keeps serving", async () => {
+  it("relays window changes and signals, answers stray channel requests, and keeps serving", async () => {
+    const since = nowUs();
     const client = await login({ username: "agent@web1", password: agentKey });
-    const proto = (client as unknown as { _protocol: { channelRequest?: unknown } })._protocol;
-    expect(proto).toBeDefined();
-    await new Promise<void>((resolve) => {
-      client.shell({ term: "xterm" }, (error, channel) => {
-        if (error) return resolve();
-        channel.setWindow(10, 10, 0, 0);
-        channel.signal("INT");
-        channel.end("exit\n");
-        channel.on("close", () => resolve());
+    const result = await new Promise<{ stdout: string; code: number | null }>((resolve, reject) => {
+      client.exec("read line; echo got $line; stty size", { pty: { term: "xterm", rows: 24, cols: 80 } }, (error, channel) => {
+        if (error) return reject(error);
+        let stdout = "";
+        let code: number | null = null;
+        channel.on("data", (d: Buffer) => (stdout += d.toString()));
+        channel.on("exit", (c: number | null) => (code = c));
+        channel.on("close", () => resolve({ stdout, code }));
+        // Requests a client may send at any time on a running channel: a second exec, a pty, an env, a subsystem.
+        const proto = (client as unknown as { _protocol: { exec(c: number, cmd: string, w: boolean): void; env(c: number, k: string, v: string, w: boolean): void; subsystem(c: number, n: string, w: boolean): void } })._protocol;
+        const id = (channel as unknown as { outgoing: { id: number } }).outgoing.id;
+        proto.exec(id, "rm -rf /tmp/never", true);
+        proto.env(id, "LATE", "1", true);
+        proto.subsystem(id, "nonsense", true);
+        channel.setWindow(40, 100, 0, 0);
+        channel.signal("WINCH");
+        setTimeout(() => channel.write("hello\n"), 300);
       });
     });
     client.end();
+    expect(result.stdout).toContain("got hello");
+    expect(result.stdout).toContain("40 100");
+    expect(result.code).toBe(0);
+    const session = await recorded((s) => s.events.some((e) => e.kind === "exec" && e.command?.startsWith("read line")), since);
+    expect(session.events.filter((e) => e.kind === "exec")).toHaveLength(1);
+    expect(session.events.find((e) => e.kind === "signal")?.command).toBe("WINCH");
+    expect(session.events.find((e) => e.kind === "exec")!.details).toMatchObject({ pty: { term: "xterm", rows: 24, cols: 80 }, exitStatus: 0 });
     const again = await login({ username: "agent@web1", password: agentKey });
     expect(await exec(again, "echo alive")).toMatchObject({ stdout: "alive\n" });
     again.end();

@@ -33,36 +33,65 @@ export function serveSessionChannel(accept: AcceptConnection<Session>, state: Ss
   const env: Record<string, string> = {};
   let running: RunningChannel | undefined;
   let started = false;
-  session.on("pty", (ok: MaybeAccept, _no: MaybeReject, info: PseudoTtyInfo) => {
-    pty = info;
-    ok?.();
-  });
-  session.on("env", (ok: MaybeAccept, _no: MaybeReject, info: { key: string; val: string }) => {
-    env[info.key] = info.val;
-    ok?.();
-  });
-  session.on("window-change", (ok: MaybeAccept, _no: MaybeReject, info: WindowSize) => {
-    if (pty) Object.assign(pty, { cols: info.cols, rows: info.rows, width: info.width, height: info.height });
-    running?.windowChange(info);
-    ok?.();
-  });
-  session.on("signal", (ok: MaybeAccept, _no: MaybeReject, info: { name: string }) => {
-    running?.signal(info.name);
-    ok?.();
-  });
-  session.on("auth-agent", (_ok: MaybeAccept, no: MaybeReject) => {
-    no?.();
-    state.refuseRequest("auth-agent-req@openssh.com", "agent forwarding is not relayed by the gateway");
-  });
-  session.on("x11", (_ok: MaybeAccept, no: MaybeReject) => {
-    no?.();
-    state.refuseRequest("x11-req", "X11 forwarding is not relayed by the gateway");
-  });
-  const start = (request: SshChannelRequest, ok: Accept<ServerChannel>, no: MaybeReject) => {
-    if (started) return no?.();
-    started = true;
-    void startChannel(state, request, pty, env, ok, no).then((r) => (running = r));
+  // SSH answers a channel's requests in the order they came (RFC 4254 §5.4): an exec's answer waits
+  // for the journal and the connector, so every later request's answer waits behind it.
+  let answered: Promise<unknown> = Promise.resolve();
+  const inOrder = (answer: () => unknown) => {
+    answered = answered.then(answer).catch((error: unknown) => state.log.warn({ err: error }, "ssh channel request failed"));
   };
+  /** A refusal; once the channel runs, ssh2's own reject no longer answers, so the failure is sent directly. */
+  const refuse = (no: MaybeReject) => {
+    if (!no) return;
+    const internal = session as unknown as { _channel?: { _client: { _protocol: { channelFailure(id: number): void } } }; _chanInfo: { outgoing: { id: number } } };
+    if (internal._channel) internal._channel._client._protocol.channelFailure(internal._chanInfo.outgoing.id);
+    else no();
+  };
+  session.on("pty", (ok: MaybeAccept, no: MaybeReject, info: PseudoTtyInfo) =>
+    inOrder(() => {
+      if (started) return refuse(no);
+      pty = info;
+      ok?.();
+    }),
+  );
+  session.on("env", (ok: MaybeAccept, no: MaybeReject, info: { key: string; val: string }) =>
+    inOrder(() => {
+      if (started) return refuse(no);
+      env[info.key] = info.val;
+      ok?.();
+    }),
+  );
+  session.on("window-change", (ok: MaybeAccept, _no: MaybeReject, info: WindowSize) =>
+    inOrder(() => {
+      if (pty) Object.assign(pty, { cols: info.cols, rows: info.rows, width: info.width, height: info.height });
+      running?.windowChange(info);
+      ok?.();
+    }),
+  );
+  session.on("signal", (ok: MaybeAccept, _no: MaybeReject, info: { name: string }) =>
+    inOrder(() => {
+      running?.signal(info.name);
+      ok?.();
+    }),
+  );
+  session.on("auth-agent", (_ok: MaybeAccept, no: MaybeReject) =>
+    inOrder(() => {
+      refuse(no);
+      state.refuseRequest("auth-agent-req@openssh.com", "agent forwarding is not relayed by the gateway");
+    }),
+  );
+  session.on("x11", (_ok: MaybeAccept, no: MaybeReject) =>
+    inOrder(() => {
+      refuse(no);
+      state.refuseRequest("x11-req", "X11 forwarding is not relayed by the gateway");
+    }),
+  );
+  const start = (request: SshChannelRequest, ok: Accept<ServerChannel>, no: MaybeReject) =>
+    inOrder(async () => {
+      // One exec, shell or subsystem per channel (RFC 4254 §6.5): a second one is refused.
+      if (started) return refuse(no);
+      started = true;
+      running = await startChannel(state, request, pty, env, ok, no);
+    });
   session.on("exec", (ok: Accept<ServerChannel>, no: MaybeReject, info: { command: string }) => start({ request: "exec", command: info.command }, ok, no));
   session.on("shell", (ok: Accept<ServerChannel>, no: MaybeReject) => start({ request: "shell" }, ok, no));
   session.on("subsystem", (ok: Accept<ServerChannel>, no: MaybeReject, info: { name: string }) => start({ request: "subsystem", subsystem: info.name }, ok, no));
