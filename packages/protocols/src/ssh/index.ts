@@ -21,3 +21,13 @@ export {
   type WindowSize,
 } from "./channel-frames.js";
 export { SSH_PARAMS, type SshChannelKind, type SshChannelRequest } from "./tunnel-params.js";
+export {
+  HostKeyPinError,
+  blobKeyType,
+  fingerprint,
+  matches,
+  parseHostKeyPin,
+  pinnedFingerprints,
+  type HostKeyPin,
+  type PinnedKey,
+} from "./host-key-pin.js";
