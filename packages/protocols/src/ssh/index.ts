@@ -22,3 +22,13 @@ export {
 } from "./channel-frames.js";
 export { SSH_PARAMS, type SshChannelKind, type SshChannelRequest } from "./tunnel-params.js";
 export { parseSshLoginName, type SshLoginName } from "./login-name.js";
+export {
+  HostKeyPinError,
+  blobKeyType,
+  fingerprint,
+  matches,
+  parseHostKeyPin,
+  pinnedFingerprints,
+  type HostKeyPin,
+  type PinnedKey,
+} from "./host-key-pin.js";
