@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { utils } from "ssh2";
+import ssh2 from "ssh2";
 import { GatewayError } from "../../errors.js";
 
 /** The SSH listener's host key: what ssh2's server signs with, and what clients pin in known_hosts. */
@@ -27,7 +27,7 @@ export function loadSshHostKey(dataDir: string, configured: string | undefined):
   if (configured !== undefined) return read(configured, "configured", "ssh.hostKey");
   const path = join(dataDir, GENERATED_HOST_KEY);
   if (existsSync(path)) return read(path, "data-dir", path);
-  const pair = utils.generateKeyPairSync("ed25519", { comment: "gatehouse gateway" });
+  const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment: "gatehouse gateway" });
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   writeFileSync(path, pair.private, { mode: 0o600 });
   chmodSync(path, 0o600);
@@ -42,7 +42,7 @@ function read(path: string, source: SshHostKey["source"], what: string): SshHost
   } catch (cause) {
     throw new GatewayError("CONFIG_INVALID", `${what}: cannot read the SSH host key ${path}: ${(cause as Error).message}`, { cause });
   }
-  const parsed = utils.parseKey(text);
+  const parsed = ssh2.utils.parseKey(text);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key instanceof Error) throw new GatewayError("CONFIG_INVALID", `${what}: ${path} is not an SSH private key${key instanceof Error ? ` (${key.message})` : ""}`);
   if (key.getPrivatePEM() === null) throw new GatewayError("CONFIG_INVALID", `${what}: ${path} holds a public key; the host key must be the private one (unencrypted)`);

@@ -1,5 +1,5 @@
 import type { AuthContext, KeyboardAuthContext, PasswordAuthContext, PublicKeyAuthContext } from "ssh2";
-import { utils } from "ssh2";
+import ssh2 from "ssh2";
 import type { Identity } from "@gatehouse/store";
 import { parseSshLoginName } from "@gatehouse/protocols/ssh";
 import type { CredentialChecker, PasswordCheck } from "../../identity/credential-checker.js";
@@ -152,7 +152,7 @@ export class SshAuthentication {
       ctx.accept();
       return undefined;
     }
-    const parsed = utils.parseKey(blob);
+    const parsed = ssh2.utils.parseKey(blob);
     const key = Array.isArray(parsed) ? parsed[0] : parsed;
     const verified = key !== undefined && !(key instanceof Error) && key.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true;
     if (!verified) {

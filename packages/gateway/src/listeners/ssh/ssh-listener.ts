@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import { Server, type AuthContext, type ClientInfo, type Connection } from "ssh2";
+import ssh2, { type AuthContext, type ClientInfo, type Connection } from "ssh2";
 import type { HostPort } from "../../config/address.js";
 import type { GatewayConfig } from "../../config/schema.js";
 import type { CredentialChecker } from "../../identity/credential-checker.js";
@@ -41,14 +41,14 @@ export class SshListener {
   readonly refusals: RefusalRecords;
   private readonly steps: ListenerSteps;
   /** ssh2's server, never listening itself: the shared SocketServer hands it each accepted socket. */
-  private readonly ssh: Server;
+  private readonly ssh: ssh2.Server;
   /** Sockets handed to ssh2, waiting for its Connection (made once the client's version line is read). */
   private readonly arriving = new Map<Socket, (client: Connection, info: ClientInfo) => void>();
 
   constructor(private readonly deps: SshListenerDeps) {
     this.steps = new ListenerSteps(deps, "ssh", (socket) => this.serve(socket));
     ({ limits: this.limits, throttle: this.throttle, refusals: this.refusals } = this.steps);
-    this.ssh = new Server({ hostKeys: [deps.hostKey.privateKey], ident: "gatehouse" }, (client, info) => {
+    this.ssh = new ssh2.Server({ hostKeys: [deps.hostKey.privateKey], ident: "gatehouse" }, (client, info) => {
       const socket = (client as unknown as { _sock: Socket })._sock;
       const serve = this.arriving.get(socket);
       if (serve) serve(client, info);
