@@ -242,15 +242,14 @@ function relayChannel(
             paced(channel.stderr.write(frame.payload), channel.stderr);
             break;
           case ChannelFrame.Eof:
-            channel.eof();
+            // Not sent yet: ssh2 drops an exit status sent after EOF, and the connector sends EOF first.
+            // The channel's end (below) sends EOF after the exit status and every byte of output.
             break;
           case ChannelFrame.ExitStatus:
             exitStatus = decodeExitStatus(frame.payload);
-            channel.exit(exitStatus);
             break;
           case ChannelFrame.ExitSignal:
             exitSignal = decodeJson<ExitSignal>(frame.payload);
-            channel.exit(exitSignal.signal, exitSignal.coreDumped, exitSignal.message);
             break;
           case ChannelFrame.WindowChange:
           case ChannelFrame.Signal:
@@ -269,7 +268,14 @@ function relayChannel(
     done = true;
     forget();
     if (error && !failure) failure = error.message;
-    channel.end();
+    // Output still queued for the client's window goes first, then the exit status, then EOF and close.
+    const close = () => {
+      if (exitStatus !== undefined) channel.exit(exitStatus);
+      else if (exitSignal !== undefined) channel.exit(exitSignal.signal, exitSignal.coreDumped, exitSignal.message);
+      channel.end();
+    };
+    if (channel.writableLength > 0) channel.once("drain", close);
+    else close();
     const bytesOut = output.total;
     state.bytes.up += bytesIn;
     state.bytes.down += bytesOut;
