@@ -222,7 +222,13 @@ export class Connector extends EventEmitter<ConnectorEvents> {
         let dialed: DialResult;
         try {
           const password = await resolveCredential(open.credential?.passwordRef ?? "", this.#settings.credentialEnv);
-          dialed = await dialer(open, { password, logger: log, signal, timeoutMs: this.#settings.dialTimeoutMs });
+          dialed = await dialer(open, {
+            password,
+            logger: log,
+            signal,
+            timeoutMs: this.#settings.dialTimeoutMs,
+            resolveCredential: (ref) => resolveCredential(ref, this.#settings.credentialEnv),
+          });
         } catch (err) {
           this.#dials.delete(dial);
           if (signal.aborted) return; // the link is gone; nobody is waiting for an answer

@@ -13,6 +13,9 @@ import { createApiServer } from "./api/http-api.js";
 import { TcpListener } from "./listeners/tcp/tcp-listener.js";
 import { PostgresListener } from "./listeners/postgres/postgres-listener.js";
 import { MysqlListener } from "./listeners/mysql/mysql-listener.js";
+import { SshListener } from "./listeners/ssh/ssh-listener.js";
+import { loadSshHostKey, type SshHostKey } from "./listeners/ssh/host-key.js";
+import type { SshKeyLookup } from "./listeners/ssh/ssh-auth.js";
 import { AdmissionLimits } from "./listeners/admission-limits.js";
 import { AuthThrottle } from "./identity/auth-throttle.js";
 import { loadTlsMaterial } from "./tls-material.js";
@@ -34,6 +37,8 @@ export interface GatewayOptions {
   env?: NodeJS.ProcessEnv;
   /** Called once with a freshly generated admin token, so the CLI can print it. */
   onAdminTokenGenerated?: (token: string, file: string) => void;
+  /** The identities' registered SSH public keys (identity/ssh-keys.ts). Left out: the SSH listener takes no public keys. */
+  sshKeys?: SshKeyLookup;
 }
 
 export interface Gateway {
@@ -45,6 +50,9 @@ export interface Gateway {
   readonly postgres: HostPort | undefined;
   /** Bound address of the MySQL listener, when listen.mysql is set. */
   readonly mysql: HostPort | undefined;
+  /** Bound address of the SSH listener, when listen.ssh is set, and its host key (public line, fingerprint). */
+  readonly ssh: HostPort | undefined;
+  readonly sshHostKey: SshHostKey | undefined;
   readonly registry: ConnectorRegistry;
   readonly store: Store;
   /** The config new sessions see. */
@@ -185,9 +193,21 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       logger.info({ tls: tls.source, requireTls: config.mysql.requireTls }, "mysql listener ready");
     }
 
+    let ssh: HostPort | undefined;
+    let sshHostKey: SshHostKey | undefined;
+    if (config.listen.ssh) {
+      sshHostKey = loadSshHostKey(dataDir, config.ssh.hostKey);
+      const credentials = new CredentialChecker(accessKeys, oidc);
+      const listener = new SshListener({ config: current, broker, recorder, credentials, hostKey: sshHostKey, keys: options.sshKeys, clock, logger, limits: admission, throttle });
+      ssh = await listenOrFail(() => listener.listen(config.listen.ssh!), config.listen.ssh, "listen.ssh");
+      cleanup.push(() => listener.close());
+      drains.push((grace) => listener.drain(grace));
+      logger.info({ hostKey: sshHostKey.fingerprint, source: sshHostKey.source }, "ssh listener ready");
+    }
+
     writeState(dataDir, { pid: process.pid, apiUrl, startedAt: new Date().toISOString() });
     cleanup.push(() => removeState(dataDir, process.pid));
-    logger.info({ apiUrl, dataDir, store: config.store.url ? "postgres" : "embedded", postgres: postgres ?? null, mysql: mysql ?? null, tcp: Object.fromEntries(tcpListeners) }, "gateway started");
+    logger.info({ apiUrl, dataDir, store: config.store.url ? "postgres" : "embedded", postgres: postgres ?? null, mysql: mysql ?? null, ssh: ssh ?? null, tcp: Object.fromEntries(tcpListeners) }, "gateway started");
 
     let closing: Promise<void> | undefined;
     const graceOver = new AbortController();
@@ -208,6 +228,8 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       tcpListeners,
       postgres,
       mysql,
+      ssh,
+      sshHostKey,
       registry,
       store,
       config: current,
@@ -253,6 +275,7 @@ export function startBoundChanges(before: GatewayConfig, after: GatewayConfig): 
   if (differ(before.recording.mode, after.recording.mode)) changed.push("recording.mode");
   if (differ(before.recording.journal, after.recording.journal)) changed.push("recording.journal");
   if (differ(before.postgres.tls, after.postgres.tls)) changed.push("postgres.tls");
+  if (differ(before.ssh.hostKey, after.ssh.hostKey)) changed.push("ssh.hostKey");
   if (differ(before.log, after.log)) changed.push("log.level");
   const tcp = (config: GatewayConfig) => new Map(config.connections.filter((c) => c.protocol === "tcp").map((c) => [c.name, JSON.stringify(c)]));
   const [tcpBefore, tcpAfter] = [tcp(before), tcp(after)];

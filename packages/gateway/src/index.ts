@@ -12,3 +12,5 @@ export { createLogger } from "./logger.js";
 export type { Logger, LogLevel } from "./logger.js";
 export { sha256Hex } from "./data-dir.js";
 export * from "./cli/commands.js";
+export type { SshKeyLookup } from "./listeners/ssh/ssh-auth.js";
+export { loadSshHostKey, sshFingerprint, type SshHostKey } from "./listeners/ssh/host-key.js";

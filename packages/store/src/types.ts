@@ -7,7 +7,7 @@ export interface Identity {
   issuer?: string | null;
   subject?: string | null;
   groups?: string[];
-  method?: "access_key" | "oidc" | "none" | null;
+  method?: "access_key" | "oidc" | "ssh_key" | "none" | null;
 }
 
 export interface NewSession {

@@ -1,11 +1,14 @@
 import { dialMysql } from "./mysql/mysql-dialer.js";
 import { dialPostgres } from "./postgres/postgres-dialer.js";
+import { createSshDialer } from "./ssh/ssh-dialer.js";
 import { dialTcp } from "./tcp/tcp-dialer.js";
 import type { Dialer } from "./types.js";
 
 export { connectTcp, dialTcp, formatTarget } from "./tcp/tcp-dialer.js";
 export { dialMysql } from "./mysql/mysql-dialer.js";
 export { dialPostgres } from "./postgres/postgres-dialer.js";
+export { createSshDialer } from "./ssh/ssh-dialer.js";
+export { SshConnections } from "./ssh/ssh-connections.js";
 export type { DialContext, DialResult, Dialer, DialerRegistry } from "./types.js";
 
 /**
@@ -17,5 +20,7 @@ export function defaultDialers(): Map<string, Dialer> {
     ["tcp", dialTcp],
     ["postgres", dialPostgres],
     ["mysql", dialMysql],
+    // One registry of SSH connections per call: channel streams find their session's connection in it.
+    ["ssh", createSshDialer()],
   ]);
 }

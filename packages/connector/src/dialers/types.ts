@@ -12,6 +12,12 @@ export interface DialContext {
   readonly signal: AbortSignal;
   /** How long reaching the target may take, in ms. */
   readonly timeoutMs: number;
+  /**
+   * Resolves another credential reference of the OpenStream (`file:`/`env:`, e.g. ssh's
+   * `target.options.privateKey`) exactly as `password` was resolved. The connector always sets it;
+   * contexts built by hand for dialers that need none may leave it out.
+   */
+  readonly resolveCredential?: (ref: string) => Promise<string | null>;
 }
 
 /** A connected (and, for protocols with a handshake, authenticated) target. */

@@ -89,6 +89,40 @@ connections:
     expect(problems.some((p) => p.startsWith("connections[0].allowLocalInfile"))).toBe(false);
   });
 
+  it("takes ssh connections with a pinned host key and a key reference, with ssh defaults", () => {
+    const config = parseConfigText(`
+listen: { ssh: "127.0.0.1:12222" }
+connectors: [ { name: dc1, tokenSha256: ${TOKEN_HASH} } ]
+connections:
+  - { name: web1, protocol: ssh, connector: dc1, target: { host: h, port: 22, hostKey: "SHA256:${"A".repeat(43)}" }, credential: { user: deploy, privateKey: "file:/etc/gatehouse/web1_ed25519" } }
+  - { name: web2, protocol: ssh, connector: dc1, target: { host: h, port: 22, hostKey: "[h]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFzM9X4fh1QNAW54PMLFTFiwRlXmLVdyKl7GpRCADKy3" }, credential: { user: deploy, password: "env:WEB2_PASSWORD" }, allowPortForwarding: false }
+`);
+    expect(config.listen.ssh).toEqual({ host: "127.0.0.1", port: 12222 });
+    expect(config.ssh.hostKey).toBeUndefined();
+    expect(config.recording.ssh).toEqual({ execOutputBytes: 1024 * 1024, streamBytes: 64 * 1024 * 1024 });
+    expect(config.connections[0]).toMatchObject({ allowPortForwarding: true, credential: { privateKey: "file:/etc/gatehouse/web1_ed25519" } });
+    expect(config.connections[1]?.allowPortForwarding).toBe(false);
+  });
+
+  it("names what an ssh connection lacks, a bad host key, and ssh keys on other protocols", () => {
+    const problems = problemsOf(`
+connectors: [ { name: dc1, tokenSha256: ${TOKEN_HASH} } ]
+recording: { ssh: { execOutputBytes: -1 } }
+connections:
+  - { name: a, protocol: ssh, connector: dc1, target: { host: h, port: 22 } }
+  - { name: b, protocol: ssh, connector: dc1, target: { host: h, port: 22, hostKey: "trust me" }, credential: { user: u, privateKey: "/plain/path" } }
+  - { name: c, protocol: postgres, connector: dc1, target: { host: h, port: 5432, hostKey: "SHA256:${"A".repeat(43)}" }, allowPortForwarding: true }
+`);
+    expect(problems).toContain("connections[0].target.hostKey: an ssh connection needs the resource's host key pinned (a known_hosts line or SHA256:… fingerprint); there is no trust on first use");
+    expect(problems).toContain("connections[0].credential.user: an ssh connection needs the user the connector logs in as");
+    expect(problems.some((p) => p.startsWith("connections[0].credential: an ssh connection needs credential.privateKey or credential.password"))).toBe(true);
+    expect(problems.some((p) => p.startsWith("connections[1].target.hostKey: expected a known_hosts line"))).toBe(true);
+    expect(problems).toContain('connections[1].credential.privateKey: expected "env:NAME" or "file:PATH"');
+    expect(problems).toContain("connections[2].target.hostKey: only ssh connections pin a host key");
+    expect(problems).toContain("connections[2].allowPortForwarding: only ssh connections have port forwarding");
+    expect(problems.some((p) => p.startsWith("recording.ssh.execOutputBytes"))).toBe(true);
+  });
+
   it("reports YAML syntax errors and duplicate keys", () => {
     expect(problemsOf("listen: [unclosed")[0]).toMatch(/^config: /);
     expect(problemsOf("dataDir: a\ndataDir: b")[0]).toMatch(/^config: .*[Uu]nique|duplicate/i);

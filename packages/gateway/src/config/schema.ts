@@ -44,6 +44,8 @@ const listenSchema = z.strictObject({
   postgres: hostPort.optional(),
   /** MySQL/MariaDB wire protocol listener (issue 10); usually 127.0.0.1:13306. */
   mysql: hostPort.optional(),
+  /** SSH listener (issue 11); usually 127.0.0.1:12222. Clients log in as IDENTITY@CONNECTION. */
+  ssh: hostPort.optional(),
 });
 
 const tlsFilesSchema = z.strictObject({
@@ -116,6 +118,18 @@ const mysqlSchema = z.strictObject({
   serverVersion: z.string().min(1).max(60).regex(/^[^\0]+$/, "no NUL bytes").default("8.0.36-gatehouse"),
 });
 
+const sshSchema = z.strictObject({
+  /** The SSH listener's host key (a private key file, OpenSSH or PEM). Left out: an Ed25519 key generated at first start at <dataDir>/ssh/ssh_host_ed25519_key. */
+  hostKey: z.string().min(1).optional(),
+});
+
+const sshRecordingSchema = z.strictObject({
+  /** Bytes of each exec's output (stdout and stderr together) kept in its event; the rest is counted, marked truncated. */
+  execOutputBytes: z.number().int().min(0).max(64 * 1024 * 1024).default(1024 * 1024),
+  /** Bytes of interactive terminal streams kept per session (both directions). */
+  streamBytes: z.number().int().min(0).default(64 * 1024 * 1024),
+});
+
 const authThrottleSchema = z.strictObject({
   /** Failed authentications (per client address, and per claimed identity) before attempts are slowed down. */
   freeFailures: z.number().int().min(0).default(3),
@@ -173,6 +187,8 @@ const recordingSchema = z.strictObject({
   journal: journalSchema.default(() => journalSchema.parse({})),
   /** Days: the gateway signs no retention cut that would remove sessions younger than this. */
   minRetentionDays: z.number().int().min(0).default(30),
+  /** SSH: what is kept of exec output and terminal streams. */
+  ssh: sshRecordingSchema.default(() => sshRecordingSchema.parse({})),
 });
 
 const connectorSchema = z.strictObject({
@@ -241,16 +257,26 @@ const targetSchema = z.strictObject({
   ca: z.string().min(1).optional(),
   /** MySQL: PEM file (on the connector's machine) of the server's RSA public key, for caching_sha2_password without TLS. */
   serverPublicKey: z.string().min(1).optional(),
+  /**
+   * SSH (required): the resource's host key the connector pins, a known_hosts line ("[host]:port ssh-ed25519 AAAA…"
+   * or "ssh-ed25519 AAAA…") or OpenSSH's fingerprint "SHA256:…". No trust on first use.
+   */
+  hostKey: z
+    .string()
+    .regex(/^(SHA256:[A-Za-z0-9+/]{43}=?|(\S+ )?(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+=*( .*)?)$/, 'expected a known_hosts line ("ssh-ed25519 AAAA…") or a fingerprint "SHA256:…"')
+    .optional(),
 });
 
 const credentialSchema = z.strictObject({
   user: z.string().min(1).optional(),
   password: secretRef.optional(),
+  /** SSH: a reference to the private key the connector logs in with ("file:PATH" or "env:NAME"), resolved at the connector. */
+  privateKey: secretRef.optional(),
 });
 
 const connectionSchema = z.strictObject({
   name,
-  protocol: z.enum(["tcp", "postgres", "mysql"]),
+  protocol: z.enum(["tcp", "postgres", "mysql", "ssh"]),
   connector: name,
   /** tcp only: the gateway address clients connect to for this connection. */
   listen: hostPort.optional(),
@@ -259,6 +285,8 @@ const connectionSchema = z.strictObject({
   allow: z.array(allowEntrySchema).default([]),
   /** mysql only: let clients run LOAD DATA LOCAL INFILE (their files go to the resource). Default false. */
   allowLocalInfile: z.boolean().default(false),
+  /** ssh only: let clients open local port forwards (`ssh -L`, direct-tcpip) from the resource's side. Default true. */
+  allowPortForwarding: z.boolean().default(true),
 });
 
 export const configSchema = z.strictObject({
@@ -270,6 +298,7 @@ export const configSchema = z.strictObject({
     tunnel: tunnelSchema.default(() => tunnelSchema.parse({})),
     postgres: postgresSchema.default(() => postgresSchema.parse({})),
     mysql: mysqlSchema.default(() => mysqlSchema.parse({})),
+    ssh: sshSchema.default(() => sshSchema.parse({})),
     recording: recordingSchema.default(() => recordingSchema.parse({})),
     shutdown: shutdownSchema.default(() => shutdownSchema.parse({})),
     identity: identitySchema.default(() => identitySchema.parse({})),
@@ -327,6 +356,21 @@ export function crossReferenceProblems(raw: unknown): ConfigProblem[] {
     }
     if (connection.allowLocalInfile !== undefined && connection.protocol !== "mysql") {
       problems.push({ path: ["connections", i, "allowLocalInfile"], message: "only mysql connections have LOAD DATA LOCAL INFILE" });
+    }
+    const target = isRecord(connection.target) ? connection.target : {};
+    const credential = isRecord(connection.credential) ? connection.credential : {};
+    if (connection.protocol === "ssh") {
+      if (target.hostKey === undefined) {
+        problems.push({ path: ["connections", i, "target", "hostKey"], message: "an ssh connection needs the resource's host key pinned (a known_hosts line or SHA256:… fingerprint); there is no trust on first use" });
+      }
+      if (credential.user === undefined) problems.push({ path: ["connections", i, "credential", "user"], message: "an ssh connection needs the user the connector logs in as" });
+      if (credential.password === undefined && credential.privateKey === undefined) {
+        problems.push({ path: ["connections", i, "credential"], message: "an ssh connection needs credential.privateKey or credential.password (a file: or env: reference)" });
+      }
+    } else {
+      if (target.hostKey !== undefined) problems.push({ path: ["connections", i, "target", "hostKey"], message: "only ssh connections pin a host key" });
+      if (credential.privateKey !== undefined) problems.push({ path: ["connections", i, "credential", "privateKey"], message: "only ssh connections log in with a private key" });
+      if (connection.allowPortForwarding !== undefined) problems.push({ path: ["connections", i, "allowPortForwarding"], message: "only ssh connections have port forwarding" });
     }
   });
   return problems;

@@ -34,9 +34,16 @@ export const EVENT_KINDS = [
   "set_option",
   "quit",
   "other",
-  // byte streams (SSH, kubectl exec): the event that ends a stream carries its summary in details.stream
-  "shell",
+  // ssh (see packages/protocols/src/ssh/README.md, "Events"); exec and shell also end kubectl exec's
+  // byte streams: the event that ends a stream carries its summary in details.stream
   "exec",
+  "shell",
+  "shell_input",
+  "subsystem",
+  "sftp",
+  "scp",
+  "port_forward",
+  "signal",
 ] as const;
 
 export type EventKind = (typeof EVENT_KINDS)[number];

@@ -135,6 +135,23 @@ export class SessionBroker {
       .catch(() => undefined);
     return result;
   }
+
+  /**
+   * A stream for one channel of an admitted session (SSH: each session or direct-tcpip channel
+   * the client opens), on the session's route like `openAuxiliary`, with the channel's `params`.
+   * Not recorded here: the listener records what the channel does (exec, shell, port_forward).
+   * Never throws.
+   */
+  async openChannel(session: RecordedSession, params: Record<string, string>): Promise<AuxiliaryResult> {
+    const route = this.routes.get(session);
+    if (!route) return { ok: false, message: `session ${session.id} was not opened through this gateway's broker` };
+    try {
+      const { stream, opened } = await route.link.mux.open(streamRequest(session, route.connection, params));
+      return { ok: true, stream, opened };
+    } catch (error) {
+      return { ok: false, message: (error as Error).message };
+    }
+  }
 }
 
 /** The OpenStream for a session's stream to its connection's resource, main or auxiliary. */
@@ -178,8 +195,11 @@ export async function recordRefusal(recorder: Recorder, refusal: Refusal): Promi
 }
 
 function targetOptions(connection: ConnectionConfig): Record<string, string> {
-  const { database, tls, ca, serverPublicKey } = connection.target;
+  const { database, tls, ca, serverPublicKey, hostKey } = connection.target;
   const options: Record<string, string> = {};
+  // SSH: the pinned host key, and a reference (never the key) to the connection's private key.
+  if (hostKey !== undefined) options.hostKey = hostKey;
+  if (connection.credential?.privateKey !== undefined) options.privateKey = connection.credential.privateKey;
   if (database !== undefined) options.database = database;
   if (tls !== undefined) options.tls = tls;
   if (ca !== undefined) options.ca = ca;

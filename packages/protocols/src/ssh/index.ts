@@ -36,3 +36,14 @@ export {
 } from "./scp-observer.js";
 export { ShellLineExtractor, type ShellLineOptions, type TypedLine } from "./shell-lines.js";
 export { AsciicastWriter, toAsciicast, type AsciicastEventCode, type AsciicastHeader, type TerminalChunk } from "./asciicast.js";
+export { parseSshLoginName, type SshLoginName } from "./login-name.js";
+export {
+  HostKeyPinError,
+  blobKeyType,
+  fingerprint,
+  matches,
+  parseHostKeyPin,
+  pinnedFingerprints,
+  type HostKeyPin,
+  type PinnedKey,
+} from "./host-key-pin.js";

@@ -1,0 +1,310 @@
+import type { Duplex } from "node:stream";
+import type { AcceptConnection, PseudoTtyInfo, RejectConnection, ServerChannel, Session } from "ssh2";
+import {
+  ChannelFrame,
+  ChannelFrameReader,
+  SSH_PARAMS,
+  decodeExitStatus,
+  decodeJson,
+  encodeFrame,
+  encodeJsonFrame,
+  type ExitSignal,
+  type SshChannelRequest,
+  type WindowSize,
+} from "@gatehouse/protocols/ssh";
+import type { RecordedSession } from "../../sessions/recorder.js";
+import { recordingRefusalReason } from "../listener-steps.js";
+import type { SshConnectionState } from "./ssh-connection-state.js";
+
+type Accept<T> = AcceptConnection<T extends ServerChannel ? T : never> | undefined;
+type MaybeAccept = (() => void) | undefined;
+type MaybeReject = (() => void) | undefined;
+
+/**
+ * One `session` channel: collects the client's `pty-req` and `env`, then, on its `exec`, `shell`
+ * or `subsystem`, journals it (write-ahead: in strict mode the resource never sees a command the
+ * journal does not hold), opens the channel's tunnel stream and relays the client's channel ↔
+ * frames (channel-frames.ts) with backpressure both ways, recording the outcome when it closes.
+ * Agent and X11 forwarding are refused here, recorded as `denied`.
+ */
+export function serveSessionChannel(accept: AcceptConnection<Session>, state: SshConnectionState): void {
+  const session = accept();
+  let pty: PseudoTtyInfo | undefined;
+  const env: Record<string, string> = {};
+  let running: RunningChannel | undefined;
+  let started = false;
+  // SSH answers a channel's requests in the order they came (RFC 4254 §5.4): an exec's answer waits
+  // for the journal and the connector, so every later request's answer waits behind it.
+  let answered: Promise<unknown> = Promise.resolve();
+  const inOrder = (answer: () => unknown) => {
+    answered = answered.then(answer).catch((error: unknown) => state.log.warn({ err: error }, "ssh channel request failed"));
+  };
+  /** A refusal; once the channel runs, ssh2's own reject no longer answers, so the failure is sent directly. */
+  const refuse = (no: MaybeReject) => {
+    if (!no) return;
+    const internal = session as unknown as { _channel?: { _client: { _protocol: { channelFailure(id: number): void } } }; _chanInfo: { outgoing: { id: number } } };
+    if (internal._channel) internal._channel._client._protocol.channelFailure(internal._chanInfo.outgoing.id);
+    else no();
+  };
+  session.on("pty", (ok: MaybeAccept, no: MaybeReject, info: PseudoTtyInfo) =>
+    inOrder(() => {
+      if (started) return refuse(no);
+      pty = info;
+      ok?.();
+    }),
+  );
+  session.on("env", (ok: MaybeAccept, no: MaybeReject, info: { key: string; val: string }) =>
+    inOrder(() => {
+      if (started) return refuse(no);
+      env[info.key] = info.val;
+      ok?.();
+    }),
+  );
+  session.on("window-change", (ok: MaybeAccept, _no: MaybeReject, info: WindowSize) =>
+    inOrder(() => {
+      if (pty) Object.assign(pty, { cols: info.cols, rows: info.rows, width: info.width, height: info.height });
+      running?.windowChange(info);
+      ok?.();
+    }),
+  );
+  session.on("signal", (ok: MaybeAccept, _no: MaybeReject, info: { name: string }) =>
+    inOrder(() => {
+      running?.signal(info.name);
+      ok?.();
+    }),
+  );
+  session.on("auth-agent", (_ok: MaybeAccept, no: MaybeReject) =>
+    inOrder(() => {
+      refuse(no);
+      state.refuseRequest("auth-agent-req@openssh.com", "agent forwarding is not relayed by the gateway");
+    }),
+  );
+  session.on("x11", (_ok: MaybeAccept, no: MaybeReject) =>
+    inOrder(() => {
+      refuse(no);
+      state.refuseRequest("x11-req", "X11 forwarding is not relayed by the gateway");
+    }),
+  );
+  const start = (request: SshChannelRequest, ok: Accept<ServerChannel>, no: MaybeReject) =>
+    inOrder(async () => {
+      // One exec, shell or subsystem per channel (RFC 4254 §6.5): a second one is refused.
+      if (started) return refuse(no);
+      started = true;
+      running = await startChannel(state, request, pty, env, ok, no);
+    });
+  session.on("exec", (ok: Accept<ServerChannel>, no: MaybeReject, info: { command: string }) => start({ request: "exec", command: info.command }, ok, no));
+  session.on("shell", (ok: Accept<ServerChannel>, no: MaybeReject) => start({ request: "shell" }, ok, no));
+  session.on("subsystem", (ok: Accept<ServerChannel>, no: MaybeReject, info: { name: string }) => start({ request: "subsystem", subsystem: info.name }, ok, no));
+}
+
+interface RunningChannel {
+  windowChange(size: WindowSize): void;
+  signal(name: string): void;
+}
+
+/** Where a channel's output goes in its event: kept up to `recording.ssh.execOutputBytes`, counted past it. */
+class KeptOutput {
+  private readonly chunks: Buffer[] = [];
+  private kept = 0;
+  total = 0;
+  constructor(private readonly max: number) {}
+  add(bytes: Uint8Array): void {
+    this.total += bytes.byteLength;
+    const room = this.max - this.kept;
+    if (room <= 0) return;
+    const piece = Buffer.from(bytes.subarray(0, room));
+    this.chunks.push(piece);
+    this.kept += piece.byteLength;
+  }
+  get truncated(): boolean {
+    return this.total > this.kept;
+  }
+  text(): string {
+    return Buffer.concat(this.chunks).toString("utf8");
+  }
+}
+
+async function startChannel(
+  state: SshConnectionState,
+  request: SshChannelRequest,
+  pty: PseudoTtyInfo | undefined,
+  env: Record<string, string>,
+  ok: Accept<ServerChannel>,
+  no: MaybeReject,
+): Promise<RunningChannel | undefined> {
+  const opened = await state.ready;
+  if (!opened.ok) {
+    // The session could not be opened (denied, unknown connection, connector unreachable): say why on stderr.
+    const channel = ok?.();
+    if (channel) fail(channel, opened.message);
+    state.endSoon();
+    return undefined;
+  }
+  const { session } = opened;
+  const kind = request.request;
+  const command = request.request === "exec" ? request.command : request.request === "subsystem" ? request.subsystem : null;
+  const ptyDetails = pty ? { term: pty.term, cols: pty.cols, rows: pty.rows } : undefined;
+  const startedUs = session.now();
+  const key = {};
+  const draftDetails = { ...(ptyDetails ? { pty: ptyDetails } : {}), ...(Object.keys(env).length > 0 ? { env } : {}) };
+  session.commandStarted(key, { kind, command, params: null, outcome: null, timeUs: startedUs, details: draftDetails, durationUs: null });
+  try {
+    await session.writeAhead();
+  } catch (error) {
+    const channel = ok?.();
+    const { why } = recordingRefusalReason(error as Error);
+    if (channel) fail(channel, `the gateway cannot record this session (${why}); the ${kind} was not run`);
+    state.endSoon();
+    return undefined;
+  }
+  const params: Record<string, string> = { [SSH_PARAMS.channel]: "session", [SSH_PARAMS.request]: kind };
+  if (request.request === "exec") params[SSH_PARAMS.command] = request.command;
+  if (request.request === "subsystem") params[SSH_PARAMS.subsystem] = request.subsystem;
+  if (pty) params[SSH_PARAMS.pty] = JSON.stringify({ term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes ?? {} });
+  if (Object.keys(env).length > 0) params[SSH_PARAMS.env] = JSON.stringify(env);
+  const stream = await state.broker.openChannel(session, params);
+  if (!stream.ok) {
+    // The resource's sshd refused the request, or the connector could not open it: the client's request fails (contract).
+    await session
+      .commandCompleted(key, { kind, command, params: null, outcome: "error", timeUs: startedUs, durationUs: session.now() - startedUs, details: { ...draftDetails, message: stream.message } })
+      .catch(() => undefined);
+    state.log.info({ kind, message: stream.message }, "ssh channel request refused by the resource side");
+    no?.();
+    return undefined;
+  }
+  const channel = ok?.();
+  if (!channel) {
+    stream.stream.destroy();
+    return undefined;
+  }
+  return relayChannel(state, session, channel, stream.stream, { key, kind, command, startedUs, details: draftDetails });
+}
+
+/** Tells the client why on its stderr, then ends the channel as a failed command (exit status 1). */
+function fail(channel: ServerChannel, message: string): void {
+  channel.stderr.write(`gatehouse: ${message}\r\n`);
+  channel.exit(1);
+  channel.end();
+}
+
+function relayChannel(
+  state: SshConnectionState,
+  session: RecordedSession,
+  channel: ServerChannel,
+  stream: Duplex,
+  what: { key: object; kind: "exec" | "shell" | "subsystem"; command: string | null; startedUs: number; details: Record<string, unknown> },
+): RunningChannel {
+  const output = new KeptOutput(what.kind === "exec" ? state.config().recording.ssh.execOutputBytes : 0);
+  let bytesIn = 0;
+  let exitStatus: number | undefined;
+  let exitSignal: ExitSignal | undefined;
+  let resizes = 0;
+  let failure: string | undefined;
+  const reader = new ChannelFrameReader();
+  const toResource = (frame: Uint8Array) => {
+    if (stream.destroyed || stream.writableEnded) return true;
+    return stream.write(frame);
+  };
+  const forget = state.track(channel);
+
+  // Client → resource: stdin as Data frames; the channel stops being read while the tunnel is full.
+  channel.on("data", (chunk: Buffer) => {
+    bytesIn += chunk.byteLength;
+    if (!toResource(encodeFrame(ChannelFrame.Data, chunk))) {
+      channel.pause();
+      stream.once("drain", () => channel.resume());
+    }
+  });
+  channel.on("end", () => toResource(encodeFrame(ChannelFrame.Eof)));
+  channel.on("close", () => {
+    if (!stream.writableEnded) stream.end();
+  });
+  channel.on("error", () => undefined);
+  channel.stderr.on("error", () => undefined);
+
+  // Resource → client: frames to the channel; the tunnel stream stops being read while the client is slow.
+  const paced = (ok: boolean, writable: NodeJS.EventEmitter) => {
+    if (ok) return;
+    stream.pause();
+    writable.once("drain", () => stream.resume());
+  };
+  stream.on("data", (chunk: Buffer) => {
+    reader.push(chunk);
+    try {
+      for (let frame = reader.next(); frame; frame = reader.next()) {
+        switch (frame.type) {
+          case ChannelFrame.Data:
+            output.add(frame.payload);
+            paced(channel.write(frame.payload), channel);
+            break;
+          case ChannelFrame.Stderr:
+            output.add(frame.payload);
+            paced(channel.stderr.write(frame.payload), channel.stderr);
+            break;
+          case ChannelFrame.Eof:
+            // Not sent yet: ssh2 drops an exit status sent after EOF, and the connector sends EOF first.
+            // The channel's end (below) sends EOF after the exit status and every byte of output.
+            break;
+          case ChannelFrame.ExitStatus:
+            exitStatus = decodeExitStatus(frame.payload);
+            break;
+          case ChannelFrame.ExitSignal:
+            exitSignal = decodeJson<ExitSignal>(frame.payload);
+            break;
+          case ChannelFrame.WindowChange:
+          case ChannelFrame.Signal:
+            throw new Error(`the connector sent a ${frame.type === ChannelFrame.Signal ? "signal" : "window-change"} frame, which only goes the other way`);
+        }
+      }
+    } catch (error) {
+      failure = (error as Error).message;
+      state.log.warn({ err: error }, "ssh channel: bad frame from the connector; channel closed");
+      stream.destroy();
+    }
+  });
+  let done = false;
+  const finish = (error?: Error) => {
+    if (done) return;
+    done = true;
+    forget();
+    if (error && !failure) failure = error.message;
+    // Output still queued for the client's window goes first, then the exit status, then EOF and close.
+    const close = () => {
+      if (exitStatus !== undefined) channel.exit(exitStatus);
+      else if (exitSignal !== undefined) channel.exit(exitSignal.signal, exitSignal.coreDumped, exitSignal.message);
+      channel.end();
+    };
+    if (channel.writableLength > 0) channel.once("drain", close);
+    else close();
+    const bytesOut = output.total;
+    state.bytes.up += bytesIn;
+    state.bytes.down += bytesOut;
+    const details: Record<string, unknown> = { ...what.details, bytesIn, bytesOut };
+    if (exitStatus !== undefined) details.exitStatus = exitStatus;
+    if (exitSignal !== undefined) details.exitSignal = exitSignal.signal;
+    if (what.kind === "exec") {
+      details.output = output.text();
+      details.outputTruncated = output.truncated;
+    }
+    if (what.kind === "shell") details.resizes = resizes;
+    if (failure) details.error = failure;
+    const outcome = exitStatus === 0 && !failure ? "ok" : "error";
+    void session
+      .commandCompleted(what.key, { kind: what.kind, command: what.command, params: null, outcome, timeUs: what.startedUs, durationUs: session.now() - what.startedUs, details })
+      .catch(() => undefined);
+  };
+  stream.on("end", () => finish());
+  stream.on("close", () => finish());
+  stream.on("error", (error: Error) => finish(error));
+
+  return {
+    windowChange(size) {
+      resizes++;
+      toResource(encodeJsonFrame(ChannelFrame.WindowChange, { cols: size.cols, rows: size.rows, width: size.width, height: size.height }));
+    },
+    signal(name) {
+      toResource(encodeFrame(ChannelFrame.Signal, new TextEncoder().encode(name)));
+      void session.record({ kind: "signal", command: name, outcome: "ok", details: { channel: what.kind, ...(what.command ? { of: what.command } : {}) } }).catch(() => undefined);
+    },
+  };
+}
