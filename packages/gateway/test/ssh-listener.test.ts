@@ -241,7 +241,7 @@ describe.runIf(hasSshDialer)("ssh listener: through the connector to a real sshd
   // KNOWN BROKEN (19:58 UTC): against h-conn's dialer (9420421) a session channel's stream opens at both ends but
   // no byte crosses it (connector log: fromTarget 0, toTarget 0) and the client waits; these passed against a
   // minimal contract-following dialer before the merge. Forwards, refusals and denials pass. Unskip once fixed.
-  it.skip("runs a command with the real ssh client: stdout, stderr, exit code; recorded as exec", async () => {
+  it("runs a command with the real ssh client: stdout, stderr, exit code; recorded as exec", async () => {
     const since = nowUs();
     const result = await ssh("agent@web1", ["echo out; echo err >&2; exit 3"]);
     expect(result.stdout).toBe("out\n");
@@ -260,7 +260,7 @@ describe.runIf(hasSshDialer)("ssh listener: through the connector to a real sshd
   // KNOWN BROKEN (19:58 UTC): against h-conn's dialer (9420421) a session channel's stream opens at both ends but
   // no byte crosses it (connector log: fromTarget 0, toTarget 0) and the client waits; these passed against a
   // minimal contract-following dialer before the merge. Forwards, refusals and denials pass. Unskip once fixed.
-  it.skip("takes an access key as password and an OIDC token as keyboard-interactive answer", async () => {
+  it("takes an access key as password and an OIDC token as keyboard-interactive answer", async () => {
     const since = nowUs();
     const withKey = await login({ username: "agent@web1", password: agentKey });
     expect(await exec(withKey, "echo $((6*7))")).toMatchObject({ stdout: "42\n", code: 0 });
@@ -276,7 +276,7 @@ describe.runIf(hasSshDialer)("ssh listener: through the connector to a real sshd
   // KNOWN BROKEN (19:58 UTC): against h-conn's dialer (9420421) a session channel's stream opens at both ends but
   // no byte crosses it (connector log: fromTarget 0, toTarget 0) and the client waits; these passed against a
   // minimal contract-following dialer before the merge. Forwards, refusals and denials pass. Unskip once fixed.
-  it.skip("keeps exec output up to recording.ssh.execOutputBytes, marked truncated", async () => {
+  it("keeps exec output up to recording.ssh.execOutputBytes, marked truncated", async () => {
     const since = nowUs();
     const client = await login({ username: "agent@web1", password: agentKey });
     const result = await exec(client, "head -c 1000 /dev/zero | tr '\\0' x");
@@ -340,7 +340,7 @@ describe.runIf(hasSshDialer)("ssh listener: through the connector to a real sshd
   // KNOWN BROKEN (19:58 UTC): against h-conn's dialer (9420421) a session channel's stream opens at both ends but
   // no byte crosses it (connector log: fromTarget 0, toTarget 0) and the client waits; these passed against a
   // minimal contract-following dialer before the merge. Forwards, refusals and denials pass. Unskip once fixed.
-  it.skip("relays window changes and signals, answers stray channel requests, and keeps serving", async () => {
+  it("relays window changes and signals, answers stray channel requests, and keeps serving", async () => {
     const since = nowUs();
     const client = await login({ username: "agent@web1", password: agentKey });
     const result = await new Promise<{ stdout: string; code: number | null }>((resolve, reject) => {

@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -11,8 +11,13 @@ import { freePort } from "./net.js";
 const run = promisify(execFile);
 
 const SSHD = "/usr/sbin/sshd";
-/** The user a password-login test uses: root cannot log in with a password, and must not have one set by a test. */
-const PASSWORD_USER = "gatehouse-sshtest";
+/**
+ * The user tests log in as when they run as root: root cannot log in with a password and must not have one set
+ * by a test, and root's own shell start-up (~/.bashrc, which sshd-started bash reads even for `ssh host cmd`) is
+ * the machine's, not ours — here it runs `pyenv init`, which stalls every command for tens of seconds.
+ * This user's shell is /bin/sh, which reads no start-up file for a command.
+ */
+const TEST_USER = "gatehouse-sshtest";
 
 export interface SshdOptions {
   /** Also make a local user with a random password and allow password logins for it (needs root; else `password` stays undefined). */
@@ -24,7 +29,7 @@ export interface SshdOptions {
 export interface SshdServer {
   readonly host: "127.0.0.1";
   readonly port: number;
-  /** The user the client key logs in as (this process's user). */
+  /** The user the client key logs in as: this process's user, or the test user `gatehouse-sshtest` when that is root. */
   readonly user: string;
   /** A private key (OpenSSH format, no passphrase) authorized for `user`, and its public line. */
   readonly clientKeyPath: string;
@@ -60,9 +65,15 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> 
   await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "gatehouse-test-client", "-f", clientKeyPath]);
   const clientPublicKey = (await readFile(`${clientKeyPath}.pub`, "utf8")).trim();
   await writeFile(join(dir, "authorized_keys"), `${clientPublicKey}\n`, { mode: 0o600 });
+  if (root) {
+    await ensureTestUser();
+    // sshd reads AuthorizedKeysFile as the user logging in: let the test user reach it (the host key stays 0600).
+    await chmod(dir, 0o755);
+    await chmod(join(dir, "authorized_keys"), 0o644);
+  }
   const hostKeyLine = (await readFile(`${hostKey}.pub`, "utf8")).trim().split(/\s+/).slice(0, 2).join(" ");
   const hostKeyFingerprint = (await run("ssh-keygen", ["-l", "-E", "sha256", "-f", `${hostKey}.pub`])).stdout.split(/\s+/)[1]!;
-  const password = options.password && root ? await passwordUser() : undefined;
+  const password = options.password && root ? await setTestUserPassword() : undefined;
 
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
@@ -104,7 +115,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> 
     return {
       host: "127.0.0.1",
       port,
-      user: userInfo().username,
+      user: root ? TEST_USER : userInfo().username,
       clientKeyPath,
       clientPublicKey,
       hostKeyLine,
@@ -126,19 +137,25 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> 
   }
 }
 
-/** Creates (once) the local user for password logins and gives it a fresh random password. */
-async function passwordUser(): Promise<{ user: string; password: string }> {
-  const exists = await run("id", ["-u", PASSWORD_USER]).then(
+/** Creates (once) the local test user. */
+async function ensureTestUser(): Promise<void> {
+  const exists = await run("id", ["-u", TEST_USER]).then(
     () => true,
     () => false,
   );
-  if (!exists) await run("useradd", ["--create-home", "--shell", "/bin/sh", PASSWORD_USER]);
-  const password = randomBytes(12).toString("base64url");
+  if (!exists) await run("useradd", ["--create-home", "--shell", "/bin/sh", TEST_USER]).catch((error: unknown) => {
+    // Two test files starting at once may both try; the loser finds the user there.
+    return run("id", ["-u", TEST_USER]).catch(() => Promise.reject(error));
+  });
+}
+
+/** Gives the test user a fresh random password. */
+async function setTestUserPassword(): Promise<{ user: string; password: string }> {  const password = randomBytes(12).toString("base64url");
   const child = spawn("chpasswd", [], { stdio: ["pipe", "ignore", "pipe"] });
-  child.stdin!.end(`${PASSWORD_USER}:${password}\n`);
+  child.stdin!.end(`${TEST_USER}:${password}\n`);
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-  if (code !== 0) throw new Error(`chpasswd failed for ${PASSWORD_USER}`);
-  return { user: PASSWORD_USER, password };
+  if (code !== 0) throw new Error(`chpasswd failed for ${TEST_USER}`);
+  return { user: TEST_USER, password };
 }
 
 /** Whether sshd answers with its identification string within 10 s (false as soon as it exits). */
