@@ -57,12 +57,23 @@ export function newKeyPair(comment: string): { privateKeyPath: string; publicKey
   return { privateKeyPath, publicKeyPath: `${privateKeyPath}.pub` };
 }
 
-/** The sshd alone, without a gateway: for the direct half of the tests. */
-export async function startSshResource(): Promise<{ sshd: SshdServer; direct: (options?: { alias?: string }) => SshEndpoint; stop: () => Promise<void> }> {
-  const sshd = await startSshd();
-  const direct = (o: { alias?: string } = {}) =>
-    sshEndpoint({ label: "direct", alias: o.alias ?? "direct", host: sshd.host, port: sshd.port, user: sshd.user, knownHostsLine: sshd.knownHostsLine, identityFile: sshd.clientKeyPath });
-  return { sshd, direct, stop: () => sshd.stop() };
+/**
+ * The sshd alone, without a gateway: for the direct half of the tests. `password`: also a local user
+ * with a password (needs root), for the password logins' reference.
+ */
+export async function startSshResource(options: { password?: boolean } = {}): Promise<{
+  sshd: SshdServer;
+  direct: (options?: { alias?: string }) => SshEndpoint;
+  /** The sshd's password user with its password (or `password` to try another); undefined without one. */
+  directPassword: (options?: { alias?: string; password?: string }) => SshEndpoint | undefined;
+  stop: () => Promise<void>;
+}> {
+  const sshd = await startSshd(options.password ? { password: true } : {});
+  const base = { label: "direct" as const, host: sshd.host, port: sshd.port, knownHostsLine: sshd.knownHostsLine };
+  const direct = (o: { alias?: string } = {}) => sshEndpoint({ ...base, alias: o.alias ?? "direct", user: sshd.user, identityFile: sshd.clientKeyPath });
+  const directPassword = (o: { alias?: string; password?: string } = {}) =>
+    sshd.password ? sshEndpoint({ ...base, alias: o.alias ?? "direct-pw", user: sshd.password.user, password: o.password ?? sshd.password.password }) : undefined;
+  return { sshd, direct, directPassword, stop: () => sshd.stop() };
 }
 
 /**
