@@ -1,10 +1,13 @@
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { connect, type Socket } from "node:net";
 import { Client } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AUDIENCE, startTestIssuer, type TestIssuer } from "../../packages/gateway/test/support/oidc-issuer.js";
 import type { Recorded } from "../lib/postgres-stack.js";
+import { tempDir } from "../lib/processes.js";
 import { ssh, sshEndpoint, type SshEndpoint } from "../lib/ssh-clients.js";
 import { IDENTITY, newKeyPair, startSshResource, startSshStack, type SshStack } from "../lib/ssh-stack.js";
 
@@ -68,6 +71,31 @@ describe("ssh logins through the gateway (and to sshd directly where it has the 
     expect(recorded.session).toMatchObject({ identity: { name: IDENTITY }, connection: "shell", protocol: "ssh" });
     // Which key logged in: its fingerprint, as `ssh-keygen -l` shows it.
     expect(JSON.stringify(recorded)).toContain(stackOrThrow().agentKey.fingerprint);
+  });
+
+  it("`gatehouse ssh-config`: its Host block and known_hosts line, as printed, are all ssh needs (no wrapper)", async () => {
+    const stack = stackOrThrow();
+    const printed = await stack.cli(["ssh-config", "--connection", "shell", "--identity", IDENTITY, "--host", "via-config", "--key", stack.agentKey.privateKeyPath, "--json"]);
+    expect(printed.stderr).toBe("");
+    expect(printed.code).toBe(0);
+    const { config, knownHosts } = JSON.parse(printed.stdout) as { config: string; knownHosts: string };
+    const dir = tempDir("gatehouse-e2e-ssh-config-");
+    writeFileSync(join(dir, "config"), config);
+    writeFileSync(join(dir, "known_hosts"), `${knownHosts}\n`);
+    // Where a user keeps them: ~/.ssh/config and ~/.ssh/known_hosts (the block may name either file).
+    mkdirSync(join(dir, ".ssh"));
+    writeFileSync(join(dir, ".ssh", "config"), config);
+    writeFileSync(join(dir, ".ssh", "known_hosts"), `${knownHosts}\n`);
+    const marker = `config_${randomBytes(4).toString("hex")}`;
+    const out = spawnSync("ssh", ["-F", join(dir, "config"), "-o", `UserKnownHostsFile=${join(dir, "known_hosts")}`, "-o", "BatchMode=yes", "via-config", `echo ${marker}`], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir },
+      timeout: 30_000,
+    });
+    expect(out.stderr).toBe("");
+    expect(out.stdout).toBe(`${marker}\n`);
+    expect(out.status).toBe(0);
+    expect((await stack.sessionWith(marker)).session).toMatchObject({ identity: { name: IDENTITY }, connection: "shell" });
   });
 
   it("an unknown key: Permission denied, as sshd says it; recorded as auth_failed", async () => {
