@@ -156,10 +156,18 @@ for (const path of paths) {
         expect(sha256(readFileSync(join(local, "back.bin")))).toBe(sha256(original));
         if (!gateway) return;
         if (legacy) {
-          const upload = kinds(await path.recorded!(marker), "exec").find((e) => /^scp .*-t/.test(e.command ?? ""));
-          expect(upload).toMatchObject({ outcome: "ok" });
-          const download = kinds(await path.recorded!(`${remote}/${marker}.bin`), "exec").find((e) => /^scp .*-f/.test(e.command ?? ""));
+          // Two sessions (one per scp run), each an exec of the remote scp: -t (sink) up, -f (source) down.
+          const execs = await eventuallyFound(async () => {
+            const sessions = await stack!.waitForSessions((s) => s.connection === "shell");
+            const found = sessions.flatMap((s) => kinds(s, "exec")).filter((e) => e.command?.includes(remote));
+            return found.length >= 2 ? found : undefined;
+          }, `the two scp -O execs naming ${remote}`);
+          const upload = execs.find((e) => /^scp .*-t/.test(e.command ?? ""));
+          expect(upload).toMatchObject({ outcome: "ok", details: expect.objectContaining({ exitStatus: 0 }) });
+          expect(upload!.details?.bytesIn).toBeGreaterThanOrEqual(original.length);
+          const download = execs.find((e) => /^scp .*-f/.test(e.command ?? ""));
           expect(download).toMatchObject({ outcome: "ok", command: expect.stringContaining(`${remote}/${marker}.bin`) });
+          expect(download!.details?.bytesOut).toBeGreaterThanOrEqual(original.length);
         } else {
           const recorded = await path.recorded!(`${remote}/${marker}.bin`);
           expect(kinds(recorded, "subsystem").map((e) => e.command)).toContain("sftp");
