@@ -16,6 +16,8 @@ Commands:
   sessions list              list recorded sessions (newest first)
   sessions show ID|--last    show a session and its events
   keys create|list|revoke    manage identities' access keys
+  keys add-ssh               register an SSH public key for an identity
+  ssh-config --connection N  print an OpenSSH Host block and known_hosts line for a connection
   keys signing               print the gateway's session-sealing public key
   verify ID...|--all         check sessions' hash chains and seals (exit 1 on any failure)
   checkpoints export         export the gateways' signed checkpoint chains (for verify --checkpoints)
@@ -40,6 +42,7 @@ const commands: Record<string, Command> = {
   },
   sessions: async (ctx) => (await gateway()).sessionsCommand(ctx),
   keys: async (ctx) => (await gateway()).keysCommand(ctx),
+  "ssh-config": async (ctx) => (await gateway()).sshConfigCommand(ctx),
   token: async (ctx) => (await gateway()).tokenCommand(ctx),
   verify: async (ctx) => (await gateway()).verifyCommand(ctx),
   retention: async (ctx) => (await gateway()).retentionCommand(ctx),

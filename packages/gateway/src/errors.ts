@@ -18,6 +18,10 @@ export type GatewayErrorCode =
    * last read too long ago) and the store did not answer within the cold-read deadline.
    */
   | "CREDENTIALS_UNAVAILABLE"
+  /** An SSH public key offered for registration cannot be used: unparseable, private, DSA, RSA under 2048 bits... */
+  | "SSH_KEY_INVALID"
+  /** An SSH public key offered for registration is already a live key (of this identity or another). */
+  | "SSH_KEY_TAKEN"
   /** A client closed its connection (or it failed: `cause`) while the gateway waited for its handshake. */
   | "CLIENT_GONE"
   /** A client's handshake did not finish before its deadline. */

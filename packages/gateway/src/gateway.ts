@@ -18,6 +18,7 @@ import { AuthThrottle } from "./identity/auth-throttle.js";
 import { loadTlsMaterial } from "./tls-material.js";
 import { startRecording } from "./evidence/recording.js";
 import { AccessKeys } from "./identity/access-keys.js";
+import { SshKeys } from "./identity/ssh-keys.js";
 import { readiness } from "./api/readiness.js";
 import { CredentialChecker } from "./identity/credential-checker.js";
 import { currentOidcVerifier, readOidcCa } from "./identity/oidc-verifier.js";
@@ -117,6 +118,11 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
         logger.warn({ identity, err: error }, "the store cannot be reached; checking the key against the identity's keys as last read"),
     });
     cleanup.push(() => accessKeys.close());
+    const sshKeys = new SshKeys(store, clock, {
+      onOutage: (identity, error) =>
+        logger.warn({ identity, err: error }, "the store cannot be reached; looking the SSH key up among the identity's keys as last read"),
+    });
+    cleanup.push(() => sshKeys.close());
     const evidence = {
       minRetentionDays: () => config.recording.minRetentionDays,
       shippedHead: async () => {
@@ -131,8 +137,8 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       },
     };
     const ready = () =>
-      readiness({ recordingMode: recorder.mode, journalProblem: recording.journal.problem(), storeFailing: recording.shipper.stats.storeDown || accessKeys.storeFailing });
-    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, logger, readiness: ready, clock, evidence });
+      readiness({ recordingMode: recorder.mode, journalProblem: recording.journal.problem(), storeFailing: recording.shipper.stats.storeDown || accessKeys.storeFailing || sshKeys.storeFailing });
+    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, sshKeys, logger, readiness: ready, clock, evidence });
     const apiAddress = await listen(api, config.listen.api, "listen.api");
     cleanup.push(() => closeServer(api));
     // Before the API server, which carries the tunnel: its close waits for every socket it

@@ -30,6 +30,7 @@ export type {
   EventPartition,
   Identity,
   NewAccessKey,
+  NewSshKey,
   NewSession,
   Outcome,
   RecordBatch,
@@ -39,4 +40,6 @@ export type {
   SessionEvent,
   SessionFilter,
   SessionRecord,
+  SshKeyFilter,
+  SshKeyRecord,
 } from "./types.js";

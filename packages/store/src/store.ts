@@ -12,6 +12,9 @@ import type {
   EventPartition,
   Identity,
   NewAccessKey,
+  NewSshKey,
+  SshKeyFilter,
+  SshKeyRecord,
   NewSession,
   Outcome,
   RecordBatch,
@@ -131,6 +134,18 @@ export interface Store {
     /** Records a use; keeps the latest time when uses are reported out of order. */
     touch(id: string, atUs: number): Promise<void>;
   };
+  /** SSH public keys per identity (migration 005), listed and revoked beside access keys. */
+  readonly sshKeys: {
+    /** CONFLICT when the id exists, or when a live key has the same fingerprint (whatever its identity). */
+    create(key: NewSshKey): Promise<void>;
+    /** Oldest first. */
+    list(filter?: SshKeyFilter): Promise<SshKeyRecord[]>;
+    get(id: string): Promise<SshKeyRecord | null>;
+    /** True when this call revoked the key; false when it was unknown or already revoked. */
+    revoke(id: string, atUs: number): Promise<boolean>;
+    /** Records a use; keeps the latest time when uses are reported out of order. */
+    touch(id: string, atUs: number): Promise<void>;
+  };
   close(): Promise<void>;
 }
 
@@ -221,6 +236,26 @@ export function createStore(sql: SqlExecutor, driver: StoreDriver, where?: strin
       get: (id) => getAccessKey(sql, id),
       revoke: (id, atUs) => revokeAccessKey(sql, id, atUs),
       touch: (id, atUs) => touchAccessKey(sql, id, atUs),
+    },
+    sshKeys: {
+      create: (key) => createSshKey(sql, key),
+      list: (filter) => listSshKeys(sql, filter ?? {}),
+      get: async (id) => (await listSshKeys(sql, { id, includeRevoked: true }))[0] ?? null,
+      revoke: async (id, atUs) => {
+        try {
+          const rows = await sql.query(`update ssh_keys set revoked_at = $2::timestamptz where id = $1 and revoked_at is null returning id`, [id, usToIso(atUs)]);
+          return rows.length === 1;
+        } catch (err) {
+          throw writeError(`revoking SSH key ${id}`, err, {});
+        }
+      },
+      touch: async (id, atUs) => {
+        try {
+          await sql.query(`update ssh_keys set last_used_at = greatest(last_used_at, $2::timestamptz) where id = $1`, [id, usToIso(atUs)]);
+        } catch (err) {
+          throw writeError(`recording use of SSH key ${id}`, err, {});
+        }
+      },
     },
     close: () => sql.close(),
   };
@@ -833,6 +868,78 @@ async function touchAccessKey(sql: SqlExecutor, id: string, atUs: number): Promi
   } catch (err) {
     throw writeError(`recording use of access key ${id}`, err, {});
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SSH keys
+
+const SSH_KEY_COLUMNS = `
+  id, identity, algorithm, public_key, fingerprint, comment, ${usOf("created_at")} as created_us,
+  ${usOf("expires_at")} as expires_us, ${usOf("revoked_at")} as revoked_us, ${usOf("last_used_at")} as last_used_us`;
+
+interface SshKeyRow {
+  id: string;
+  identity: string;
+  algorithm: string;
+  public_key: string;
+  fingerprint: string;
+  comment: string | null;
+  created_us: number;
+  expires_us: number | null;
+  revoked_us: number | null;
+  last_used_us: number | null;
+}
+
+async function createSshKey(sql: SqlExecutor, key: NewSshKey): Promise<void> {
+  try {
+    await sql.query(
+      `insert into ssh_keys (id, identity, algorithm, public_key, fingerprint, comment, created_at, expires_at)
+       values ($1, $2, $3, $4, $5, $6, $7::timestamptz, $8::timestamptz)`,
+      [
+        key.id,
+        key.identity,
+        key.algorithm,
+        key.publicKey,
+        key.fingerprint,
+        key.comment ?? null,
+        usToIso(key.createdUs),
+        key.expiresUs == null ? null : usToIso(key.expiresUs),
+      ],
+    );
+  } catch (err) {
+    throw writeError(`registering SSH key ${key.fingerprint}`, err, {});
+  }
+}
+
+async function listSshKeys(sql: SqlExecutor, filter: SshKeyFilter & { id?: string }): Promise<SshKeyRecord[]> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  for (const [column, value] of [["id", filter.id], ["identity", filter.identity], ["fingerprint", filter.fingerprint]] as const) {
+    if (value === undefined) continue;
+    params.push(value);
+    where.push(`${column} = $${params.length}`);
+  }
+  if (filter.includeRevoked !== true || filter.fingerprint !== undefined) where.push("revoked_at is null");
+  const rows = await read("listing SSH keys", () =>
+    sql.query<SshKeyRow>(
+      `select ${SSH_KEY_COLUMNS} from ssh_keys
+       ${where.length === 0 ? "" : `where ${where.join(" and ")}`}
+       order by created_at, id`,
+      params,
+    ),
+  );
+  return rows.map((row) => ({
+    id: row.id,
+    identity: row.identity,
+    algorithm: row.algorithm,
+    publicKey: row.public_key,
+    fingerprint: row.fingerprint,
+    comment: row.comment,
+    createdUs: row.created_us,
+    expiresUs: row.expires_us,
+    revokedUs: row.revoked_us,
+    lastUsedUs: row.last_used_us,
+  }));
 }
 
 // ---------------------------------------------------------------------------------------------

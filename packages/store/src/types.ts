@@ -90,6 +90,39 @@ export interface AccessKeyFilter {
 }
 
 /**
+ * An SSH public key registered for an identity (migration 005). `publicKey` is the OpenSSH line
+ * without its comment ("ssh-ed25519 AAAA…"); `fingerprint` is "SHA256:" + the unpadded base64 of
+ * the key blob's SHA-256, as `ssh-keygen -l -E sha256` prints it. The gateway parses and checks
+ * the key; the store only keeps it, one live key per fingerprint.
+ */
+export interface NewSshKey {
+  id: string;
+  identity: string;
+  /** The key's type as in its blob: ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa... */
+  algorithm: string;
+  publicKey: string;
+  fingerprint: string;
+  comment?: string | null;
+  createdUs: number;
+  expiresUs?: number | null;
+}
+
+export interface SshKeyRecord extends NewSshKey {
+  comment: string | null;
+  expiresUs: number | null;
+  revokedUs: number | null;
+  lastUsedUs: number | null;
+}
+
+export interface SshKeyFilter {
+  identity?: string;
+  /** Only the live key with this fingerprint (revoked ones are never "the" key of a fingerprint). */
+  fingerprint?: string;
+  /** Default false: revoked keys are left out. */
+  includeRevoked?: boolean;
+}
+
+/**
  * One shipment of the record, applied idempotently in one statement: sessions whose id exists are
  * skipped, events already stored (same session, seq and time) are skipped, and a close of a
  * session that is already closed changes nothing. Applied in that order, so a batch may hold a

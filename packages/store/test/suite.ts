@@ -741,7 +741,7 @@ export function defineStoreSuite(harness: () => Harness): void {
             { session_id: "v1", seq: 2, ts: "2023-07-01T00:00:00Z", kind: "query", details: { rows: 2 } },
           ]),
         ]);
-        expect(await migrate(sql)).toEqual({ applied: [2, 3], version: migrations.length });
+        expect(await migrate(sql)).toEqual({ applied: migrations.slice(1).map((m) => m.version), version: migrations.length });
         const upgraded = createStore(sql, "postgres");
         const got = await upgraded.sessions.get("v1");
         expect(got?.session.eventCount).toBe(2);

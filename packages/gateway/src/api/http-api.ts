@@ -1,13 +1,15 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { readFileSync } from "node:fs";
-import type { SessionFilter, Store } from "@gatehouse/store";
+import { StoreError, type SessionFilter, type SshKeyRecord, type Store } from "@gatehouse/store";
 import type { GatewayConfig } from "../config/schema.js";
 import { isoFromUs, systemClock, type Clock } from "../clock.js";
 import { matchesSha256 } from "../data-dir.js";
 import type { Logger } from "../logger.js";
 import type { ConnectorRegistry } from "../tunnel/connector-registry.js";
 import { parseTtl, type AccessKeys } from "../identity/access-keys.js";
+import { parseSshPublicKey, type SshKeys } from "../identity/ssh-keys.js";
+import { GatewayError } from "../errors.js";
 import type { TunnelServer } from "../tunnel/tunnel-server.js";
 import { evidenceRoute, type EvidenceApi } from "./evidence-routes.js";
 import { ApiError, sendError, sendJson } from "./json.js";
@@ -22,6 +24,12 @@ export interface ApiOptions {
   tunnel: TunnelServer;
   adminTokenSha256: string;
   accessKeys: AccessKeys;
+  sshKeys: SshKeys;
+  /**
+   * The SSH listener's host key and address, for `GET /api/v1/ssh/host-key` (`gatehouse
+   * ssh-config`); left out, or undefined, when the gateway has no SSH listener.
+   */
+  sshHostKey?: () => SshHostKeyView | undefined;
   logger: Logger;
   /** For /readyz, which anyone reaching the api listener may call: never a store round trip. */
   readiness: () => Readiness;
@@ -29,6 +37,25 @@ export interface ApiOptions {
   clock?: Clock;
   /** The checkpoint chain's head and retention signing (api/evidence-routes.ts). */
   evidence: EvidenceApi;
+}
+
+/** What `GET /api/v1/ssh/host-key` answers. */
+export interface SshHostKeyView {
+  /** The OpenSSH public key line: "ssh-ed25519 AAAA…" (no comment). */
+  publicKey: string;
+  /** "SHA256:…", as ssh prints it at first connection. */
+  fingerprint: string;
+  /** The listener's address as configured (`listen.ssh`), "host:port". */
+  listen: string;
+}
+
+/**
+ * The host-key answer for the SSH listener's public key (its `.pub` line, OpenSSH format) and its
+ * `listen.ssh` address: the line without its comment, and its SHA256 fingerprint.
+ */
+export function sshHostKeyView(publicKeyLine: string, listen: string): SshHostKeyView {
+  const parsed = parseSshPublicKey(publicKeyLine);
+  return { publicKey: parsed.publicKey, fingerprint: parsed.fingerprint, listen };
 }
 
 /** The api listener: health, the read API over the record, and the connector tunnel upgrade. */
@@ -66,6 +93,12 @@ async function route(request: IncomingMessage, response: ServerResponse, options
   authorize(request, options.adminTokenSha256);
 
   if (url.pathname === "/api/v1/keys" || url.pathname.startsWith("/api/v1/keys/")) return keysRoute(request, response, url, options);
+  if (url.pathname === "/api/v1/ssh/host-key") {
+    if (method !== "GET") throw new ApiError("method_not_allowed", `${method} is not supported on ${url.pathname}`);
+    const hostKey = options.sshHostKey?.();
+    if (!hostKey) throw new ApiError("not_found", "this gateway has no SSH listener (listen.ssh is not configured), so it has no SSH host key");
+    return sendJson(response, 200, hostKey);
+  }
   if (url.pathname.startsWith("/api/v1/checkpoints") || url.pathname === "/api/v1/retention") {
     return evidenceRoute(request, response, url, options.store, options.evidence, readJson);
   }
@@ -106,21 +139,38 @@ async function route(request: IncomingMessage, response: ServerResponse, options
   throw new ApiError("not_found", `no route for ${url.pathname}`);
 }
 
+// Access keys and SSH keys are one list to an operator: listed together (`sshKeys` beside `keys`),
+// revoked by id whichever kind it is.
 async function keysRoute(request: IncomingMessage, response: ServerResponse, url: URL, options: ApiOptions): Promise<void> {
   const method = request.method ?? "GET";
   if (url.pathname === "/api/v1/keys" && method === "GET") {
-    const keys = await storeCall(() => options.accessKeys.list(url.searchParams.get("identity") ?? undefined));
-    return sendJson(response, 200, { keys: keys.map(keyView) });
+    const identity = url.searchParams.get("identity") ?? undefined;
+    const keys = await storeCall(() => options.accessKeys.list(identity));
+    const sshKeys = await storeCall(() => options.sshKeys.list(identity));
+    return sendJson(response, 200, { keys: keys.map(keyView), sshKeys: sshKeys.map(sshKeyView) });
+  }
+  if (url.pathname === "/api/v1/keys/ssh" && method === "POST") {
+    const body = await readJson(request);
+    const identity = identityOf(body);
+    const ttlUs = ttlOf(body);
+    if (typeof body.publicKey !== "string") throw new ApiError("bad_request", 'publicKey: expected the OpenSSH public key line ("ssh-ed25519 AAAA… comment")');
+    const publicKey = body.publicKey;
+    let added;
+    try {
+      added = await options.sshKeys.add(identity, publicKey, ttlUs === undefined ? {} : { ttlUs });
+    } catch (error) {
+      if (error instanceof GatewayError && error.code === "SSH_KEY_INVALID") throw new ApiError("bad_request", `publicKey: ${error.message}`);
+      if (error instanceof GatewayError && error.code === "SSH_KEY_TAKEN") throw new ApiError("conflict", error.message);
+      if (error instanceof StoreError) throw new ApiError("store_unavailable", `the store could not answer: ${error.message}`);
+      throw error;
+    }
+    options.logger.info({ keyId: added.id, identity, fingerprint: added.fingerprint }, "ssh key registered");
+    return sendJson(response, 201, sshKeyView(added));
   }
   if (url.pathname === "/api/v1/keys" && method === "POST") {
     const body = await readJson(request);
-    const identity = typeof body.identity === "string" ? body.identity : "";
-    if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$/.test(identity)) throw new ApiError("bad_request", "identity: expected a name of letters, digits, '.', '_', '@' or '-'");
-    let ttlUs: number | undefined;
-    if (body.expires !== undefined && body.expires !== null) {
-      ttlUs = typeof body.expires === "string" ? parseTtl(body.expires) : undefined;
-      if (ttlUs === undefined) throw new ApiError("bad_request", 'expires: expected a duration such as "30d", "12h", "90m"');
-    }
+    const identity = identityOf(body);
+    const ttlUs = ttlOf(body);
     const created = await storeCall(() => options.accessKeys.create(identity, ttlUs === undefined ? {} : { ttlUs }));
     options.logger.info({ keyId: created.id, identity }, "access key created");
     return sendJson(response, 201, { ...keyView({ ...created, revokedUs: null, lastUsedUs: null }), key: created.key });
@@ -128,12 +178,35 @@ async function keysRoute(request: IncomingMessage, response: ServerResponse, url
   const match = /^\/api\/v1\/keys\/([^/]+)$/.exec(url.pathname);
   if (match && method === "DELETE") {
     const id = decodeURIComponent(match[1]!);
-    const revoked = await storeCall(() => options.accessKeys.revoke(id));
+    const revoked = (await storeCall(() => options.accessKeys.revoke(id))) || (await storeCall(() => options.sshKeys.revoke(id)));
     if (!revoked) throw new ApiError("not_found", `no live key ${id}`);
-    options.logger.info({ keyId: id }, "access key revoked");
+    options.logger.info({ keyId: id }, "key revoked");
     return sendJson(response, 200, { id, revoked: true });
   }
   throw new ApiError("method_not_allowed", `${method} is not supported on ${url.pathname}`);
+}
+
+function identityOf(body: Record<string, unknown>): string {
+  const identity = typeof body.identity === "string" ? body.identity : "";
+  if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$/.test(identity)) throw new ApiError("bad_request", "identity: expected a name of letters, digits, '.', '_', '@' or '-'");
+  return identity;
+}
+
+function ttlOf(body: Record<string, unknown>): number | undefined {
+  if (body.expires === undefined || body.expires === null) return undefined;
+  const ttlUs = typeof body.expires === "string" ? parseTtl(body.expires) : undefined;
+  if (ttlUs === undefined) throw new ApiError("bad_request", 'expires: expected a duration such as "30d", "12h", "90m"');
+  return ttlUs;
+}
+
+function sshKeyView(key: SshKeyRecord) {
+  return {
+    ...keyView(key),
+    algorithm: key.algorithm,
+    fingerprint: key.fingerprint,
+    comment: key.comment,
+    publicKey: key.publicKey,
+  };
 }
 
 function keyView(key: { id: string; identity: string; createdUs: number; expiresUs: number | null; revokedUs: number | null; lastUsedUs: number | null }) {

@@ -1,13 +1,14 @@
 import type { ServerResponse } from "node:http";
 
 /** Closed set of API error codes; the HTTP status follows from the code. */
-export type ApiErrorCode = "unauthorized" | "not_found" | "bad_request" | "method_not_allowed" | "store_unavailable" | "internal";
+export type ApiErrorCode = "unauthorized" | "not_found" | "bad_request" | "method_not_allowed" | "conflict" | "store_unavailable" | "internal";
 
 const STATUS: Record<ApiErrorCode, number> = {
   unauthorized: 401,
   not_found: 404,
   bad_request: 400,
   method_not_allowed: 405,
+  conflict: 409,
   store_unavailable: 503,
   internal: 500,
 };

@@ -15,6 +15,22 @@ export interface KeyView {
   lastUsedAt: string | null;
 }
 
+export interface SshKeyView extends KeyView {
+  /** ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa... */
+  algorithm: string;
+  /** "SHA256:…" as ssh-keygen -l -E sha256 prints it. */
+  fingerprint: string;
+  comment: string | null;
+  publicKey: string;
+}
+
+/** The gateway's SSH host key (GET /api/v1/ssh/host-key). */
+export interface SshHostKey {
+  publicKey: string;
+  fingerprint: string;
+  listen: string;
+}
+
 export interface ApiTarget {
   url: string;
   token: string | undefined;
@@ -114,9 +130,19 @@ export class ApiClient {
     return this.request("POST", "/api/v1/keys", { identity, expires });
   }
 
-  async listKeys(identity: string | undefined): Promise<KeyView[]> {
+  /** Both kinds: access keys, and SSH public keys (empty from a gateway older than SSH keys). */
+  async listKeys(identity: string | undefined): Promise<{ keys: KeyView[]; sshKeys: SshKeyView[] }> {
     const query = identity ? `?identity=${encodeURIComponent(identity)}` : "";
-    return (await this.get<{ keys: KeyView[] }>(`/api/v1/keys${query}`)).keys;
+    const answer = await this.get<{ keys: KeyView[]; sshKeys?: SshKeyView[] }>(`/api/v1/keys${query}`);
+    return { keys: answer.keys, sshKeys: answer.sshKeys ?? [] };
+  }
+
+  addSshKey(identity: string, publicKey: string, expires: string | undefined): Promise<SshKeyView> {
+    return this.request("POST", "/api/v1/keys/ssh", { identity, publicKey, expires });
+  }
+
+  sshHostKey(): Promise<SshHostKey> {
+    return this.get("/api/v1/ssh/host-key");
   }
 
   revokeKey(id: string): Promise<{ id: string; revoked: boolean }> {

@@ -6,6 +6,8 @@ export interface CommandContext {
   env: NodeJS.ProcessEnv;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
+  /** Where "-" reads from (keys add-ssh -); process.stdin when left out. */
+  stdin?: NodeJS.ReadableStream;
 }
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;

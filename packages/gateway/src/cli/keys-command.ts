@@ -1,9 +1,11 @@
+import { readFile } from "node:fs/promises";
 import { API_TARGET_HELP, API_TARGET_OPTIONS, ApiClient, resolveApiTarget } from "./api-client.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
 import { readSigningKey, SIGNING_KEY_FILE } from "../evidence/signing.js";
 
 export const KEYS_HELP = `Usage:
   gatehouse keys create --identity NAME [--expires DURATION] [--json]
+  gatehouse keys add-ssh --identity NAME [--expires DURATION] [--json] FILE.pub|-
   gatehouse keys list [--identity NAME] [--json]
   gatehouse keys revoke ID
   gatehouse keys signing [--data-dir DIR] [--json]
@@ -12,6 +14,13 @@ Access keys are the passwords identities present to the gateway (psql's
 password, PGPASSWORD...). "create" prints a new key once; the gateway keeps
 only verifiers. DURATION is a number with s, m, h or d ("30d"); without it the
 key does not expire. Keys are managed through the gateway's API.
+
+"add-ssh" registers an SSH public key (an OpenSSH .pub file, or "-" for
+standard input) for an identity: its ssh, scp, sftp and rsync log in to the
+gateway's SSH listener with the private half. ed25519, ecdsa and RSA of 2048
+bits or more are taken; a key belongs to one identity only. It prints the key's
+id and SHA256 fingerprint (as ssh-keygen -l prints it). "list" shows both
+kinds; "revoke" takes the id of either.
 
 "signing" prints the public half of the gateway's Ed25519 session-sealing key
 (PEM; made in DATA_DIR/signing-key.pem at first start). Give it to whoever
@@ -42,14 +51,42 @@ export async function keysCommand(ctx: CommandContext): Promise<number> {
     }
     return 0;
   }
+  if (sub === "add-ssh") {
+    const { values, positionals } = parseCommand(argv, { ...shared, identity: { type: "string" }, expires: { type: "string" } }, 1);
+    if (values.help) return help(ctx);
+    if (!values.identity) throw new UsageError("keys add-ssh needs --identity NAME");
+    const file = positionals[0];
+    if (!file) throw new UsageError('keys add-ssh needs a public key file (FILE.pub, or "-" for standard input)');
+    const publicKey = await readPublicKey(file, ctx);
+    const added = await client(ctx, values).addSshKey(values.identity, publicKey, values.expires);
+    if (values.json) write(ctx.stdout, JSON.stringify(added, null, 2));
+    else {
+      write(ctx.stdout, `${added.id} ${added.fingerprint}`);
+      write(ctx.stderr, `registered ${added.algorithm} key ${added.fingerprint}${added.comment ? ` (${added.comment})` : ""} for identity ${added.identity}${added.expiresAt ? `, expires ${added.expiresAt}` : ""}`);
+    }
+    return 0;
+  }
   if (sub === "list") {
     const { values } = parseCommand(argv, { ...shared, identity: { type: "string" } });
     if (values.help) return help(ctx);
-    const keys = await client(ctx, values).listKeys(values.identity);
-    if (values.json) write(ctx.stdout, JSON.stringify(keys, null, 2));
-    else if (keys.length === 0) write(ctx.stdout, "no keys");
+    const { keys, sshKeys } = await client(ctx, values).listKeys(values.identity);
+    const all = [...keys.map((k) => ({ kind: "access" as const, ...k })), ...sshKeys.map((k) => ({ kind: "ssh" as const, ...k }))];
+    if (values.json) write(ctx.stdout, JSON.stringify(all, null, 2));
+    else if (all.length === 0) write(ctx.stdout, "no keys");
     else {
-      const rows = [["ID", "IDENTITY", "CREATED", "EXPIRES", "LAST USED"], ...keys.map((k) => [k.id, k.identity, k.createdAt.slice(0, 19), k.expiresAt?.slice(0, 19) ?? "never", k.lastUsedAt?.slice(0, 19) ?? "-"])];
+      const rows = [
+        ["ID", "IDENTITY", "TYPE", "CREATED", "EXPIRES", "LAST USED", "FINGERPRINT", "COMMENT"],
+        ...all.map((k) => [
+          k.id,
+          k.identity,
+          k.kind === "ssh" ? k.algorithm : "access-key",
+          k.createdAt.slice(0, 19),
+          k.expiresAt?.slice(0, 19) ?? "never",
+          k.lastUsedAt?.slice(0, 19) ?? "-",
+          k.kind === "ssh" ? k.fingerprint : "-",
+          k.kind === "ssh" ? (k.comment ?? "-") : "-",
+        ]),
+      ];
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const row of rows) write(ctx.stdout, row.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
     }
@@ -80,6 +117,27 @@ export async function keysCommand(ctx: CommandContext): Promise<number> {
     return 0;
   }
   throw new UsageError(`unknown keys subcommand "${sub}"`);
+}
+
+/** The public key text from FILE or, for "-", standard input (at most 64 KiB: a key is under 1 KiB). */
+async function readPublicKey(file: string, ctx: CommandContext): Promise<string> {
+  const limit = 64 * 1024;
+  if (file !== "-") {
+    try {
+      const text = await readFile(file, "utf8");
+      if (text.length > limit) throw new UsageError(`${file} is over ${limit} bytes: not a public key file`);
+      return text;
+    } catch (error) {
+      if (error instanceof UsageError) throw error;
+      throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
+    }
+  }
+  let text = "";
+  for await (const chunk of ctx.stdin ?? process.stdin) {
+    text += typeof chunk === "string" ? chunk : (chunk as Buffer).toString("utf8");
+    if (text.length > limit) throw new UsageError(`standard input is over ${limit} bytes: not a public key`);
+  }
+  return text;
 }
 
 function help(ctx: CommandContext): number {

@@ -61,7 +61,7 @@ export class AccessKeys {
     } = {},
   ) {
     this.cache = new KeyCache((identity) => store.accessKeys.list({ identity }), clock, options.timing ?? KEY_CACHE_DEFAULTS, options.onOutage);
-    this.uses = new KeyUses(store);
+    this.uses = new KeyUses(store.accessKeys);
   }
 
   async create(identity: string, options: { ttlUs?: number } = {}): Promise<CreatedKey> {

@@ -33,8 +33,14 @@ const RECHECK_AFTER_US = 1_000_000;
 /** How long a read of an identity's keys may stay unanswered before another is sent (30 s). */
 const ABANDON_READ_US = 30 * 1_000_000;
 
-interface Entry {
-  keys: AccessKeyRecord[];
+/** What the cache needs of a key: access keys and SSH keys alike. */
+export interface CachedKey {
+  id: string;
+  identity: string;
+}
+
+interface Entry<K> {
+  keys: K[];
   /** When the read that produced `keys` was sent (what it reflects is at least this recent). */
   readUs: number;
   /** The last login that used this entry. */
@@ -43,10 +49,10 @@ interface Entry {
   failing: boolean;
 }
 
-export class KeyCache {
-  private readonly entries = new Map<string, Entry>();
+export class KeyCache<K extends CachedKey = AccessKeyRecord> {
+  private readonly entries = new Map<string, Entry<K>>();
   /** One read in flight per identity: concurrent logins and the refresh timer share it. */
-  private readonly reads = new Map<string, { read: Promise<AccessKeyRecord[]>; sentUs: number }>();
+  private readonly reads = new Map<string, { read: Promise<K[]>; sentUs: number }>();
   private readonly timer: NodeJS.Timeout;
   /** Keys revoked through this gateway (a read sent before the revocation must not bring them back). */
   private readonly revoked = new Set<string>();
@@ -54,7 +60,7 @@ export class KeyCache {
   private lastReadFailed = false;
 
   constructor(
-    private readonly readKeys: (identity: string) => Promise<AccessKeyRecord[]>,
+    private readonly readKeys: (identity: string) => Promise<K[]>,
     private readonly clock: Clock,
     private readonly timing: KeyCacheTiming = KEY_CACHE_DEFAULTS,
     /** A login was served from keys the store could not confirm just now. */
@@ -69,7 +75,7 @@ export class KeyCache {
    * background when older than the refresh interval), otherwise from the store within the cold-read
    * deadline. Throws CREDENTIALS_UNAVAILABLE when the store cannot say in time.
    */
-  async keys(identity: string): Promise<AccessKeyRecord[]> {
+  async keys(identity: string): Promise<K[]> {
     const now = this.clock();
     const entry = this.entries.get(identity);
     if (entry && now - entry.readUs <= this.timing.graceUs) {
@@ -93,13 +99,13 @@ export class KeyCache {
    * presented key that matched none may be one created since (elsewhere). Undefined when the copy
    * is recent or the store cannot say within the cold-read deadline.
    */
-  async recheck(identity: string): Promise<AccessKeyRecord[] | undefined> {
+  async recheck(identity: string): Promise<K[] | undefined> {
     const entry = this.entries.get(identity);
     if (entry && this.clock() - entry.readUs <= RECHECK_AFTER_US) return undefined;
     return this.withinDeadline(this.read(identity)).catch(() => undefined);
   }
 
-  private async withinDeadline(read: Promise<AccessKeyRecord[]>): Promise<AccessKeyRecord[]> {
+  private async withinDeadline(read: Promise<K[]>): Promise<K[]> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -121,7 +127,7 @@ export class KeyCache {
   }
 
   /** A key created through this gateway: usable at once by an identity already in memory. */
-  add(key: AccessKeyRecord): void {
+  add(key: K): void {
     const entry = this.entries.get(key.identity);
     if (entry && !entry.keys.some((k) => k.id === key.id)) entry.keys = [...entry.keys, key];
   }
@@ -145,7 +151,7 @@ export class KeyCache {
   }
 
   /** Older than the refresh interval, or read "in the future" (the clock was set back): read again. */
-  private due(entry: Entry, now: number): boolean {
+  private due(entry: Entry<K>, now: number): boolean {
     const age = now - entry.readUs;
     return age > this.timing.refreshUs || age < 0;
   }
@@ -154,7 +160,7 @@ export class KeyCache {
     this.read(identity).catch(() => undefined);
   }
 
-  private read(identity: string): Promise<AccessKeyRecord[]> {
+  private read(identity: string): Promise<K[]> {
     const sentUs = this.clock();
     const inFlight = this.reads.get(identity);
     // A read on a connection the network dropped may never settle: past ABANDON_READ_US another

@@ -16,7 +16,7 @@ function store() {
       state.stored.set(id, Math.max(state.stored.get(id) ?? 0, atUs));
     },
   };
-  return { state, target: { accessKeys } as never };
+  return { state, target: accessKeys };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,4 +1,3 @@
-import type { Store } from "@gatehouse/store";
 
 export const KEY_USES_DEFAULTS = {
   /** How long key uses collect before they are sent to the store together. */
@@ -10,7 +9,7 @@ export const KEY_USES_DEFAULTS = {
 };
 
 /**
- * Reports access key uses (`last_used_at`) to the store in the background, one batch at a time.
+ * Reports key uses (`last_used_at`, of access keys or SSH keys) to the store in the background, one batch at a time.
  * A login that waited on this, or a store call per login, would pile up on a slow or unreachable
  * store (and hold its connections when it comes back); here each key has at most one pending time
  * (the latest), and at most one report is in flight.
@@ -24,7 +23,8 @@ export class KeyUses {
   private failedLast = false;
 
   constructor(
-    private readonly store: Pick<Store, "accessKeys">,
+    /** Where uses go: the store's accessKeys or sshKeys. */
+    private readonly keys: { touch(id: string, atUs: number): Promise<void> },
     private readonly timing = KEY_USES_DEFAULTS,
   ) {}
 
@@ -69,7 +69,7 @@ export class KeyUses {
     this.failedLast = false;
     for (const [keyId, atUs] of batch) {
       try {
-        await this.store.accessKeys.touch(keyId, atUs);
+        await this.keys.touch(keyId, atUs);
       } catch {
         // Kept for the next report (a later use of the key wins); the store keeps the latest anyway.
         this.failedLast = true;
