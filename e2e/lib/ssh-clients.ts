@@ -159,8 +159,11 @@ export class SshTerminal {
 
   /** The exit status of ssh once it has exited, else null. */
   exitStatus(): number | null {
-    const [dead, status] = this.tmux(["display-message", "-p", "-t", "e2e", "#{pane_dead} #{pane_dead_status}"]).stdout.trim().split(" ");
-    return dead === "1" ? Number(status) : null;
+    const [dead, status, signal] = this.tmux(["display-message", "-p", "-t", "e2e", "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"]).stdout.trim().split(":");
+    if (dead !== "1") return null;
+    // tmux marks the pane dead a moment before it has the status: until then, not exited yet.
+    if (status === "" || status === undefined) return signal ? 128 + Number(signal) : null;
+    return Number(status);
   }
 
   /** Polls the screen until `pattern` shows (throws with the screen after `timeoutMs`). */

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startSshd, type SshdServer } from "@gatehouse/test-servers";
 import { newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, type Proc, type RunningGateway } from "./processes.js";
@@ -50,6 +50,48 @@ export interface SshStack {
   stop(): Promise<void>;
 }
 
+let speaksSsh: boolean | undefined;
+
+/**
+ * Whether the built gateway takes an SSH listener and `protocol: ssh` connections (`gatehouse config
+ * check` on a small config). While it does not, the gateway halves of the SSH e2e tests are
+ * `it.todo` with NO_SSH_GATEWAY as the reason; the direct halves always run.
+ */
+export async function gatewaySpeaksSsh(): Promise<boolean> {
+  if (speaksSsh !== undefined) return speaksSsh;
+  const dir = tempDir("gatehouse-e2e-ssh-check-");
+  try {
+    const file = join(dir, "gatehouse.yaml");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        listen: { api: "127.0.0.1:0", ssh: "127.0.0.1:0" },
+        connectors: [{ name: "dc1", tokenSha256: newToken().sha256 }],
+        connections: [
+          {
+            name: "shell",
+            protocol: "ssh",
+            connector: "dc1",
+            target: { host: "127.0.0.1", port: 22, hostKey: "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" },
+            credential: { user: "root", privateKey: "file:/nonexistent" },
+            allow: [{ identity: IDENTITY }],
+          },
+        ],
+      }),
+    );
+    const out = await runCli(["config", "check", file], { cwd: dir });
+    if (out.code === 0) return (speaksSsh = true);
+    // Only "no such key / protocol" means not yet: any other complaint is this probe out of step with
+    // the schema, and skipping on it would hide every gateway-side SSH test for good.
+    if (/listen\.ssh: unknown key|protocol: expected one of/.test(out.stderr + out.stdout)) return (speaksSsh = false);
+    throw new Error(`gatehouse config check refused the SSH probe config for another reason than a missing SSH listener; update gatewaySpeaksSsh():\n${out.stderr}${out.stdout}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export const NO_SSH_GATEWAY = "todo until the gateway's SSH listener (h-gw) and the connector's SSH dialer (h-conn) are on main: `gatehouse config check` refuses listen.ssh / protocol: ssh";
+
 /** A fresh Ed25519 key pair without a passphrase, as `ssh-keygen` makes it for a user. */
 export function newKeyPair(comment: string): { privateKeyPath: string; publicKeyPath: string } {
   const privateKeyPath = join(tempDir("gatehouse-e2e-sshkey-"), "id_ed25519");
@@ -58,19 +100,52 @@ export function newKeyPair(comment: string): { privateKeyPath: string; publicKey
 }
 
 /**
- * The sshd alone, without a gateway: for the direct half of the tests. `password`: also a local user
- * with a password (needs root), for the password logins' reference.
+ * The user the clients log in as on the resource: the sshd's password user when there is one (made
+ * when we run as root), which also takes the client key (the sshd's AuthorizedKeysFile serves every
+ * user). Why not root: root's login shell here is bash, whose ~/.bashrc runs `pyenv rehash` under a
+ * lock shared with every other session on the machine, so a plain `ssh HOST true` took a second and
+ * sometimes hung for a minute. The password user's shell is /bin/sh, with nothing to start.
  */
-export async function startSshResource(options: { password?: boolean } = {}): Promise<{
+export function resourceUser(sshd: SshdServer): string {
+  return sshd.password?.user ?? sshd.user;
+}
+
+/**
+ * sshd reads AuthorizedKeysFile as the user logging in: the login user (not root) must be able to
+ * read the sshd's authorized_keys, which startSshd keeps in its own 0700 directory. The private host
+ * key in there stays 0600; only the directory's names and the public authorized_keys become readable.
+ */
+export function letLoginUserReadKeys(sshd: SshdServer): void {
+  if (resourceUser(sshd) === sshd.user) return;
+  chmodSync(sshd.dir, 0o755);
+  chmodSync(join(sshd.dir, "authorized_keys"), 0o644);
+}
+
+/**
+ * A fresh directory on the resource that the login user may write to (the sshd is this machine, so
+ * "remote" directories are local; mkdtemp makes them root's only).
+ */
+export function remoteDir(prefix: string): string {
+  const dir = tempDir(prefix);
+  chmodSync(dir, 0o777);
+  return dir;
+}
+
+/**
+ * The sshd alone, without a gateway: for the direct half of the tests. Its password user (when we
+ * run as root) is the login user, by key, and by password for the password logins' reference.
+ */
+export async function startSshResource(): Promise<{
   sshd: SshdServer;
   direct: (options?: { alias?: string }) => SshEndpoint;
   /** The sshd's password user with its password (or `password` to try another); undefined without one. */
   directPassword: (options?: { alias?: string; password?: string }) => SshEndpoint | undefined;
   stop: () => Promise<void>;
 }> {
-  const sshd = await startSshd(options.password ? { password: true } : {});
+  const sshd = await startSshd({ password: true });
+  letLoginUserReadKeys(sshd);
   const base = { label: "direct" as const, host: sshd.host, port: sshd.port, knownHostsLine: sshd.knownHostsLine };
-  const direct = (o: { alias?: string } = {}) => sshEndpoint({ ...base, alias: o.alias ?? "direct", user: sshd.user, identityFile: sshd.clientKeyPath });
+  const direct = (o: { alias?: string } = {}) => sshEndpoint({ ...base, alias: o.alias ?? "direct", user: resourceUser(sshd), identityFile: sshd.clientKeyPath });
   const directPassword = (o: { alias?: string; password?: string } = {}) =>
     sshd.password ? sshEndpoint({ ...base, alias: o.alias ?? "direct-pw", user: sshd.password.user, password: o.password ?? sshd.password.password }) : undefined;
   return { sshd, direct, directPassword, stop: () => sshd.stop() };
@@ -96,7 +171,7 @@ export async function startSshStack(
     const strangerLine = readFileSync(stranger.publicKeyPath, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
     const target = (hostKey: string) => ({ host: sshd.host, port: sshd.port, hostKey });
     // The connector holds the resource's credential: a reference to the sshd's client key file.
-    const credential = { user: sshd.user, privateKey: `file:${sshd.clientKeyPath}` };
+    const credential = { user: resourceUser(sshd), privateKey: `file:${sshd.clientKeyPath}` };
     const gateway = await startGatewayProcess(
       {
         listen: { api: "127.0.0.1:0", ssh: "127.0.0.1:0" },

@@ -4,12 +4,12 @@ import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, existsSy
 import { createServer, type Server } from "node:http";
 import { connect } from "node:net";
 import { join, relative } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it as vitestIt } from "vitest";
 import { freePort } from "../lib/postgres-server.js";
 import { tempDir } from "../lib/processes.js";
 import type { EventJson, Recorded } from "../lib/postgres-stack.js";
 import { runSsh, spawnSsh, ssh, SshTerminal, type SshEndpoint } from "../lib/ssh-clients.js";
-import { IDENTITY, startSshResource, startSshStack, type SshStack } from "../lib/ssh-stack.js";
+import { gatewaySpeaksSsh, IDENTITY, remoteDir, NO_SSH_GATEWAY, startSshResource, startSshStack, type SshStack } from "../lib/ssh-stack.js";
 
 // The OpenSSH clients an SRE uses — ssh with a command, an interactive ssh -tt
 // in a terminal, scp (SFTP and legacy -O), sftp -b, rsync -e ssh, ssh -L —
@@ -28,6 +28,8 @@ interface Path {
   stack?: () => SshStack;
 }
 
+const speaksSsh = await gatewaySpeaksSsh();
+
 let directStop: (() => Promise<void>) | undefined;
 let directEndpoint: SshEndpoint;
 let stack: SshStack | undefined;
@@ -36,6 +38,9 @@ const paths: Path[] = [
   { name: "directly", endpoint: () => directEndpoint },
   { name: "through the gateway", endpoint: () => stack!.endpoint({ alias: "gw" }), recorded: (marker) => stack!.sessionWith(marker), stack: () => stack! },
 ];
+
+/** A shell prompt alone on its line (sh's "$ ", bash's "user@host:~$ "), as tmux shows it (trailing spaces cut). */
+const PROMPT = /^\S*[$#]\s*$/m;
 
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 
@@ -60,8 +65,11 @@ function kinds(recorded: Recorded, kind: string): EventJson[] {
 for (const path of paths) {
   describe(`OpenSSH clients ${path.name}`, () => {
     const gateway = path.recorded !== undefined;
+    // Through a gateway without SSH yet: each case stays in place as a todo naming what it waits for.
+    const it = gateway && !speaksSsh ? Object.assign((name: string, _fn: unknown) => vitestIt.todo(`${name} [${NO_SSH_GATEWAY}]`), { todo: vitestIt.todo }) : vitestIt;
 
     beforeAll(async () => {
+      if (gateway && !speaksSsh) return;
       if (gateway) stack = await startSshStack();
       else {
         const resource = await startSshResource();
@@ -112,15 +120,17 @@ for (const path of paths) {
       const terminal = new SshTerminal(path.endpoint(), { cols: 120, rows: 40 });
       const marker = `shell_${randomBytes(4).toString("hex")}`;
       try {
+        // The shell's prompt first (keys typed before it are echoed twice, once by the tty, once by the shell).
+        await terminal.waitFor(PROMPT);
         terminal.type(`echo ${marker}-$((6*7))`);
-        await terminal.waitFor(new RegExp(`^${marker}-42\\s*$`, "m"));
+        await terminal.waitFor(new RegExp(`^(?:\\S*[$#] )?${marker}-42\\s*$`, "m"));
         terminal.type("stty size");
-        await terminal.waitFor(/^40 120\s*$/m);
+        await terminal.waitFor(/^(?:\S*[$#] )?40 120\s*$/m);
         terminal.resize(100, 30);
         // The resize reaches the remote pty as a window-change; wait for the shell to be redrawn, then ask.
         await new Promise((r) => setTimeout(r, 300));
         terminal.type(`stty size; echo sized-${marker}`);
-        await terminal.waitFor(new RegExp(`^30 100\\s*\\n.*sized-${marker}`, "m"));
+        await terminal.waitFor(new RegExp(`^(?:\\S*[$#] )?30 100\\s*\\n(?:\\S*[$#] )?sized-${marker}`, "m"));
         terminal.type("exit 7");
         expect(await terminal.waitForExit()).toBe(7);
       } finally {
@@ -141,7 +151,7 @@ for (const path of paths) {
     for (const legacy of [false, true]) {
       it(`scp${legacy ? " -O (the legacy scp protocol: an exec of scp -t / scp -f)" : " (SFTP, OpenSSH 9's default)"} both ways: the copies equal the original`, async () => {
         const local = tempDir("gatehouse-e2e-scp-local-");
-        const remote = tempDir("gatehouse-e2e-scp-remote-");
+        const remote = remoteDir("gatehouse-e2e-scp-remote-");
         const marker = `scp_${legacy ? "O" : "sftp"}_${randomBytes(4).toString("hex")}`;
         const original = randomBytes(3 * 1024 * 1024 + 17);
         writeFileSync(join(local, `${marker}.bin`), original);
@@ -182,7 +192,7 @@ for (const path of paths) {
 
     it("sftp -b: put, get, mkdir, rename, rm do what they say; through the gateway each operation is an sftp event", async () => {
       const local = tempDir("gatehouse-e2e-sftp-local-");
-      const remote = tempDir("gatehouse-e2e-sftp-remote-");
+      const remote = remoteDir("gatehouse-e2e-sftp-remote-");
       const marker = `sftp_${randomBytes(4).toString("hex")}`;
       const content = randomBytes(200_000);
       writeFileSync(join(local, "put.bin"), content);
@@ -215,18 +225,19 @@ for (const path of paths) {
 
     it("rsync -e ssh: a tree copied there and back is equal", async () => {
       const source = tempDir("gatehouse-e2e-rsync-src-");
-      const remote = tempDir("gatehouse-e2e-rsync-remote-");
+      const remote = remoteDir("gatehouse-e2e-rsync-remote-");
       const back = tempDir("gatehouse-e2e-rsync-back-");
       for (let i = 0; i < 20; i++) {
         mkdirSync(join(source, `dir${i % 4}`), { recursive: true });
         writeFileSync(join(source, `dir${i % 4}`, `file${i}.bin`), randomBytes(1000 * (i + 1)));
       }
       writeFileSync(join(source, "empty"), "");
-      const up = await runSsh("rsync", ["-a", `${source}/`, `${path.endpoint().alias}:${remote}/`], path.endpoint());
+      // Into a directory of the login user's own (rsync -a sets the top directory's permissions too).
+      const up = await runSsh("rsync", ["-a", `${source}/`, `${path.endpoint().alias}:${remote}/tree/`], path.endpoint());
       expect(up.stderr).toBe("");
       expect(up.code).toBe(0);
-      expect(tree(remote)).toEqual(tree(source));
-      const down = await runSsh("rsync", ["-a", `${path.endpoint().alias}:${remote}/`, `${back}/`], path.endpoint());
+      expect(tree(join(remote, "tree"))).toEqual(tree(source));
+      const down = await runSsh("rsync", ["-a", `${path.endpoint().alias}:${remote}/tree/`, `${back}/`], path.endpoint());
       expect(down.code).toBe(0);
       expect(tree(back)).toEqual(tree(source));
       expect(statSync(join(back, "empty")).size).toBe(0);

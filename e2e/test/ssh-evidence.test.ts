@@ -1,11 +1,11 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it as vitestIt } from "vitest";
 import { tempDir } from "../lib/processes.js";
 import type { Recorded } from "../lib/postgres-stack.js";
 import { runSsh, spawnSsh, ssh, SshTerminal } from "../lib/ssh-clients.js";
-import { startSshStack, type SshStack } from "../lib/ssh-stack.js";
+import { gatewaySpeaksSsh, NO_SSH_GATEWAY, remoteDir, startSshStack, type SshStack } from "../lib/ssh-stack.js";
 import { eventually, queryStore, startStorePostgres, type StorePostgres } from "./evidence-support.js";
 
 // The record of SSH sessions holds up as evidence, by the method of the
@@ -16,11 +16,16 @@ import { eventually, queryStore, startStorePostgres, type StorePostgres } from "
 // keep running over one multiplexed ssh connection and arrive once, in order,
 // and verify when the store is back.
 
+const speaksSsh = await gatewaySpeaksSsh();
+// Without SSH in the gateway yet, every case here stays in place as a todo naming what it waits for.
+const it = speaksSsh ? vitestIt : (name: string, _fn: unknown) => vitestIt.todo(`${name} [${NO_SSH_GATEWAY}]`);
+
 let storePg: StorePostgres;
 let stack: SshStack;
 let storeUrl: string;
 
 beforeAll(async () => {
+  if (!speaksSsh) return;
   storePg = await startStorePostgres();
   const admin = await storePg.admin();
   await admin.query("create database gatehouse");
@@ -51,12 +56,13 @@ describe("SSH sessions as evidence", () => {
     const since = Date.now() * 1000;
     const terminal = new SshTerminal(stack.endpoint({ alias: "cast" }), { cols: 120, rows: 40 });
     try {
+      await terminal.waitFor(/^\S*[$#]\s*$/m); // the prompt first
       terminal.type("echo cast-$((6*7))");
-      await terminal.waitFor(/^cast-42\s*$/m);
+      await terminal.waitFor(/^(?:\S*[$#] )?cast-42\s*$/m);
       terminal.resize(100, 30);
       await new Promise((r) => setTimeout(r, 300));
       terminal.type("stty size");
-      await terminal.waitFor(/^30 100\s*$/m);
+      await terminal.waitFor(/^(?:\S*[$#] )?30 100\s*$/m);
       terminal.type("exit");
       expect(await terminal.waitForExit()).toBe(0);
     } finally {
@@ -84,7 +90,7 @@ describe("SSH sessions as evidence", () => {
   it("gatehouse verify passes on SSH sessions (exec, shell, sftp)", async () => {
     const e = stack.endpoint({ alias: "verify" });
     expect((await ssh(e, "echo verify-me")).stdout).toBe("verify-me\n");
-    const dir = tempDir("gatehouse-e2e-verify-");
+    const dir = remoteDir("gatehouse-e2e-verify-");
     const up = await runSsh("scp", ["-q", "/etc/hostname", `${e.alias}:${dir}/copied`], e);
     expect(up.code).toBe(0);
     await stack.sessionWith("verify-me");
