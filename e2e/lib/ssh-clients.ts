@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "./processes.js";
 import type { RunResult } from "./postgres-stack.js";
@@ -121,10 +121,14 @@ export function ssh(e: SshEndpoint, command: string, options: { input?: string |
  */
 export class SshTerminal {
   private readonly socket = `gatehouse-e2e-ssh-${randomBytes(4).toString("hex")}`;
+  private readonly statusFile: string;
 
   constructor(readonly endpoint: SshEndpoint, size: { cols: number; rows: number } = { cols: 120, rows: 40 }) {
     const env = sshEnv(endpoint);
-    const command = ["ssh", "-tt", "-F", endpoint.configFile, endpoint.alias].map(shellQuote).join(" ");
+    // ssh's exit status goes to a file: tmux's own #{pane_dead_status} was sometimes empty for a dead pane.
+    this.statusFile = join(tempDir("gatehouse-e2e-ssh-tty-"), "status");
+    const ssh = ["ssh", "-tt", "-F", endpoint.configFile, endpoint.alias].map(shellQuote).join(" ");
+    const command = `${ssh}; echo $? > ${shellQuote(this.statusFile)}`;
     // The pane's environment is the tmux server's, which starts with ours; -e sets it on the session too.
     // remain-on-exit: once ssh exits, its last words (and its exit status) stay for the test to read.
     const started = this.tmux(
@@ -159,11 +163,9 @@ export class SshTerminal {
 
   /** The exit status of ssh once it has exited, else null. */
   exitStatus(): number | null {
-    const [dead, status, signal] = this.tmux(["display-message", "-p", "-t", "e2e", "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"]).stdout.trim().split(":");
-    if (dead !== "1") return null;
-    // tmux marks the pane dead a moment before it has the status: until then, not exited yet.
-    if (status === "" || status === undefined) return signal ? 128 + Number(signal) : null;
-    return Number(status);
+    if (!existsSync(this.statusFile)) return null;
+    const text = readFileSync(this.statusFile, "utf8").trim();
+    return text === "" ? null : Number(text);
   }
 
   /** Polls the screen until `pattern` shows (throws with the screen after `timeoutMs`). */

@@ -131,6 +131,7 @@ for (const path of paths) {
         await new Promise((r) => setTimeout(r, 300));
         terminal.type(`stty size; echo sized-${marker}`);
         await terminal.waitFor(new RegExp(`^(?:\\S*[$#] )?30 100\\s*\\n(?:\\S*[$#] )?sized-${marker}`, "m"));
+        await terminal.waitFor(new RegExp(`sized-${marker}\\s*\\n\\S*[$#]\\s*$`, "m"));
         terminal.type("exit 7");
         expect(await terminal.waitForExit()).toBe(7);
       } finally {
