@@ -1,10 +1,13 @@
 import type { OpenStream } from "@gatehouse/proto";
 import { HostKeyPinError, fingerprint, matches, parseHostKeyPin, pinnedFingerprints, type HostKeyPin } from "@gatehouse/protocols/ssh";
-import { Client, utils, type AuthenticationType, type ConnectConfig, type ParsedKey } from "ssh2";
+import ssh2, { type AuthenticationType, type Client, type ConnectConfig, type ParsedKey } from "ssh2";
 import { ConnectorError } from "../../errors.js";
 import { connectTcp, formatTarget } from "../tcp/tcp-dialer.js";
 import type { DialContext } from "../types.js";
 import { readServerIdent } from "./server-ident.js";
+
+// ssh2 is CommonJS: under plain Node ESM only its default export is there (vitest would hide a named import failing).
+const { utils } = ssh2;
 
 // The connector's SSH login to the resource: TCP, the server's identification, key exchange with
 // the host key checked against the connection's pin (before any credential is sent), then the
@@ -71,7 +74,7 @@ export async function logIn(open: OpenStream, credential: SshCredential, ctx: Di
     throw err;
   }
 
-  const client = new Client();
+  const client = new ssh2.Client();
   let hostKeyRefusal: ConnectorError | undefined;
   let presented = "";
   const methods = plannedMethods(key !== undefined, credential.password !== null);
