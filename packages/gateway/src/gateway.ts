@@ -9,7 +9,7 @@ import { systemClock, type Clock } from "./clock.js";
 import { adminTokenHash, ensureDataDir, removeState, writeState } from "./data-dir.js";
 import { GatewayError } from "./errors.js";
 import type { Logger } from "./logger.js";
-import { createApiServer } from "./api/http-api.js";
+import { createApiServer, sshHostKeyView } from "./api/http-api.js";
 import { TcpListener } from "./listeners/tcp/tcp-listener.js";
 import { PostgresListener } from "./listeners/postgres/postgres-listener.js";
 import { MysqlListener } from "./listeners/mysql/mysql-listener.js";
@@ -146,7 +146,11 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     };
     const ready = () =>
       readiness({ recordingMode: recorder.mode, journalProblem: recording.journal.problem(), storeFailing: recording.shipper.stats.storeDown || accessKeys.storeFailing || sshKeys.storeFailing });
-    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, sshKeys, logger, readiness: ready, clock, evidence });
+    // Set once the SSH listener is up (below); the API's host-key route reads them then.
+    let ssh: HostPort | undefined;
+    let sshHostKey: SshHostKey | undefined;
+    const sshHostKeyForApi = () => (ssh && sshHostKey ? sshHostKeyView(sshHostKey.publicLine, formatHostPort(ssh)) : undefined);
+    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, sshKeys, sshHostKey: sshHostKeyForApi, logger, readiness: ready, clock, evidence });
     const apiAddress = await listen(api, config.listen.api, "listen.api");
     cleanup.push(() => closeServer(api));
     // Before the API server, which carries the tunnel: its close waits for every socket it
@@ -193,12 +197,10 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       logger.info({ tls: tls.source, requireTls: config.mysql.requireTls }, "mysql listener ready");
     }
 
-    let ssh: HostPort | undefined;
-    let sshHostKey: SshHostKey | undefined;
     if (config.listen.ssh) {
       sshHostKey = loadSshHostKey(dataDir, config.ssh.hostKey);
       const credentials = new CredentialChecker(accessKeys, oidc);
-      const listener = new SshListener({ config: current, broker, recorder, credentials, hostKey: sshHostKey, keys: options.sshKeys, clock, logger, limits: admission, throttle });
+      const listener = new SshListener({ config: current, broker, recorder, credentials, hostKey: sshHostKey, keys: options.sshKeys ?? sshKeys, clock, logger, limits: admission, throttle });
       ssh = await listenOrFail(() => listener.listen(config.listen.ssh!), config.listen.ssh, "listen.ssh");
       cleanup.push(() => listener.close());
       drains.push((grace) => listener.drain(grace));
