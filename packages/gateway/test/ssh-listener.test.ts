@@ -238,9 +238,6 @@ describe("ssh listener: authentication refusals (no resource reached)", () => {
 });
 
 describe.runIf(hasSshDialer)("ssh listener: through the connector to a real sshd", () => {
-  // KNOWN BROKEN (19:58 UTC): against h-conn's dialer (9420421) a session channel's stream opens at both ends but
-  // no byte crosses it (connector log: fromTarget 0, toTarget 0) and the client waits; these passed against a
-  // minimal contract-following dialer before the merge. Forwards, refusals and denials pass. Unskip once fixed.
   it("runs a command with the real ssh client: stdout, stderr, exit code; recorded as exec", async () => {
     const since = nowUs();
     const result = await ssh("agent@web1", ["echo out; echo err >&2; exit 3"]);
@@ -257,9 +254,6 @@ describe.runIf(hasSshDialer)("ssh listener: through the connector to a real sshd
     expect(session.events.map((e) => e.kind)).toEqual(expect.arrayContaining(["connect", "exec", "disconnect"]));
   });
 
-  // KNOWN BROKEN (19:58 UTC): against h-conn's dialer (9420421) a session channel's stream opens at both ends but
-  // no byte crosses it (connector log: fromTarget 0, toTarget 0) and the client waits; these passed against a
-  // minimal contract-following dialer before the merge. Forwards, refusals and denials pass. Unskip once fixed.
   it("takes an access key as password and an OIDC token as keyboard-interactive answer", async () => {
     const since = nowUs();
     const withKey = await login({ username: "agent@web1", password: agentKey });
@@ -273,9 +267,6 @@ describe.runIf(hasSshDialer)("ssh listener: through the connector to a real sshd
     expect(viaToken.identity.name).toBe("agent");
   });
 
-  // KNOWN BROKEN (19:58 UTC): against h-conn's dialer (9420421) a session channel's stream opens at both ends but
-  // no byte crosses it (connector log: fromTarget 0, toTarget 0) and the client waits; these passed against a
-  // minimal contract-following dialer before the merge. Forwards, refusals and denials pass. Unskip once fixed.
   it("keeps exec output up to recording.ssh.execOutputBytes, marked truncated", async () => {
     const since = nowUs();
     const client = await login({ username: "agent@web1", password: agentKey });
@@ -337,14 +328,12 @@ describe.runIf(hasSshDialer)("ssh listener: through the connector to a real sshd
     expect(requests).toEqual(expect.arrayContaining(["auth-agent-req@openssh.com", "tcpip-forward"]));
   });
 
-  // KNOWN BROKEN (19:58 UTC): against h-conn's dialer (9420421) a session channel's stream opens at both ends but
-  // no byte crosses it (connector log: fromTarget 0, toTarget 0) and the client waits; these passed against a
-  // minimal contract-following dialer before the merge. Forwards, refusals and denials pass. Unskip once fixed.
   it("relays window changes and signals, answers stray channel requests, and keeps serving", async () => {
     const since = nowUs();
     const client = await login({ username: "agent@web1", password: agentKey });
     const result = await new Promise<{ stdout: string; code: number | null }>((resolve, reject) => {
-      client.exec("read line; echo got $line; stty size", { pty: { term: "xterm", rows: 24, cols: 80 } }, (error, channel) => {
+      // The signal is sent once the shell has set its trap; `wait` returns early when it arrives.
+      client.exec("trap 'echo got-usr1' USR1; sleep 5 & wait; read line; echo got $line; stty size", { pty: { term: "xterm", rows: 24, cols: 80 } }, (error, channel) => {
         if (error) return reject(error);
         let stdout = "";
         let code: number | null = null;
@@ -358,17 +347,19 @@ describe.runIf(hasSshDialer)("ssh listener: through the connector to a real sshd
         proto.env(id, "LATE", "1", true);
         proto.subsystem(id, "nonsense", true);
         channel.setWindow(40, 100, 0, 0);
-        channel.signal("WINCH");
-        setTimeout(() => channel.write("hello\n"), 300);
+        // ssh2's client sends only the signals RFC 4254 §6.10 names (no WINCH).
+        setTimeout(() => channel.signal("USR1"), 700);
+        setTimeout(() => channel.write("hello\n"), 1000);
       });
     });
     client.end();
+    expect(result.stdout).toContain("got-usr1");
     expect(result.stdout).toContain("got hello");
     expect(result.stdout).toContain("40 100");
     expect(result.code).toBe(0);
-    const session = await recorded((s) => s.events.some((e) => e.kind === "exec" && e.command?.startsWith("read line")), since);
+    const session = await recorded((s) => s.events.some((e) => e.kind === "exec" && e.command?.startsWith("trap ")), since);
     expect(session.events.filter((e) => e.kind === "exec")).toHaveLength(1);
-    expect(session.events.find((e) => e.kind === "signal")?.command).toBe("WINCH");
+    expect(session.events.find((e) => e.kind === "signal")?.command).toBe("USR1");
     expect(session.events.find((e) => e.kind === "exec")!.details).toMatchObject({ pty: { term: "xterm", rows: 24, cols: 80 }, exitStatus: 0 });
     const again = await login({ username: "agent@web1", password: agentKey });
     expect(await exec(again, "echo alive")).toMatchObject({ stdout: "alive\n" });

@@ -73,11 +73,11 @@ describe("dialTcp", () => {
 });
 
 describe("dialer registry", () => {
-  it("knows tcp, postgres and mysql by default and is open to more protocols", () => {
+  it("knows tcp, postgres, mysql and ssh by default and is open to more protocols", () => {
     const dialers = defaultDialers();
-    expect([...dialers.keys()]).toEqual(["tcp", "postgres", "mysql"]);
-    dialers.set("ssh", dialTcp);
-    expect(dialers.get("ssh")).toBe(dialTcp);
+    expect([...dialers.keys()]).toEqual(["tcp", "postgres", "mysql", "ssh"]);
+    dialers.set("kubernetes", dialTcp);
+    expect(dialers.get("kubernetes")).toBe(dialTcp);
   });
 
   it("formats IPv6 targets in brackets", () => {
