@@ -254,6 +254,21 @@ describe.runIf(hasSshDialer)("ssh listener: through the connector to a real sshd
     expect(session.events.map((e) => e.kind)).toEqual(expect.arrayContaining(["connect", "exec", "disconnect"]));
   });
 
+  it("runs a command whose client sent EOF before the gateway answered its exec (ssh HOST cmd </dev/null)", async () => {
+    const client = await login({ username: "agent@web1", password: agentKey });
+    // EOF right behind the exec request, as OpenSSH sends it when its stdin is /dev/null: the answer
+    // waits for the journal and the connector, so it always comes after this EOF.
+    const proto = (client as unknown as { _protocol: { exec(c: number, cmd: string, w: boolean): void; channelEOF(c: number): void } })._protocol;
+    const sendExec = proto.exec.bind(proto);
+    proto.exec = (chan, command, wantReply) => {
+      sendExec(chan, command, wantReply);
+      proto.channelEOF(chan);
+    };
+    const result = await exec(client, "cat; echo after-eof");
+    client.end();
+    expect(result).toMatchObject({ stdout: "after-eof\n", code: 0 });
+  });
+
   it("takes an access key as password and an OIDC token as keyboard-interactive answer", async () => {
     const since = nowUs();
     const withKey = await login({ username: "agent@web1", password: agentKey });

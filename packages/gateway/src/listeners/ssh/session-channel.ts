@@ -15,6 +15,7 @@ import {
 import type { RecordedSession } from "../../sessions/recorder.js";
 import { recordingRefusalReason } from "../listener-steps.js";
 import type { SshConnectionState } from "./ssh-connection-state.js";
+import { SessionReplies } from "./session-replies.js";
 
 type Accept<T> = AcceptConnection<T extends ServerChannel ? T : never> | undefined;
 type MaybeAccept = (() => void) | undefined;
@@ -29,6 +30,7 @@ type MaybeReject = (() => void) | undefined;
  */
 export function serveSessionChannel(accept: AcceptConnection<Session>, state: SshConnectionState): void {
   const session = accept();
+  const replies = new SessionReplies(session);
   let pty: PseudoTtyInfo | undefined;
   const env: Record<string, string> = {};
   let running: RunningChannel | undefined;
@@ -39,58 +41,51 @@ export function serveSessionChannel(accept: AcceptConnection<Session>, state: Ss
   const inOrder = (answer: () => unknown) => {
     answered = answered.then(answer).catch((error: unknown) => state.log.warn({ err: error }, "ssh channel request failed"));
   };
-  /** A refusal; once the channel runs, ssh2's own reject no longer answers, so the failure is sent directly. */
-  const refuse = (no: MaybeReject) => {
-    if (!no) return;
-    const internal = session as unknown as { _channel?: { _client: { _protocol: { channelFailure(id: number): void } } }; _chanInfo: { outgoing: { id: number } } };
-    if (internal._channel) internal._channel._client._protocol.channelFailure(internal._chanInfo.outgoing.id);
-    else no();
-  };
   session.on("pty", (ok: MaybeAccept, no: MaybeReject, info: PseudoTtyInfo) =>
     inOrder(() => {
-      if (started) return refuse(no);
+      if (started) return replies.refuse(no);
       pty = info;
-      ok?.();
+      replies.accept(ok);
     }),
   );
   session.on("env", (ok: MaybeAccept, no: MaybeReject, info: { key: string; val: string }) =>
     inOrder(() => {
-      if (started) return refuse(no);
+      if (started) return replies.refuse(no);
       env[info.key] = info.val;
-      ok?.();
+      replies.accept(ok);
     }),
   );
   session.on("window-change", (ok: MaybeAccept, _no: MaybeReject, info: WindowSize) =>
     inOrder(() => {
       if (pty) Object.assign(pty, { cols: info.cols, rows: info.rows, width: info.width, height: info.height });
       running?.windowChange(info);
-      ok?.();
+      replies.accept(ok);
     }),
   );
   session.on("signal", (ok: MaybeAccept, _no: MaybeReject, info: { name: string }) =>
     inOrder(() => {
       running?.signal(info.name);
-      ok?.();
+      replies.accept(ok);
     }),
   );
   session.on("auth-agent", (_ok: MaybeAccept, no: MaybeReject) =>
     inOrder(() => {
-      refuse(no);
+      replies.refuse(no);
       state.refuseRequest("auth-agent-req@openssh.com", "agent forwarding is not relayed by the gateway");
     }),
   );
   session.on("x11", (_ok: MaybeAccept, no: MaybeReject) =>
     inOrder(() => {
-      refuse(no);
+      replies.refuse(no);
       state.refuseRequest("x11-req", "X11 forwarding is not relayed by the gateway");
     }),
   );
   const start = (request: SshChannelRequest, ok: Accept<ServerChannel>, no: MaybeReject) =>
     inOrder(async () => {
       // One exec, shell or subsystem per channel (RFC 4254 §6.5): a second one is refused.
-      if (started) return refuse(no);
+      if (started) return replies.refuse(no);
       started = true;
-      running = await startChannel(state, request, pty, env, ok, no);
+      running = await startChannel(state, replies, request, pty, env, ok, no);
     });
   session.on("exec", (ok: Accept<ServerChannel>, no: MaybeReject, info: { command: string }) => start({ request: "exec", command: info.command }, ok, no));
   session.on("shell", (ok: Accept<ServerChannel>, no: MaybeReject) => start({ request: "shell" }, ok, no));
@@ -126,6 +121,7 @@ class KeptOutput {
 
 async function startChannel(
   state: SshConnectionState,
+  replies: SessionReplies,
   request: SshChannelRequest,
   pty: PseudoTtyInfo | undefined,
   env: Record<string, string>,
@@ -133,9 +129,11 @@ async function startChannel(
   no: MaybeReject,
 ): Promise<RunningChannel | undefined> {
   const opened = await state.ready;
+  // The client closed the channel while the session opened: nothing to record, nothing to run.
+  if (replies.clientClosed) return undefined;
   if (!opened.ok) {
     // The session could not be opened (denied, unknown connection, connector unreachable): say why on stderr.
-    const channel = ok?.();
+    const channel = replies.start(ok);
     if (channel) fail(channel, opened.message);
     state.endSoon();
     return undefined;
@@ -151,7 +149,7 @@ async function startChannel(
   try {
     await session.writeAhead();
   } catch (error) {
-    const channel = ok?.();
+    const channel = replies.start(ok);
     const { why } = recordingRefusalReason(error as Error);
     if (channel) fail(channel, `the gateway cannot record this session (${why}); the ${kind} was not run`);
     state.endSoon();
@@ -169,10 +167,10 @@ async function startChannel(
       .commandCompleted(key, { kind, command, params: null, outcome: "error", timeUs: startedUs, durationUs: session.now() - startedUs, details: { ...draftDetails, message: stream.message } })
       .catch(() => undefined);
     state.log.info({ kind, message: stream.message }, "ssh channel request refused by the resource side");
-    no?.();
+    replies.refuse(no);
     return undefined;
   }
-  const channel = ok?.();
+  const channel = replies.start(ok);
   if (!channel) {
     stream.stream.destroy();
     return undefined;
