@@ -140,7 +140,7 @@ describe("ssh logins through the gateway (and to sshd directly where it has the 
   gatewayIt("password = the access key (SSH_ASKPASS): the login works; a wrong one is refused like sshd refuses a wrong password", async () => {
     const directPw = resource.directPassword();
     if (directPw) {
-      expect(await ssh(directPw, "echo pw-ok")).toMatchObject({ code: 0, stdout: "pw-ok\n" });
+      expect(await ssh(directPw, "echo pw-ok")).toMatchObject({ code: 0, stdout: "pw-ok\n", stderr: "" });
       const wrong = await ssh(resource.directPassword({ alias: "direct-pw-wrong", password: "not-it" })!, "true");
       expect(wrong.code).toBe(255);
       expect(wrong.stderr).toMatch(DENIED);

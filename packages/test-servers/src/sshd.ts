@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, link, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -149,13 +149,41 @@ async function ensureTestUser(): Promise<void> {
   });
 }
 
-/** Gives the test user a fresh random password. */
-async function setTestUserPassword(): Promise<{ user: string; password: string }> {  const password = randomBytes(12).toString("base64url");
-  const child = spawn("chpasswd", [], { stdio: ["pipe", "ignore", "pipe"] });
-  child.stdin!.end(`${TEST_USER}:${password}\n`);
-  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-  if (code !== 0) throw new Error(`chpasswd failed for ${TEST_USER}`);
-  return { user: TEST_USER, password };
+/**
+ * Where the test user's password is kept (root-only): one password for every sshd on the machine.
+ * A fresh one per sshd broke the sshds already running — every test process's, since vitest runs
+ * files side by side — whose clients still held the password they were given.
+ */
+const PASSWORD_FILE = join(tmpdir(), "gatehouse-sshtest-password");
+
+/** The test user's password: made once per machine (the first writer wins), set for the user each time (idempotent). */
+async function setTestUserPassword(): Promise<{ user: string; password: string }> {
+  const password = await sharedPassword();
+  // chpasswd takes a lock on /etc/shadow; a test process starting at the same moment may hold it.
+  for (let attempt = 0; ; attempt++) {
+    const child = spawn("chpasswd", [], { stdio: ["pipe", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdin!.end(`${TEST_USER}:${password}\n`);
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    if (code === 0) return { user: TEST_USER, password };
+    if (attempt >= 20) throw new Error(`chpasswd failed for ${TEST_USER}: ${stderr.trim()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function sharedPassword(): Promise<string> {
+  const candidate = join(tmpdir(), `gatehouse-sshtest-password-${process.pid}-${randomBytes(4).toString("hex")}`);
+  await writeFile(candidate, randomBytes(12).toString("base64url"), { mode: 0o600 });
+  try {
+    // link() creates the name only if it does not exist: whole file or nothing, one winner.
+    await link(candidate, PASSWORD_FILE).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== "EEXIST") throw error;
+    });
+  } finally {
+    await rm(candidate, { force: true });
+  }
+  return (await readFile(PASSWORD_FILE, "utf8")).trim();
 }
 
 /** Whether sshd answers with its identification string within 10 s (false as soon as it exits). */
