@@ -1,5 +1,5 @@
 import type { Duplex } from "node:stream";
-import type { AcceptConnection, PseudoTtyInfo, RejectConnection, ServerChannel, Session } from "ssh2";
+import type { AcceptConnection, PseudoTtyInfo, ServerChannel, Session } from "ssh2";
 import {
   ChannelFrame,
   ChannelFrameReader,
@@ -8,93 +8,111 @@ import {
   decodeJson,
   encodeFrame,
   encodeJsonFrame,
+  isSshProtocolError,
   type ExitSignal,
   type SshChannelRequest,
   type WindowSize,
 } from "@gatehouse/protocols/ssh";
 import type { RecordedSession } from "../../sessions/recorder.js";
 import { recordingRefusalReason } from "../listener-steps.js";
+import { ChannelRecording } from "./channel-recording.js";
 import type { SshConnectionState } from "./ssh-connection-state.js";
 import { SessionReplies } from "./session-replies.js";
 
-type Accept<T> = AcceptConnection<T extends ServerChannel ? T : never> | undefined;
 type MaybeAccept = (() => void) | undefined;
 type MaybeReject = (() => void) | undefined;
+type StartAccept = (() => ServerChannel | undefined) | undefined;
 
 /**
  * One `session` channel: collects the client's `pty-req` and `env`, then, on its `exec`, `shell`
  * or `subsystem`, journals it (write-ahead: in strict mode the resource never sees a command the
  * journal does not hold), opens the channel's tunnel stream and relays the client's channel ↔
- * frames (channel-frames.ts) with backpressure both ways, recording the outcome when it closes.
- * Agent and X11 forwarding are refused here, recorded as `denied`.
+ * frames (channel-frames.ts) with backpressure both ways, recording the outcome when it closes and
+ * what ChannelRecording records of the bytes. Agent and X11 forwarding are refused, recorded as `denied`.
+ *
+ * Every request is answered at once, so answers go in the order the requests came (RFC 4254
+ * §5.4). An exec, shell or subsystem is accepted before the journal and the connector have
+ * answered: ssh2 drops stdin (and EOF) that arrive before the channel is accepted, and OpenSSH
+ * sends them right behind its request. If the command cannot be run after all, the client reads
+ * why on the channel's stderr and the channel ends with exit status 1.
  */
 export function serveSessionChannel(accept: AcceptConnection<Session>, state: SshConnectionState): void {
   const session = accept();
   const replies = new SessionReplies(session);
   let pty: PseudoTtyInfo | undefined;
   const env: Record<string, string> = {};
-  let running: RunningChannel | undefined;
-  let started = false;
-  // SSH answers a channel's requests in the order they came (RFC 4254 §5.4): an exec's answer waits
-  // for the journal and the connector, so every later request's answer waits behind it.
-  let answered: Promise<unknown> = Promise.resolve();
-  const inOrder = (answer: () => unknown) => {
-    answered = answered.then(answer).catch((error: unknown) => state.log.warn({ err: error }, "ssh channel request failed"));
-  };
-  session.on("pty", (ok: MaybeAccept, no: MaybeReject, info: PseudoTtyInfo) =>
-    inOrder(() => {
-      if (started) return replies.refuse(no);
-      pty = info;
-      replies.accept(ok);
-    }),
-  );
-  session.on("env", (ok: MaybeAccept, no: MaybeReject, info: { key: string; val: string }) =>
-    inOrder(() => {
-      if (started) return replies.refuse(no);
-      env[info.key] = info.val;
-      replies.accept(ok);
-    }),
-  );
-  session.on("window-change", (ok: MaybeAccept, _no: MaybeReject, info: WindowSize) =>
-    inOrder(() => {
-      if (pty) Object.assign(pty, { cols: info.cols, rows: info.rows, width: info.width, height: info.height });
-      running?.windowChange(info);
-      replies.accept(ok);
-    }),
-  );
-  session.on("signal", (ok: MaybeAccept, _no: MaybeReject, info: { name: string }) =>
-    inOrder(() => {
-      running?.signal(info.name);
-      replies.accept(ok);
-    }),
-  );
-  session.on("auth-agent", (_ok: MaybeAccept, no: MaybeReject) =>
-    inOrder(() => {
-      replies.refuse(no);
-      state.refuseRequest("auth-agent-req@openssh.com", "agent forwarding is not relayed by the gateway");
-    }),
-  );
-  session.on("x11", (_ok: MaybeAccept, no: MaybeReject) =>
-    inOrder(() => {
-      replies.refuse(no);
-      state.refuseRequest("x11-req", "X11 forwarding is not relayed by the gateway");
-    }),
-  );
-  const start = (request: SshChannelRequest, ok: Accept<ServerChannel>, no: MaybeReject) =>
-    inOrder(async () => {
-      // One exec, shell or subsystem per channel (RFC 4254 §6.5): a second one is refused.
-      if (started) return replies.refuse(no);
-      started = true;
-      running = await startChannel(state, replies, request, pty, env, ok, no);
+  let control: ChannelControl | undefined;
+  session.on("pty", (ok: MaybeAccept, no: MaybeReject, info: PseudoTtyInfo) => {
+    if (control) return replies.refuse(no);
+    pty = info;
+    replies.accept(ok);
+  });
+  session.on("env", (ok: MaybeAccept, no: MaybeReject, info: { key: string; val: string }) => {
+    if (control) return replies.refuse(no);
+    env[info.key] = info.val;
+    replies.accept(ok);
+  });
+  session.on("window-change", (ok: MaybeAccept, _no: MaybeReject, info: WindowSize) => {
+    if (pty && !control) Object.assign(pty, { cols: info.cols, rows: info.rows, width: info.width, height: info.height });
+    control?.windowChange(info);
+    replies.accept(ok);
+  });
+  session.on("signal", (ok: MaybeAccept, _no: MaybeReject, info: { name: string }) => {
+    control?.signal(info.name);
+    replies.accept(ok);
+  });
+  session.on("auth-agent", (_ok: MaybeAccept, no: MaybeReject) => {
+    replies.refuse(no);
+    state.refuseRequest("auth-agent-req@openssh.com", "agent forwarding is not relayed by the gateway");
+  });
+  session.on("x11", (_ok: MaybeAccept, no: MaybeReject) => {
+    replies.refuse(no);
+    state.refuseRequest("x11-req", "X11 forwarding is not relayed by the gateway");
+  });
+  const start = (request: SshChannelRequest, ok: StartAccept, no: MaybeReject) => {
+    // One exec, shell or subsystem per channel (RFC 4254 §6.5): a second one is refused.
+    if (control) return replies.refuse(no);
+    const channel = replies.start(ok);
+    if (!channel) return;
+    control = new ChannelControl();
+    const started = control;
+    startChannel(state, request, pty ? { ...pty } : undefined, env, channel, started).catch((error: unknown) => {
+      state.log.error({ err: error }, "ssh channel failed");
+      fail(channel, "internal gateway error");
     });
-  session.on("exec", (ok: Accept<ServerChannel>, no: MaybeReject, info: { command: string }) => start({ request: "exec", command: info.command }, ok, no));
-  session.on("shell", (ok: Accept<ServerChannel>, no: MaybeReject) => start({ request: "shell" }, ok, no));
-  session.on("subsystem", (ok: Accept<ServerChannel>, no: MaybeReject, info: { name: string }) => start({ request: "subsystem", subsystem: info.name }, ok, no));
+  };
+  session.on("exec", (ok: StartAccept, no: MaybeReject, info: { command: string }) => start({ request: "exec", command: info.command }, ok, no));
+  session.on("shell", (ok: StartAccept, no: MaybeReject) => start({ request: "shell" }, ok, no));
+  session.on("subsystem", (ok: StartAccept, no: MaybeReject, info: { name: string }) => start({ request: "subsystem", subsystem: info.name }, ok, no));
 }
 
 interface RunningChannel {
   windowChange(size: WindowSize): void;
   signal(name: string): void;
+}
+
+/** The client's window changes and signals: held until the channel's relay runs, then passed on. */
+class ChannelControl implements RunningChannel {
+  private running: RunningChannel | undefined;
+  private readonly held: Array<(running: RunningChannel) => void> = [];
+
+  windowChange(size: WindowSize): void {
+    this.pass((running) => running.windowChange(size));
+  }
+
+  signal(name: string): void {
+    this.pass((running) => running.signal(name));
+  }
+
+  attach(running: RunningChannel): void {
+    this.running = running;
+    for (const pass of this.held.splice(0)) pass(running);
+  }
+
+  private pass(action: (running: RunningChannel) => void): void {
+    if (this.running) action(this.running);
+    else this.held.push(action);
+  }
 }
 
 /** Where a channel's output goes in its event: kept up to `recording.ssh.execOutputBytes`, counted past it. */
@@ -121,22 +139,21 @@ class KeptOutput {
 
 async function startChannel(
   state: SshConnectionState,
-  replies: SessionReplies,
   request: SshChannelRequest,
   pty: PseudoTtyInfo | undefined,
   env: Record<string, string>,
-  ok: Accept<ServerChannel>,
-  no: MaybeReject,
-): Promise<RunningChannel | undefined> {
+  channel: ServerChannel,
+  control: ChannelControl,
+): Promise<void> {
+  let clientClosed = false;
+  channel.once("close", () => (clientClosed = true));
   const opened = await state.ready;
-  // The client closed the channel while the session opened: nothing to record, nothing to run.
-  if (replies.clientClosed) return undefined;
+  if (clientClosed) return;
   if (!opened.ok) {
     // The session could not be opened (denied, unknown connection, connector unreachable): say why on stderr.
-    const channel = replies.start(ok);
-    if (channel) fail(channel, opened.message);
+    fail(channel, opened.message);
     state.endSoon();
-    return undefined;
+    return;
   }
   const { session } = opened;
   const kind = request.request;
@@ -145,15 +162,18 @@ async function startChannel(
   const startedUs = session.now();
   const key = {};
   const draftDetails = { ...(ptyDetails ? { pty: ptyDetails } : {}), ...(Object.keys(env).length > 0 ? { env } : {}) };
+  const completeRefused = (message: string) =>
+    session
+      .commandCompleted(key, { kind, command, params: null, outcome: "error", timeUs: startedUs, durationUs: session.now() - startedUs, details: { ...draftDetails, message } })
+      .catch(() => undefined);
   session.commandStarted(key, { kind, command, params: null, outcome: null, timeUs: startedUs, details: draftDetails, durationUs: null });
   try {
     await session.writeAhead();
   } catch (error) {
-    const channel = replies.start(ok);
     const { why } = recordingRefusalReason(error as Error);
-    if (channel) fail(channel, `the gateway cannot record this session (${why}); the ${kind} was not run`);
+    fail(channel, `the gateway cannot record this session (${why}); the ${kind} was not run`);
     state.endSoon();
-    return undefined;
+    return;
   }
   const params: Record<string, string> = { [SSH_PARAMS.channel]: "session", [SSH_PARAMS.request]: kind };
   if (request.request === "exec") params[SSH_PARAMS.command] = request.command;
@@ -162,24 +182,34 @@ async function startChannel(
   if (Object.keys(env).length > 0) params[SSH_PARAMS.env] = JSON.stringify(env);
   const stream = await state.broker.openChannel(session, params);
   if (!stream.ok) {
-    // The resource's sshd refused the request, or the connector could not open it: the client's request fails (contract).
-    await session
-      .commandCompleted(key, { kind, command, params: null, outcome: "error", timeUs: startedUs, durationUs: session.now() - startedUs, details: { ...draftDetails, message: stream.message } })
-      .catch(() => undefined);
+    // The resource's sshd refused the request, or the connector could not open it (contract): the client reads why.
+    await completeRefused(stream.message);
     state.log.info({ kind, message: stream.message }, "ssh channel request refused by the resource side");
-    replies.refuse(no);
-    return undefined;
+    fail(channel, stream.message);
+    return;
   }
-  const channel = replies.start(ok);
-  if (!channel) {
+  if (clientClosed) {
     stream.stream.destroy();
-    return undefined;
+    await completeRefused("the client closed the channel before it started");
+    return;
   }
-  return relayChannel(state, session, channel, stream.stream, { key, kind, command, startedUs, details: draftDetails });
+  const what = { kind, command, pty, channel: (channel as unknown as { incoming: { id: number } }).incoming.id };
+  let recording: ChannelRecording;
+  try {
+    recording = new ChannelRecording(session, what, state.config().recording.ssh.streamBytes);
+  } catch (error) {
+    // Strict mode, and the journal cannot take the terminal stream's start.
+    stream.stream.destroy();
+    await completeRefused((error as Error).message);
+    fail(channel, `the gateway cannot record this session (${recordingRefusalReason(error as Error).why}); the ${kind} was stopped`);
+    return;
+  }
+  control.attach(relayChannel(state, session, channel, stream.stream, recording, { key, kind, command, startedUs, details: draftDetails }));
 }
 
 /** Tells the client why on its stderr, then ends the channel as a failed command (exit status 1). */
 function fail(channel: ServerChannel, message: string): void {
+  if (channel.destroyed || channel.writableEnded) return;
   channel.stderr.write(`gatehouse: ${message}\r\n`);
   channel.exit(1);
   channel.end();
@@ -190,6 +220,7 @@ function relayChannel(
   session: RecordedSession,
   channel: ServerChannel,
   stream: Duplex,
+  recording: ChannelRecording,
   what: { key: object; kind: "exec" | "shell" | "subsystem"; command: string | null; startedUs: number; details: Record<string, unknown> },
 ): RunningChannel {
   const output = new KeptOutput(what.kind === "exec" ? state.config().recording.ssh.execOutputBytes : 0);
@@ -204,16 +235,56 @@ function relayChannel(
     return stream.write(frame);
   };
   const forget = state.track(channel);
+  /** The channel's bytes cannot be recorded or followed: the client is told why, the channel and its stream end. */
+  const stop = (message: string, clientMessage: string) => {
+    failure ??= message;
+    fail(channel, clientMessage);
+    stream.destroy();
+  };
+  const stopOn = (error: unknown) => {
+    if (isSshProtocolError(error)) {
+      state.log.warn({ err: error }, "ssh channel: the client's or the resource's bytes do not follow the protocol; channel closed");
+      stop(error.message, error.clientMessage);
+    } else {
+      const { why } = recordingRefusalReason(error as Error);
+      stop((error as Error).message, `the gateway cannot record this session (${why}); the ${what.kind} was stopped`);
+    }
+  };
 
-  // Client → resource: stdin as Data frames; the channel stops being read while the tunnel is full.
-  channel.on("data", (chunk: Buffer) => {
-    bytesIn += chunk.byteLength;
+  // Client → resource: stdin as Data frames, each chunk once its recording allows (write-ahead);
+  // the channel stops being read while a chunk waits, or while the tunnel is full.
+  let waiting: Promise<void> | undefined;
+  const forward = (chunk: Buffer) => {
     if (!toResource(encodeFrame(ChannelFrame.Data, chunk))) {
       channel.pause();
       stream.once("drain", () => channel.resume());
     }
+  };
+  channel.on("data", (chunk: Buffer) => {
+    bytesIn += chunk.byteLength;
+    let gate: Promise<void> | undefined;
+    try {
+      gate = recording.client(chunk);
+    } catch (error) {
+      stopOn(error);
+      return;
+    }
+    if (!gate) return forward(chunk);
+    channel.pause();
+    waiting = gate.then(
+      () => {
+        waiting = undefined;
+        forward(chunk);
+        if (!stream.writableNeedDrain) channel.resume();
+      },
+      (error: unknown) => stopOn(error),
+    );
   });
-  channel.on("end", () => toResource(encodeFrame(ChannelFrame.Eof)));
+  channel.on("end", () => {
+    const eof = () => toResource(encodeFrame(ChannelFrame.Eof));
+    if (waiting) void waiting.then(eof);
+    else eof();
+  });
   channel.on("close", () => {
     if (!stream.writableEnded) stream.end();
   });
@@ -233,10 +304,12 @@ function relayChannel(
         switch (frame.type) {
           case ChannelFrame.Data:
             output.add(frame.payload);
+            recording.server(frame.payload, 1);
             paced(channel.write(frame.payload), channel);
             break;
           case ChannelFrame.Stderr:
             output.add(frame.payload);
+            recording.server(frame.payload, 2);
             paced(channel.stderr.write(frame.payload), channel.stderr);
             break;
           case ChannelFrame.Eof:
@@ -255,6 +328,7 @@ function relayChannel(
         }
       }
     } catch (error) {
+      if (isSshProtocolError(error)) return stopOn(error);
       failure = (error as Error).message;
       state.log.warn({ err: error }, "ssh channel: bad frame from the connector; channel closed");
       stream.destroy();
@@ -268,6 +342,7 @@ function relayChannel(
     if (error && !failure) failure = error.message;
     // Output still queued for the client's window goes first, then the exit status, then EOF and close.
     const close = () => {
+      if (channel.writableEnded) return;
       if (exitStatus !== undefined) channel.exit(exitStatus);
       else if (exitSignal !== undefined) channel.exit(exitSignal.signal, exitSignal.coreDumped, exitSignal.message);
       channel.end();
@@ -277,7 +352,7 @@ function relayChannel(
     const bytesOut = output.total;
     state.bytes.up += bytesIn;
     state.bytes.down += bytesOut;
-    const details: Record<string, unknown> = { ...what.details, bytesIn, bytesOut };
+    const details: Record<string, unknown> = { ...what.details, bytesIn, bytesOut, ...recording.end() };
     if (exitStatus !== undefined) details.exitStatus = exitStatus;
     if (exitSignal !== undefined) details.exitSignal = exitSignal.signal;
     if (what.kind === "exec") {
@@ -298,6 +373,7 @@ function relayChannel(
   return {
     windowChange(size) {
       resizes++;
+      recording.resize(size.cols, size.rows);
       toResource(encodeJsonFrame(ChannelFrame.WindowChange, { cols: size.cols, rows: size.rows, width: size.width, height: size.height }));
     },
     signal(name) {
