@@ -125,7 +125,7 @@ describe("ssh logins through the gateway (and to sshd directly where it has the 
     const listed = await stackOrThrow().cli(["keys", "list", "--identity", IDENTITY]);
     expect(listed.stdout).toContain(added.fingerprint);
     const before = await ssh(stackOrThrow().endpoint({ identityFile: pair.privateKeyPath }), "echo before-revoke");
-    expect(before).toMatchObject({ code: 0, stdout: "before-revoke\n" });
+    expect(before).toMatchObject({ code: 0, stdout: "before-revoke\n", stderr: "" });
     const revoked = await stackOrThrow().cli(["keys", "revoke", added.id]);
     expect(revoked.code).toBe(0);
     const since = nowUs();

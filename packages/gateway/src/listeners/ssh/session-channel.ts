@@ -285,15 +285,20 @@ function relayChannel(
     if (waiting) void waiting.then(eof);
     else eof();
   });
+  // The client closed the channel (or its connection): the resource's end still comes (its exit
+  // status, its output counted) but goes nowhere, so the tunnel stream is read again whatever waited for the client.
+  let clientGone = false;
   channel.on("close", () => {
+    clientGone = true;
     if (!stream.writableEnded) stream.end();
+    stream.resume();
   });
   channel.on("error", () => undefined);
   channel.stderr.on("error", () => undefined);
 
   // Resource → client: frames to the channel; the tunnel stream stops being read while the client is slow.
   const paced = (ok: boolean, writable: NodeJS.EventEmitter) => {
-    if (ok) return;
+    if (ok || clientGone) return;
     stream.pause();
     writable.once("drain", () => stream.resume());
   };
@@ -305,12 +310,12 @@ function relayChannel(
           case ChannelFrame.Data:
             output.add(frame.payload);
             recording.server(frame.payload, 1);
-            paced(channel.write(frame.payload), channel);
+            if (!clientGone) paced(channel.write(frame.payload), channel);
             break;
           case ChannelFrame.Stderr:
             output.add(frame.payload);
             recording.server(frame.payload, 2);
-            paced(channel.stderr.write(frame.payload), channel.stderr);
+            if (!clientGone) paced(channel.stderr.write(frame.payload), channel.stderr);
             break;
           case ChannelFrame.Eof:
             // Not sent yet: ssh2 drops an exit status sent after EOF, and the connector sends EOF first.
@@ -342,7 +347,7 @@ function relayChannel(
     if (error && !failure) failure = error.message;
     // Output still queued for the client's window goes first, then the exit status, then EOF and close.
     const close = () => {
-      if (channel.writableEnded) return;
+      if (clientGone || channel.writableEnded) return;
       if (exitStatus !== undefined) channel.exit(exitStatus);
       else if (exitSignal !== undefined) channel.exit(exitSignal.signal, exitSignal.coreDumped, exitSignal.message);
       channel.end();

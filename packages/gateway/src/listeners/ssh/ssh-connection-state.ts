@@ -15,6 +15,7 @@ export type SshSessionOpened = { ok: true; session: RecordedSession; connection:
 export class SshConnectionState {
   readonly bytes = { up: 0, down: 0 };
   private readonly channels = new Set<ServerChannel>();
+  private readonly idle: Array<() => void> = [];
 
   constructor(
     readonly ready: Promise<SshSessionOpened>,
@@ -25,10 +26,26 @@ export class SshConnectionState {
     private readonly endConnection: () => void,
   ) {}
 
-  /** A relayed channel, until the returned function forgets it. */
+  /** A relayed channel, until the returned function forgets it (once its event is recorded). */
   track(channel: ServerChannel): () => void {
     this.channels.add(channel);
-    return () => this.channels.delete(channel);
+    return () => {
+      this.channels.delete(channel);
+      if (this.channels.size === 0) for (const idle of this.idle.splice(0)) idle();
+    };
+  }
+
+  /**
+   * Resolves once every relayed channel has recorded its event, or after `timeoutMs`: the session's
+   * record closes after its channels' events (a killed client's connection closes before its
+   * channels' streams do), never held open by a stream that does not end.
+   */
+  channelsSettled(timeoutMs: number): Promise<void> {
+    if (this.channels.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.idle.push(resolve);
+      setTimeout(resolve, timeoutMs).unref();
+    });
   }
 
   /** The gateway stops: each open channel is told on its stderr, then the connection closes. */

@@ -26,6 +26,8 @@ export interface SshListenerDeps extends ListenerStepsDeps {
 
 /** How long a refused client has to read why (on its channel's stderr) before its connection is closed (ms). */
 const REFUSED_CONNECTION_LINGER_MS = 10_000;
+/** How long a closed connection's channels have to record their events before the session's record closes (ms). */
+const CHANNELS_SETTLE_MS = 5_000;
 
 /**
  * The SSH endpoint: terminates the client's SSH with ssh2's server (the gateway's own host key),
@@ -186,6 +188,7 @@ export class SshListener {
     clientOpen = false;
     forgetSession();
     main.destroy();
+    await state.channelsSettled(CHANNELS_SETTLE_MS);
     sessionLimit();
     await session.endRelay({ bytesUp: state.bytes.up, bytesDown: state.bytes.down, endedBy, error: mainError, shutdown: this.steps.openSessions.shuttingDown });
   }
