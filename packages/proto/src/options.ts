@@ -34,7 +34,10 @@ export type ResolvedMuxOptions = Required<Omit<MuxOptions, "onOpen">> & Pick<Mux
 const KiB = 1024;
 
 export const MUX_DEFAULTS = {
-  initialWindow: 256 * KiB,
+  // 1 MiB, not 256 KiB: with 256 KiB a bulk stream (an SSH `cat` or `scp` of 1 GiB) waited for credit
+  // between bursts: 102 → 136 MB/s (exec) and 107 → 167 MB/s (scp), docs/benchmarks.md. The cost: a
+  // stalled reader holds up to 1 MiB per stream.
+  initialWindow: 1024 * KiB,
   maxDataPayload: 64 * KiB,
   maxFrameBytes: 1024 * KiB,
   maxMessageBytes: 64 * KiB,
