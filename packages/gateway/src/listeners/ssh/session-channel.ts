@@ -302,7 +302,7 @@ function relayChannel(
     stream.pause();
     writable.once("drain", () => stream.resume());
   };
-  stream.on("data", (chunk: Buffer) => {
+  const onFrames = (chunk: Buffer) => {
     reader.push(chunk);
     try {
       for (let frame = reader.next(); frame; frame = reader.next()) {
@@ -338,7 +338,8 @@ function relayChannel(
       state.log.warn({ err: error }, "ssh channel: bad frame from the connector; channel closed");
       stream.destroy();
     }
-  });
+  };
+  stream.on("data", onFrames);
   let done = false;
   const finish = (error?: Error) => {
     if (done) return;
@@ -372,7 +373,11 @@ function relayChannel(
       .catch(() => undefined);
   };
   stream.on("end", () => finish());
-  stream.on("close", () => finish());
+  stream.on("close", () => {
+    // Closed while paused for a slow client: the frames still buffered (the exit status among them) count.
+    for (let chunk = stream.read() as Buffer | null; chunk !== null; chunk = stream.read() as Buffer | null) onFrames(chunk);
+    finish();
+  });
   stream.on("error", (error: Error) => finish(error));
 
   return {
