@@ -54,17 +54,13 @@ export class ChannelFrameStream extends Duplex {
       this.#flushTail();
     });
     channel.once("exit", (code: number | null, signal?: string, coreDumped?: boolean, description?: string) => {
-      this.#exitFrame =
-        typeof code === "number"
-          ? encodeExitStatus(code)
-          : encodeJsonFrame(ChannelFrame.ExitSignal, {
-              signal: (signal ?? "").replace(/^SIG/, ""),
-              coreDumped: coreDumped === true,
-              message: description ?? "",
-            });
+      this.#exitFrame = exitFrame(code, signal, coreDumped, description);
       this.#flushTail();
     });
-    channel.once("close", () => {
+    // ssh2 repeats the exit on 'close'. It is the only word of it when sshd's output, exit status and close came in
+    // the same read as the answer to the exec: ssh2 emitted 'exit' then, before this stream was made to listen.
+    channel.once("close", (code?: number | null, signal?: string, coreDumped?: boolean, description?: string) => {
+      if (this.#exitFrame === null && (typeof code === "number" || typeof signal === "string")) this.#exitFrame = exitFrame(code ?? null, signal, coreDumped, description);
       this.#channelClosed = true;
       this.#flushTail();
     });
@@ -182,6 +178,13 @@ export class ChannelFrameStream extends Duplex {
     if (!this.#channelClosed) this.#channel.close();
     callback(error);
   }
+}
+
+/** The resource's exit as a frame: its status, or the signal that ended it. */
+function exitFrame(code: number | null, signal: string | undefined, coreDumped: boolean | undefined, description: string | undefined): Uint8Array {
+  return typeof code === "number"
+    ? encodeExitStatus(code)
+    : encodeJsonFrame(ChannelFrame.ExitSignal, { signal: (signal ?? "").replace(/^SIG/, ""), coreDumped: coreDumped === true, message: description ?? "" });
 }
 
 function decodeFrameJson<T>(payload: Uint8Array): T {
