@@ -5,14 +5,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mysql from "mysql2/promise";
-import pino from "pino";
-import { parseConnectorSettings, startConnector, type Connector } from "@gatehouse/connector";
+import { type Connector } from "@gatehouse/connector";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateConfig } from "../src/config/load.js";
 import { startGateway, type Gateway } from "../src/gateway.js";
 import { AccessKeys } from "../src/identity/access-keys.js";
 import { createLogger } from "../src/logger.js";
 import { jsonLogSink } from "./support/json-logs.js";
+import { startTestConnector } from "./support/test-connector.js";
 import { createStoreDatabase, type StoreDatabase } from "./support/store-database.js";
 import { recordedSession as recordedSessionIn } from "./support/recorded-session.js";
 
@@ -62,13 +62,7 @@ beforeAll(async () => {
     { logger: createLogger("debug", sink) },
   );
   agentKey = (await new AccessKeys(gateway.store, () => Date.now() * 1000).create("agent")).key;
-  const settings = parseConnectorSettings(["--gateway", gateway.apiUrl.replace(/^http/, "ws"), "--name", "dc1", "--token", CONNECTOR_TOKEN, "--allow", `${MARIADB.host}:${MARIADB.port}`], {});
-  connector = startConnector(settings, { logger: pino({ level: "silent" }) });
-  const deadline = Date.now() + 10_000;
-  while (!logs.some((l) => l.msg === "connector connected")) {
-    if (Date.now() > deadline) throw new Error("the connector did not connect");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  connector = await startTestConnector(gateway.apiUrl, CONNECTOR_TOKEN, `${MARIADB.host}:${MARIADB.port}`, logs);
 }, 60_000);
 
 afterAll(async () => {

@@ -5,8 +5,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import mysql from "mysql2/promise";
 import pg from "pg";
-import pino from "pino";
-import { parseConnectorSettings, startConnector, type Connector } from "@gatehouse/connector";
+import { type Connector } from "@gatehouse/connector";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateConfig } from "../src/config/load.js";
 import { startGateway, type Gateway } from "../src/gateway.js";
@@ -14,6 +13,7 @@ import { AccessKeys } from "../src/identity/access-keys.js";
 import { createLogger } from "../src/logger.js";
 import { AUDIENCE, startTestIssuer, type TestIssuer } from "./support/oidc-issuer.js";
 import { jsonLogSink } from "./support/json-logs.js";
+import { startTestConnector } from "./support/test-connector.js";
 import { createStoreDatabase, type StoreDatabase } from "./support/store-database.js";
 import { recordedSession as recordedSessionIn } from "./support/recorded-session.js";
 
@@ -68,13 +68,7 @@ beforeAll(async () => {
   agentKey = (await keys.create("agent")).key;
   otherKey = (await keys.create("other")).key;
   outsiderKey = (await keys.create("outsider")).key;
-  const settings = parseConnectorSettings(["--gateway", gateway.apiUrl.replace(/^http/, "ws"), "--name", "dc1", "--token", CONNECTOR_TOKEN, "--allow", `${MARIADB.host}:${MARIADB.port},127.0.0.1:5432`], {});
-  connector = startConnector(settings, { logger: pino({ level: "silent" }) });
-  const deadline = Date.now() + 10_000;
-  while (!logs.some((l) => l.msg === "connector connected")) {
-    if (Date.now() > deadline) throw new Error("the connector did not connect");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  connector = await startTestConnector(gateway.apiUrl, CONNECTOR_TOKEN, `${MARIADB.host}:${MARIADB.port},127.0.0.1:5432`, logs);
 }, 60_000);
 
 afterAll(async () => {

@@ -5,9 +5,8 @@ import { createServer as createHttpServer, type Server as HttpServer } from "nod
 import { connect as connectTcp, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pino from "pino";
 import { Client, utils, type ConnectConfig } from "ssh2";
-import { defaultDialers, parseConnectorSettings, startConnector, type Connector } from "@gatehouse/connector";
+import { defaultDialers, type Connector } from "@gatehouse/connector";
 import { startSshd, type SshdServer } from "@gatehouse/test-servers";
 import type { SessionEvent, SessionRecord } from "@gatehouse/store";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,6 +18,7 @@ import { sshFingerprint } from "../src/listeners/ssh/host-key.js";
 import type { SshKeyLookup } from "../src/listeners/ssh/ssh-auth.js";
 import { AUDIENCE, startTestIssuer, type TestIssuer } from "./support/oidc-issuer.js";
 import { jsonLogSink } from "./support/json-logs.js";
+import { startTestConnector } from "./support/test-connector.js";
 import { createStoreDatabase, type StoreDatabase } from "./support/store-database.js";
 
 // The SSH listener end to end in one process: the gateway (its store a fresh database on the local
@@ -105,13 +105,7 @@ beforeAll(async () => {
   agentKey = (await accessKeys.create("agent")).key;
   outsiderKey = (await accessKeys.create("outsider")).key;
   if (hasSshDialer) {
-    const settings = parseConnectorSettings(["--gateway", gateway.apiUrl.replace(/^http/, "ws"), "--name", "dc1", "--token", CONNECTOR_TOKEN, "--allow", `${sshd.host}:${sshd.port},127.0.0.1:${webPort}`], {});
-    connector = startConnector(settings, { logger: pino({ level: "silent" }) });
-    const deadline = Date.now() + 10_000;
-    while (!logs.some((l) => l.msg === "connector connected")) {
-      if (Date.now() > deadline) throw new Error("the connector did not connect");
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    connector = await startTestConnector(gateway.apiUrl, CONNECTOR_TOKEN, `${sshd.host}:${sshd.port},127.0.0.1:${webPort}`, logs);
   }
   (globalThis as { webPort?: number }).webPort = webPort;
 }, 60_000);

@@ -2,9 +2,8 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pino from "pino";
 import { Client } from "ssh2";
-import { parseConnectorSettings, startConnector, type Connector } from "@gatehouse/connector";
+import { type Connector } from "@gatehouse/connector";
 import { startSshd, type SshdServer } from "@gatehouse/test-servers";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { validateConfig } from "../src/config/load.js";
@@ -12,6 +11,7 @@ import { startGateway, type Gateway } from "../src/gateway.js";
 import { AccessKeys } from "../src/identity/access-keys.js";
 import { createLogger } from "../src/logger.js";
 import { jsonLogSink } from "./support/json-logs.js";
+import { startTestConnector } from "./support/test-connector.js";
 import { createStoreDatabase, type StoreDatabase } from "./support/store-database.js";
 import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.js";
 
@@ -56,13 +56,7 @@ beforeAll(async () => {
     { logger: createLogger("debug", jsonLogSink(logs)) },
   );
   key = (await new AccessKeys(gateway.store, () => Date.now() * 1000).create("agent")).key;
-  const settings = parseConnectorSettings(["--gateway", gateway.apiUrl.replace(/^http/, "ws"), "--name", "dc1", "--token", TOKEN, "--allow", `${sshd.host}:${sshd.port}`], {});
-  connector = startConnector(settings, { logger: pino({ level: "silent" }) });
-  const deadline = Date.now() + 10_000;
-  while (!logs.some((l) => l.msg === "connector connected")) {
-    if (Date.now() > deadline) throw new Error("the connector did not connect");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  connector = await startTestConnector(gateway.apiUrl, TOKEN, `${sshd.host}:${sshd.port}`, logs);
 }, 60_000);
 
 afterAll(async () => {
