@@ -72,10 +72,10 @@ export function serveSessionChannel(accept: AcceptConnection<Session>, state: Ss
   const start = (request: SshChannelRequest, ok: StartAccept, no: MaybeReject) => {
     // One exec, shell or subsystem per channel (RFC 4254 §6.5): a second one is refused.
     if (control) return replies.refuse(no);
-    const channel = replies.start(ok);
+    // Answered here, synchronously: the client's stdin and EOF that follow the request find the channel.
+    const channel = ok?.();
     if (!channel) return;
-    control = new ChannelControl();
-    const started = control;
+    const started = (control = new ChannelControl());
     startChannel(state, request, pty ? { ...pty } : undefined, env, channel, started).catch((error: unknown) => {
       state.log.error({ err: error }, "ssh channel failed");
       fail(channel, "internal gateway error");
