@@ -14,11 +14,12 @@ import { TcpListener } from "./listeners/tcp/tcp-listener.js";
 import { PostgresListener } from "./listeners/postgres/postgres-listener.js";
 import { MysqlListener } from "./listeners/mysql/mysql-listener.js";
 import { SshListener } from "./listeners/ssh/ssh-listener.js";
+import { KUBE_PATH_PREFIX, KubernetesListener } from "./listeners/kubernetes/kubernetes-listener.js";
 import { loadSshHostKey, type SshHostKey } from "./listeners/ssh/host-key.js";
 import type { SshKeyLookup } from "./listeners/ssh/ssh-auth.js";
 import { AdmissionLimits } from "./listeners/admission-limits.js";
 import { AuthThrottle } from "./identity/auth-throttle.js";
-import { loadTlsMaterial } from "./tls-material.js";
+import { loadTlsMaterial, type TlsMaterial } from "./tls-material.js";
 import { startRecording } from "./evidence/recording.js";
 import { AccessKeys } from "./identity/access-keys.js";
 import { SshKeys } from "./identity/ssh-keys.js";
@@ -53,6 +54,8 @@ export interface Gateway {
   /** Bound address of the SSH listener, when listen.ssh is set, and its host key (public line, fingerprint). */
   readonly ssh: HostPort | undefined;
   readonly sshHostKey: SshHostKey | undefined;
+  /** Bound address of the Kubernetes listener, when listen.kubernetes is set. */
+  readonly kubernetes: HostPort | undefined;
   readonly registry: ConnectorRegistry;
   readonly store: Store;
   /** The config new sessions see. */
@@ -150,7 +153,11 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     let ssh: HostPort | undefined;
     let sshHostKey: SshHostKey | undefined;
     const sshHostKeyForApi = () => (ssh && sshHostKey ? sshHostKeyView(sshHostKey.publicLine, formatHostPort(ssh)) : undefined);
-    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, sshKeys, sshHostKey: sshHostKeyForApi, logger, readiness: ready, clock, evidence });
+    let kubernetes: HostPort | undefined;
+    let kubernetesTls: TlsMaterial | undefined;
+    const kubernetesEndpoint = () =>
+      kubernetes && kubernetesTls ? { listen: formatHostPort(kubernetes), certificatePem: kubernetesTls.cert, source: kubernetesTls.source, pathPrefix: KUBE_PATH_PREFIX } : undefined;
+    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, sshKeys, sshHostKey: sshHostKeyForApi, kubernetesEndpoint, logger, readiness: ready, clock, evidence });
     const apiAddress = await listen(api, config.listen.api, "listen.api");
     cleanup.push(() => closeServer(api));
     // Before the API server, which carries the tunnel: its close waits for every socket it
@@ -207,9 +214,22 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       logger.info({ hostKey: sshHostKey.fingerprint, source: sshHostKey.source }, "ssh listener ready");
     }
 
+    if (config.listen.kubernetes) {
+      // Its own certificate if configured, else the Postgres listener's (postgres.tls, or the generated pair).
+      kubernetesTls = config.kubernetes.tls
+        ? await loadTlsMaterial(dataDir, config.kubernetes.tls, "kubernetes.tls")
+        : await loadTlsMaterial(dataDir, config.postgres.tls, "postgres.tls");
+      const credentials = new CredentialChecker(accessKeys, oidc);
+      const listener = new KubernetesListener({ config: current, broker, recorder, credentials, tls: kubernetesTls, clock, logger, limits: admission, throttle });
+      kubernetes = await listenOrFail(() => listener.listen(config.listen.kubernetes!), config.listen.kubernetes, "listen.kubernetes");
+      cleanup.push(() => listener.close());
+      drains.push((grace) => listener.drain(grace));
+      logger.info({ tls: kubernetesTls.source }, "kubernetes listener ready");
+    }
+
     writeState(dataDir, { pid: process.pid, apiUrl, startedAt: new Date().toISOString() });
     cleanup.push(() => removeState(dataDir, process.pid));
-    logger.info({ apiUrl, dataDir, store: config.store.url ? "postgres" : "embedded", postgres: postgres ?? null, mysql: mysql ?? null, ssh: ssh ?? null, tcp: Object.fromEntries(tcpListeners) }, "gateway started");
+    logger.info({ apiUrl, dataDir, store: config.store.url ? "postgres" : "embedded", postgres: postgres ?? null, mysql: mysql ?? null, ssh: ssh ?? null, kubernetes: kubernetes ?? null, tcp: Object.fromEntries(tcpListeners) }, "gateway started");
 
     let closing: Promise<void> | undefined;
     const graceOver = new AbortController();
@@ -232,6 +252,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       mysql,
       ssh,
       sshHostKey,
+      kubernetes,
       registry,
       store,
       config: current,
@@ -278,6 +299,7 @@ export function startBoundChanges(before: GatewayConfig, after: GatewayConfig): 
   if (differ(before.recording.journal, after.recording.journal)) changed.push("recording.journal");
   if (differ(before.postgres.tls, after.postgres.tls)) changed.push("postgres.tls");
   if (differ(before.ssh.hostKey, after.ssh.hostKey)) changed.push("ssh.hostKey");
+  if (differ(before.kubernetes.tls, after.kubernetes.tls)) changed.push("kubernetes.tls");
   if (differ(before.log, after.log)) changed.push("log.level");
   const tcp = (config: GatewayConfig) => new Map(config.connections.filter((c) => c.protocol === "tcp").map((c) => [c.name, JSON.stringify(c)]));
   const [tcpBefore, tcpAfter] = [tcp(before), tcp(after)];

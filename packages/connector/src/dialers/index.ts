@@ -1,3 +1,4 @@
+import { createKubernetesDialer } from "./kubernetes/kubernetes-dialer.js";
 import { dialMysql } from "./mysql/mysql-dialer.js";
 import { dialPostgres } from "./postgres/postgres-dialer.js";
 import { createSshDialer } from "./ssh/ssh-dialer.js";
@@ -8,6 +9,7 @@ export { connectTcp, dialTcp, formatTarget } from "./tcp/tcp-dialer.js";
 export { dialMysql } from "./mysql/mysql-dialer.js";
 export { dialPostgres } from "./postgres/postgres-dialer.js";
 export { createSshDialer } from "./ssh/ssh-dialer.js";
+export { createKubernetesDialer } from "./kubernetes/kubernetes-dialer.js";
 export { SshConnections } from "./ssh/ssh-connections.js";
 export type { DialContext, DialResult, Dialer, DialerRegistry } from "./types.js";
 
@@ -22,5 +24,7 @@ export function defaultDialers(): Map<string, Dialer> {
     ["mysql", dialMysql],
     // One registry of SSH connections per call: channel streams find their session's connection in it.
     ["ssh", createSshDialer()],
+    // One cache of kubeconfigs (and keep-alive agents to each API server) per call.
+    ["kubernetes", createKubernetesDialer()],
   ]);
 }

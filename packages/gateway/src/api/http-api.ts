@@ -31,6 +31,11 @@ export interface ApiOptions {
    * ssh-config`); left out, or undefined, when the gateway has no SSH listener.
    */
   sshHostKey?: () => SshHostKeyView | undefined;
+  /**
+   * The Kubernetes listener's address and certificate, for `GET /api/v1/kubernetes/endpoint`
+   * (`gatehouse kubeconfig`); undefined when the gateway has no Kubernetes listener.
+   */
+  kubernetesEndpoint?: () => KubernetesEndpointView | undefined;
   logger: Logger;
   /** For /readyz, which anyone reaching the api listener may call: never a store round trip. */
   readiness: () => Readiness;
@@ -48,6 +53,18 @@ export interface SshHostKeyView {
   fingerprint: string;
   /** The listener's address as configured (`listen.ssh`), "host:port". */
   listen: string;
+}
+
+/** What `GET /api/v1/kubernetes/endpoint` answers. */
+export interface KubernetesEndpointView {
+  /** The listener's address as configured (`listen.kubernetes`), "host:port". */
+  listen: string;
+  /** The listener's certificate (PEM): a kubeconfig's certificate-authority-data when it is self-signed. */
+  certificatePem: string;
+  /** Where it came from: generated (self-signed) or configured. */
+  source: string;
+  /** The path prefix before a connection's name: kubeconfig's server is https://HOST:PORT/k8s/CONNECTION. */
+  pathPrefix: string;
 }
 
 /**
@@ -99,6 +116,12 @@ async function route(request: IncomingMessage, response: ServerResponse, options
     const hostKey = options.sshHostKey?.();
     if (!hostKey) throw new ApiError("not_found", "this gateway has no SSH listener (listen.ssh is not configured), so it has no SSH host key");
     return sendJson(response, 200, hostKey);
+  }
+  if (url.pathname === "/api/v1/kubernetes/endpoint") {
+    if (method !== "GET") throw new ApiError("method_not_allowed", `${method} is not supported on ${url.pathname}`);
+    const endpoint = options.kubernetesEndpoint?.();
+    if (!endpoint) throw new ApiError("not_found", "this gateway has no Kubernetes listener (listen.kubernetes is not configured)");
+    return sendJson(response, 200, endpoint);
   }
   if (url.pathname.startsWith("/api/v1/checkpoints") || url.pathname === "/api/v1/retention") {
     return evidenceRoute(request, response, url, options.store, options.evidence, readJson);

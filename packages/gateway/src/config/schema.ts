@@ -46,6 +46,11 @@ const listenSchema = z.strictObject({
   mysql: hostPort.optional(),
   /** SSH listener (issue 11); usually 127.0.0.1:12222. Clients log in as IDENTITY@CONNECTION. */
   ssh: hostPort.optional(),
+  /**
+   * Kubernetes API listener (HTTPS; issue 12); usually 127.0.0.1:16443. kubectl's server is
+   * https://HOST:PORT/k8s/CONNECTION; `gatehouse kubeconfig` writes the file.
+   */
+  kubernetes: hostPort.optional(),
 });
 
 const tlsFilesSchema = z.strictObject({
@@ -123,6 +128,16 @@ const sshSchema = z.strictObject({
   hostKey: z.string().min(1).optional(),
 });
 
+const kubernetesSchema = z.strictObject({
+  /** PEM files for the Kubernetes listener's TLS. Left out: the Postgres listener's (postgres.tls, or the generated pair). */
+  tls: tlsFilesSchema.optional(),
+});
+
+const kubernetesRecordingSchema = z.strictObject({
+  /** Bytes of a mutating request's body kept in its event (after Secrets are redacted); the rest is marked truncated. */
+  bodyBytes: z.number().int().min(0).max(16 * 1024 * 1024).default(64 * 1024),
+});
+
 const sshRecordingSchema = z.strictObject({
   /** Bytes of each exec's output (stdout and stderr together) kept in its event; the rest is counted, marked truncated. */
   execOutputBytes: z.number().int().min(0).max(64 * 1024 * 1024).default(1024 * 1024),
@@ -189,6 +204,8 @@ const recordingSchema = z.strictObject({
   minRetentionDays: z.number().int().min(0).default(30),
   /** SSH: what is kept of exec output and terminal streams. */
   ssh: sshRecordingSchema.default(() => sshRecordingSchema.parse({})),
+  /** Kubernetes: what is kept of request bodies (exec streams share recording.ssh.streamBytes). */
+  kubernetes: kubernetesRecordingSchema.default(() => kubernetesRecordingSchema.parse({})),
 });
 
 const connectorSchema = z.strictObject({
@@ -265,6 +282,14 @@ const targetSchema = z.strictObject({
     .string()
     .regex(/^(SHA256:[A-Za-z0-9+/]{43}=?|(\S+ )?(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+=*( .*)?)$/, 'expected a known_hosts line ("ssh-ed25519 AAAA…") or a fingerprint "SHA256:…"')
     .optional(),
+  /**
+   * Kubernetes: a kubeconfig file on the connector's machine whose credentials and CA the connector
+   * uses (it still connects to host:port, the address its allow-list checks). Left out: the pod's
+   * service account (in-cluster).
+   */
+  kubeconfig: z.string().min(1).optional(),
+  /** Kubernetes: the kubeconfig's context; left out: its current-context. */
+  context: z.string().min(1).optional(),
 });
 
 const credentialSchema = z.strictObject({
@@ -276,7 +301,7 @@ const credentialSchema = z.strictObject({
 
 const connectionSchema = z.strictObject({
   name,
-  protocol: z.enum(["tcp", "postgres", "mysql", "ssh"]),
+  protocol: z.enum(["tcp", "postgres", "mysql", "ssh", "kubernetes"]),
   connector: name,
   /** tcp only: the gateway address clients connect to for this connection. */
   listen: hostPort.optional(),
@@ -287,6 +312,11 @@ const connectionSchema = z.strictObject({
   allowLocalInfile: z.boolean().default(false),
   /** ssh only: let clients open local port forwards (`ssh -L`, direct-tcpip) from the resource's side. Default true. */
   allowPortForwarding: z.boolean().default(true),
+  /**
+   * kubernetes only: the connector adds Impersonate-User (the identity) and Impersonate-Group (its
+   * groups), so the cluster's RBAC decides as the agent. false: the connector's own account as is.
+   */
+  impersonate: z.boolean().default(true),
 });
 
 export const configSchema = z.strictObject({
@@ -299,6 +329,7 @@ export const configSchema = z.strictObject({
     postgres: postgresSchema.default(() => postgresSchema.parse({})),
     mysql: mysqlSchema.default(() => mysqlSchema.parse({})),
     ssh: sshSchema.default(() => sshSchema.parse({})),
+    kubernetes: kubernetesSchema.default(() => kubernetesSchema.parse({})),
     recording: recordingSchema.default(() => recordingSchema.parse({})),
     shutdown: shutdownSchema.default(() => shutdownSchema.parse({})),
     identity: identitySchema.default(() => identitySchema.parse({})),
@@ -359,6 +390,14 @@ export function crossReferenceProblems(raw: unknown): ConfigProblem[] {
     }
     const target = isRecord(connection.target) ? connection.target : {};
     const credential = isRecord(connection.credential) ? connection.credential : {};
+    if (connection.protocol !== "kubernetes") {
+      for (const key of ["kubeconfig", "context"] as const) {
+        if (target[key] !== undefined) problems.push({ path: ["connections", i, "target", key], message: "only kubernetes connections read a kubeconfig" });
+      }
+      if (connection.impersonate !== undefined) problems.push({ path: ["connections", i, "impersonate"], message: "only kubernetes connections impersonate" });
+    } else if (credential.password !== undefined || credential.user !== undefined) {
+      problems.push({ path: ["connections", i, "credential"], message: "a kubernetes connection's credential is the connector's kubeconfig (target.kubeconfig) or its service account, not a user or password" });
+    }
     if (connection.protocol === "ssh") {
       if (target.hostKey === undefined) {
         problems.push({ path: ["connections", i, "target", "hostKey"], message: "an ssh connection needs the resource's host key pinned (a known_hosts line or SHA256:… fingerprint); there is no trust on first use" });

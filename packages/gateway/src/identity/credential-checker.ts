@@ -45,6 +45,30 @@ export class CredentialChecker {
     return { ok: false, reason: result.reason, method: "access_key" };
   }
 
+  /**
+   * An HTTP bearer credential (the Kubernetes listener's `Authorization: Bearer …`), which carries
+   * no separate user name: an OIDC access token names its identity itself; an access key is sent
+   * as `IDENTITY:KEY` (identity names have no ':'). Undefined `name` in a failure: nothing said who.
+   */
+  async checkBearer(credential: string): Promise<PasswordCheck & { name?: string }> {
+    const verifier = this.oidc();
+    if (verifier && looksLikeJwt(credential)) {
+      const result = await verifier.verify(credential);
+      if (!result.ok) return { ok: false, reason: result.reason, method: "oidc", details: failureDetails(result) };
+      const verified = result.token;
+      return {
+        ok: true,
+        name: verified.name,
+        identity: { name: verified.name, issuer: verified.issuer, subject: verified.subject, groups: verified.groups, method: "oidc" },
+        expiresUs: verified.expiresUs,
+      };
+    }
+    const colon = credential.indexOf(":");
+    if (colon <= 0) return { ok: false, reason: "no_key", method: "access_key", details: { message: "expected IDENTITY:ACCESS_KEY or an OIDC access token" } };
+    const name = credential.slice(0, colon);
+    return { ...(await this.check(name, credential.slice(colon + 1))), name };
+  }
+
   private async checkToken(verifier: OidcVerifier, name: string, token: string): Promise<PasswordCheck> {
     const result = await verifier.verify(token);
     if (!result.ok) return { ok: false, reason: result.reason, method: "oidc", details: failureDetails(result) };

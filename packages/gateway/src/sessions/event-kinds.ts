@@ -44,6 +44,8 @@ export const EVENT_KINDS = [
   "scp",
   "port_forward",
   "signal",
+  // kubernetes: one event per API request (a kubectl exec/attach is an `exec`, with its stream)
+  "request",
 ] as const;
 
 export type EventKind = (typeof EVENT_KINDS)[number];

@@ -195,8 +195,14 @@ export async function recordRefusal(recorder: Recorder, refusal: Refusal): Promi
 }
 
 function targetOptions(connection: ConnectionConfig): Record<string, string> {
-  const { database, tls, ca, serverPublicKey, hostKey } = connection.target;
+  const { database, tls, ca, serverPublicKey, hostKey, kubeconfig, context } = connection.target;
   const options: Record<string, string> = {};
+  // Kubernetes: where the connector finds its credentials, and whether it impersonates the identity.
+  if (connection.protocol === "kubernetes") {
+    if (kubeconfig !== undefined) options.kubeconfig = kubeconfig;
+    if (context !== undefined) options.context = context;
+    options.impersonate = String(connection.impersonate);
+  }
   // SSH: the pinned host key, and a reference (never the key) to the connection's private key.
   if (hostKey !== undefined) options.hostKey = hostKey;
   if (connection.credential?.privateKey !== undefined) options.privateKey = connection.credential.privateKey;
