@@ -18,11 +18,12 @@ Commands:
   keys create|list|revoke    manage identities' access keys
   keys add-ssh               register an SSH public key for an identity
   ssh-config --connection N  print an OpenSSH Host block and known_hosts line for a connection
+  kubeconfig --connection N  write a kubeconfig for a kubernetes connection (kubectl through the gateway)
   keys signing               print the gateway's session-sealing public key
   verify ID...|--all         check sessions' hash chains and seals (exit 1 on any failure)
   checkpoints export         export the gateways' signed checkpoint chains (for verify --checkpoints)
   retention --days N         drop event partitions older than N days (signed by the gateway)
-  token                      get an OIDC access token for this agent (client credentials)
+  token                      get an OIDC access token for this agent (client credentials); --exec-credential for kubectl
 
 Run "gatehouse COMMAND --help" for a command's options.`;
 
@@ -43,6 +44,7 @@ const commands: Record<string, Command> = {
   sessions: async (ctx) => (await gateway()).sessionsCommand(ctx),
   keys: async (ctx) => (await gateway()).keysCommand(ctx),
   "ssh-config": async (ctx) => (await gateway()).sshConfigCommand(ctx),
+  kubeconfig: async (ctx) => (await gateway()).kubeconfigCommand(ctx),
   token: async (ctx) => (await gateway()).tokenCommand(ctx),
   verify: async (ctx) => (await gateway()).verifyCommand(ctx),
   retention: async (ctx) => (await gateway()).retentionCommand(ctx),

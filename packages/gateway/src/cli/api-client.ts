@@ -25,6 +25,14 @@ export interface SshKeyView extends KeyView {
 }
 
 /** The gateway's SSH host key (GET /api/v1/ssh/host-key). */
+/** What `GET /api/v1/kubernetes/endpoint` answers (api/http-api.ts, KubernetesEndpointView). */
+export interface KubernetesEndpoint {
+  listen: string;
+  certificatePem: string;
+  source: string;
+  pathPrefix: string;
+}
+
 export interface SshHostKey {
   publicKey: string;
   fingerprint: string;
@@ -154,6 +162,10 @@ export class ApiClient {
 
   sshHostKey(): Promise<SshHostKey> {
     return this.get("/api/v1/ssh/host-key");
+  }
+
+  kubernetesEndpoint(): Promise<KubernetesEndpoint> {
+    return this.get("/api/v1/kubernetes/endpoint");
   }
 
   revokeKey(id: string): Promise<{ id: string; revoked: boolean }> {

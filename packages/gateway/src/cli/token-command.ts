@@ -31,7 +31,13 @@ Options (each also from the environment variable after it):
   --ca FILE                 PEM CA of the provider's certificate GATEHOUSE_OIDC_CA
   --cache-dir DIR           default $XDG_CACHE_HOME/gatehouse/tokens (~/.cache/...)
   --no-cache                always ask the provider; keep nothing
-  --json                    print {"accessToken","expiresAt","cached"}`;
+  --json                    print {"accessToken","expiresAt","cached"}
+  --exec-credential         print a client.authentication.k8s.io/v1 ExecCredential:
+                            kubectl's exec credential plugin (gatehouse kubeconfig
+                            writes a kubeconfig that runs it). Without an OIDC
+                            provider configured, the credential is the access key
+                            in GATEHOUSE_ACCESS_KEY, as IDENTITY:KEY
+  --identity NAME           the identity of that access key   GATEHOUSE_IDENTITY`;
 
 const AUTH_METHODS = ["client_secret_basic", "client_secret_post"] as const;
 type AuthMethod = (typeof AUTH_METHODS)[number];
@@ -78,6 +84,8 @@ export async function tokenCommand(ctx: CommandContext, deps: TokenDeps = {}): P
     "cache-dir": { type: "string" },
     "no-cache": { type: "boolean" },
     json: { type: "boolean" },
+    "exec-credential": { type: "boolean" },
+    identity: { type: "string" },
   });
   if (values.help) {
     write(ctx.stdout, TOKEN_HELP);
@@ -86,6 +94,17 @@ export async function tokenCommand(ctx: CommandContext, deps: TokenDeps = {}): P
   const env = ctx.env;
   const pick = (flag: string | undefined, variable: string) => flag ?? (env[variable] || undefined);
   const issuer = pick(values.issuer, "GATEHOUSE_OIDC_ISSUER");
+  const execCredential = values["exec-credential"] === true;
+  if (execCredential && !issuer) {
+    // An access key needs no provider: the bearer credential is IDENTITY:KEY.
+    const identity = pick(values.identity, "GATEHOUSE_IDENTITY");
+    const key = env.GATEHOUSE_ACCESS_KEY || undefined;
+    if (!identity || !key) {
+      throw new UsageError("token --exec-credential needs an OIDC provider (GATEHOUSE_OIDC_ISSUER, GATEHOUSE_CLIENT_ID, GATEHOUSE_CLIENT_SECRET) or an access key: GATEHOUSE_ACCESS_KEY, with --identity NAME or GATEHOUSE_IDENTITY");
+    }
+    write(ctx.stdout, JSON.stringify(execCredentialOf(`${identity}:${key}`, null)));
+    return 0;
+  }
   const clientId = pick(values["client-id"], "GATEHOUSE_CLIENT_ID");
   const clientSecret = pick(values["client-secret"], "GATEHOUSE_CLIENT_SECRET");
   if (!issuer) throw new UsageError("token needs the provider: --issuer URL or GATEHOUSE_OIDC_ISSUER");
@@ -121,12 +140,26 @@ export async function tokenCommand(ctx: CommandContext, deps: TokenDeps = {}): P
     write(ctx.stderr, `gatehouse token: ${describeProviderError(error)}`);
     return 1;
   }
-  if (values.json) {
+  if (execCredential) {
+    write(ctx.stdout, JSON.stringify(execCredentialOf(token.accessToken, token.expiresAtMs)));
+  } else if (values.json) {
     write(ctx.stdout, JSON.stringify({ accessToken: token.accessToken, expiresAt: token.expiresAtMs === null ? null : new Date(token.expiresAtMs).toISOString(), cached: token.cached }));
   } else {
     write(ctx.stdout, token.accessToken);
   }
   return 0;
+}
+
+/**
+ * kubectl's exec credential plugin answer (client.authentication.k8s.io/v1). With an expiry,
+ * kubectl runs the plugin again once it passes; without one, for every kubectl run.
+ */
+export function execCredentialOf(token: string, expiresAtMs: number | null) {
+  return {
+    apiVersion: "client.authentication.k8s.io/v1",
+    kind: "ExecCredential",
+    status: { token, ...(expiresAtMs === null ? {} : { expirationTimestamp: new Date(expiresAtMs).toISOString().replace(/\.\d{3}Z$/, "Z") }) },
+  };
 }
 
 /** The cached token when it has time left, else a new one from the provider (cached in turn). */

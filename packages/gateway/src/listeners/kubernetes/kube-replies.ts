@@ -17,14 +17,19 @@ function body(refused: Refusal): { status: KubeStatus; text: string } {
   return { status, text: JSON.stringify(status) };
 }
 
-/** Answers a plain request with the refusal. Never throws (the client may be gone). */
-export function replyRefusal(res: ServerResponse, refused: Refusal): void {
-  const { status, text } = body(refused);
+/**
+ * Answers a plain request with the refusal. Never throws (the client may be gone). `plainText`: the
+ * message alone as text/plain — for discovery paths (/api, /apis), whose errors kubectl does not
+ * decode as a Status (it prints "unknown"), but prints a text body as it is.
+ */
+export function replyRefusal(res: ServerResponse, refused: Refusal, plainText = false): void {
+  const { status, text: json } = body(refused);
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
   }
-  const headers: Record<string, string | number> = { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text), "Cache-Control": "no-cache, private" };
+  const text = plainText ? refused.message : json;
+  const headers: Record<string, string | number> = { "Content-Type": plainText ? "text/plain; charset=utf-8" : "application/json", "Content-Length": Buffer.byteLength(text), "Cache-Control": "no-cache, private" };
   if (status.code === 401) headers["WWW-Authenticate"] = 'Bearer realm="gatehouse"';
   res.writeHead(status.code, headers);
   res.end(text);

@@ -140,14 +140,15 @@ export class KubernetesListener {
 
   /** One request: who asks, for which connection, its session; then relayed (api-request.ts, upgrade-request.ts). */
   private async handle(client: KubeClientConnection, req: IncomingMessage, reply: { res: ServerResponse } | { upgraded: { socket: Duplex; head: Buffer } }): Promise<void> {
-    const refuse = (refused: Refusal) => ("upgraded" in reply ? replyRefusalOnSocket(reply.upgraded.socket, refused) : replyRefusal(reply.res, refused));
     const route = parseRoute(req.url ?? "/");
+    const info = route ? requestInfo({ method: req.method ?? "GET", url: route.path }) : undefined;
+    const refuse = (refused: Refusal) => ("upgraded" in reply ? replyRefusalOnSocket(reply.upgraded.socket, refused) : replyRefusal(reply.res, refused, !info?.isResourceRequest));
     const auth = await this.authenticate(client, req, route?.connection ?? "");
     if (!auth.ok) return refuse(auth.refused);
     const { identity } = auth;
     const userAgent = cutClaim(String(req.headers["user-agent"] ?? ""), 64);
     const connection = route ? this.deps.config().connections.find((c) => c.name === route.connection && c.protocol === "kubernetes") : undefined;
-    if (!route || !connection) {
+    if (!route || !connection || !info) {
       const message = route
         ? `gatehouse: unknown connection "${cutClaim(route.connection, 64)}" (no kubernetes connection of that name)`
         : `gatehouse: the gateway serves Kubernetes connections at ${KUBE_PATH_PREFIX}CONNECTION (gatehouse kubeconfig --connection NAME writes a kubeconfig)`;
@@ -165,7 +166,6 @@ export class KubernetesListener {
     }
     const opening = await client.session(identity, connection.name, () => this.openSession(client, identity, auth.keyId, connection.name, userAgent));
     if (!opening.ok) return refuse(opening.refused);
-    const info = requestInfo({ method: req.method ?? "GET", url: route.path });
     if ("upgraded" in reply) await serveUpgrade(this.deps, opening.value, req, reply.upgraded.socket, reply.upgraded.head, route.path, info);
     else await serveApiRequest(this.deps, opening.value, req, reply.res, route.path, info);
   }
