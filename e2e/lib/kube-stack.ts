@@ -14,6 +14,7 @@ import { IDENTITY, type Recorded, type SessionJson } from "./postgres-stack.js";
 //   k8s          allowed to `agent` and `bob`; the connector impersonates the identity
 //   k8s-as-self  allowed to `agent`; impersonate: false (the connector's own account)
 //   k8s-locked   allowed only to `someone-else`
+//   k8s-nowhere  allowed to `agent`, through connector dc2, which never connects
 
 export { IDENTITY };
 
@@ -75,11 +76,15 @@ export async function startKubeStack(options: { apiServer?: Partial<KubeApiServe
     const gateway = await startGatewayProcess({
       listen: { api: "127.0.0.1:0", kubernetes: "127.0.0.1:0" },
       tunnel: { pingIntervalMs: 1000, deadAfterMs: 3000 },
-      connectors: [{ name: "dc1", tokenSha256: dc1.sha256 }],
+      connectors: [
+        { name: "dc1", tokenSha256: dc1.sha256 },
+        { name: "dc2", tokenSha256: newToken().sha256 },
+      ],
       connections: [
         { name: "k8s", protocol: "kubernetes", connector: "dc1", target, allow: [{ identity: IDENTITY }, { identity: "bob" }] },
         { name: "k8s-as-self", protocol: "kubernetes", connector: "dc1", target, impersonate: false, allow: [{ identity: IDENTITY }] },
         { name: "k8s-locked", protocol: "kubernetes", connector: "dc1", target, allow: [{ identity: "someone-else" }] },
+        { name: "k8s-nowhere", protocol: "kubernetes", connector: "dc2", target, allow: [{ identity: IDENTITY }] },
       ],
       ...(options.recording ? { recording: options.recording } : {}),
       ...(options.storeUrl ? { store: { url: options.storeUrl } } : {}),

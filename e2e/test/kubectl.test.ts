@@ -164,6 +164,42 @@ describe("kubectl through the gateway", () => {
     expect(denied!.events.some((e) => e.kind === "denied")).toBe(true);
   });
 
+  it("get -w prints changes as they happen; the watch is one event that ends when kubectl stops", async () => {
+    const watch = await stack.spawnKubectl(["get", "configmaps", "-n", "default", "-w", "--output-watch-events"]);
+    await new Promise((r) => setTimeout(r, 1500));
+    // apply (JSON): `kubectl create configmap` sends protobuf, which the test API server does not read.
+    const made = await stack.kubectl(["apply", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "watched-1", namespace: "default" }, data: { a: "b" } }) });
+    expect(made.stderr).toBe("");
+    expect(made.code).toBe(0);
+    const deadline = Date.now() + 15_000;
+    while (!/ADDED\s+watched-1/.test(watch.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(watch.output()).toMatch(/ADDED\s+watched-1/);
+    await watch.stop();
+    const session = await stack.sessionWith("get configmaps -n default --watch");
+    const event = requests(session).find((e) => e.command === "get configmaps -n default --watch")!;
+    expect(detail(event, "verb")).toBe("watch");
+    expect(detail(event, "endedBy")).toBe("client");
+    expect(Number(detail(event, "bytesOut"))).toBeGreaterThan(0);
+  });
+
+  it("a connection whose connector is not connected gets 503, recorded", async () => {
+    const r = await stack.kubectl(["get", "pods"], { connection: "k8s-nowhere" });
+    expect(r.code).toBe(1);
+    // kubectl prints its own words for a 503; the gateway's reason is in the body (kubectl -v=8) and the record.
+    expect(r.stderr).toMatch(/Error from server \(ServiceUnavailable\)/);
+    const [refused] = await stack.waitForSessions((s) => s.connection === "k8s-nowhere");
+    const connect = refused!.events.find((e) => e.kind === "connect")!;
+    expect(connect.outcome).toBe("error");
+    expect(detail(connect, "code")).toBe("connector_unavailable");
+  });
+
+  it("every recorded kubernetes session verifies (hash chain, seal, exec streams)", async () => {
+    const out = await stack.cli(["verify", "--all"]);
+    expect(out.stderr).toBe("");
+    expect(out.code).toBe(0);
+    expect(out.stdout).toMatch(/ok/i);
+  });
+
   it("a wrong access key gets 401, recorded as auth_failed; nothing reaches the cluster", async () => {
     const before = stack.api.requests.length;
     const r = await stack.kubectl(["get", "pods"], { key: "gh_not-a-real-key" });
