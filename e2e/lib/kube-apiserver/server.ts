@@ -1,6 +1,7 @@
 // A small Kubernetes API server for tests, faithful where kubectl looks: discovery, Table
-// output, CRUD with patches, watches, logs (-f), SelfSubjectAccessReview, bearer tokens,
-// impersonation and RBAC. It records every request it serves so tests see what kubectl sends.
+// output, CRUD with patches, watches, logs (-f), exec (with or without a TTY), port-forward (SPDY,
+// plain or tunneled in a WebSocket), SelfSubjectAccessReview, bearer tokens, impersonation and
+// RBAC. It records every request it serves so tests see what kubectl sends.
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { apiVersionOf, findResourceType, type ResourceType } from "./catalog.js";
@@ -14,6 +15,7 @@ import { selfSignedCertificate } from "./tls.js";
 import { decodeSelfSubjectAccessReview } from "./protobuf.js";
 import { acceptWebSocket } from "./websocket.js";
 import { EXEC_PROTOCOLS, runExec } from "./exec.js";
+import { PORTFORWARD_PROTOCOL, PORTFORWARD_TUNNEL_PROTOCOLS, portForwardSession, type PortForwardTarget } from "./portforward.js";
 import type { Duplex } from "node:stream";
 
 type Obj = Record<string, any>;
@@ -24,6 +26,8 @@ export interface RecordedRequest {
   url: string;
   headers: Record<string, string | string[] | undefined>;
   status?: number;
+  /** Port-forward upgrades: the SPDY streams kubectl opened on the connection, with their headers. */
+  streams?: { id: number; headers: Record<string, string[]> }[];
 }
 
 export interface KubeApiServerOptions {
@@ -34,6 +38,11 @@ export interface KubeApiServerOptions {
   /** A pod's log lines ("namespace/name" → lines); `logs -f` then adds a line every `followEveryMs`. */
   logs?: Record<string, string[]>;
   followEveryMs?: number;
+  /**
+   * Pod ports `kubectl port-forward` reaches: "namespace/name" → { pod port: TCP port on 127.0.0.1 }.
+   * A port not listed is a port nothing listens on in the pod (connection refused, as the kubelet reports it).
+   */
+  portForward?: Record<string, Record<number, number>>;
 }
 
 export interface KubeApiServer {
@@ -282,12 +291,20 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
     res.on("close", stop);
   }
 
-  // Upgrades: exec and attach over WebSocket. Anything else (port-forward's SPDY, or SPDY over
-  // WebSocket) is refused with 400, which kubectl reports; see the README for why.
+  // Upgrades: exec over WebSocket; port-forward as SPDY/3.1, either tunneled in a WebSocket
+  // (subprotocol SPDY/3.1+portforward.k8s.io, what kubectl 1.32 asks first) or after
+  // `Upgrade: SPDY/3.1` (its fallback). Anything else is refused with 400, which kubectl reports.
+  const upgraded = new Set<Duplex>();
+  const forwardTarget = (ns: string, name: string, pod: Obj, entry: RecordedRequest): PortForwardTarget => {
+    entry.streams = [];
+    return { pod: `${ns}/${name}`, uid: pod.metadata.uid, ports: options.portForward?.[`${ns}/${name}`] ?? {}, onStream: (id, headers) => entry.streams!.push({ id, headers: { ...headers } }) };
+  };
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const entry: RecordedRequest = { method: req.method ?? "", url: req.url ?? "", headers: { ...req.headers } };
     requests.push(entry);
     socket.on("error", () => undefined);
+    upgraded.add(socket);
+    socket.on("close", () => upgraded.delete(socket));
     const refuse = (s: status.StatusBody) => {
       entry.status = s.code;
       const text = JSON.stringify(s);
@@ -300,8 +317,35 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
     if (!m) return refuse(status.badRequest("upgrade is only served for pods/exec, pods/attach and pods/portforward"));
     const [, ns, name, sub] = m as unknown as [string, string, string, string];
     if (!allowed(options.rbac, who.who, "create", `pods/${sub}`, ns)) return refuse(status.forbidden({ user: who.who.user, verb: "create", resource: "pods", subresource: sub, group: "", namespace: ns, name }));
-    if (!objects.has(storeKey(findResourceType("", "v1", "pods")!, ns, name))) return refuse(status.notFound("pods", "", name));
-    if (sub !== "exec") return refuse(status.badRequest(`${sub} is not served by this test server (upgrade ${String(req.headers.upgrade)}, protocols ${String(req.headers["sec-websocket-protocol"])})`));
+    const pod = objects.get(storeKey(findResourceType("", "v1", "pods")!, ns, name));
+    if (!pod) return refuse(status.notFound("pods", "", name));
+    const upgrade = String(req.headers.upgrade ?? "").toLowerCase();
+    if (sub === "portforward" && upgrade === "websocket") {
+      const peer = acceptWebSocket(req, socket, head, PORTFORWARD_TUNNEL_PROTOCOLS);
+      entry.status = peer ? 101 : 400;
+      if (!peer) return;
+      const session = portForwardSession({ write: (b) => peer.send(b), end: () => peer.close() }, forwardTarget(ns, name, pod, entry));
+      peer.onMessage((b) => session.receive(b));
+      peer.onClose(() => session.closed());
+      return;
+    }
+    if (sub === "portforward" && upgrade === "spdy/3.1") {
+      // httpstream.Handshake: the client names the protocols it speaks in X-Stream-Protocol-Version.
+      const offered = ([] as string[]).concat(req.headers["x-stream-protocol-version"] ?? []).flatMap((v) => v.split(",")).map((v) => v.trim()).filter(Boolean);
+      if (!offered.includes(PORTFORWARD_PROTOCOL)) {
+        entry.status = 403;
+        const text = offered.length === 0 ? "unable to upgrade: X-Stream-Protocol-Version is required\n" : `unable to upgrade: unable to negotiate protocol: client supports [${offered.join(" ")}], server accepts [${PORTFORWARD_PROTOCOL}]\n`;
+        return void socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nX-Accepted-Stream-Protocol-Versions: ${PORTFORWARD_PROTOCOL}\r\nX-Content-Type-Options: nosniff\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+      }
+      entry.status = 101;
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: ${PORTFORWARD_PROTOCOL}\r\nDate: ${new Date().toUTCString()}\r\n\r\n`);
+      const session = portForwardSession({ write: (b) => void socket.write(b), end: () => void socket.end() }, forwardTarget(ns, name, pod, entry));
+      socket.on("data", (b: Buffer) => session.receive(b));
+      socket.on("close", () => session.closed());
+      if (head.length > 0) session.receive(head);
+      return;
+    }
+    if (sub !== "exec") return refuse(status.badRequest(`${sub} is not served by this test server (upgrade ${String(req.headers.upgrade)}, protocols ${String(req.headers["sec-websocket-protocol"] ?? req.headers["x-stream-protocol-version"])})`));
     const peer = acceptWebSocket(req, socket, head, EXEC_PROTOCOLS);
     entry.status = peer ? 101 : 400;
     if (peer) runExec(peer, url.searchParams);
@@ -338,6 +382,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
+        for (const s of upgraded) s.destroy();
         server.close(() => resolve());
       }),
   };
