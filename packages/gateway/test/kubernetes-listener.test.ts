@@ -104,7 +104,8 @@ beforeAll(async () => {
     { logger: createLogger("debug", jsonLogSink(logs)) },
   );
   key = (await new AccessKeys(gateway.store, () => Date.now() * 1000).create("agent")).key;
-  ca = (await (await fetch(`${gateway.apiUrl}/api/v1/kubernetes/endpoint`, { headers: { Authorization: `Bearer ${gatewayAdminToken()}` } })).json()).certificatePem;
+  const endpoint = (await (await fetch(`${gateway.apiUrl}/api/v1/kubernetes/endpoint`, { headers: { Authorization: `Bearer ${gatewayAdminToken()}` } })).json()) as { certificatePem: string };
+  ca = endpoint.certificatePem;
   connector = await startTestConnector(gateway.apiUrl, TOKEN, `127.0.0.1:${apiPort}`, logs);
 }, 60_000);
 

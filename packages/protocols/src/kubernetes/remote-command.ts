@@ -5,7 +5,6 @@
 // channel N" (the client's stdin EOF). Other subprotocols (base64 ones, SPDY tunneled in
 // WebSocket for port-forward) are not followed: `followsSubprotocol` says which are.
 
-import { readStatus } from "./status.js";
 import { WS_OPCODE, WebSocketReader } from "./websocket-reader.js";
 
 export type RemoteCommandEvent =
@@ -34,7 +33,11 @@ export function exitCodeOf(statusJson: Buffer): { exitCode: number | null; reaso
     return { exitCode: null, message: statusJson.toString("utf8").slice(0, 1024) };
   }
   if (parsed?.status === "Success") return { exitCode: 0 };
-  const status = readStatus(statusJson) ?? {};
+  // The kubelet's error-channel Status carries no `kind`, so readStatus (which wants one) does not apply.
+  const status = {
+    ...(typeof parsed?.reason === "string" && parsed.reason !== "" ? { reason: parsed.reason as string } : {}),
+    ...(typeof parsed?.message === "string" ? { message: parsed.message as string } : {}),
+  };
   const causes = Array.isArray(parsed?.details?.causes) ? (parsed.details.causes as Array<Record<string, unknown>>) : [];
   const cause = causes.find((c) => c?.reason === "ExitCode");
   const code = cause !== undefined ? Number(cause.message) : NaN;
