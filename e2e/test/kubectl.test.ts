@@ -2,19 +2,50 @@
 // test API server: what a cluster admin checks — the commands work as they do directly, every API
 // request is one event naming what it did and how it ended, refusals are Kubernetes errors kubectl
 // prints, and the cluster sees the agent's identity (impersonation), never the agent's credential.
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { createServer as createHttpServer, get as httpGet, type Server as HttpServer } from "node:http";
+import { createServer as createTcpServer, type AddressInfo } from "node:net";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IDENTITY, startKubeStack, type KubeStack } from "../lib/kube-stack.js";
 import type { EventJson, Recorded } from "../lib/postgres-stack.js";
 
 let stack: KubeStack;
+/** What listens on web-1's port 80, for port-forward. */
+let podHttp: HttpServer;
+const execFileAsync = promisify(execFile);
 
 beforeAll(async () => {
-  stack = await startKubeStack();
+  podHttp = createHttpServer((req, res) => res.end(`web-1 answers ${req.method} ${req.url}\n`));
+  await new Promise<void>((resolve) => podHttp.listen(0, "127.0.0.1", resolve));
+  stack = await startKubeStack({ apiServer: { portForward: { "default/web-1": { 80: (podHttp.address() as AddressInfo).port } } } });
 }, 120_000);
 
 afterAll(async () => {
   await stack?.stop();
+  await new Promise((resolve) => podHttp?.close(resolve));
 });
+
+async function freePort(): Promise<number> {
+  const probe = createTcpServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** One GET on a connection of its own. */
+function get(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    httpGet({ host: "127.0.0.1", port, path, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (t: string) => (body += t));
+      res.on("end", () => resolve(body));
+    }).on("error", reject);
+  });
+}
 
 const requests = (r: Recorded) => r.events.filter((e) => e.kind === "request" || e.kind === "exec");
 const detail = (e: EventJson, key: string) => (e.details as Record<string, unknown> | null)?.[key];
@@ -132,6 +163,59 @@ describe("kubectl through the gateway", () => {
     expect(text("i")).toBe("ping-42\n");
     expect(text("o")).toBe("got-ping-42\n");
     expect(text("e")).toBe("oops\n");
+  });
+
+  it("exec -it in a terminal: a shell under a pty, resized with the window, replayable from the record", async () => {
+    const socketName = `kubectl-gw-test-${process.pid}`;
+    const exitFile = join(stack.gateway.dir, "exec-it.exit");
+    const tmux = async (...args: string[]) => (await execFileAsync("tmux", ["-L", socketName, ...args])).stdout;
+    const screen = () => tmux("capture-pane", "-p", "-t", "exec");
+    const type = async (line: string) => {
+      await tmux("send-keys", "-t", "exec", "-l", line);
+      await tmux("send-keys", "-t", "exec", "Enter");
+    };
+    const config = await stack.kubeconfig("k8s");
+    const env = Object.entries(stack.env()).map(([k, v]) => `${k}=${v}`).join(" ");
+    try {
+      await tmux("new-session", "-d", "-s", "exec", "-x", "100", "-y", "30", `env ${env} kubectl --kubeconfig ${config} exec -it web-1 -n default -- sh; echo EXIT=$? > ${exitFile}`);
+      await expect.poll(screen, { timeout: 15_000 }).toMatch(/^[#$] ?$/m);
+      await type("echo typed-$((40+2))");
+      await expect.poll(screen, { timeout: 5_000 }).toMatch(/^typed-42$/m);
+      await tmux("resize-window", "-t", "exec", "-x", "120", "-y", "40");
+      await type("stty size");
+      await expect.poll(screen, { timeout: 5_000 }).toMatch(/^40 120$/m);
+      await type("exit 3");
+      await expect.poll(() => (existsSync(exitFile) ? readFileSync(exitFile, "utf8") : ""), { timeout: 10_000 }).toBe("EXIT=3\n");
+    } finally {
+      await tmux("kill-server").catch(() => undefined);
+    }
+    const session = await stack.sessionWith("exec pods/web-1 -n default -c app -- sh");
+    const exec = session.events.find((e) => e.kind === "exec" && e.command?.endsWith("-- sh"))!;
+    expect(detail(exec, "tty")).toBe(true);
+    expect(detail(exec, "exitCode")).toBe(3);
+    const summary = detail(exec, "stream") as { streamId: number };
+    const out = await stack.cli(["sessions", "export", session.session.id, "--format", "asciicast", "--stream", String(summary.streamId)]);
+    expect(out.code).toBe(0);
+    const [header, ...frames] = out.stdout.trim().split("\n").map((l) => JSON.parse(l) as unknown);
+    expect(header).toMatchObject({ version: 2 });
+    const played = (frames as [number, string, string][]).filter((f) => f[1] === "o").map((f) => f[2]).join("");
+    expect(played).toContain("typed-42");
+    expect((frames as [number, string, string][]).some((f) => f[1] === "r" && f[2] === "120x40")).toBe(true);
+  });
+
+  it("port-forward to a local HTTP server, through the gateway (SPDY in a WebSocket, relayed as bytes)", async () => {
+    const local = await freePort();
+    const pf = await stack.spawnKubectl(["port-forward", "pod/web-1", "-n", "default", `${local}:80`]);
+    await expect.poll(() => pf.output(), { timeout: 15_000 }).toContain(`Forwarding from 127.0.0.1:${local} -> 80`);
+    expect(await get(local, "/one")).toBe("web-1 answers GET /one\n");
+    expect(await get(local, "/two")).toBe("web-1 answers GET /two\n");
+    await pf.stop();
+    const session = await stack.sessionWith("port-forward pods/web-1");
+    const forward = requests(session).find((e) => e.command?.startsWith("port-forward pods/web-1"))!;
+    expect(detail(forward, "verb")).toBe("portforward");
+    expect(detail(forward, "httpStatus")).toBe(101);
+    expect(detail(forward, "subprotocol")).toBe("SPDY/3.1+portforward.k8s.io");
+    expect(Number(detail(forward, "bytesOut"))).toBeGreaterThan(40);
   });
 
   it("auth can-i answers for the agent's own identity", async () => {
