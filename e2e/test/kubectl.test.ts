@@ -189,12 +189,15 @@ describe("kubectl through the gateway", () => {
     } finally {
       await tmux("kill-server").catch(() => undefined);
     }
-    const session = await stack.sessionWith("exec pods/web-1 -n default -c app -- sh");
-    const exec = session.events.find((e) => e.kind === "exec" && e.command?.endsWith("-- sh"))!;
+    // Not sessionWith: the exec -i test's command starts with the same words.
+    const isShell = (e: EventJson) => e.kind === "exec" && e.command === "exec pods/web-1 -n default -c app -- sh";
+    let session: Recorded | undefined;
+    await expect.poll(async () => (session = (await stack.waitForSessions((s) => s.connection === "k8s", { count: 1 })).find((r) => r.events.some(isShell))), { timeout: 15_000 }).toBeDefined();
+    const exec = session!.events.find(isShell)!;
     expect(detail(exec, "tty")).toBe(true);
     expect(detail(exec, "exitCode")).toBe(3);
     const summary = detail(exec, "stream") as { streamId: number };
-    const out = await stack.cli(["sessions", "export", session.session.id, "--format", "asciicast", "--stream", String(summary.streamId)]);
+    const out = await stack.cli(["sessions", "export", session!.session.id, "--format", "asciicast", "--stream", String(summary.streamId)]);
     expect(out.code).toBe(0);
     const [header, ...frames] = out.stdout.trim().split("\n").map((l) => JSON.parse(l) as unknown);
     expect(header).toMatchObject({ version: 2 });
