@@ -15,6 +15,7 @@ import { jsonLogSink } from "./support/json-logs.js";
 import { startTestConnector } from "./support/test-connector.js";
 import { createStoreDatabase, type StoreDatabase } from "./support/store-database.js";
 import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.js";
+import { AUDIENCE, startTestIssuer, type TestIssuer } from "./support/oidc-issuer.js";
 
 // The Kubernetes listener against a small HTTPS server standing in for the API server (the real
 // kubectl runs against e2e's faithful one in e2e/test/kubectl.test.ts): what the cluster is sent
@@ -33,11 +34,13 @@ let gateway: Gateway;
 let connector: Connector;
 let key: string;
 let ca: string;
+let issuer: TestIssuer;
 const logs: Array<Record<string, unknown>> = [];
 const agent = new Agent({ keepAlive: true });
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "gatehouse-kube-listener-"));
+  issuer = await startTestIssuer([{ id: "robot", secret: "robot-secret", groups: ["sre", "oncall"] }]);
   store = await createStoreDatabase("gatehouse_kube_listener");
   proxy = await startTcpProxy({ host: "127.0.0.1", port: Number(new URL(store.url()).port || 5432) });
   const pems = await generate([{ name: "commonName", value: "kube-apiserver" }], {
@@ -95,10 +98,11 @@ beforeAll(async () => {
       dataDir: join(dir, "data"),
       store: { url: store.url({ host: "127.0.0.1", port: proxy.port }), maxConnections: 2 },
       listen: { api: "127.0.0.1:0", kubernetes: "127.0.0.1:0" },
+      identity: { oidc: { issuer: issuer.issuer, audience: AUDIENCE, ca: issuer.caFile } },
       recording: { mode: "strict", journal: { segmentBytes: 16 * 1024, maxBytes: 64 * 1024 }, kubernetes: { bodyBytes: 8 * 1024 } },
       connectors: [{ name: "dc1", tokenSha256: createHash("sha256").update(TOKEN).digest("hex") }],
       connections: [
-        { name: "k8s", protocol: "kubernetes", connector: "dc1", target: { host: "127.0.0.1", port: apiPort, kubeconfig }, allow: [{ identity: "agent" }] },
+        { name: "k8s", protocol: "kubernetes", connector: "dc1", target: { host: "127.0.0.1", port: apiPort, kubeconfig }, allow: [{ identity: "agent" }, { group: "sre" }] },
       ],
     }),
     { logger: createLogger("debug", jsonLogSink(logs)) },
@@ -117,6 +121,7 @@ afterAll(async () => {
   await proxy?.close();
   await new Promise((resolve) => api?.close(resolve));
   await store?.drop();
+  await issuer?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -161,6 +166,16 @@ describe("the kubernetes listener", () => {
     expect(got.headers["impersonate-group"]).toBeUndefined();
     expect(got.headers["impersonate-extra-scopes"]).toBeUndefined();
     expect(got.headers.host).toBe(`localhost:${apiPort}`);
+  });
+
+  it("an OIDC access token is a bearer credential too: the cluster sees the token's identity and groups", async () => {
+    const token = await issuer.token("robot");
+    const r = await call("GET", "/api/v1/namespaces/default/pods", { headers: { Authorization: `Bearer ${token}` } });
+    expect(r.status).toBe(200);
+    const got = seen.at(-1)!;
+    expect(got.headers["impersonate-user"]).toBe("robot");
+    expect(got.headers["impersonate-group"]).toBe("sre, oncall");
+    expect(got.headers.authorization).toBe("Bearer connector-own-token");
   });
 
   it("streams a large response and a body past the record's cap, byte for byte", async () => {

@@ -133,4 +133,19 @@ describe("gatehouse token", () => {
     await expect(run([], { GATEHOUSE_OIDC_ISSUER: issuer.issuer, GATEHOUSE_CLIENT_ID: "x" })).rejects.toThrow(/GATEHOUSE_CLIENT_SECRET/);
     await expect(run(["--auth-method", "private_key_jwt"], envFor("a", "b"))).rejects.toThrow(/--auth-method/);
   });
+
+  it("--exec-credential prints kubectl's ExecCredential: the OIDC token with its expiry, or IDENTITY:KEY from GATEHOUSE_ACCESS_KEY", async () => {
+    const oidc = await run(["--exec-credential"], envFor("agent-1", "agent-1-secret"));
+    expect(oidc).toMatchObject({ code: 0, stderr: "" });
+    const credential = JSON.parse(oidc.stdout) as { apiVersion: string; kind: string; status: { token: string; expirationTimestamp: string } };
+    expect(credential).toMatchObject({ apiVersion: "client.authentication.k8s.io/v1", kind: "ExecCredential" });
+    expect(credential.status.token.split(".")).toHaveLength(3);
+    // RFC 3339 without fractions, as kubectl parses it; in the future.
+    expect(credential.status.expirationTimestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(Date.parse(credential.status.expirationTimestamp)).toBeGreaterThan(Date.now());
+
+    const key = await run(["--exec-credential", "--identity", "agent"], { GATEHOUSE_ACCESS_KEY: "gh_secret" });
+    expect(JSON.parse(key.stdout)).toEqual({ apiVersion: "client.authentication.k8s.io/v1", kind: "ExecCredential", status: { token: "agent:gh_secret" } });
+    await expect(run(["--exec-credential"], { GATEHOUSE_ACCESS_KEY: "gh_secret" })).rejects.toThrow(/GATEHOUSE_IDENTITY/);
+  });
 });
