@@ -73,7 +73,10 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> 
   }
   const hostKeyLine = (await readFile(`${hostKey}.pub`, "utf8")).trim().split(/\s+/).slice(0, 2).join(" ");
   const hostKeyFingerprint = (await run("ssh-keygen", ["-l", "-E", "sha256", "-f", `${hostKey}.pub`])).stdout.split(/\s+/)[1]!;
-  const password = options.password && root ? await setTestUserPassword() : undefined;
+  // Always set (the same machine-wide password): useradd leaves the account locked ("!"), and
+  // sshd without PAM refuses a locked account even its keys — until some test happened to set one.
+  const testUserPassword = root ? await setTestUserPassword() : undefined;
+  const password = options.password ? testUserPassword : undefined;
 
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
