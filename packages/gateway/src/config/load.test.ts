@@ -89,6 +89,27 @@ connections:
     expect(problems.some((p) => p.startsWith("connections[0].allowLocalInfile"))).toBe(false);
   });
 
+  it("takes kubernetes connections with a kubeconfig, and names what belongs only to them", () => {
+    const ok = parseConfigText(`
+listen: { kubernetes: "127.0.0.1:16443" }
+connectors: [{ name: dc1, tokenSha256: "${"a".repeat(64)}" }]
+connections:
+  - { name: k, protocol: kubernetes, connector: dc1, target: { host: h, port: 6443, kubeconfig: /etc/k.yaml, context: prod }, impersonate: false }
+`);
+    expect(ok.connections[0]).toMatchObject({ protocol: "kubernetes", impersonate: false, target: { kubeconfig: "/etc/k.yaml", context: "prod" } });
+    expect(ok.listen.kubernetes).toEqual({ host: "127.0.0.1", port: 16443 });
+    const problems = problemsOf(`
+listen: { kubernetes: "127.0.0.1:16443" }
+connectors: [{ name: dc1, tokenSha256: "${"a".repeat(64)}" }]
+connections:
+  - { name: k, protocol: kubernetes, connector: dc1, target: { host: h, port: 6443 }, credential: { user: admin, password: "env:X" } }
+  - { name: p, protocol: postgres, connector: dc1, target: { host: h, port: 5432, kubeconfig: /etc/k.yaml }, impersonate: true }
+`);
+    expect(problems.some((p) => p.startsWith("connections[0].credential: a kubernetes connection's credential is the connector's kubeconfig"))).toBe(true);
+    expect(problems).toContain("connections[1].target.kubeconfig: only kubernetes connections read a kubeconfig");
+    expect(problems).toContain("connections[1].impersonate: only kubernetes connections impersonate");
+  });
+
   it("takes ssh connections with a pinned host key and a key reference, with ssh defaults", () => {
     const config = parseConfigText(`
 listen: { ssh: "127.0.0.1:12222" }
