@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Connector } from "@gatehouse/connector";
 import { generate } from "selfsigned";
+import WebSocket, { WebSocketServer } from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateConfig } from "../src/config/load.js";
 import { startGateway, type Gateway } from "../src/gateway.js";
@@ -36,6 +37,7 @@ let key: string;
 let ca: string;
 let issuer: TestIssuer;
 const logs: Array<Record<string, unknown>> = [];
+let execStdinBytes = 0;
 const agent = new Agent({ keepAlive: true });
 
 beforeAll(async () => {
@@ -77,6 +79,24 @@ beforeAll(async () => {
       if (req.url?.startsWith("/echo")) return res.end(Buffer.concat(chunks));
       res.writeHead(200, { "Content-Type": "application/json" });
       res.end(JSON.stringify({ kind: "PodList", apiVersion: "v1", items: [] }));
+    });
+  });
+  // exec: stdin (channel 0) is counted and echoed on stdout (1); "exit N" on stdin ends with that exit code (3).
+  const wss = new WebSocketServer({ server: api, handleProtocols: (protocols) => (protocols.has("v5.channel.k8s.io") ? "v5.channel.k8s.io" : false) });
+  wss.on("connection", (socket) => {
+    socket.on("message", (data: Buffer) => {
+      if (data[0] !== 0) return;
+      execStdinBytes += data.length - 1;
+      const text = data.subarray(1).toString();
+      const exit = /^exit (\d+)/.exec(text);
+      if (exit) {
+        const code = Number(exit[1]);
+        const status = code === 0 ? { metadata: {}, status: "Success" } : { metadata: {}, status: "Failure", reason: "NonZeroExitCode", message: `command terminated with non-zero exit code: exit status ${code}`, details: { causes: [{ reason: "ExitCode", message: String(code) }] } };
+        socket.send(Buffer.concat([Buffer.from([3]), Buffer.from(JSON.stringify(status))]));
+        socket.close();
+      } else {
+        socket.send(Buffer.concat([Buffer.from([1]), Buffer.from(`echo:${text}`)]));
+      }
     });
   });
   await new Promise<void>((resolve) => api.listen(0, "127.0.0.1", resolve));
@@ -154,7 +174,51 @@ function call(method: string, path: string, options: { body?: Buffer; headers?: 
   });
 }
 
+/** An exec over the remote command WebSocket protocol, as kubectl opens it. */
+function openExec(): Promise<WebSocket> {
+  const socket = new WebSocket(`wss://127.0.0.1:${gateway.kubernetes!.port}/k8s/k8s/api/v1/namespaces/default/pods/web-1/exec?command=sh&stdin=true&stdout=true`, ["v5.channel.k8s.io", "v4.channel.k8s.io"], {
+    ca,
+    servername: "localhost",
+    headers: { Authorization: `Bearer agent:${key}` },
+  });
+  return new Promise((resolve, reject) => {
+    socket.once("open", () => resolve(socket));
+    socket.once("error", reject);
+  });
+}
+
+const stdin = (text: string) => Buffer.concat([Buffer.from([0]), Buffer.from(text)]);
+
 describe("the kubernetes listener", () => {
+  it("follows an exec: stdin and stdout into its recorded stream, the exit code from the error channel", async () => {
+    const socket = await openExec();
+    const received: Buffer[] = [];
+    socket.on("message", (data: Buffer) => received.push(data));
+    const closed = new Promise((resolve) => socket.once("close", resolve));
+    socket.send(stdin("hello\n"));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    socket.send(stdin("exit 4\n"));
+    await closed;
+    expect(received.map((m) => [m[0], m.subarray(1).toString()])).toEqual([
+      [1, "echo:hello\n"],
+      [3, expect.stringContaining("NonZeroExitCode")],
+    ]);
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const sessions = (await gateway.store.sessions.list({ limit: 20 })).filter((x) => x.protocol === "kubernetes" && x.endedUs !== null);
+      const full = await Promise.all(sessions.map((x) => gateway.store.sessions.get(x.id)));
+      const exec = full.flatMap((f) => f?.events ?? []).find((e) => e.kind === "exec");
+      if (exec) {
+        expect(exec.command).toBe("exec pods/web-1 -n default -- sh");
+        expect(exec.outcome).toBe("error");
+        expect(exec.details).toMatchObject({ exitCode: 4, reason: "NonZeroExitCode", subprotocol: "v5.channel.k8s.io", stream: { bytesIn: "hello\nexit 4\n".length, bytesOut: "echo:hello\n".length } });
+        break;
+      }
+      if (Date.now() > deadline) throw new Error("no exec event recorded");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  });
+
   it("sends the cluster the connector's credential and the identity; the client's own never", async () => {
     const r = await call("GET", "/api/v1/namespaces/default/pods", { headers: { "Impersonate-User": "system:admin", "Impersonate-Group": "system:masters", "Impersonate-Extra-scopes": "all" } });
     expect(r.status).toBe(200);
@@ -219,6 +283,37 @@ describe("the kubernetes listener", () => {
       expect(refused, "the journal never filled").toBeDefined();
       expect(sent).toBeGreaterThan(2);
       expect(JSON.parse(refused!.body.toString()).message).toMatch(/gatehouse: the gateway cannot record this request \(its journal is full\); it was not sent to the cluster/);
+    } finally {
+      proxy.restore();
+    }
+  });
+
+  it("strict: exec stdin reaches the cluster only once durable — with the store cut off, the journal fills and the exec is stopped", async () => {
+    // The previous test's backlog ships first: wait until requests go through again.
+    const ready = Date.now() + 20_000;
+    while ((await call("GET", "/api/v1/pods")).status !== 200) {
+      if (Date.now() > ready) throw new Error("the journal did not drain");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const socket = await openExec();
+    socket.on("message", () => undefined);
+    const closed = new Promise((resolve) => socket.once("close", resolve));
+    const before = execStdinBytes;
+    proxy.blackhole();
+    try {
+      const line = `${"s".repeat(4000)}\n`;
+      let sent = 0;
+      for (let i = 0; i < 100 && socket.readyState === WebSocket.OPEN; i++) {
+        socket.send(stdin(line));
+        sent += line.length;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      await closed;
+      const reached = execStdinBytes - before;
+      // Some got through while the journal had room; the rest never reached the cluster.
+      expect(reached).toBeGreaterThan(0);
+      expect(reached).toBeLessThan(sent);
+      expect(reached).toBeLessThan(64 * 1024);
     } finally {
       proxy.restore();
     }

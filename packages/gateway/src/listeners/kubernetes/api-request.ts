@@ -82,6 +82,10 @@ export async function serveApiRequest(deps: RequestDeps, kube: KubeSession, req:
   const record = new RequestRecord(kube, requestDraft(info, req, path, buffered ? { bytes: buffered, complete: true, maxBytes: cap } : undefined));
   const refusedByJournal = await record.writeAhead();
   if (refusedByJournal) {
+    // The session relays nothing more (strict mode, as every protocol): the client connection
+    // closes after this answer, so the client's next request opens a new session, refused or
+    // admitted as the journal allows then.
+    res.shouldKeepAlive = false;
     replyRefusal(res, refusal("ServiceUnavailable", refusedByJournal));
     await record.finish("error", { httpStatus: 503, message: refusedByJournal });
     return;
