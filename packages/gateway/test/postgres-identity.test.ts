@@ -265,7 +265,7 @@ describe("config reload", () => {
     expect(rejected).toMatchObject({ msg: "config reload rejected; the running config stays", level: 50 });
     expect(rejected.problems).toEqual(
       expect.arrayContaining([
-        'connections[0].protocol: expected one of "tcp", "postgres", "mysql", "ssh"',
+        'connections[0].protocol: expected one of "tcp", "postgres", "mysql", "ssh", "kubernetes"',
         "connections[0].connector: required",
         "connections[0].allow[0].identiy: unknown key",
       ]),

@@ -73,11 +73,11 @@ describe("dialTcp", () => {
 });
 
 describe("dialer registry", () => {
-  it("knows tcp, postgres, mysql and ssh by default and is open to more protocols", () => {
+  it("knows tcp, postgres, mysql, ssh and kubernetes by default and is open to more protocols", () => {
     const dialers = defaultDialers();
-    expect([...dialers.keys()]).toEqual(["tcp", "postgres", "mysql", "ssh"]);
-    dialers.set("kubernetes", dialTcp);
-    expect(dialers.get("kubernetes")).toBe(dialTcp);
+    expect([...dialers.keys()]).toEqual(["tcp", "postgres", "mysql", "ssh", "kubernetes"]);
+    dialers.set("redis", dialTcp);
+    expect(dialers.get("redis")).toBe(dialTcp);
   });
 
   it("formats IPv6 targets in brackets", () => {
