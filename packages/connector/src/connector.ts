@@ -253,7 +253,8 @@ export class Connector extends EventEmitter<ConnectorEvents> {
           dialed.socket.destroy();
           return;
         }
-        log.info({ connection: info.connection, protocol: info.protocol, target: info.target }, "stream opened");
+        const level = dialed.quiet ? "debug" : "info";
+        log[level]({ connection: info.connection, protocol: info.protocol, target: info.target }, "stream opened");
         this.emit("stream-open", info);
         const started = performance.now();
         const result = await relay(stream, dialed.socket, info.target);
@@ -262,7 +263,7 @@ export class Connector extends EventEmitter<ConnectorEvents> {
           toTarget: result.toTarget,
           durationMs: Math.round(performance.now() - started),
         };
-        if (result.error === null) log.info(fields, "stream closed");
+        if (result.error === null) log[level](fields, "stream closed");
         else log.info({ ...fields, failedSide: result.failedSide, error: result.error.message }, "stream failed");
         this.emit("stream-close", { ...info, error: result.error, fromTarget: result.fromTarget, toTarget: result.toTarget });
       })(),

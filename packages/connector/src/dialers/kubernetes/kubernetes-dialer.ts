@@ -57,7 +57,7 @@ async function dialRequest(open: OpenStream, ctx: DialContext, clusters: Cluster
   ctx.logger.debug({ method, path: path.slice(0, 256), target: where }, "kubernetes request");
   const socket = new RequestSocket({ host, port, method, path: access.pathPrefix + path, headers, upgrade, agent: access.agent, serverName: access.serverName, connectTimeoutMs: ctx.timeoutMs, where });
   ctx.signal.addEventListener("abort", () => socket.destroy(), { once: true });
-  return { socket };
+  return { socket, quiet: true };
 }
 
 /** A stream that carries nothing and ends when the gateway ends it. */
