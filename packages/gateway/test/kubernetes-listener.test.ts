@@ -178,7 +178,6 @@ function call(method: string, path: string, options: { body?: Buffer; headers?: 
 function openExec(): Promise<WebSocket> {
   const socket = new WebSocket(`wss://127.0.0.1:${gateway.kubernetes!.port}/k8s/k8s/api/v1/namespaces/default/pods/web-1/exec?command=sh&stdin=true&stdout=true`, ["v5.channel.k8s.io", "v4.channel.k8s.io"], {
     ca,
-    servername: "localhost",
     headers: { Authorization: `Bearer agent:${key}` },
   });
   return new Promise((resolve, reject) => {
