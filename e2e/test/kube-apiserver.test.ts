@@ -1,12 +1,12 @@
 // The test Kubernetes API server driven by the real kubectl: what later gateway tests rely on.
-import { execFile, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, get as httpRequest, type Server as HttpServer } from "node:http";
 import { createServer as createTcpServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TmuxTerminal } from "../lib/tmux-terminal.js";
 import { FrameSplitter, SpdyFramer, startKubeApiServer, type KubeApiServer, type SpdyFrame } from "../lib/kube-apiserver/index.js";
 
 let api: KubeApiServer;
@@ -14,7 +14,6 @@ let dir: string;
 let adminConfig: string;
 /** What listens on web-1's port 80 for port-forward. */
 let podHttp: HttpServer;
-const execFileAsync = promisify(execFile);
 
 /** kubectl as a child process; asynchronous, since the API server runs on this event loop. */
 function kubectl(config: string, args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -240,29 +239,21 @@ describe("the test API server, driven by the real kubectl", () => {
   });
 
   it("exec -it runs the command under a pty that follows the terminal's size", async () => {
-    const socketName = `kube-apiserver-test-${process.pid}`;
-    const exitFile = join(dir, "exec-it.exit");
-    const tmux = async (...args: string[]) => (await execFileAsync("tmux", ["-L", socketName, ...args])).stdout;
-    const screen = () => tmux("capture-pane", "-p", "-t", "exec");
-    const type = async (line: string) => {
-      await tmux("send-keys", "-t", "exec", "-l", line);
-      await tmux("send-keys", "-t", "exec", "Enter");
-    };
     const seen = api.requests.length;
+    const terminal = await TmuxTerminal.start(`kubectl --kubeconfig ${adminConfig} exec -it web-1 -- sh`, { socket: `kube-apiserver-test-${process.pid}`, exitFile: join(dir, "exec-it.exit") });
     try {
-      await tmux("new-session", "-d", "-s", "exec", "-x", "100", "-y", "30", `kubectl --kubeconfig ${adminConfig} exec -it web-1 -- sh; echo EXIT=$? > ${exitFile}`);
-      await expect.poll(screen, { timeout: 10_000 }).toMatch(/^[#$] ?$/m); // the shell prompt (capture-pane drops the trailing space)
-      await type("echo hi-$((40+2))");
-      await expect.poll(screen, { timeout: 5_000 }).toMatch(/^hi-42$/m);
-      await type("tty; echo err >&2; stty size");
-      await expect.poll(screen, { timeout: 5_000 }).toMatch(/^\/dev\/pts\/\d+\nerr\n30 100$/m);
-      await tmux("resize-window", "-t", "exec", "-x", "120", "-y", "40");
-      await type("stty size");
-      await expect.poll(screen, { timeout: 5_000 }).toMatch(/^40 120$/m);
-      await type("exit 3");
-      await expect.poll(() => (existsSync(exitFile) ? readFileSync(exitFile, "utf8") : ""), { timeout: 5_000 }).toBe("EXIT=3\n");
+      await expect.poll(() => terminal.screen(), { timeout: 10_000 }).toMatch(/^[#$] ?$/m); // the shell prompt (capture-pane drops the trailing space)
+      await terminal.type("echo hi-$((40+2))");
+      await expect.poll(() => terminal.screen(), { timeout: 5_000 }).toMatch(/^hi-42$/m);
+      await terminal.type("tty; echo err >&2; stty size");
+      await expect.poll(() => terminal.screen(), { timeout: 5_000 }).toMatch(/^\/dev\/pts\/\d+\nerr\n30 100$/m);
+      await terminal.resize(120, 40);
+      await terminal.type("stty size");
+      await expect.poll(() => terminal.screen(), { timeout: 5_000 }).toMatch(/^40 120$/m);
+      await terminal.type("exit 3");
+      await expect.poll(() => terminal.exited(), { timeout: 5_000 }).toBe("EXIT=3\n");
     } finally {
-      await tmux("kill-server").catch(() => undefined);
+      await terminal.stop();
     }
     const upgrade = api.requests.slice(seen).find((q) => q.url.includes("/pods/web-1/exec?"));
     expect(upgrade?.url).toBe("/api/v1/namespaces/default/pods/web-1/exec?command=sh&container=app&stdin=true&stdout=true&tty=true");

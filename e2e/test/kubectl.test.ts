@@ -2,20 +2,17 @@
 // test API server: what a cluster admin checks — the commands work as they do directly, every API
 // request is one event naming what it did and how it ended, refusals are Kubernetes errors kubectl
 // prints, and the cluster sees the agent's identity (impersonation), never the agent's credential.
-import { execFile } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
 import { createServer as createHttpServer, get as httpGet, type Server as HttpServer } from "node:http";
 import { createServer as createTcpServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IDENTITY, startKubeStack, type KubeStack } from "../lib/kube-stack.js";
+import { TmuxTerminal } from "../lib/tmux-terminal.js";
 import type { EventJson, Recorded } from "../lib/postgres-stack.js";
 
 let stack: KubeStack;
 /** What listens on web-1's port 80, for port-forward. */
 let podHttp: HttpServer;
-const execFileAsync = promisify(execFile);
 
 beforeAll(async () => {
   podHttp = createHttpServer((req, res) => res.end(`web-1 answers ${req.method} ${req.url}\n`));
@@ -166,28 +163,20 @@ describe("kubectl through the gateway", () => {
   });
 
   it("exec -it in a terminal: a shell under a pty, resized with the window, replayable from the record", async () => {
-    const socketName = `kubectl-gw-test-${process.pid}`;
-    const exitFile = join(stack.gateway.dir, "exec-it.exit");
-    const tmux = async (...args: string[]) => (await execFileAsync("tmux", ["-L", socketName, ...args])).stdout;
-    const screen = () => tmux("capture-pane", "-p", "-t", "exec");
-    const type = async (line: string) => {
-      await tmux("send-keys", "-t", "exec", "-l", line);
-      await tmux("send-keys", "-t", "exec", "Enter");
-    };
     const config = await stack.kubeconfig("k8s");
     const env = Object.entries(stack.env()).map(([k, v]) => `${k}=${v}`).join(" ");
+    const terminal = await TmuxTerminal.start(`env ${env} kubectl --kubeconfig ${config} exec -it web-1 -n default -- sh`, { socket: `kubectl-gw-test-${process.pid}`, exitFile: join(stack.gateway.dir, "exec-it.exit") });
     try {
-      await tmux("new-session", "-d", "-s", "exec", "-x", "100", "-y", "30", `env ${env} kubectl --kubeconfig ${config} exec -it web-1 -n default -- sh; echo EXIT=$? > ${exitFile}`);
-      await expect.poll(screen, { timeout: 15_000 }).toMatch(/^[#$] ?$/m);
-      await type("echo typed-$((40+2))");
-      await expect.poll(screen, { timeout: 5_000 }).toMatch(/^typed-42$/m);
-      await tmux("resize-window", "-t", "exec", "-x", "120", "-y", "40");
-      await type("stty size");
-      await expect.poll(screen, { timeout: 5_000 }).toMatch(/^40 120$/m);
-      await type("exit 3");
-      await expect.poll(() => (existsSync(exitFile) ? readFileSync(exitFile, "utf8") : ""), { timeout: 10_000 }).toBe("EXIT=3\n");
+      await expect.poll(() => terminal.screen(), { timeout: 15_000 }).toMatch(/^[#$] ?$/m);
+      await terminal.type("echo typed-$((40+2))");
+      await expect.poll(() => terminal.screen(), { timeout: 5_000 }).toMatch(/^typed-42$/m);
+      await terminal.resize(120, 40);
+      await terminal.type("stty size");
+      await expect.poll(() => terminal.screen(), { timeout: 5_000 }).toMatch(/^40 120$/m);
+      await terminal.type("exit 3");
+      await expect.poll(() => terminal.exited(), { timeout: 10_000 }).toBe("EXIT=3\n");
     } finally {
-      await tmux("kill-server").catch(() => undefined);
+      await terminal.stop();
     }
     // Not sessionWith: the exec -i test's command starts with the same words.
     const isShell = (e: EventJson) => e.kind === "exec" && e.command === "exec pods/web-1 -n default -c app -- sh";

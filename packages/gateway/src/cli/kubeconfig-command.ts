@@ -3,7 +3,7 @@ import { userInfo } from "node:os";
 import { stringify } from "yaml";
 import { ApiClient, resolveApiTarget, type KubernetesEndpoint } from "./api-client.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
-import { parseHostPort } from "./ssh-config-command.js";
+import { parseHostPort, reachableAddress } from "./ssh-config-command.js";
 
 export const KUBECONFIG_HELP = `Usage:
   gatehouse kubeconfig --connection NAME [--identity NAME] [--gateway HOST:PORT]
@@ -64,7 +64,7 @@ export async function kubeconfigCommand(ctx: CommandContext): Promise<number> {
   const given = values.gateway === undefined ? undefined : parseHostPort(values.gateway, "--gateway");
   const client = new ApiClient(resolveApiTarget({ gateway: values.api, dataDir: values["data-dir"], ca: values.ca, env: ctx.env }));
   const endpoint = await client.kubernetesEndpoint();
-  const at = given ?? reachableAddress(endpoint, client.url);
+  const at = given ?? reachableAddress(endpoint.listen, client.url, "listen.kubernetes");
   const text = kubeconfigFor({
     connection: values.connection,
     identity,
@@ -122,13 +122,4 @@ export function kubeconfigFor(options: {
     "current-context": options.context,
   };
   return `# gatehouse: connection ${options.connection} as identity ${options.identity}, through the gateway at ${host}:${options.port}\n${stringify(config)}`;
-}
-
-/** The listener's address, its wildcard host replaced by the host clients already reach the API at. */
-function reachableAddress(endpoint: KubernetesEndpoint, apiUrl: string): { host: string; port: number } {
-  const listen = parseHostPort(endpoint.listen, "the gateway's listen.kubernetes");
-  if (listen.host === "" || listen.host === "0.0.0.0" || listen.host === "::") {
-    return { host: new URL(apiUrl).hostname.replace(/^\[(.*)\]$/, "$1"), port: listen.port };
-  }
-  return listen;
 }

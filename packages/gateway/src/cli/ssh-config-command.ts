@@ -68,7 +68,7 @@ export async function sshConfigCommand(ctx: CommandContext): Promise<number> {
   const given = values.gateway === undefined ? undefined : parseHostPort(values.gateway, "--gateway");
   const client = new ApiClient(resolveApiTarget({ gateway: values.api, dataDir: values["data-dir"], ca: values.ca, env: ctx.env }));
   const hostKey = await client.sshHostKey();
-  const at = given ?? reachableAddress(hostKey, client.url);
+  const at = given ?? reachableAddress(hostKey.listen, client.url, "listen.ssh");
   const out = sshClientConfig({ alias, connection: values.connection, identity, hostName: at.host, port: at.port, hostKey, ...(values.key === undefined ? {} : { keyFile: values.key }) });
   if (values.json) write(ctx.stdout, JSON.stringify(out, null, 2));
   else write(ctx.stdout, `${out.config}\n\n# known_hosts (add to ~/.ssh/known_hosts):\n${out.knownHosts}`);
@@ -105,9 +105,12 @@ export function sshClientConfig(options: {
   return { config: lines.join("\n"), knownHosts: `${knownHostsName} ${keyLine}`, fingerprint: options.hostKey.fingerprint, hostName: options.hostName, port: options.port, user };
 }
 
-/** The listener's address, its wildcard host replaced by the host clients already reach the API at. */
-function reachableAddress(hostKey: SshHostKey, apiUrl: string): { host: string; port: number } {
-  const listen = parseHostPort(hostKey.listen, "the gateway's listen.ssh");
+/**
+ * A listener's address as configured (`listen`: "host:port"), its wildcard host replaced by the host
+ * clients already reach the API at. `key` names the setting for an error (listen.ssh, listen.kubernetes).
+ */
+export function reachableAddress(listenText: string, apiUrl: string, key: string): { host: string; port: number } {
+  const listen = parseHostPort(listenText, `the gateway's ${key}`);
   if (listen.host === "" || listen.host === "0.0.0.0" || listen.host === "::") {
     return { host: new URL(apiUrl).hostname.replace(/^\[(.*)\]$/, "$1"), port: listen.port };
   }
