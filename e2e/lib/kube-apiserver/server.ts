@@ -281,14 +281,27 @@ export async function startKubeApiServer(options: KubeApiServerOptions): Promise
   function streamLog(req: IncomingMessage, res: ServerResponse, pod: string, follow: boolean): void {
     res.writeHead(200, { "content-type": "text/plain", "transfer-encoding": "chunked" });
     const lines = options.logs?.[pod] ?? [];
-    for (const l of lines) res.write(l + "\n");
-    if (!follow) return void res.end();
-    // A log that grows until the client goes (`logs -f` stopped by Ctrl-C).
-    let n = 0;
-    const timer = setInterval(() => res.write(`tick ${++n}\n`), followEveryMs);
-    const stop = () => clearInterval(timer);
-    req.socket.on("close", stop);
-    res.on("close", stop);
+    // Written as the client reads, in pieces of up to 64 KiB, as the kubelet streams a container's log:
+    // a large log is not all buffered at once (and one write per line would cost the server more than the reader).
+    let next = 0;
+    const pump = () => {
+      while (next < lines.length) {
+        let piece = "";
+        while (next < lines.length && piece.length < 64 * 1024) piece += lines[next++] + "\n";
+        if (!res.write(piece)) return void res.once("drain", pump);
+      }
+      if (follow) followLog();
+      else res.end();
+    };
+    const followLog = () => {
+      // A log that grows until the client goes (`logs -f` stopped by Ctrl-C).
+      let n = 0;
+      const timer = setInterval(() => res.write(`tick ${++n}\n`), followEveryMs);
+      const stop = () => clearInterval(timer);
+      req.socket.on("close", stop);
+      res.on("close", stop);
+    };
+    pump();
   }
 
   // Upgrades: exec over WebSocket; port-forward as SPDY/3.1, either tunneled in a WebSocket
