@@ -1,5 +1,6 @@
 import type { IStreamOpened, TunnelStream } from "@gatehouse/proto";
 import { TunnelError } from "@gatehouse/proto";
+import { KUBE_TARGET_OPTIONS } from "@gatehouse/protocols/kubernetes";
 import type { Identity } from "@gatehouse/store";
 import type { ConnectionConfig } from "../config/schema.js";
 import type { Logger } from "../logger.js";
@@ -199,9 +200,9 @@ function targetOptions(connection: ConnectionConfig): Record<string, string> {
   const options: Record<string, string> = {};
   // Kubernetes: where the connector finds its credentials, and whether it impersonates the identity.
   if (connection.protocol === "kubernetes") {
-    if (kubeconfig !== undefined) options.kubeconfig = kubeconfig;
-    if (context !== undefined) options.context = context;
-    options.impersonate = String(connection.impersonate);
+    if (kubeconfig !== undefined) options[KUBE_TARGET_OPTIONS.kubeconfig] = kubeconfig;
+    if (context !== undefined) options[KUBE_TARGET_OPTIONS.context] = context;
+    options[KUBE_TARGET_OPTIONS.impersonate] = String(connection.impersonate);
   }
   // SSH: the pinned host key, and a reference (never the key) to the connection's private key.
   if (hostKey !== undefined) options.hostKey = hostKey;

@@ -78,6 +78,7 @@ export class ResponseHeadReader {
       throw new ResponseHeadError("response head lacks status or headers");
     }
     this.chunks = [];
+    this.length = 0;
     return { head: { status: head.status, statusMessage: String(head.statusMessage ?? ""), headers: head.headers }, rest: all.subarray(4 + size) };
   }
 }

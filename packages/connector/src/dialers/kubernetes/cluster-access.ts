@@ -85,10 +85,6 @@ export class ClusterAccess {
       return true;
     }
   }
-
-  close(): void {
-    this.agent.destroy();
-  }
 }
 
 /** One ClusterAccess per kubeconfig and context, loaded on first use and again when its file changes. */
