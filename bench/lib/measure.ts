@@ -5,7 +5,7 @@
 // bench/<protocol>/run.ts.
 import { spawn } from "node:child_process";
 import { loadavg } from "node:os";
-import { cpuSeconds } from "./process-tools.js";
+import { cpuSeconds, ioCalls } from "./process-tools.js";
 
 /** A place the load goes through: `procs` are the processes on it whose CPU time is measured (name → pid). */
 export interface MeasuredPath {
@@ -18,6 +18,8 @@ export interface LoadResult {
   perSecond: number;
   latencyUs: number;
   cpuUsPerUnit?: Record<string, number>;
+  /** Read and write system calls per unit of each process (its sockets and files). */
+  callsPerUnit?: Record<string, { reads: number; writes: number }>;
 }
 
 /** What each path did: load runs by client count (`c1`, `c16`…), and the big read's MB/s and CPU ms per MB. */
@@ -39,9 +41,28 @@ export function cpuMeter(path: MeasuredPath): () => Record<string, number> | und
   return () => mapValues(procs, (pid, name) => cpuSeconds(pid) - start[name]!);
 }
 
-/** CPU seconds spent → µs per unit of work (statement, transaction). */
-export function perUnitUs(spent: Record<string, number> | undefined, units: number): { cpuUsPerUnit?: Record<string, number> } {
-  return spent ? { cpuUsPerUnit: mapValues(spent, (seconds) => (seconds * 1e6) / units) } : {};
+/** Starts counting the read and write system calls of a path's processes; the returned function gives the counts since. */
+export function callMeter(path: MeasuredPath): () => Record<string, { reads: number; writes: number }> | undefined {
+  if (!path.procs) return () => undefined;
+  const procs = path.procs;
+  const start = mapValues(procs, ioCalls);
+  return () =>
+    mapValues(procs, (pid, name) => {
+      const now = ioCalls(pid);
+      return { reads: now.reads - start[name]!.reads, writes: now.writes - start[name]!.writes };
+    });
+}
+
+/** CPU seconds spent (and system calls made) → per unit of work (statement, transaction). */
+export function perUnitUs(
+  spent: Record<string, number> | undefined,
+  units: number,
+  calls?: Record<string, { reads: number; writes: number }>,
+): Pick<LoadResult, "cpuUsPerUnit" | "callsPerUnit"> {
+  return {
+    ...(spent ? { cpuUsPerUnit: mapValues(spent, (seconds) => (seconds * 1e6) / units) } : {}),
+    ...(calls ? { callsPerUnit: mapValues(calls, (c) => ({ reads: c.reads / units, writes: c.writes / units })) } : {}),
+  };
 }
 
 /** The 1-minute load average: other work on the machine shows in every number of a benchmark. */
@@ -147,10 +168,21 @@ export function printCpu(results: Record<string, PathResults>, clientCounts: rea
   const rows: string[][] = [["CPU per unit of work", ...clientCounts.map((c) => `-c ${c} µs/${unit}`), "read ms/MB"]];
   for (const [label, r] of Object.entries(results)) {
     const names = Object.keys(Object.values(r.load).find((l) => l.cpuUsPerUnit)?.cpuUsPerUnit ?? r.readCpuMsPerMB ?? {});
-    for (const name of names) rows.push([`${label}: ${name}`, ...clientCounts.map((c) => fmt(r.load[`c${c}`]?.cpuUsPerUnit?.[name])), fmt(r.readCpuMsPerMB?.[name], 1)]);
+    for (const name of names) {
+      rows.push([
+        `${label}: ${name}`,
+        ...clientCounts.map((c) => {
+          const load = r.load[`c${c}`];
+          const calls = load?.callsPerUnit?.[name];
+          return `${fmt(load?.cpuUsPerUnit?.[name])}${calls ? ` (${fmt(calls.reads, 1)}/${fmt(calls.writes, 1)})` : ""}`;
+        }),
+        fmt(r.readCpuMsPerMB?.[name], 1),
+      ]);
+    }
   }
   if (rows.length === 1) return;
   console.log("");
-  print(rows, 36, 16);
+  console.log(`(in parentheses: read/write system calls per ${unit})`);
+  print(rows, 36, 20);
   console.log("");
 }

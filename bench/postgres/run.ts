@@ -3,7 +3,7 @@ import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
-import { cpuMeter, fmt, interleavedRounds, loadAverage, perUnitUs, printCpu, printThroughput, ratio, timedReads, type LoadResult, type PathResults } from "../lib/measure.js";
+import { callMeter, cpuMeter, fmt, mapValues, interleavedRounds, loadAverage, perUnitUs, printCpu, printThroughput, ratio, timedReads, type LoadResult, type PathResults } from "../lib/measure.js";
 import { mustRun, run } from "../lib/process-tools.js";
 import { newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, type Proc, type RunningGateway } from "@gatehouse/e2e/lib/processes";
 
@@ -27,8 +27,8 @@ const IDLE_SESSIONS = Number(process.env.BENCH_IDLE_SESSIONS ?? 1000);
 const RECORDING = process.env.BENCH_RECORDING;
 /** pgbench client counts, comma-separated (1 and 16). */
 const CLIENTS = (process.env.BENCH_CLIENTS ?? "1,16").split(",").map(Number);
-/** Comma-separated subset of pgbench,read,idle. */
-const ONLY = new Set((process.env.BENCH_ONLY ?? "pgbench,read,idle").split(","));
+/** Comma-separated subset of pgbench,read,sessions,idle. */
+const ONLY = new Set((process.env.BENCH_ONLY ?? "pgbench,read,sessions,idle").split(","));
 /**
  * Comma-separated subset of the paths (direct is always run): gateway, gateway-tls, pgbouncer, and
  * tunnel: the same server through a `tcp` connection of the same gateway and connector — the tunnel
@@ -102,6 +102,7 @@ async function settledRss(pid: number): Promise<number> {
 async function pgbench(e: Endpoint, clients: number): Promise<LoadResult> {
   const threads = Math.min(clients, 2); // 2 cores
   const cpu = cpuMeter(e);
+  const calls = callMeter(e);
   const out = await run("pgbench", [...connArgs(e), "-n", "-S", "-M", "extended", "-c", String(clients), "-j", String(threads), "-T", String(SECONDS), e.database], e.env);
   const tps = Number(/^tps = ([\d.]+)/m.exec(out.stdout)?.[1]);
   const latencyMs = Number(/^latency average = ([\d.]+) ms/m.exec(out.stdout)?.[1]);
@@ -111,7 +112,7 @@ async function pgbench(e: Endpoint, clients: number): Promise<LoadResult> {
     throw new Error(`pgbench through ${e.label} failed (exit ${out.code}):\n${out.stderr}${out.stdout}`);
   }
   const spent = cpu();
-  return { perSecond: tps, latencyUs: latencyMs * 1000, ...perUnitUs(spent, transactions) };
+  return { perSecond: tps, latencyUs: latencyMs * 1000, ...perUnitUs(spent, transactions, calls()) };
 }
 
 // ---------------------------------------------------------------- 200 MB read
@@ -120,6 +121,42 @@ async function pgbench(e: Endpoint, clients: number): Promise<LoadResult> {
 function bigRead(e: Endpoint): Promise<{ MBps: number; cpuMsPerMB?: Record<string, number> }> {
   const sql = `select repeat('x', 1000) from generate_series(1, ${READ_ROWS})`;
   return timedReads(e, "psql", [...connArgs(e), "-d", e.database, "-X", "-Atc", sql], e.env, READ_RUNS, READ_ROWS * 1000);
+}
+
+// ---------------------------------------------------------------- new sessions
+
+interface SessionsResult {
+  /** Wall ms per `psql -c 'select 1'` run (a process, a session, a statement), median of the runs. */
+  psqlMs: number;
+  /** Wall ms per `pg` connect + `select 1` + end in one process, median. */
+  pgMs: number;
+  /** CPU µs per session of the path's processes (over both loops). */
+  cpuUsPerSession?: Record<string, number>;
+}
+
+const SESSION_RUNS = Number(process.env.BENCH_SESSION_RUNS ?? 20);
+
+/** What an agent pays for each `psql -c` it runs: SESSION_RUNS psql processes in a row, then as many pg sessions in one process. */
+async function newSessions(e: Endpoint): Promise<SessionsResult> {
+  const cpu = cpuMeter(e);
+  const psqlRuns: number[] = [];
+  for (let i = 0; i < SESSION_RUNS; i++) {
+    const out = await run("psql", [...connArgs(e), "-d", e.database, "-X", "-Atc", "select 1"], e.env);
+    if (out.code !== 0 || out.stdout.trim() !== "1") throw new Error(`psql -c through ${e.label} failed (exit ${out.code}): ${out.stderr}`);
+    psqlRuns.push(out.seconds * 1e3);
+  }
+  const pgRuns: number[] = [];
+  for (let i = 0; i < SESSION_RUNS; i++) {
+    const started = process.hrtime.bigint();
+    const client = new pg.Client({ host: e.host, port: e.port, user: e.user, database: e.database, password: e.env.PGPASSWORD, ssl: e.env.PGSSLMODE === "require" ? { rejectUnauthorized: false } : false });
+    await client.connect();
+    await client.query("select 1");
+    await client.end();
+    pgRuns.push(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  const spent = cpu();
+  const median = (list: number[]) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
+  return { psqlMs: median(psqlRuns), pgMs: median(pgRuns), ...(spent ? { cpuUsPerSession: mapValues(spent, (seconds) => (seconds * 1e6) / (2 * SESSION_RUNS)) } : {}) };
 }
 
 // ---------------------------------------------------------------- pgbouncer
@@ -357,6 +394,7 @@ const admin: Endpoint = { ...direct, database: "postgres" };
 
 const results: Record<string, PathResults> = {};
 let idle: IdleResult | undefined;
+const sessions: Record<string, SessionsResult> = {};
 let pgbouncerUsed = false;
 
 const loadAtStart = loadAverage();
@@ -364,7 +402,7 @@ await psql(admin, `create database ${DATABASE}`);
 const cleanups: Array<() => Promise<unknown>> = [async () => psql(admin, `drop database if exists ${DATABASE} with (force)`)];
 try {
   const endpoints: Endpoint[] = [direct];
-  if (ONLY.has("pgbench") || ONLY.has("read")) {
+  if (ONLY.has("pgbench") || ONLY.has("read") || ONLY.has("sessions")) {
     if (ONLY.has("pgbench")) await mustRun("pgbench", [...connArgs(direct), "-i", "-q", "-s", String(SCALE), DATABASE], direct.env);
 
     const { gateway, connector, accessKey, host, port } = await startStack(
@@ -422,6 +460,12 @@ try {
       const medians = await interleavedRounds(endpoints, CLIENTS, ROUNDS, pgbench, (e, clients, r) => `pgbench -c ${clients} ${e.label}: ${r.perSecond.toFixed(0)} tps, ${r.latencyUs.toFixed(0)} µs`);
       for (const [label, load] of Object.entries(medians)) results[label]!.load = load;
     }
+    if (ONLY.has("sessions")) {
+      for (const e of endpoints) {
+        sessions[e.label] = await newSessions(e);
+        console.error(`new sessions ${e.label}: psql -c ${sessions[e.label]!.psqlMs.toFixed(1)} ms, pg connect/query/end ${sessions[e.label]!.pgMs.toFixed(1)} ms (load average ${loadAverage()})`);
+      }
+    }
     if (ONLY.has("read")) {
       for (const e of endpoints) {
         const read = await bigRead(e);
@@ -467,6 +511,15 @@ if (idle) {
     `${idle.sessions} idle TLS sessions: gateway RSS ${fmt(idle.gatewayRssBeforeMiB, 1)} → ${fmt(idle.gatewayRssAfterMiB, 1)} MiB (+${fmt(idle.gatewayAddedMiB, 1)} MiB, ${fmt((idle.gatewayAddedMiB * 1024) / idle.sessions, 1)} KiB each); connector +${fmt(idle.connectorAddedMiB, 1)} MiB; opened in ${fmt(idle.openSeconds, 1)} s`,
   );
 }
+if (Object.keys(sessions).length) {
+  const base = sessions.direct;
+  console.log(`new sessions (median of ${SESSION_RUNS}): path, psql -c 'select 1' ms, pg connect+query+end ms, added to direct, CPU µs per session`);
+  for (const [label, r] of Object.entries(sessions)) {
+    const added = base && label !== "direct" ? ` (+${fmt(r.psqlMs - base.psqlMs, 1)} / +${fmt(r.pgMs - base.pgMs, 1)})` : "";
+    const cpu = r.cpuUsPerSession ? `  ${Object.entries(r.cpuUsPerSession).map(([n, us]) => `${n} ${fmt(us)}`).join(", ")}` : "";
+    console.log(`  ${label.padEnd(30)}${fmt(r.psqlMs, 1).padStart(8)}${fmt(r.pgMs, 1).padStart(8)}${added}${cpu}`);
+  }
+}
 for (const [name, met] of Object.entries(targets)) if (met !== undefined) console.log(`target ${name}: ${met ? "met" : "MISSED"}`);
 console.log(
   JSON.stringify({
@@ -479,6 +532,7 @@ console.log(
     readBytes: READ_ROWS * 1000,
     pgbouncer: pgbouncerUsed,
     results,
+    sessions,
     idle: idle ?? null,
     ratio: { ...summary, tlsC16TpsRatio: ratio(tls?.load.c16?.perSecond, d?.load.c16?.perSecond), tlsC1AddedLatencyUs: tls?.load.c1 && d?.load.c1 ? tls.load.c1.latencyUs - d.load.c1.latencyUs : undefined, tlsReadRatio: ratio(tls?.readMBps, d?.readMBps) },
     targets,

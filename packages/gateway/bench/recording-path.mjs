@@ -81,7 +81,7 @@ if (args.store === "pg") {
     await b.close();
   };
 } else {
-  store = { record: async (batch) => ({ sessions: batch.sessions?.length ?? 0, events: batch.events?.length ?? 0, closed: batch.closes?.length ?? 0, notClosed: [] }) };
+  store = { record: async (batch) => ({ sessions: batch.sessions?.length ?? 0, events: batch.events?.length ?? 0, closed: batch.closes?.length ?? 0, notClosed: [], checkpoints: batch.checkpoints?.length ?? 0, checkpointConflicts: [], chunks: batch.chunks?.length ?? 0 }) };
 }
 
 /** CPU µs used so far by the store's server processes (--store pg: its backends for our database). */

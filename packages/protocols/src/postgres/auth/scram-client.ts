@@ -11,6 +11,7 @@
  */
 import { encodeUtf8 } from "../bytes.js";
 import { PostgresProtocolError, violation } from "../errors.js";
+import { saltedPasswords } from "./salted-password-cache.js";
 import {
   SCRAM_SHA_256,
   constantTimeEqual,
@@ -19,7 +20,6 @@ import {
   hmacSha256,
   isPrintableNonce,
   parseScramAttributes,
-  saltedPassword,
   scramNonce,
   sha256,
   xorBytes,
@@ -87,7 +87,7 @@ export class ScramClient {
       });
     }
 
-    const salted = saltedPassword(this.options.password, salt, iterations);
+    const salted = saltedPasswords.get(this.options.password, salt, iterations);
     const clientKey = hmacSha256(salted, "Client Key");
     const storedKey = sha256(clientKey);
     const serverKey = hmacSha256(salted, "Server Key");
