@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, fdatasync, fdatasyncSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
@@ -34,10 +34,13 @@ const ONLY = new Set((process.env.BENCH_ONLY ?? "pgbench,read,sessions,idle").sp
  * tunnel: the same server through a `tcp` connection of the same gateway and connector — the tunnel
  * alone, with no Postgres parsing and no per-statement recording — to tell those costs apart; and
  * gateway-pgstore: a second gateway and connector whose store is a database on the same Postgres
- * server instead of the embedded one, which shows what the embedded store costs.
+ * server instead of the embedded one, which shows what the embedded store costs; and
+ * gateway-pgstore-best-effort: a third gateway and connector like it, recording best-effort, so that
+ * strict and best-effort are measured in the same run.
  */
-const PATHS = new Set((process.env.BENCH_PATHS ?? "direct,gateway,gateway-tls,tunnel,gateway-pgstore,pgbouncer").split(","));
+const PATHS = new Set((process.env.BENCH_PATHS ?? "direct,gateway,gateway-tls,tunnel,gateway-pgstore,gateway-pgstore-best-effort,pgbouncer").split(","));
 const DATABASE = `gatehouse_bench_${process.pid}`;
+const BEST_EFFORT = "gateway, store in Postgres, best-effort";
 const IDENTITY = "bench-agent";
 
 interface Endpoint {
@@ -158,6 +161,38 @@ async function newSessions(e: Endpoint): Promise<SessionsResult> {
   const median = (list: number[]) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
   return { psqlMs: median(psqlRuns), pgMs: median(pgRuns), ...(spent ? { cpuUsPerSession: mapValues(spent, (seconds) => (seconds * 1e6) / (2 * SESSION_RUNS)) } : {}) };
 }
+
+// ---------------------------------------------------------------- the journal's disk
+
+/**
+ * What strict mode must pay per journal round on this disk: a small write at the end of a
+ * zero-filled, synced file (as the journal's segments are) and an fdatasync, FSYNC_ROUNDS times,
+ * in a directory next to the gateways' data. Median and mean µs.
+ */
+async function fsyncLatency(): Promise<{ medianUs: number; meanUs: number; dir: string }> {
+  const dir = tempDir("gatehouse-bench-fsync-");
+  const file = join(dir, "probe.seg");
+  const fd = openSync(file, "w+");
+  try {
+    writeSync(fd, Buffer.alloc(4 << 20));
+    fdatasyncSync(fd);
+    const frame = Buffer.alloc(700, 7);
+    const times: number[] = [];
+    for (let i = 0; i < FSYNC_ROUNDS; i++) {
+      const started = process.hrtime.bigint();
+      writeSync(fd, frame, 0, frame.length, i * frame.length);
+      await new Promise<void>((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
+      times.push(Number(process.hrtime.bigint() - started) / 1e3);
+    }
+    times.sort((a, b) => a - b);
+    return { medianUs: times[Math.floor(times.length / 2)]!, meanUs: times.reduce((a, b) => a + b, 0) / times.length, dir };
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const FSYNC_ROUNDS = 1000;
 
 // ---------------------------------------------------------------- pgbouncer
 
@@ -398,6 +433,7 @@ const sessions: Record<string, SessionsResult> = {};
 let pgbouncerUsed = false;
 
 const loadAtStart = loadAverage();
+const fsync = ONLY.has("pgbench") ? await fsyncLatency() : undefined;
 await psql(admin, `create database ${DATABASE}`);
 const cleanups: Array<() => Promise<unknown>> = [async () => psql(admin, `drop database if exists ${DATABASE} with (force)`)];
 try {
@@ -439,6 +475,24 @@ try {
         port: second.port,
         env: { PGSSLMODE: "disable", PGPASSWORD: second.accessKey },
         procs: { gateway: second.gateway.proc.child.pid!, connector: second.connector.child.pid! },
+      });
+    }
+    if (PATHS.has("gateway-pgstore-best-effort") && RECORDING !== "best-effort") {
+      const storeDb = `${DATABASE}_store_be`;
+      await psql(admin, `create database ${storeDb}`);
+      cleanups.push(() => psql(admin, `drop database if exists ${storeDb} with (force)`));
+      const third = await startStack(
+        [{ name: "bench", target: { host: PG.host, port: PG.port, database: DATABASE, tls: "disable" }, credential: { user: PG.user } }],
+        `${PG.host}:${PG.port}`,
+        { store: { url: `postgres://${PG.user}@${PG.host}:${PG.port}/${storeDb}` }, recording: { mode: "best-effort" } },
+      );
+      cleanups.unshift(() => third.connector.stop(), () => third.gateway.proc.stop(), async () => rmSync(third.gateway.dir, { recursive: true, force: true }));
+      endpoints.push({
+        ...viaGateway,
+        label: BEST_EFFORT,
+        port: third.port,
+        env: { PGSSLMODE: "disable", PGPASSWORD: third.accessKey },
+        procs: { gateway: third.gateway.proc.child.pid!, connector: third.connector.child.pid! },
       });
     }
 
@@ -493,12 +547,44 @@ const summary = {
   idleAddedMiB: idle?.gatewayAddedMiB,
 };
 const tls = results["gateway (TLS)"];
-const targets = {
-  c16TpsAtLeastHalf: summary.c16TpsRatio === undefined ? undefined : summary.c16TpsRatio >= 0.5,
-  c1AddedLatencyAtMost200us: summary.c1AddedLatencyUs === undefined ? undefined : summary.c1AddedLatencyUs <= 200,
-  readAtLeastHalf: summary.readRatio === undefined ? undefined : summary.readRatio >= 0.5,
-  idleAtMost100MiB: idle === undefined ? undefined : idle.gatewayAddedMiB <= 100,
+
+// Issue 13's targets, each against this run's own baselines (see docs/benchmarks.md).
+const PGSTORE = "gateway, store in Postgres";
+const TUNNEL = "tunnel only (tcp)";
+const addedUs = (label: string, clients: number): number | undefined => {
+  const here = results[label]?.load[`c${clients}`];
+  const there = d?.load[`c${clients}`];
+  return here && there ? here.latencyUs - there.latencyUs : undefined;
 };
+const cpuUs = (label: string, clients: number): number | undefined => {
+  const cpu = results[label]?.load[`c${clients}`]?.cpuUsPerUnit;
+  return cpu ? Object.values(cpu).reduce((a, b) => a + b, 0) : undefined;
+};
+const plus = (...xs: Array<number | undefined>): number | undefined => (xs.every((x) => x !== undefined) ? (xs as number[]).reduce((a, b) => a + b, 0) : undefined);
+const times = (x: number | undefined, k: number): number | undefined => (x === undefined ? undefined : x * k);
+interface Target {
+  what: string;
+  value: number | undefined;
+  bound: number | undefined;
+  /** "max": value ≤ bound; "min": value ≥ bound. */
+  kind: "max" | "min";
+}
+const targetList: Record<string, Target> = {
+  cpuPerStatementC16: { what: "CPU µs per statement at -c 16, gateway + connector, store in Postgres, strict", value: cpuUs(PGSTORE, 16), bound: 80, kind: "max" },
+  embeddedStoreCpuC16: { what: "the same with the embedded store, ≤ 1.2× the store in Postgres", value: cpuUs("gateway", 16), bound: times(cpuUs(PGSTORE, 16), 1.2), kind: "max" },
+  strictC1AddedUs: { what: "-c 1 added µs, strict (store in Postgres) ≤ tunnel's + fdatasync median + 50", value: addedUs(PGSTORE, 1), bound: plus(addedUs(TUNNEL, 1), fsync?.medianUs, 50), kind: "max" },
+  strictEmbeddedC1AddedUs: { what: "-c 1 added µs, strict (embedded store), same bound", value: addedUs("gateway", 1), bound: plus(addedUs(TUNNEL, 1), fsync?.medianUs, 50), kind: "max" },
+  bestEffortC1AddedUs: { what: "-c 1 added µs, best-effort ≤ tunnel's + 40", value: addedUs(BEST_EFFORT, 1), bound: plus(addedUs(TUNNEL, 1), 40), kind: "max" },
+  tunnelC1AddedUs: { what: "-c 1 added µs, bare tunnel ≤ 2× pgbouncer's", value: addedUs(TUNNEL, 1), bound: times(addedUs("pgbouncer", 1), 2), kind: "max" },
+  readRatio: { what: "200 MB read through the gateway / direct", value: ratio(g?.readMBps, d?.readMBps), bound: 0.6, kind: "min" },
+  strictVsBestEffortC16: { what: "strict / best-effort TPS at -c 16 (store in Postgres)", value: ratio(results[PGSTORE]?.load.c16?.perSecond, results[BEST_EFFORT]?.load.c16?.perSecond), bound: 0.9, kind: "min" },
+  newSessionPsqlMs: { what: "psql -c 'select 1' ms through the gateway ≤ direct + 5", value: sessions.gateway?.psqlMs, bound: plus(sessions.direct?.psqlMs, 5), kind: "max" },
+  newSessionPgMs: { what: "pg connect + select 1 + end ms through the gateway ≤ direct + 5", value: sessions.gateway?.pgMs, bound: plus(sessions.direct?.pgMs, 5), kind: "max" },
+  idleKiBPerSession: { what: "gateway RSS KiB per idle TLS session ≤ 64", value: idle ? (idle.gatewayAddedMiB * 1024) / idle.sessions : undefined, bound: 64, kind: "max" },
+};
+const targets = Object.fromEntries(
+  Object.entries(targetList).map(([name, t]) => [name, t.value === undefined || t.bound === undefined ? undefined : t.kind === "max" ? t.value <= t.bound : t.value >= t.bound]),
+);
 
 const loadAtEnd = loadAverage();
 console.log(
@@ -520,7 +606,12 @@ if (Object.keys(sessions).length) {
     console.log(`  ${label.padEnd(30)}${fmt(r.psqlMs, 1).padStart(8)}${fmt(r.pgMs, 1).padStart(8)}${added}${cpu}`);
   }
 }
-for (const [name, met] of Object.entries(targets)) if (met !== undefined) console.log(`target ${name}: ${met ? "met" : "MISSED"}`);
+if (fsync) console.log(`journal disk: write + fdatasync ${fmt(fsync.medianUs)} µs median, ${fmt(fsync.meanUs)} µs mean (${FSYNC_ROUNDS} rounds before the load)`);
+for (const [name, t] of Object.entries(targetList)) {
+  if (targets[name] === undefined) continue;
+  const digits = t.bound! < 10 ? 2 : 0;
+  console.log(`target ${name}: ${targets[name] ? "met" : "MISSED"} — ${t.what}: ${fmt(t.value, digits)} (bound ${t.kind === "max" ? "≤" : "≥"} ${fmt(t.bound, digits)})`);
+}
 console.log(
   JSON.stringify({
     bench: "postgres",
@@ -533,8 +624,9 @@ console.log(
     pgbouncer: pgbouncerUsed,
     results,
     sessions,
+    fsync: fsync ?? null,
     idle: idle ?? null,
     ratio: { ...summary, tlsC16TpsRatio: ratio(tls?.load.c16?.perSecond, d?.load.c16?.perSecond), tlsC1AddedLatencyUs: tls?.load.c1 && d?.load.c1 ? tls.load.c1.latencyUs - d.load.c1.latencyUs : undefined, tlsReadRatio: ratio(tls?.readMBps, d?.readMBps) },
-    targets,
+    targets: Object.fromEntries(Object.entries(targetList).map(([name, t]) => [name, { value: t.value ?? null, bound: t.bound ?? null, met: targets[name] ?? null }])),
   }),
 );
