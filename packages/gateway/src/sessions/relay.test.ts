@@ -147,6 +147,47 @@ describe("relay", () => {
     expect((await done).error).toBeUndefined();
   });
 
+  it("behind a held chunk, keeps what follows in order, stops reading the sender past a bound, and runs each inspector in turn", async () => {
+    const [clientFar, clientNear, c1] = await socketPair();
+    const [upNear, upFar, c2] = await socketPair();
+    cleanups.push(c1, c2);
+    const got: Buffer[] = [];
+    upFar.on("data", (chunk: Buffer) => got.push(chunk));
+    const upstreamEnded = new Promise((r) => upFar.once("end", r));
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const inspected: number[] = [];
+    let held = false;
+    const done = relay(clientNear, upNear, {
+      // The first chunk waits (a command waiting for its record); every later one is seen only after it went on.
+      up: (chunk) => {
+        inspected.push(chunk.length);
+        if (held) return undefined;
+        held = true;
+        return gate;
+      },
+    });
+    clientFar.write("first;");
+    await new Promise((r) => setTimeout(r, 50));
+    // 8 MiB behind it, numbered so order shows.
+    const payload = Buffer.alloc(8 * 1024 * 1024);
+    for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE(i, i);
+    clientFar.end(payload);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(got).toEqual([]);
+    expect(inspected).toEqual([6]);
+    // Not all of it read into memory while the first chunk is held: the relay stopped reading the client.
+    expect(clientNear.bytesRead).toBeLessThan(payload.length / 2);
+    release();
+    await upstreamEnded;
+    const all = Buffer.concat(got);
+    expect(all.subarray(0, 6).toString()).toBe("first;");
+    expect(all.subarray(6).equals(payload)).toBe(true);
+    expect(inspected.reduce((a, b) => a + b, 0)).toBe(6 + payload.length);
+    upFar.end();
+    expect((await done).error).toBeUndefined();
+  });
+
   it("treats a rejected inspector promise as a violation: the chunk is not forwarded, the client gets its farewell", async () => {
     const [clientFar, clientNear, c1] = await socketPair();
     const [upNear, upFar, c2] = await socketPair();
