@@ -21,6 +21,7 @@ import { AdmissionLimits } from "./listeners/admission-limits.js";
 import { AuthThrottle } from "./identity/auth-throttle.js";
 import { loadTlsMaterial, type TlsMaterial } from "./tls-material.js";
 import { startRecording } from "./evidence/recording.js";
+import { EMBEDDED_STORE_GATHER_MS } from "./journal/shipper.js";
 import { AccessKeys } from "./identity/access-keys.js";
 import { SshKeys } from "./identity/ssh-keys.js";
 import { readiness } from "./api/readiness.js";
@@ -100,7 +101,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     const store = await openStore(storeOpenOptions({ ...config, dataDir }, options.env ?? process.env));
     cleanup.push(() => store.close());
     // Journal, signing key and shipper (docs/evidence.md); closed after the listeners, before the store.
-    const recording = await startRecording({ dataDir, store, settings: config.recording, clock, logger });
+    const recording = await startRecording({ dataDir, store, settings: config.recording, clock, logger, ...(config.store.url ? {} : { shipper: { gatherMs: EMBEDDED_STORE_GATHER_MS } }) });
     // A stopping gateway gives the shipper what is left of its 2 s after the grace, 5 s at most.
     let exitDeadline: number | undefined;
     cleanup.push(() => recording.close(exitDeadline === undefined ? undefined : Math.max(0, exitDeadline - SHUTDOWN_MARGIN_MS - Date.now())));

@@ -30,6 +30,14 @@ export interface ShipperOptions {
 
 export const SHIPPER_DEFAULTS = { maxBatch: 2000, maxBatchBytes: 8 * 1024 * 1024, retryMinMs: 100, retryMaxMs: 5000, gatherMs: 50 } as const;
 
+/**
+ * gatherMs for the embedded store (PGlite): a store call there costs ≈ 3 ms of CPU in the
+ * gateway's own process before its events' ≈ 26 µs each (packages/store/bench/record-blocking.mjs:
+ * 108 µs an event in batches of 50, 39 in 300, 28 in 1,500), so it gathers longer; the store sees
+ * events at most this much later.
+ */
+export const EMBEDDED_STORE_GATHER_MS = 200;
+
 export interface ShipperStats {
   batches: number;
   sessions: number;
