@@ -40,6 +40,7 @@ const ONLY = new Set((process.env.BENCH_ONLY ?? "pgbench,read,sessions,idle").sp
  */
 const PATHS = new Set((process.env.BENCH_PATHS ?? "direct,gateway,gateway-tls,tunnel,gateway-pgstore,gateway-pgstore-best-effort,pgbouncer").split(","));
 const DATABASE = `gatehouse_bench_${process.pid}`;
+const PGSTORE = "gateway, store in Postgres";
 const BEST_EFFORT = "gateway, store in Postgres, best-effort";
 const IDENTITY = "bench-agent";
 
@@ -323,7 +324,8 @@ async function idleSessions(): Promise<IdleResult> {
   const { gateway, connector, accessKey, host, port } = await startStack(
     [{ name: "idle", target: { host: "127.0.0.1", port: target.port, database: "idle", tls: "disable" }, credential: { user: "idle" } }],
     `127.0.0.1:${target.port}`,
-    { store: { url: `postgres://${PG.user}@${PG.host}:${PG.port}/${storeDb}` } },
+    // Every idle session is the bench's one identity: above the default per-identity limit (200).
+    { store: { url: `postgres://${PG.user}@${PG.host}:${PG.port}/${storeDb}` }, limits: { maxSessionsPerIdentity: IDLE_SESSIONS + 100 } },
   );
   const clients: pg.Client[] = [];
   try {
@@ -459,41 +461,27 @@ try {
     const raw = gateway.tcp.raw;
     if (PATHS.has("tunnel") && raw) endpoints.push({ ...direct, label: "tunnel only (tcp)", host: raw.host, port: raw.port, procs });
 
-    if (PATHS.has("gateway-pgstore")) {
-      const storeDb = `${DATABASE}_store`;
+    /** Another gateway and connector on the same server whose store is a database on it (`extra`: more gateway config). */
+    const pgStorePath = async (label: string, storeDb: string, extra: Record<string, unknown> = {}): Promise<void> => {
       await psql(admin, `create database ${storeDb}`);
       cleanups.push(() => psql(admin, `drop database if exists ${storeDb} with (force)`));
-      const second = await startStack(
+      const stack = await startStack(
         [{ name: "bench", target: { host: PG.host, port: PG.port, database: DATABASE, tls: "disable" }, credential: { user: PG.user } }],
         `${PG.host}:${PG.port}`,
-        { store: { url: `postgres://${PG.user}@${PG.host}:${PG.port}/${storeDb}` } },
+        { store: { url: `postgres://${PG.user}@${PG.host}:${PG.port}/${storeDb}` }, ...extra },
       );
-      cleanups.unshift(() => second.connector.stop(), () => second.gateway.proc.stop(), async () => rmSync(second.gateway.dir, { recursive: true, force: true }));
+      cleanups.unshift(() => stack.connector.stop(), () => stack.gateway.proc.stop(), async () => rmSync(stack.gateway.dir, { recursive: true, force: true }));
       endpoints.push({
         ...viaGateway,
-        label: "gateway, store in Postgres",
-        port: second.port,
-        env: { PGSSLMODE: "disable", PGPASSWORD: second.accessKey },
-        procs: { gateway: second.gateway.proc.child.pid!, connector: second.connector.child.pid! },
+        label,
+        port: stack.port,
+        env: { PGSSLMODE: "disable", PGPASSWORD: stack.accessKey },
+        procs: { gateway: stack.gateway.proc.child.pid!, connector: stack.connector.child.pid! },
       });
-    }
+    };
+    if (PATHS.has("gateway-pgstore")) await pgStorePath(PGSTORE, `${DATABASE}_store`);
     if (PATHS.has("gateway-pgstore-best-effort") && RECORDING !== "best-effort") {
-      const storeDb = `${DATABASE}_store_be`;
-      await psql(admin, `create database ${storeDb}`);
-      cleanups.push(() => psql(admin, `drop database if exists ${storeDb} with (force)`));
-      const third = await startStack(
-        [{ name: "bench", target: { host: PG.host, port: PG.port, database: DATABASE, tls: "disable" }, credential: { user: PG.user } }],
-        `${PG.host}:${PG.port}`,
-        { store: { url: `postgres://${PG.user}@${PG.host}:${PG.port}/${storeDb}` }, recording: { mode: "best-effort" } },
-      );
-      cleanups.unshift(() => third.connector.stop(), () => third.gateway.proc.stop(), async () => rmSync(third.gateway.dir, { recursive: true, force: true }));
-      endpoints.push({
-        ...viaGateway,
-        label: BEST_EFFORT,
-        port: third.port,
-        env: { PGSSLMODE: "disable", PGPASSWORD: third.accessKey },
-        procs: { gateway: third.gateway.proc.child.pid!, connector: third.connector.child.pid! },
-      });
+      await pgStorePath(BEST_EFFORT, `${DATABASE}_store_be`, { recording: { mode: "best-effort" } });
     }
 
     const bouncer = findPgbouncer();
@@ -549,7 +537,6 @@ const summary = {
 const tls = results["gateway (TLS)"];
 
 // Issue 13's targets, each against this run's own baselines (see docs/benchmarks.md).
-const PGSTORE = "gateway, store in Postgres";
 const TUNNEL = "tunnel only (tcp)";
 const addedUs = (label: string, clients: number): number | undefined => {
   const here = results[label]?.load[`c${clients}`];
