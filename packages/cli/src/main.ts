@@ -15,6 +15,7 @@ Commands:
   config check FILE          validate a gateway config
   sessions list              list recorded sessions (newest first)
   sessions show ID|--last    show a session and its events
+  events search              search every session's events (identity, text, outcome, status…)
   keys create|list|revoke    manage identities' access keys
   keys add-ssh               register an SSH public key for an identity
   ssh-config --connection N  print an OpenSSH Host block and known_hosts line for a connection
@@ -42,6 +43,7 @@ const commands: Record<string, Command> = {
     throw new UsageError(sub ? `unknown config subcommand "${sub}"` : "config needs a subcommand: check FILE");
   },
   sessions: async (ctx) => (await gateway()).sessionsCommand(ctx),
+  events: async (ctx) => (await gateway()).eventsCommand(ctx),
   keys: async (ctx) => (await gateway()).keysCommand(ctx),
   "ssh-config": async (ctx) => (await gateway()).sshConfigCommand(ctx),
   kubeconfig: async (ctx) => (await gateway()).kubeconfigCommand(ctx),

@@ -1,4 +1,5 @@
 export { openStore, createStore, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from "./store.js";
+export { DENIED_KINDS } from "./search.js";
 export type { Store, StoreOptions, StoreDriver, SessionWithEvents, RetentionOptions } from "./store.js";
 
 export { createEventWriter, EVENT_WRITER_DEFAULTS } from "./writer.js";
@@ -27,7 +28,12 @@ export type {
   AccessKeyFilter,
   AccessKeyRecord,
   Checkpoint,
+  EventCursor,
+  EventFilter,
+  EventMatch,
+  EventPage,
   EventPartition,
+  FoundEvent,
   Identity,
   NewAccessKey,
   NewSshKey,
@@ -38,7 +44,10 @@ export type {
   RetentionResult,
   SessionClose,
   SessionEvent,
+  SearchOutcome,
+  SessionCursor,
   SessionFilter,
+  SessionPage,
   SessionRecord,
   SshKeyFilter,
   SshKeyRecord,

@@ -4,25 +4,28 @@ import { openPgliteWorkerExecutor } from "./drivers/pglite-worker.js";
 import { recode, StoreError, type StoreErrorContext } from "./errors.js";
 import type { SqlExecutor } from "./executor.js";
 import { migrate } from "./migrate.js";
+import { EVENT_COLUMNS, eventOf, SESSION_COLUMNS, sessionOf, type EventRow, type SessionRow } from "./rows.js";
+import { MAX_LIST_LIMIT, searchEvents, searchSessions } from "./search.js";
 import { usOf, usToIso } from "./time.js";
 import type {
   AccessKeyFilter,
   AccessKeyRecord,
   Checkpoint,
+  EventFilter,
+  EventPage,
   EventPartition,
-  Identity,
   NewAccessKey,
   NewSshKey,
   SshKeyFilter,
   SshKeyRecord,
   NewSession,
-  Outcome,
   RecordBatch,
   RecordBatchResult,
   RetentionResult,
   SessionClose,
   SessionEvent,
   SessionFilter,
+  SessionPage,
   SessionRecord,
   StreamChunk,
   StreamDirection,
@@ -77,8 +80,14 @@ export interface Store {
     create(session: NewSession): Promise<void>;
     /** NOT_FOUND for an unknown id; CONFLICT when already closed (a seal is never overwritten). */
     close(close: SessionClose): Promise<void>;
-    /** Newest first. `sinceUs` is inclusive, `untilUs` exclusive, both on the start time. */
+    /**
+     * Newest first by (start, id). `sinceUs` is inclusive, `untilUs` exclusive, both on the start
+     * time; event conditions (kinds, outcome, text, statuses) keep sessions with at least one such
+     * event. `after`: the page after that session.
+     */
     list(filter?: SessionFilter): Promise<SessionRecord[]>;
+    /** `list` with where the next page starts (null: no more). */
+    search(filter?: SessionFilter): Promise<SessionPage>;
     get(id: string): Promise<SessionWithEvents | null>;
     /** The most recently started session. */
     last(): Promise<SessionRecord | null>;
@@ -97,6 +106,12 @@ export interface Store {
     insertBatch(events: readonly SessionEvent[]): Promise<void>;
     /** The events of these sessions, ordered by session id, then seq (as stored: gaps and all). */
     forSessions(sessionIds: readonly string[]): Promise<SessionEvent[]>;
+    /**
+     * Events across sessions, newest first by (time, session id, seq), each with its session's
+     * identity, connection and protocol; `after` (a page's `next`) continues where a page ended,
+     * and never repeats or skips an event stored before the first page was read.
+     */
+    search(filter?: EventFilter): Promise<EventPage>;
   };
   /**
    * Applies one shipment of the record (new sessions, events, closes) in one statement,
@@ -159,9 +174,8 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** SessionFilter.limit's default and ceiling. */
-export const DEFAULT_LIST_LIMIT = 50;
-export const MAX_LIST_LIMIT = 1000;
+/** SessionFilter.limit's and EventFilter.limit's default and ceiling. */
+export { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from "./search.js";
 
 /**
  * Opens the store — Postgres when `url` is set, else embedded — and brings its schema up to date.
@@ -217,14 +231,16 @@ export function createStore(sql: SqlExecutor, driver: StoreDriver, where?: strin
     sessions: {
       create: (session) => createSession(sql, session),
       close: (close) => closeSession(sql, close),
-      list: (filter) => listSessions(sql, filter ?? {}),
+      list: async (filter) => (await searchSessions(sql, filter ?? {})).sessions,
+      search: (filter) => searchSessions(sql, filter ?? {}),
       get: (id) => getSession(sql, id),
-      last: async () => (await listSessions(sql, { limit: 1 }))[0] ?? null,
+      last: async () => (await searchSessions(sql, { limit: 1 })).sessions[0] ?? null,
       scan: (options) => scanSessions(sql, options ?? {}),
     },
     events: {
       insertBatch: (events) => insertBatch(sql, partitions, events),
       forSessions: (ids) => eventsForSessions(sql, ids),
+      search: (filter) => searchEvents(sql, filter ?? {}),
     },
     record: (batch) => recordBatch(sql, partitions, batch),
     retention: {
@@ -276,57 +292,6 @@ export function createStore(sql: SqlExecutor, driver: StoreDriver, where?: strin
 
 // ---------------------------------------------------------------------------------------------
 // Sessions
-
-const SESSION_COLUMNS = `
-  id, identity_name, identity_issuer, identity_subject,
-  array_to_json(identity_groups) as identity_groups, auth_method,
-  connection, protocol, connector, client_address, client_application,
-  ${usOf("started_at")} as started_us, ${usOf("ended_at")} as ended_us, end_reason,
-  event_count, final_hash, seal_signature`;
-
-interface SessionRow {
-  id: string;
-  identity_name: string;
-  identity_issuer: string | null;
-  identity_subject: string | null;
-  identity_groups: string[];
-  auth_method: string | null;
-  connection: string;
-  protocol: string;
-  connector: string | null;
-  client_address: string | null;
-  client_application: string | null;
-  started_us: number;
-  ended_us: number | null;
-  end_reason: string | null;
-  event_count: number;
-  final_hash: string | null;
-  seal_signature: string | null;
-}
-
-function sessionOf(row: SessionRow): SessionRecord {
-  return {
-    id: row.id,
-    identity: {
-      name: row.identity_name,
-      issuer: row.identity_issuer,
-      subject: row.identity_subject,
-      groups: row.identity_groups,
-      method: row.auth_method as Identity["method"],
-    },
-    connection: row.connection,
-    protocol: row.protocol,
-    connector: row.connector,
-    clientAddress: row.client_address,
-    clientApplication: row.client_application,
-    startedUs: row.started_us,
-    endedUs: row.ended_us,
-    endReason: row.end_reason,
-    eventCount: row.event_count,
-    finalHash: row.final_hash,
-    sealSignature: row.seal_signature,
-  };
-}
 
 async function createSession(sql: SqlExecutor, s: NewSession): Promise<void> {
   const startedAt = usToIso(s.startedUs);
@@ -394,34 +359,6 @@ async function scanSessions(sql: SqlExecutor, options: { afterId?: string; limit
   return rows.map(sessionOf);
 }
 
-async function listSessions(sql: SqlExecutor, filter: SessionFilter): Promise<SessionRecord[]> {
-  const limit = filter.limit ?? DEFAULT_LIST_LIMIT;
-  if (!Number.isSafeInteger(limit) || limit < 1) {
-    throw new StoreError("INVALID_ARGUMENT", `limit must be a positive integer, got ${limit}`);
-  }
-  const where: string[] = [];
-  const params: unknown[] = [];
-  const add = (condition: (p: string) => string, value: unknown): void => {
-    params.push(value);
-    where.push(condition(`$${params.length}`));
-  };
-  if (filter.identity !== undefined) add((p) => `identity_name = ${p}`, filter.identity);
-  if (filter.connection !== undefined) add((p) => `connection = ${p}`, filter.connection);
-  if (filter.sinceUs !== undefined) add((p) => `started_at >= ${p}::timestamptz`, usToIso(filter.sinceUs));
-  if (filter.untilUs !== undefined) add((p) => `started_at < ${p}::timestamptz`, usToIso(filter.untilUs));
-  params.push(Math.min(limit, MAX_LIST_LIMIT));
-  const rows = await read("listing sessions", () =>
-    sql.query<SessionRow>(
-      `select ${SESSION_COLUMNS} from sessions
-       ${where.length === 0 ? "" : `where ${where.join(" and ")}`}
-       order by started_at desc, id desc
-       limit $${params.length}`,
-      params,
-    ),
-  );
-  return rows.map(sessionOf);
-}
-
 async function getSession(sql: SqlExecutor, id: string): Promise<SessionWithEvents | null> {
   // One statement, so the session and its events come from one snapshot (its event_count
   // matches the events listed) and one round trip. The events travel as a JSON array whose
@@ -441,40 +378,6 @@ async function getSession(sql: SqlExecutor, id: string): Promise<SessionWithEven
 
 // ---------------------------------------------------------------------------------------------
 // Events
-
-const EVENT_COLUMNS = `
-  session_id, seq, ${usOf("ts")} as time_us, kind, command, params, outcome, details,
-  duration_us, prev_hash, hash`;
-
-interface EventRow {
-  session_id: string;
-  seq: number;
-  time_us: number;
-  kind: string;
-  command: string | null;
-  params: unknown[] | null;
-  outcome: string | null;
-  details: Record<string, unknown> | null;
-  duration_us: number | null;
-  prev_hash: string | null;
-  hash: string | null;
-}
-
-function eventOf(row: EventRow): SessionEvent {
-  return {
-    sessionId: row.session_id,
-    seq: row.seq,
-    timeUs: row.time_us,
-    kind: row.kind,
-    command: row.command,
-    params: row.params,
-    outcome: row.outcome as Outcome | null,
-    details: row.details,
-    durationUs: row.duration_us,
-    prevHash: row.prev_hash,
-    hash: row.hash,
-  };
-}
 
 /**
  * The whole batch travels as one JSON document, unpacked by jsonb_to_recordset inside

@@ -50,13 +50,88 @@ export interface SessionEvent {
   hash?: string | null;
 }
 
-export interface SessionFilter {
+/**
+ * What a search asks of one event's outcome. `denied` is a refused attempt: an event of kind
+ * `denied` (policy) or `auth_failed` (authentication), whatever its `outcome`; `error` is a failed
+ * command or connection that was not such a refusal; `ok` is `outcome = ok`. The three never overlap.
+ */
+export type SearchOutcome = "ok" | "error" | "denied";
+
+/**
+ * Conditions on one event, all of which must hold: what `events.search` matches, and what a
+ * session listed by `sessions.list` must have at least one event of.
+ */
+export interface EventMatch {
+  /** Any of these kinds. */
+  kinds?: readonly string[];
+  outcome?: SearchOutcome;
+  /** The command contains any of these, ignoring case (a substring, not a pattern). */
+  text?: readonly string[];
+  /** `details.sqlstate` (Postgres and MySQL errors), e.g. "42P01". */
+  sqlstate?: string;
+  /** `details.exitStatus` (SSH) or `details.exitCode` (kubectl exec). */
+  exitStatus?: number;
+  /** `details.httpStatus` (Kubernetes requests). */
+  httpStatus?: number;
+}
+
+/** A position in the newest-first order of events: the last event of a page. */
+export interface EventCursor {
+  timeUs: number;
+  sessionId: string;
+  seq: number;
+}
+
+export interface EventFilter extends EventMatch {
   identity?: string;
   connection?: string;
+  protocol?: string;
+  /** The event's time: `sinceUs` inclusive, `untilUs` exclusive. */
   sinceUs?: number;
   untilUs?: number;
   /** Default 50, at most 1000. */
   limit?: number;
+  /** Only events after this one in the order (older, or the same µs and lower session id, seq). */
+  after?: EventCursor;
+}
+
+/** An event found by a search, with its session's identity, connection and protocol. */
+export interface FoundEvent extends SessionEvent {
+  identity: string;
+  connection: string;
+  protocol: string;
+}
+
+export interface EventPage {
+  /** Newest first by (time, session id, seq). */
+  events: FoundEvent[];
+  /** Where the next page starts; null when this page holds the last match. */
+  next: EventCursor | null;
+}
+
+/** A position in the newest-first order of sessions: the last session of a page. */
+export interface SessionCursor {
+  startedUs: number;
+  id: string;
+}
+
+export interface SessionFilter extends EventMatch {
+  identity?: string;
+  connection?: string;
+  protocol?: string;
+  /** The session's start: `sinceUs` inclusive, `untilUs` exclusive. */
+  sinceUs?: number;
+  untilUs?: number;
+  /** Default 50, at most 1000. */
+  limit?: number;
+  /** Only sessions after this one in the order (started earlier, or at the same µs with a lower id). */
+  after?: SessionCursor;
+}
+
+export interface SessionPage {
+  /** Newest first by (start, id). */
+  sessions: SessionRecord[];
+  next: SessionCursor | null;
 }
 
 export interface SessionClose {

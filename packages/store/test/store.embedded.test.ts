@@ -13,6 +13,7 @@ import {
   StoreError,
   type PgliteWorkerExecutor,
 } from "../src/index.js";
+import { defineSearchSuite } from "./search-suite.js";
 import { defineStoreSuite, newSession } from "./suite.js";
 
 const dir = mkdtempSync(join(tmpdir(), "gatehouse-store-test-"));
@@ -41,6 +42,17 @@ describe("embedded driver on the calling thread", () => {
     serializesTransactions: true,
     fresh: async () => {
       const sql = await openPgliteExecutor();
+      return { sql, dispose: () => sql.close() };
+    },
+  }));
+});
+
+// In memory: the directory above is for the suites that reopen it.
+describe("embedded driver: search", () => {
+  defineSearchSuite(() => ({
+    open: () => openStore({ memory: true }),
+    fresh: async () => {
+      const sql = await openPgliteWorkerExecutor();
       return { sql, dispose: () => sql.close() };
     },
   }));

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPostgresExecutor, migrations, openStore, StoreError } from "../src/index.js";
 import { createTestDatabase, probePostgres, type TestDatabase } from "./helpers.js";
+import { defineSearchSuite } from "./search-suite.js";
 import { defineStoreSuite } from "./suite.js";
 
 const probe = await probePostgres();
@@ -34,6 +35,23 @@ describe.skipIf(!probe.available)(title, () => {
       };
     },
   }));
+
+  describe("search", () => {
+    defineSearchSuite(() => ({
+      open: () => openStore({ url: db.url, maxConnections: 4 }),
+      fresh: async () => {
+        const fresh = await createTestDatabase();
+        const sql = createPostgresExecutor({ url: fresh.url, maxConnections: 1 });
+        return {
+          sql,
+          dispose: async () => {
+            await sql.close();
+            await fresh.drop();
+          },
+        };
+      },
+    }));
+  });
 
   describe("server only", () => {
     it("lets two gateways migrate a fresh database at once", async () => {

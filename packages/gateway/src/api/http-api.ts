@@ -1,7 +1,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { readFileSync } from "node:fs";
-import { StoreError, type SessionFilter, type SshKeyRecord, type Store } from "@gatehouse/store";
+import { StoreError, type SshKeyRecord, type Store } from "@gatehouse/store";
 import type { GatewayConfig } from "../config/schema.js";
 import { isoFromUs, systemClock, type Clock } from "../clock.js";
 import { matchesSha256 } from "../data-dir.js";
@@ -14,9 +14,10 @@ import type { TunnelServer } from "../tunnel/tunnel-server.js";
 import { evidenceRoute, type EvidenceApi } from "./evidence-routes.js";
 import { ApiError, sendError, sendJson } from "./json.js";
 import type { Readiness } from "./readiness.js";
-import { chunkView, eventView, sessionView } from "./views.js";
+import { chunkView, eventPageView, eventView, sessionPageView, sessionView } from "./views.js";
 import { asciicast, jsonLines, STREAM_FORMATS, streamSummaries, type StreamFormat } from "./stream-export.js";
-import { BadParameter, parseLimitParameter, sessionFilter } from "./session-query.js";
+import { BadParameter, parseLimitParameter } from "./session-query.js";
+import { eventSearch, sessionSearch } from "./search-query.js";
 
 export interface ApiOptions {
   config: () => GatewayConfig;
@@ -141,9 +142,12 @@ async function route(request: IncomingMessage, response: ServerResponse, options
   }
   if (url.pathname === "/api/v1/sessions") {
     // Checked before the store is asked: a bad parameter is the caller's 400, not the store's 503.
-    const filter = sessionFilter(url.searchParams, options.clock ?? systemClock);
-    const sessions = await storeCall(() => options.store.sessions.list(filter));
-    return sendJson(response, 200, { sessions: sessions.map(sessionView) });
+    const filter = sessionSearch(url.searchParams, options.clock ?? systemClock);
+    return sendJson(response, 200, sessionPageView(await storeCall(() => options.store.sessions.search(filter))));
+  }
+  if (url.pathname === "/api/v1/events") {
+    const filter = eventSearch(url.searchParams, options.clock ?? systemClock);
+    return sendJson(response, 200, eventPageView(await storeCall(() => options.store.events.search(filter))));
   }
   const match = /^\/api\/v1\/sessions\/([^/]+)$/.exec(url.pathname);
   if (match) {

@@ -1,8 +1,7 @@
-import type { SessionFilter } from "@gatehouse/store";
 import type { Clock } from "../clock.js";
 import { usFromText } from "../clock.js";
 
-/** The most sessions one `GET /api/v1/sessions` (and `gatehouse sessions list`) returns. */
+/** The most sessions or events one `GET /api/v1/sessions` or `/api/v1/events` (and the CLI's lists) returns. */
 export const MAX_SESSION_LIMIT = 1000;
 
 /** What `since`/`until` accept, for error messages and --help. */
@@ -34,24 +33,4 @@ export function parseLimitParameter(parameter: string, text: string, max: number
   const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isInteger(n) || n < 1 || n > max) throw new BadParameter(parameter, `expected an integer from 1 to ${max}, got "${text}"`);
   return n;
-}
-
-/**
- * The filter of a sessions query (identity, connection, since, until, limit). Throws
- * BadParameter before anything reaches the store, so a bad value is the caller's 400, not the
- * store's 503.
- */
-export function sessionFilter(params: URLSearchParams, now: Clock): SessionFilter {
-  const filter: SessionFilter = {};
-  const identity = params.get("identity");
-  const connection = params.get("connection");
-  if (identity) filter.identity = identity;
-  if (connection) filter.connection = connection;
-  const since = params.get("since");
-  const until = params.get("until");
-  if (since !== null) filter.sinceUs = parseTimeParameter("since", since, now);
-  if (until !== null) filter.untilUs = parseTimeParameter("until", until, now);
-  const limit = params.get("limit");
-  if (limit !== null) filter.limit = parseLimitParameter("limit", limit, MAX_SESSION_LIMIT);
-  return filter;
 }

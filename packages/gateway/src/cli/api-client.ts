@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { readAdminToken, readState } from "../data-dir.js";
 import { GatewayError } from "../errors.js";
 import { providerFetch, type ProviderFetch } from "../identity/provider-fetch.js";
-import type { ChunkView, EventView, SessionView } from "../api/views.js";
+import type { ChunkView, EventView, FoundEventView, SessionView } from "../api/views.js";
 import type { Checkpoint, RetentionResult, SessionEvent, SessionRecord } from "@gatehouse/store";
 import type { ChainHead } from "../evidence/checkpoints.js";
 
@@ -128,6 +128,16 @@ export class ApiClient {
     const params = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined));
     const body = await this.get<{ sessions: SessionView[] }>(`/api/v1/sessions?${params}`);
     return body.sessions;
+  }
+
+  /** One page of sessions (GET /api/v1/sessions) with the cursor of the next; `query` as search-options.ts builds it. */
+  sessionPage(query: URLSearchParams): Promise<{ sessions: SessionView[]; nextCursor: string | null }> {
+    return this.get(`/api/v1/sessions?${query}`);
+  }
+
+  /** One page of events across sessions, newest first (GET /api/v1/events), with the cursor of the next. */
+  eventPage(query: URLSearchParams): Promise<{ events: FoundEventView[]; nextCursor: string | null }> {
+    return this.get(`/api/v1/events?${query}`);
   }
 
   getSession(id: string): Promise<{ session: SessionView; events: EventView[] }> {

@@ -3,6 +3,7 @@
 export { gatewayCommand, GATEWAY_HELP } from "./gateway-command.js";
 export { configCheckCommand, CONFIG_CHECK_HELP } from "./config-command.js";
 export { sessionsCommand, SESSIONS_HELP } from "./sessions-command.js";
+export { eventsCommand, EVENTS_HELP } from "./events-command.js";
 export { UsageError } from "./command.js";
 export type { CommandContext } from "./command.js";
 export { keysCommand, KEYS_HELP } from "./keys-command.js";

@@ -1,4 +1,4 @@
-import type { EventView, SessionView } from "../api/views.js";
+import type { EventView, FoundEventView, SessionView } from "../api/views.js";
 
 // Human-readable renderings of the record for the terminal; --json gives the API's own shapes.
 
@@ -15,6 +15,37 @@ export function formatSessionList(sessions: SessionView[]): string {
     s.endReason ?? (s.endedUs === null ? "open" : "-"),
   ]);
   return table(["ID", "STARTED (UTC)", "IDENTITY", "CONNECTION", "PROTOCOL", "CLIENT", "EVENTS", "END"], rows);
+}
+
+/**
+ * Events found by a search, one line each: when, who, where, what, and how it ended (with its
+ * SQLSTATE, exit status or HTTP status). The command is cut to fit `columns` (the terminal's
+ * width) when known.
+ */
+export function formatEventSearch(events: FoundEventView[], columns?: number): string {
+  if (events.length === 0) return "no events";
+  const header = ["TIME (UTC)", "IDENTITY", "CONNECTION", "KIND", "OUTCOME"];
+  const rows = events.map((e) => [e.time.replace("T", " ").slice(0, 23), e.identity, e.connection, e.kind, outcomeOf(e)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const room = columns === undefined ? 200 : Math.max(20, columns - widths.reduce((sum, w) => sum + w + 2, 0));
+  return table([...header, "COMMAND"], rows.map((r, i) => [...r, commandOf(events[i]!, room)]));
+}
+
+/** ok / error / denied, with the status that says why: "error 42P01", "error exit 1", "error 403". */
+function outcomeOf(e: FoundEventView): string {
+  const details = e.details ?? {};
+  const refused = e.kind === "denied" || e.kind === "auth_failed";
+  const outcome = refused ? "denied" : (e.outcome ?? "-");
+  const status = details["sqlstate"] ?? (details["exitStatus"] ?? details["exitCode"]) ?? details["httpStatus"];
+  if (status === undefined || status === null) return outcome;
+  const exit = details["sqlstate"] === undefined && (details["exitStatus"] ?? details["exitCode"]) !== undefined;
+  return `${outcome} ${exit ? "exit " : ""}${String(status)}`;
+}
+
+function commandOf(e: FoundEventView, room: number): string {
+  if (e.command) return oneLine(e.command, room);
+  const reason = e.details?.["reason"];
+  return typeof reason === "string" ? oneLine(`(${reason})`, room) : "-";
 }
 
 export function formatSession(session: SessionView, events: EventView[]): string {

@@ -2,27 +2,24 @@ import { renameSync, writeFileSync } from "node:fs";
 import { API_TARGET_HELP, API_TARGET_OPTIONS, ApiClient, resolveApiTarget } from "./api-client.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
 import { formatSession, formatSessionList } from "./format.js";
-import { systemClock } from "../clock.js";
-import { BadParameter, MAX_SESSION_LIMIT, parseLimitParameter, parseTimeParameter } from "../api/session-query.js";
+import { readPages, SEARCH_HELP, SEARCH_OPTIONS, searchQuery } from "./search-options.js";
 
 const COMMON = `  --json              print the API's JSON instead of a table
 ${API_TARGET_HELP}`;
 
 export const SESSIONS_HELP = `Usage:
-  gatehouse sessions list [--identity NAME] [--connection NAME] [--since TIME] [--until TIME] [--limit N] [--json]
+  gatehouse sessions list [--identity NAME] [--connection NAME] [--protocol P] [--since TIME] [--until TIME]
+                          [--kind K] [--outcome O] [--text S] [--sqlstate S] [--exit-status N]
+                          [--http-status N] [--limit N] [--all|--cursor C] [--json]
   gatehouse sessions show ID|--last [--json]
   gatehouse sessions export ID --format asciicast|jsonl [--stream N] [--out FILE]
 
-Reads the record through the gateway's API. Sessions are listed newest first.
+Reads the record through the gateway's API. Sessions are listed newest first; --since and
+--until are on a session's start, and the event filters (--kind, --outcome, --text and the
+statuses) keep the sessions with at least one event that matches them all.
 
 Options:
-  --identity NAME     only sessions of this identity
-  --connection NAME   only sessions of this connection
-  --since TIME        only sessions started at or after TIME
-  --until TIME        only sessions started before TIME
-                      TIME: ISO 8601 (2026-11-24T07:00:00Z), microseconds since the
-                      epoch, or a duration ago (30m, 24h, 7d)
-  --limit N           at most N sessions, 1 to ${MAX_SESSION_LIMIT} (default 50)
+${SEARCH_HELP}
   --format F          export: asciicast (v2, for asciinema play/cat) or jsonl
                       (every chunk as stored, base64, with its hashes)
   --stream N          export: which of the session's streams (default: its first)
@@ -47,36 +44,21 @@ export async function sessionsCommand(ctx: CommandContext): Promise<number> {
 }
 
 async function list(ctx: CommandContext): Promise<number> {
-  const { values } = parseCommand(ctx.argv, {
-    ...shared,
-    identity: { type: "string" },
-    connection: { type: "string" },
-    since: { type: "string" },
-    until: { type: "string" },
-    limit: { type: "string" },
-  });
+  const { values } = parseCommand(ctx.argv, { ...shared, ...SEARCH_OPTIONS });
   if (values.help) {
     write(ctx.stdout, SESSIONS_HELP);
     return 0;
   }
   // Checked here too, so a typo is a usage error naming the option rather than a round trip.
-  try {
-    if (values.limit !== undefined) parseLimitParameter("--limit", values.limit, MAX_SESSION_LIMIT);
-    if (values.since !== undefined) parseTimeParameter("--since", values.since, systemClock);
-    if (values.until !== undefined) parseTimeParameter("--until", values.until, systemClock);
-  } catch (error) {
-    if (error instanceof BadParameter) throw new UsageError(error.message);
-    throw error;
-  }
+  const query = searchQuery(values, "sessions");
   const client = new ApiClient(resolveApiTarget({ gateway: values.gateway, dataDir: values["data-dir"], ca: values.ca, env: ctx.env }));
-  const sessions = await client.listSessions({
-    identity: values.identity,
-    connection: values.connection,
-    since: values.since,
-    until: values.until,
-    limit: values.limit,
+  const { items: sessions, nextCursor } = await readPages(query, values.all, async (q) => {
+    const page = await client.sessionPage(q);
+    return { items: page.sessions, nextCursor: page.nextCursor };
   });
+  // --json stays the list of sessions it always was; the next page's cursor goes to stderr.
   write(ctx.stdout, values.json ? JSON.stringify(sessions, null, 2) : formatSessionList(sessions));
+  if (nextCursor !== null) write(ctx.stderr, `more: add --cursor ${nextCursor} for the next page, or --all`);
   return 0;
 }
 

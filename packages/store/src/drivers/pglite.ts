@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { PGlite, types as pgTypes, type Transaction } from "@electric-sql/pglite";
+import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
 import { StoreError, toStoreError } from "../errors.js";
 import { normalizeParams, parseInt8, type SqlExecutor } from "../executor.js";
 import { acquireDirLock, type DirLock } from "../lock.js";
@@ -54,6 +55,8 @@ export async function openPglite(dataDir: string | undefined, onClose?: () => vo
     pg = await PGlite.create(dataDir, {
       // int8 the same way as the postgres driver: a number when exact, else a bigint.
       parsers: { [pgTypes.INT8]: parseInt8 },
+      // For migration 006's trigram index on commands: the same search plans as on a server.
+      extensions: { pg_trgm },
     });
   } catch (err) {
     throw new StoreError(
