@@ -120,14 +120,14 @@ export async function fillSessions(sql: Sql, sessions: number): Promise<void> {
   await sql.unsafe(`
     insert into sessions (id, identity_name, auth_method, connection, protocol, connector, client_address, client_application,
                           started_at, ended_at, end_reason, event_count, final_hash, seal_signature)
-    select 's' || substr(md5(g::text), 1, 20), identities[1 + h1 % ${identityBuckets.length}], 'access_key',
+    select 's' || substr(md5(g::text), 1, 20), identities[(1 + h1 % ${identityBuckets.length})::int], 'access_key',
            connections[c], protocols[c], 'dc1', '10.0.' || (g % 200) || '.' || (g % 250), 'bench',
            started, started + interval '10 minutes', case when denied then 'denied' else 'client_closed' end,
            case when denied then 1 when protocols[c] = 'tcp' then 2 else 4 + h3 % 33 end,
            md5('final' || g) || md5('hash' || g), md5('seal' || g)
     from generate_series(1, ${sessions}) g,
          lateral (select ${hash("g", 1)} as h1, ${hash("g", 2)} as h2, ${hash("g", 3)} as h3,
-                         1 + ${hash("g", 4)} % ${CONNECTIONS.length} as c) x,
+                         (1 + ${hash("g", 4)} % ${CONNECTIONS.length})::int as c) x,
          lateral (select now() - (h2 % (365 * 86400)) * interval '1 second' as started, h3 % 100 = 7 as denied) y,
          lateral (select ${sqlArray(identityBuckets)} as identities,
                          ${sqlArray(CONNECTIONS.map(([n]) => n))} as connections,
@@ -150,7 +150,7 @@ export async function fillEvents(sql: Sql, from: Date, to: Date): Promise<number
     from sessions s
     cross join lateral generate_series(1, s.event_count) q
     cross join lateral (select ${hash("hashtext(s.id)::int8 * 64 + q", 5)} as h) r
-    cross join lateral (select h % 1000 as permille, (h / 1000) % 100 as percent, (h / 100000) % 20 as pick,
+    cross join lateral (select h % 1000 as permille, (h / 1000) % 100 as percent, ((h / 100000) % 20)::int as pick,
                                ((h / 2000000) % 100000)::text as n) p
     cross join lateral (
       select
@@ -187,17 +187,17 @@ export async function fillEvents(sql: Sql, from: Date, to: Date): Promise<number
         when k0.kind = 'connect' then jsonb_build_object('connector', 'dc1')
         when k0.kind = 'disconnect' then jsonb_build_object('bytesUp', h % 100000, 'bytesDown', h % 10000000, 'endedBy', 'client')
         when s.protocol = 'postgres' then
-          case when k0.outcome = 'error' then jsonb_build_object('sqlstate', (array['42P01', '23505', '42501', '57014', '40001'])[1 + h % 5], 'message', 'statement failed')
+          case when k0.outcome = 'error' then jsonb_build_object('sqlstate', (array['42P01', '23505', '42501', '57014', '40001'])[(1 + h % 5)::int], 'message', 'statement failed')
                else jsonb_build_object('tag', 'SELECT ' || (h % 500), 'rows', h % 500) end
         when s.protocol = 'mysql' then
-          case when k0.outcome = 'error' then jsonb_build_object('errno', 1146, 'sqlstate', (array['42S02', '23000', '42000', 'HY000'])[1 + h % 4], 'message', 'statement failed')
+          case when k0.outcome = 'error' then jsonb_build_object('errno', 1146, 'sqlstate', (array['42S02', '23000', '42000', 'HY000'])[(1 + h % 4)::int], 'message', 'statement failed')
                else jsonb_build_object('affectedRows', h % 50, 'resultSets', 1) end
         when k0.kind = 'exec' and s.protocol = 'ssh' then
-          jsonb_build_object('exitStatus', case when k0.outcome = 'error' then (array[1, 2, 127, 130])[1 + h % 4] else 0 end, 'bytesIn', 0, 'bytesOut', h % 20000)
+          jsonb_build_object('exitStatus', case when k0.outcome = 'error' then (array[1, 2, 127, 130])[(1 + h % 4)::int] else 0 end, 'bytesIn', 0, 'bytesOut', h % 20000)
         when k0.kind = 'exec' then
           jsonb_build_object('httpStatus', 101, 'exitCode', case when k0.outcome = 'error' then 1 else 0 end, 'tty', true)
         when s.protocol = 'kubernetes' then
-          jsonb_build_object('verb', 'get', 'httpStatus', case when k0.outcome = 'error' then (array[403, 404, 409, 500])[1 + h % 4] else 200 end, 'bytesOut', h % 50000)
+          jsonb_build_object('verb', 'get', 'httpStatus', case when k0.outcome = 'error' then (array[403, 404, 409, 500])[(1 + h % 4)::int] else 200 end, 'bytesOut', h % 50000)
         else null
       end as details) k
     where s.started_at >= $1 and s.started_at < $2`,

@@ -45,7 +45,7 @@ async function search(ctx: CommandContext): Promise<number> {
     write(ctx.stdout, JSON.stringify({ events: items, nextCursor }, null, 2));
     return 0;
   }
-  write(ctx.stdout, formatEventSearch(items, (ctx.stdout as { columns?: number }).columns));
+  write(ctx.stdout, formatEventSearch(items, (ctx.stdout as NodeJS.WritableStream & { columns?: number }).columns));
   if (nextCursor !== null) write(ctx.stderr, `more: add --cursor ${nextCursor} for the next page, or --all`);
   return 0;
 }
