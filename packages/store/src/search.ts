@@ -106,7 +106,12 @@ export async function searchSessions(sql: SqlExecutor, filter: SessionFilter): P
   if (filter.untilUs !== undefined) c.add(`s.started_at < ${c.param(usToIso(filter.untilUs))}::timestamptz`);
   const onEvent = new Conditions(c.params);
   matchEvent(onEvent, filter, "e");
-  if (onEvent.list !== "") c.add(`exists (select 1 from events e where e.session_id = s.id and ${onEvent.list})`);
+  // Events are recorded while their session is open, so none is older than its session's start: the
+  // bound lets each probe skip the older monthly partitions (3–4× faster on a year of record,
+  // docs/benchmarks.md "Search"). A day's margin leaves room for a clock stepped back meanwhile.
+  if (onEvent.list !== "") {
+    c.add(`exists (select 1 from events e where e.session_id = s.id and e.ts >= s.started_at - interval '1 day' and ${onEvent.list})`);
+  }
   if (filter.after !== undefined) {
     const { startedUs, id } = filter.after;
     if (typeof id !== "string") throw new StoreError("INVALID_ARGUMENT", "after: expected a session's startedUs and id");

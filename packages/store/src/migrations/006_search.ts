@@ -13,6 +13,7 @@ import type { Migration } from "./types.js";
  *   change once it is stored.
  * - Indexes for newest-first keyset paging, `(ts, session_id, seq)` alone and behind identity and
  *   connection; the first replaces the plain `(ts)` index (retention's time scans use it as well).
+ * - A partial index over refused attempts (kinds `denied`, `auth_failed`), for `outcome: denied`.
  * - A trigram index on `command` for case-insensitive substring search, when `pg_trgm` can be
  *   installed (a trusted extension since Postgres 13: the database's owner may create it; the
  *   embedded store loads PGlite's build of it). Without it the search still works, by scanning.
@@ -117,6 +118,9 @@ export const migration006: Migration = {
     "create index events_identity_newest_idx on events (identity_name, ts, session_id, seq)",
     "create index events_connection_newest_idx on events (connection, ts, session_id, seq)",
     "create index sessions_protocol_started_idx on sessions (protocol, started_at desc, id desc)",
+    // Refused attempts are few (well under 1% of events) and looked for on their own: a small index,
+    // for "outcome=denied" over events and over sessions, that costs only the refusals' inserts.
+    "create index events_refused_idx on events (session_id, ts) where kind in ('denied', 'auth_failed')",
     TRIGRAM_INDEX,
   ],
 };
