@@ -22,6 +22,8 @@ export interface SearchHarness {
   open(): Promise<Store>;
   /** An empty database of the same kind, not migrated, for the upgrade test. */
   fresh(): Promise<{ sql: SqlExecutor; dispose(): Promise<void> }>;
+  /** Whether migration 006 can make its trigram index here (Postgres: yes; the embedded store: no, by choice). */
+  trigram: boolean;
 }
 
 /** 2026-11-20T09:00:00Z: a fixed week, so "since" and "until" are plain numbers. */
@@ -273,9 +275,10 @@ export function defineSearchSuite(harness: () => SearchHarness): void {
       });
     });
 
-    it("has the trigram index on commands", async () => {
+    it("has the trigram index on commands where pg_trgm is available, and searches text without it elsewhere", async () => {
       const rows = await store.sql.query<{ indexdef: string }>("select indexdef from pg_indexes where indexname = 'events_command_trgm_idx'");
-      expect(rows[0]?.indexdef).toMatch(/gin \(command .*gin_trgm_ops\)/i);
+      if (harness().trigram) expect(rows[0]?.indexdef).toMatch(/gin \(command .*gin_trgm_ops\)/i);
+      else expect(rows).toEqual([]);
     });
   });
 

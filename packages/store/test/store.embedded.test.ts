@@ -50,6 +50,7 @@ describe("embedded driver on the calling thread", () => {
 // In memory: the directory above is for the suites that reopen it.
 describe("embedded driver: search", () => {
   defineSearchSuite(() => ({
+    trigram: false,
     open: () => openStore({ memory: true }),
     fresh: async () => {
       const sql = await openPgliteWorkerExecutor();

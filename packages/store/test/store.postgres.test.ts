@@ -38,6 +38,7 @@ describe.skipIf(!probe.available)(title, () => {
 
   describe("search", () => {
     defineSearchSuite(() => ({
+    trigram: true,
       open: () => openStore({ url: db.url, maxConnections: 4 }),
       fresh: async () => {
         const fresh = await createTestDatabase();

@@ -1,7 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { PGlite, types as pgTypes, type Transaction } from "@electric-sql/pglite";
-import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
 import { StoreError, toStoreError } from "../errors.js";
 import { normalizeParams, parseInt8, type SqlExecutor } from "../executor.js";
 import { acquireDirLock, type DirLock } from "../lock.js";
@@ -55,8 +54,9 @@ export async function openPglite(dataDir: string | undefined, onClose?: () => vo
     pg = await PGlite.create(dataDir, {
       // int8 the same way as the postgres driver: a number when exact, else a bigint.
       parsers: { [pgTypes.INT8]: parseInt8 },
-      // For migration 006's trigram index on commands: the same search plans as on a server.
-      extensions: { pg_trgm },
+      // No pg_trgm here, on purpose: its index on commands (migration 006) made PGlite's inserts 3×
+      // slower (≈ 32,600 → 10,000 events/s, docs/benchmarks.md "Search"), and an embedded store is
+      // small enough for a text search to scan. PGlite can load it (@electric-sql/pglite/contrib/pg_trgm).
     });
   } catch (err) {
     throw new StoreError(

@@ -15,8 +15,10 @@ import type { Migration } from "./types.js";
  *   connection; the first replaces the plain `(ts)` index (retention's time scans use it as well).
  * - A partial index over refused attempts (kinds `denied`, `auth_failed`), for `outcome: denied`.
  * - A trigram index on `command` for case-insensitive substring search, when `pg_trgm` can be
- *   installed (a trusted extension since Postgres 13: the database's owner may create it; the
- *   embedded store loads PGlite's build of it). Without it the search still works, by scanning.
+ *   installed (a trusted extension since Postgres 13: the database's owner may create it). Without
+ *   it — the embedded store, by choice (drivers/pglite.ts) — the search still works, by scanning.
+ *   It is the search's dearest index to keep up: about half the insert rate of `gatehouse_record`
+ *   (docs/benchmarks.md, "Search"); dropping it trades text search speed for that.
  *
  * Existing events are filled in from their sessions (one pass over the table, at migration).
  */
