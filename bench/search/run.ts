@@ -59,7 +59,7 @@ try {
   const sql = postgres(urlOf(DATABASE), { max: 1, onnotice: () => {} });
   try {
     if (ONLY.has("fill") && made) summary.fill = await fill(sql);
-    const [{ n }] = await sql<{ n: string }[]>`select count(*)::text as n from events`;
+    const n = (await sql<{ n: string }[]>`select count(*)::text as n from events`)[0]!.n;
     summary.eventsStored = Number(n);
     const nowUs = Date.now() * 1000;
     const DAY = 86_400_000_000;

@@ -49,7 +49,7 @@ connections:
 
   it("every subcommand has --help", async () => {
     const dir = tempDir();
-    for (const args of [["--help"], ["gateway", "--help"], ["connector", "--help"], ["config", "check", "--help"], ["sessions", "--help"], ["sessions", "list", "--help"], ["checkpoints", "--help"], ["checkpoints", "export", "--help"], ["retention", "--help"], ["verify", "--help"]]) {
+    for (const args of [["--help"], ["gateway", "--help"], ["connector", "--help"], ["config", "check", "--help"], ["sessions", "--help"], ["sessions", "list", "--help"], ["events", "--help"], ["events", "search", "--help"], ["checkpoints", "--help"], ["checkpoints", "export", "--help"], ["retention", "--help"], ["verify", "--help"]]) {
       const out = await runCli(args, { cwd: dir });
       expect(out.code, args.join(" ")).toBe(0);
       expect(out.stdout, args.join(" ")).toMatch(/Usage/);
