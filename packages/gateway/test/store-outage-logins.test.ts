@@ -129,7 +129,7 @@ describe("logins while the store is blackholed", () => {
     const response = await fetch(`${gateway.apiUrl}/readyz`, { signal: AbortSignal.timeout(1_500) });
     const text = await response.text();
     expect(response.status).toBe(200);
-    expect(JSON.parse(text)).toEqual({ status: "ready", checks: { recording: "ok", store: "unreachable", config: "loaded" } });
+    expect(JSON.parse(text)).toEqual({ status: "ready", checks: { recording: "ok", store: "unreachable", config: "loaded", listeners: { "listen.api": "listening", "listen.postgres": "listening" } } });
     for (const secret of [String(proxy.port), "127.0.0.1", db.name, "postgres"]) expect(text).not.toContain(secret);
 
     // The store is back: logins stay quick, and the identity not seen before can log in now.
