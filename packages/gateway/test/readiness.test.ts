@@ -83,6 +83,14 @@ describe("listen.metrics", () => {
   });
 });
 
+describe("a listener that cannot listen", () => {
+  it("stops the start with LISTEN_FAILED naming its key (its watch does not swallow the error)", async () => {
+    const taken = await start({});
+    await expect(start({ listen: { postgres: `127.0.0.1:${taken.postgres!.port}` } })).rejects.toMatchObject({ code: "LISTEN_FAILED", message: expect.stringContaining("listen.postgres: cannot listen on") });
+    await expect(start({ listen: { metrics: `127.0.0.1:${taken.postgres!.port}` } })).rejects.toMatchObject({ code: "LISTEN_FAILED", message: expect.stringContaining("listen.metrics: cannot listen on") });
+  });
+});
+
 describe("/readyz", () => {
   it("says ready with every listener listening, and not ready, naming it, once one closes under the gateway; /healthz stays ok", async () => {
     const gateway = await start({ listen: { metrics: "127.0.0.1:0" } });
