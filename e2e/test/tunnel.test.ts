@@ -192,6 +192,9 @@ describe("tunnel end to end", () => {
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ error: { code: "unauthorized" } });
     const health = await fetch(`${gateway.apiUrl}/readyz`);
-    expect(await health.json()).toEqual({ status: "ready", checks: { recording: "ok", store: "ok", config: "loaded" } });
+    const ready = (await health.json()) as { checks: { listeners: Record<string, string> } };
+    expect(ready).toMatchObject({ status: "ready", checks: { recording: "ok", store: "ok", config: "loaded" } });
+    expect(Object.values(ready.checks.listeners)).toEqual(expect.arrayContaining(["listening"]));
+    expect(Object.values(ready.checks.listeners).filter((state) => state !== "listening")).toEqual([]);
   });
 });

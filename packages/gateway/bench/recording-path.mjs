@@ -3,10 +3,12 @@
 // and the shipper, in one process. Not a test: a measurement, to find what the recording path costs.
 //
 //   pnpm --filter @gatehouse/gateway build
-//   node packages/gateway/bench/recording-path.mjs [--sessions 16] [--seconds 5] [--mode strict|best-effort] [--store none|pg]
+//   node packages/gateway/bench/recording-path.mjs [--sessions 16] [--seconds 5] [--mode strict|best-effort] [--store none|pg] [--metrics]
 //
 // --store none: the shipper's store takes each batch at once (the store's own cost left out);
 // --store pg: a fresh database on SHIPPER_BENCH_URL (default postgres://postgres@127.0.0.1:5432/postgres).
+// --metrics: with the gateway's metrics as the listeners keep them (sessions, commands by outcome, the
+// added-latency histogram around each chunk, the fsync histogram), to measure what they cost.
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -33,6 +35,8 @@ import { createLogger } from "../dist/logger.js";
 import { configSchema } from "../dist/config/schema.js";
 import { commandDraft, commandEvent } from "../dist/listeners/postgres/command-events.js";
 import { systemClock } from "../dist/clock.js";
+import { GatewayMetrics } from "../dist/metrics/gateway-metrics.js";
+import { timedInspector } from "../dist/sessions/command-timing.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -40,6 +44,7 @@ const { values: args } = parseArgs({
     seconds: { type: "string", default: "5" },
     mode: { type: "string", default: "strict" },
     store: { type: "string", default: "none" },
+    metrics: { type: "boolean", default: false },
   },
 });
 const SESSIONS = Number(args.sessions);
@@ -101,7 +106,8 @@ async function storeServerCpuUs() {
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), "gatehouse-recording-bench-"));
-const recording = await startRecording({ dataDir, store, settings, clock: systemClock, logger });
+const metrics = args.metrics ? new GatewayMetrics({ processMetrics: false }) : undefined;
+const recording = await startRecording({ dataDir, store, settings, clock: systemClock, logger, metrics });
 let txs = 0;
 let stop = false;
 async function session(i) {
@@ -113,9 +119,13 @@ async function session(i) {
     },
     { now: systemClock, maxParamBytes: 4096, standardConformingStrings: true },
   );
+  // As the Postgres listener's relay calls it (timed when metrics are on).
+  const up = timedInspector(recorded, (chunk) => {
+    observer.frontend(chunk);
+    return recorded.writeAhead();
+  });
   while (!stop) {
-    observer.frontend(frontend);
-    const wait = recorded.writeAhead();
+    const wait = up(frontend);
     if (wait) await wait;
     else await new Promise((r) => setImmediate(r)); // let other sessions run, as sockets would
     observer.backend(backend);
@@ -144,5 +154,5 @@ await recording.close();
 rmSync(dataDir, { recursive: true, force: true });
 await cleanup();
 const us = (cpu.user + cpu.system) / txs;
-console.log(`${args.mode}, store ${args.store}, ${SESSIONS} sessions: ${Math.round(txs / elapsed)} tx/s, CPU ${us.toFixed(1)} µs/tx (user ${(cpu.user / txs).toFixed(1)}, system ${(cpu.system / txs).toFixed(1)}), incl. drain ${((cpuAll.user + cpuAll.system) / txs).toFixed(1)} µs/tx, event-loop delay p99 ${(delay.percentile(99) / 1e6).toFixed(2)} ms max ${(delay.max / 1e6).toFixed(1)} ms, drained ${drained}; ${(txs / flushes).toFixed(1)} tx per journal flush, ${(txs / Math.max(1, batches)).toFixed(0)} per store batch${args.store === "pg" ? `; the store's Postgres backends ${(serverUs / txs).toFixed(1)} µs/tx` : ""}`);
-console.log(JSON.stringify({ bench: "recording-path", mode: args.mode, store: args.store, sessions: SESSIONS, txPerSec: txs / elapsed, cpuUsPerTx: us }));
+console.log(`${args.mode}, store ${args.store}, ${SESSIONS} sessions${metrics ? ", metrics on" : ""}: ${Math.round(txs / elapsed)} tx/s, CPU ${us.toFixed(1)} µs/tx (user ${(cpu.user / txs).toFixed(1)}, system ${(cpu.system / txs).toFixed(1)}), incl. drain ${((cpuAll.user + cpuAll.system) / txs).toFixed(1)} µs/tx, event-loop delay p99 ${(delay.percentile(99) / 1e6).toFixed(2)} ms max ${(delay.max / 1e6).toFixed(1)} ms, drained ${drained}; ${(txs / flushes).toFixed(1)} tx per journal flush, ${(txs / Math.max(1, batches)).toFixed(0)} per store batch${args.store === "pg" ? `; the store's Postgres backends ${(serverUs / txs).toFixed(1)} µs/tx` : ""}`);
+console.log(JSON.stringify({ bench: "recording-path", mode: args.mode, store: args.store, metrics: args.metrics, sessions: SESSIONS, txPerSec: txs / elapsed, cpuUsPerTx: us }));

@@ -31,6 +31,10 @@ import { Policy } from "./policy.js";
 import { SessionBroker } from "./sessions/session-broker.js";
 import { ConnectorRegistry } from "./tunnel/connector-registry.js";
 import { TunnelServer } from "./tunnel/tunnel-server.js";
+import { GatewayMetrics } from "./metrics/gateway-metrics.js";
+import { registerStateGauges } from "./metrics/state-gauges.js";
+import { createMetricsServer } from "./metrics/metrics-server.js";
+import { ServerWatch, type ListenerState } from "./listeners/server-watch.js";
 
 export interface GatewayOptions {
   logger: Logger;
@@ -41,10 +45,14 @@ export interface GatewayOptions {
   onAdminTokenGenerated?: (token: string, file: string) => void;
   /** The identities' registered SSH public keys (identity/ssh-keys.ts). Left out: the SSH listener takes no public keys. */
   sshKeys?: SshKeyLookup;
+  /** Node process metrics (CPU, memory, event loop) in /metrics. Default true; tests that start many gateways turn them off. */
+  processMetrics?: boolean;
 }
 
 export interface Gateway {
   readonly apiUrl: string;
+  /** Where Prometheus scrapes: the api listener's /metrics, or listen.metrics's when configured. */
+  readonly metricsUrl: string;
   readonly dataDir: string;
   /** Bound addresses of tcp connections' listeners, by connection name. */
   readonly tcpListeners: ReadonlyMap<string, HostPort>;
@@ -97,11 +105,14 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     for (const step of cleanup.reverse()) await Promise.resolve(step()).catch((err: unknown) => logger.warn({ err }, "cleanup step failed"));
   };
 
+  // One registry per gateway (metrics/gateway-metrics.ts); the listeners' states feed /readyz and /metrics.
+  const metrics = new GatewayMetrics({ processMetrics: options.processMetrics ?? true });
+  const listenerStates = new Map<string, () => ListenerState>();
   try {
     const store = await openStore(storeOpenOptions({ ...config, dataDir }, options.env ?? process.env));
     cleanup.push(() => store.close());
     // Journal, signing key and shipper (docs/evidence.md); closed after the listeners, before the store.
-    const recording = await startRecording({ dataDir, store, settings: config.recording, clock, logger, ...(config.store.url ? {} : { shipper: { gatherMs: EMBEDDED_STORE_GATHER_MS } }) });
+    const recording = await startRecording({ dataDir, store, settings: config.recording, clock, logger, ...(config.store.url ? {} : { shipper: { gatherMs: EMBEDDED_STORE_GATHER_MS } }), metrics });
     // A stopping gateway gives the shipper what is left of its 2 s after the grace, 5 s at most.
     let exitDeadline: number | undefined;
     cleanup.push(() => recording.close(exitDeadline === undefined ? undefined : Math.max(0, exitDeadline - SHUTDOWN_MARGIN_MS - Date.now())));
@@ -148,8 +159,20 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
         return checkpoint;
       },
     };
-    const ready = () =>
-      readiness({ recordingMode: recorder.mode, journalProblem: recording.journal.problem(), storeFailing: recording.shipper.stats.storeDown || accessKeys.storeFailing || sshKeys.storeFailing });
+    const storeFailing = () => recording.shipper.stats.storeDown || accessKeys.storeFailing || sshKeys.storeFailing;
+    const listeners = () => Object.fromEntries([...listenerStates].map(([key, state]) => [key, state()]));
+    const ready = () => {
+      const downSince = recording.shipper.stats.storeDownSinceMs;
+      return readiness({
+        recordingMode: recorder.mode,
+        journalProblem: recording.journal.problem(),
+        storeFailing: storeFailing(),
+        storeDownForSeconds: downSince === undefined ? undefined : (Date.now() - downSince) / 1000,
+        listeners: listeners(),
+      });
+    };
+    registerStateGauges(metrics.registry, { config: current, recorder, journal: recording.journal, shipper: recording.shipper, registry, storeFailing, listeners, ready: () => ready().ready });
+    const exposition = () => metrics.exposition();
     // Set once the SSH listener is up (below); the API's host-key route reads them then.
     let ssh: HostPort | undefined;
     let sshHostKey: SshHostKey | undefined;
@@ -158,14 +181,25 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     let kubernetesTls: TlsMaterial | undefined;
     const kubernetesEndpoint = () =>
       kubernetes && kubernetesTls ? { listen: formatHostPort(kubernetes), certificatePem: kubernetesTls.cert, source: kubernetesTls.source, pathPrefix: KUBE_PATH_PREFIX } : undefined;
-    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, sshKeys, sshHostKey: sshHostKeyForApi, kubernetesEndpoint, logger, readiness: ready, clock, evidence });
+    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, sshKeys, sshHostKey: sshHostKeyForApi, kubernetesEndpoint, logger, readiness: ready, clock, evidence, ...(config.listen.metrics ? {} : { metrics: exposition }) });
+    const apiWatch = new ServerWatch(api);
     const apiAddress = await listen(api, config.listen.api, "listen.api");
-    cleanup.push(() => closeServer(api));
+    cleanup.push(() => (apiWatch.stopping(), closeServer(api)));
+    listenerStates.set("listen.api", () => apiWatch.state);
     // Before the API server, which carries the tunnel: its close waits for every socket it
     // accepted, the connectors' upgraded ones included, so the links must be closed first.
     cleanup.push(() => tunnel.close());
     const scheme = config.api.tls ? "https" : "http";
     const apiUrl = `${scheme}://${formatHostPort({ host: connectHost(apiAddress.host), port: apiAddress.port })}`;
+    let metricsUrl = `${apiUrl}/metrics`;
+    if (config.listen.metrics) {
+      const server = createMetricsServer(exposition, (err) => logger.error({ err }, "metrics could not be collected"));
+      const watch = new ServerWatch(server);
+      const at = await listen(server, config.listen.metrics, "listen.metrics");
+      cleanup.push(() => (watch.stopping(), closeServer(server)));
+      listenerStates.set("listen.metrics", () => watch.state);
+      metricsUrl = `http://${formatHostPort({ host: connectHost(at.host), port: at.port })}/metrics`;
+    }
 
     /** Each listener's graceful stop (drain.ts), run before the cleanup closes anything. */
     const drains: Array<(grace: AbortSignal) => Promise<void>> = [];
@@ -174,6 +208,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       if (connection.protocol !== "tcp") continue;
       const listener = new TcpListener(connection, broker, logger.child({ connection: connection.name }));
       tcpListeners.set(connection.name, await listenOrFail(() => listener.listen(), connection.listen!, `connections[${i}].listen`));
+      listenerStates.set(`connections[${connection.name}].listen`, () => listener.state);
       cleanup.push(() => listener.close());
       drains.push((grace) => listener.drain(grace));
     }
@@ -188,6 +223,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       const credentials = new CredentialChecker(accessKeys, oidc);
       const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger, limits: admission, throttle });
       postgres = await listenOrFail(() => listener.listen(config.listen.postgres!), config.listen.postgres, "listen.postgres");
+      listenerStates.set("listen.postgres", () => listener.state);
       cleanup.push(() => listener.close());
       drains.push((grace) => listener.drain(grace));
       logger.info({ tls: tls.source, requireTls: config.postgres.requireTls }, "postgres listener ready");
@@ -200,6 +236,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       const credentials = new CredentialChecker(accessKeys, oidc);
       const listener = new MysqlListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger, limits: admission, throttle });
       mysql = await listenOrFail(() => listener.listen(config.listen.mysql!), config.listen.mysql, "listen.mysql");
+      listenerStates.set("listen.mysql", () => listener.state);
       cleanup.push(() => listener.close());
       drains.push((grace) => listener.drain(grace));
       logger.info({ tls: tls.source, requireTls: config.mysql.requireTls }, "mysql listener ready");
@@ -210,6 +247,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       const credentials = new CredentialChecker(accessKeys, oidc);
       const listener = new SshListener({ config: current, broker, recorder, credentials, hostKey: sshHostKey, keys: options.sshKeys ?? sshKeys, clock, logger, limits: admission, throttle });
       ssh = await listenOrFail(() => listener.listen(config.listen.ssh!), config.listen.ssh, "listen.ssh");
+      listenerStates.set("listen.ssh", () => listener.state);
       cleanup.push(() => listener.close());
       drains.push((grace) => listener.drain(grace));
       logger.info({ hostKey: sshHostKey.fingerprint, source: sshHostKey.source }, "ssh listener ready");
@@ -223,6 +261,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       const credentials = new CredentialChecker(accessKeys, oidc);
       const listener = new KubernetesListener({ config: current, broker, recorder, credentials, tls: kubernetesTls, clock, logger, limits: admission, throttle });
       kubernetes = await listenOrFail(() => listener.listen(config.listen.kubernetes!), config.listen.kubernetes, "listen.kubernetes");
+      listenerStates.set("listen.kubernetes", () => listener.state);
       cleanup.push(() => listener.close());
       drains.push((grace) => listener.drain(grace));
       logger.info({ tls: kubernetesTls.source }, "kubernetes listener ready");
@@ -247,6 +286,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     };
     return {
       apiUrl,
+      metricsUrl,
       dataDir,
       tcpListeners,
       postgres,

@@ -52,7 +52,7 @@ describe.skipIf(!canMountTmpfs())("a full disk under the journal (tmpfs)", () =>
     expect(await response.json()).toEqual({
       status: "not_ready",
       reason: "new sessions are refused: the disk under the recording journal is full",
-      checks: { recording: "disk_full", store: "ok", config: "loaded" },
+      checks: { recording: "disk_full", store: "ok", config: "loaded", listeners: { "listen.api": "listening", "listen.postgres": "listening" } },
     });
 
     giveBack();

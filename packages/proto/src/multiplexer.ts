@@ -21,6 +21,7 @@ import {
   type IData,
   type IOpenStream,
   type IPing,
+  type IPong,
   type IStreamFailed,
   type IStreamOpened,
   type IWindowUpdate,
@@ -115,6 +116,9 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
   #draining = false;
   #drainSent = false;
   #pingNonce = 0;
+  /** The last ping sent (its nonce and when), until its pong comes back. */
+  #pingInFlight: { nonce: number; sentAt: number } | undefined;
+  #roundTripMs: number | undefined;
 
   constructor(link: FrameLink, options: MuxOptions) {
     super();
@@ -138,7 +142,8 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
       now: this.#options.now,
       onPing: () => {
         this.#pool.trim();
-        this.#sendControl(this.#codec.encode({ ping: { nonce: ++this.#pingNonce } }));
+        this.#pingInFlight = { nonce: ++this.#pingNonce, sentAt: this.#options.now() };
+        this.#sendControl(this.#codec.encode({ ping: { nonce: this.#pingNonce } }));
       },
       onDead: (silentMs) =>
         this.#fail(new TunnelError("LINK_CLOSED", `no frame from the peer for ${Math.round(silentMs)} ms`)),
@@ -150,6 +155,14 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
   /** True once the peer sent Drain. */
   get draining(): boolean {
     return this.#draining;
+  }
+
+  /**
+   * Milliseconds from our last answered ping to its pong: the link's round trip, including the
+   * peer's event loop and any frames queued ahead of the pong. Undefined until a first pong.
+   */
+  get roundTripMs(): number | undefined {
+    return this.#roundTripMs;
   }
 
   /** Streams with a direction still open, including (gateway side) those being opened. */
@@ -238,7 +251,7 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
       case "ping":
         return this.#onPing(frame.ping);
       case "pong":
-        return; // Its arrival already fed the heartbeat.
+        return this.#onPong(frame.pong); // Its arrival already fed the heartbeat.
       case "open":
         return this.#onOpen(frame.open as OpenStream);
       case "opened":
@@ -324,6 +337,14 @@ export class Multiplexer extends EventEmitter<MultiplexerEvents> {
 
   #onPing({ nonce }: IPing): void {
     this.#sendControl(this.#codec.encode({ pong: { nonce } }));
+  }
+
+  /** The answer to our last ping: the link's round trip (a pong for an older ping is ignored). */
+  #onPong({ nonce }: IPong): void {
+    const inFlight = this.#pingInFlight;
+    if (inFlight === undefined || Number(nonce) !== inFlight.nonce) return;
+    this.#roundTripMs = this.#options.now() - inFlight.sentAt;
+    this.#pingInFlight = undefined;
   }
 
   /** Connector role. */

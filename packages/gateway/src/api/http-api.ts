@@ -13,6 +13,7 @@ import { GatewayError } from "../errors.js";
 import type { TunnelServer } from "../tunnel/tunnel-server.js";
 import { evidenceRoute, type EvidenceApi } from "./evidence-routes.js";
 import { ApiError, sendError, sendJson } from "./json.js";
+import { sendMetrics } from "../metrics/metrics-server.js";
 import type { Readiness } from "./readiness.js";
 import { chunkView, eventPageView, eventView, sessionPageView, sessionView } from "./views.js";
 import { asciicast, jsonLines, STREAM_FORMATS, streamSummaries, type StreamFormat } from "./stream-export.js";
@@ -44,6 +45,11 @@ export interface ApiOptions {
   clock?: Clock;
   /** The checkpoint chain's head and retention signing (api/evidence-routes.ts). */
   evidence: EvidenceApi;
+  /**
+   * GET /metrics (Prometheus text), without the admin token like /healthz: Prometheus scrapes it.
+   * Left out when `listen.metrics` serves it on its own listener instead.
+   */
+  metrics?: () => Promise<{ contentType: string; text: string }>;
 }
 
 /** What `GET /api/v1/ssh/host-key` answers. */
@@ -107,6 +113,7 @@ async function route(request: IncomingMessage, response: ServerResponse, options
     const { ready, body } = options.readiness();
     return sendJson(response, ready ? 200 : 503, body);
   }
+  if (url.pathname === "/metrics" && options.metrics) return sendMetrics(response, await options.metrics());
 
   if (!url.pathname.startsWith("/api/")) throw new ApiError("not_found", `no route for ${url.pathname}`);
   authorize(request, options.adminTokenSha256);

@@ -1,4 +1,5 @@
 import { isOutOfSpace, type RecordingProblem } from "../errors.js";
+import type { ListenerState } from "../listeners/server-watch.js";
 import type { RecordingMode } from "../sessions/recorder.js";
 
 /** What readiness is judged from: states the gateway already knows, so /readyz never waits on the store. */
@@ -8,7 +9,13 @@ export interface ReadinessInputs {
   journalProblem: RecordingProblem | undefined;
   /** The store failed its last use (shipping the journal, reading access keys). */
   storeFailing: boolean;
+  /** For how long the shipper has been failing to reach the store (seconds), when it is. */
+  storeDownForSeconds?: number | undefined;
+  /** Each configured listener by its config key (listen.postgres, connections[echo].listen…), the api's own excepted. */
+  listeners?: Readonly<Record<string, ListenerState>>;
 }
+
+export type ListenerCheck = ListenerState["state"];
 
 export interface Readiness {
   ready: boolean;
@@ -26,24 +33,42 @@ export interface Readiness {
       store: "ok" | "unreachable";
       /** The running configuration was read and validated (always so once the gateway answers). */
       config: "loaded";
+      /** Each listener: listening, starting, stopping (the gateway stops), down (it failed or closed by itself). */
+      listeners: Record<string, ListenerCheck>;
     };
   };
 }
 
 /**
- * Not ready only when new sessions would fail: strict recording whose journal takes no new work.
- * A store that does not answer is reported but keeps the gateway ready: sessions are journaled, and
- * access keys are checked against the identity's keys as last read.
+ * Not ready when new sessions would fail: a listener that is down (it failed, or closed without the
+ * gateway closing it), a gateway that is stopping, or strict recording whose journal takes no new
+ * work — which, with a healthy disk, means the store has been unreachable for as long as the journal
+ * could hold (recording.journal.maxBytes). A store that does not answer is reported but keeps the
+ * gateway ready while the journal has room: sessions are journaled, and access keys are checked
+ * against the identity's keys as last read.
  */
 export function readiness(inputs: ReadinessInputs): Readiness {
   const problem = inputs.journalProblem;
   const recording = problem === undefined ? "ok" : problem.reason === "journal_full" ? "journal_full" : isOutOfSpace(problem) ? "disk_full" : "journal_unwritable";
-  const checks = { recording, store: inputs.storeFailing ? "unreachable" : "ok", config: "loaded" } as const;
+  const listeners: Record<string, ListenerCheck> = {};
+  for (const [key, state] of Object.entries(inputs.listeners ?? {})) listeners[key] = state.state;
+  const checks = { recording, store: inputs.storeFailing ? "unreachable" : "ok", config: "loaded", listeners } as const;
+  const notReady = (reason: string): Readiness => ({ ready: false, body: { status: "not_ready", reason, checks } });
+
+  const down = Object.entries(inputs.listeners ?? {}).filter((entry): entry is [string, Extract<ListenerState, { state: "down" }>] => entry[1].state === "down");
+  if (down.length > 0) return notReady(`new sessions are refused: ${down.map(([key, state]) => `${key} is not listening (${state.reason})`).join("; ")}`);
+  if (Object.values(listeners).includes("stopping")) return notReady("the gateway is stopping: it takes no new sessions");
+
   if (recording === "ok" || inputs.recordingMode !== "strict") return { ready: true, body: { status: "ready", checks } };
-  const reason = {
-    journal_full: "new sessions are refused: the recording journal is full (recording.journal.maxBytes) until the store takes its backlog",
-    disk_full: "new sessions are refused: the disk under the recording journal is full",
-    journal_unwritable: "new sessions are refused: the recording journal cannot be written (a disk error)",
-  }[recording];
-  return { ready: false, body: { status: "not_ready", reason, checks } };
+  if (recording === "journal_full" && inputs.storeFailing) {
+    const since = inputs.storeDownForSeconds === undefined ? "" : ` for ${Math.round(inputs.storeDownForSeconds)} s`;
+    return notReady(`new sessions are refused: the store has been unreachable${since}, past what the recording journal holds (recording.journal.maxBytes); they are taken again once the store takes the journal's backlog`);
+  }
+  return notReady(
+    {
+      journal_full: "new sessions are refused: the recording journal is full (recording.journal.maxBytes) until the store takes its backlog",
+      disk_full: "new sessions are refused: the disk under the recording journal is full",
+      journal_unwritable: "new sessions are refused: the recording journal cannot be written (a disk error)",
+    }[recording],
+  );
 }

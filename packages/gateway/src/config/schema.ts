@@ -51,6 +51,11 @@ const listenSchema = z.strictObject({
    * https://HOST:PORT/k8s/CONNECTION; `gatehouse kubeconfig` writes the file.
    */
   kubernetes: hostPort.optional(),
+  /**
+   * Prometheus /metrics on its own plain-HTTP listener (no token), e.g. 0.0.0.0:9109. Left out:
+   * the api listener serves /metrics (also without the admin token, like /healthz).
+   */
+  metrics: hostPort.optional(),
 });
 
 const tlsFilesSchema = z.strictObject({

@@ -8,6 +8,7 @@ import type { Logger } from "../logger.js";
 import { Recorder } from "../sessions/recorder.js";
 import { CheckpointChain } from "./checkpoints.js";
 import { loadOrCreateSigningKey, type SigningKey } from "./signing.js";
+import type { SessionMetrics } from "../metrics/session-metrics.js";
 
 export const JOURNAL_DIR = "journal";
 
@@ -43,6 +44,8 @@ export async function startRecording(options: {
   shipper?: ShipperOptions;
   /** Default STATE_CHECKPOINT_MS. */
   stateCheckpointMs?: number;
+  /** Sessions, commands and journal syncs are counted here (metrics/gateway-metrics.ts); left out, nothing is. */
+  metrics?: SessionMetrics & { journalSynced(seconds: number): void };
 }): Promise<Recording> {
   const { dataDir, settings, clock } = options;
   const logger = options.logger.child({ component: "recording" });
@@ -54,12 +57,13 @@ export async function startRecording(options: {
     logger,
     maxBytes: settings.journal.maxBytes,
     segmentBytes: settings.journal.segmentBytes,
+    ...(options.metrics ? { onSync: (seconds: number) => options.metrics!.journalSynced(seconds) } : {}),
   });
   // The chain goes on from the journal's last checkpoint; a new journal (first start, or a lost
   // one) from the store's last checkpoint under this key, so the chain is not started twice.
   const stored = recovery.chainHead === undefined ? await options.store.checkpoints?.last(signingKey.keyId) : undefined;
   const checkpoints = new CheckpointChain(signingKey, recovery.chainHead ?? (stored ? { seq: stored.seq, hash: stored.hash } : undefined));
-  const recorder = new Recorder({ journal, signingKey, checkpoints, mode: settings.mode, clock, logger });
+  const recorder = new Recorder({ journal, signingKey, checkpoints, mode: settings.mode, clock, logger, ...(options.metrics ? { metrics: options.metrics } : {}) });
   const closed = recorder.finishRecovered(recovery.openSessions);
   logger.info(
     {

@@ -8,6 +8,7 @@ import type { ChainHead } from "../evidence/checkpoints.js";
 import { decodeEntry, JournalState, type JournalEntry, type SessionState } from "./entries.js";
 import { encodeFrame, FRAME_HEADER_BYTES, readFrame } from "./frame.js";
 import { RECENT_ENTRIES_MAX_BYTES, RecentEntries } from "./recent-entries.js";
+import { BacklogAge } from "./backlog-age.js";
 
 // The write-ahead journal: every entry of the record is appended here, in the gateway's data
 // directory, before it goes to the store.
@@ -39,6 +40,20 @@ export interface JournalOptions {
   retryMs?: number;
   /** Most payload bytes of unacknowledged entries kept in memory for the shipper. Default 32 MiB. */
   recentBytes?: number;
+  /** Told how long each successful fdatasync took (seconds), for the fsync histogram. */
+  onSync?: (seconds: number) => void;
+}
+
+/** What the journal holds that the store does not have yet (for /metrics). */
+export interface JournalBacklog {
+  entries: number;
+  /**
+   * Their bytes in the segment files: exact while they are all held in memory for the shipper
+   * (`recentBytes`), past that the rest counted at the segment files' average entry size.
+   */
+  bytes: number;
+  /** Seconds since the oldest of them was written, to within a second; 0 when there is none. */
+  oldestAgeSeconds: number;
 }
 
 export const JOURNAL_DEFAULTS = { segmentBytes: 16 * 1024 * 1024, maxBytes: 1024 * 1024 * 1024, retryMs: 1000, recentBytes: RECENT_ENTRIES_MAX_BYTES } as const;
@@ -148,9 +163,10 @@ export class Journal {
   /** Entries appended by this process and not yet acknowledged, for the cursor (see RecentEntries). */
   readonly recent: RecentEntries;
   private readonly maxSegments: number;
+  private readonly age = new BacklogAge();
 
   private constructor(
-    private readonly options: Required<Omit<JournalOptions, "logger">> & { logger: Logger },
+    private readonly options: Required<Omit<JournalOptions, "logger" | "onSync">> & Pick<JournalOptions, "logger" | "onSync">,
     private readonly lock: { release(): void },
     recovered: { segments: Segment[]; state: SessionState[]; chain: ChainHead | undefined; lastLsn: number; ackedLsn: number },
   ) {
@@ -161,6 +177,8 @@ export class Journal {
     this.acked = Math.min(recovered.ackedLsn, recovered.lastLsn);
     this.maxSegments = Math.max(2, Math.floor(options.maxBytes / options.segmentBytes));
     this.recent = new RecentEntries(options.recentBytes);
+    // Entries a previous run left unshipped: their age counts from this start (their own is not kept).
+    if (this.acked < recovered.lastLsn) this.age.round(this.acked + 1);
   }
 
   /** Opens (creating or recovering) the journal in `options.dir`. */
@@ -172,6 +190,7 @@ export class Journal {
       maxBytes: options.maxBytes ?? JOURNAL_DEFAULTS.maxBytes,
       retryMs: options.retryMs ?? JOURNAL_DEFAULTS.retryMs,
       recentBytes: options.recentBytes ?? JOURNAL_DEFAULTS.recentBytes,
+      ...(options.onSync ? { onSync: options.onSync } : {}),
     };
     try {
       mkdirSync(resolved.dir, { recursive: true, mode: 0o700 });
@@ -297,6 +316,7 @@ export class Journal {
     if (lsn <= this.acked) return;
     this.acked = Math.min(lsn, this.durable);
     this.recent.dropThrough(this.acked);
+    this.age.acknowledged(this.acked);
     this.writeAck();
     while (this.segments.length > 1 && this.segments[1]!.firstLsn <= this.acked) {
       const done = this.segments.shift()!;
@@ -317,6 +337,30 @@ export class Journal {
       if (segment.firstLsn <= lsn) return segment;
     }
     return undefined;
+  }
+
+  /** Entries not yet in the store, their bytes and the oldest one's age (read at scrape time, never on the hot path). */
+  backlog(): JournalBacklog {
+    const entries = Math.max(0, this.lastLsn - this.acked);
+    const held = this.recent.held();
+    let bytes = held.bytes + held.entries * FRAME_HEADER_BYTES;
+    const notHeld = Math.max(0, entries - held.entries);
+    if (notHeld > 0) {
+      const first = this.segments[0]?.firstLsn ?? 1;
+      const used = this.segments.reduce((sum, s) => sum + s.used, 0);
+      bytes += Math.round(notHeld * (used / Math.max(1, this.lastLsn - first + 1)));
+    }
+    return { entries, bytes, oldestAgeSeconds: this.age.ageSeconds(this.acked, this.lastLsn) };
+  }
+
+  /** Bytes of segment files the journal may hold before it refuses new work (recording.journal.maxBytes). */
+  get capacityBytes(): number {
+    return this.options.maxBytes;
+  }
+
+  /** Bytes written into the segment files kept (acknowledged entries included until their segment goes). */
+  get usedBytes(): number {
+    return this.segments.reduce((sum, s) => sum + s.used, 0);
   }
 
   get stats(): JournalStats {
@@ -500,6 +544,7 @@ export class Journal {
     this.urgentPending = false;
     const round: Round = { batch, segments: new Set(), done: false };
     this.rounds.push(round);
+    if (batch.length > 0) this.age.round(batch[0]!.lsn);
     try {
       await this.writeFrames(batch, round.segments);
     } catch (error) {
@@ -509,8 +554,10 @@ export class Journal {
     if (this.broken) return this.settleBreak();
     this.syncing++;
     this.next();
+    const syncStarted = performance.now();
     try {
       for (const segment of round.segments) await segment.fd!.datasync();
+      this.options.onSync?.((performance.now() - syncStarted) / 1000);
     } catch (error) {
       this.broken ??= error;
     }

@@ -52,6 +52,11 @@ export class RecentEntries {
     return out;
   }
 
+  /** What is held now: entries and their payload bytes (the journal's backlog, while it fits here). */
+  held(): { entries: number; bytes: number } {
+    return { entries: this.lsns.length - this.head, bytes: this.bytes };
+  }
+
   /** Lets go of every entry up to and including `lsn` (the store has them). */
   dropThrough(lsn: number): void {
     while (this.head < this.lsns.length && this.lsns[this.head]! <= lsn) this.dropOldest();

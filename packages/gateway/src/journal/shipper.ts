@@ -53,6 +53,8 @@ export interface ShipperStats {
   rejected: number;
   /** True while the store is failing. */
   storeDown: boolean;
+  /** Since when (Date.now() ms) the store has been failing; undefined while it answers. */
+  storeDownSinceMs: number | undefined;
 }
 
 interface Batch {
@@ -72,7 +74,7 @@ export class Shipper {
   private wake: (() => void) | undefined;
   private stopped = false;
   private readonly unsubscribe: () => void;
-  private readonly counters: ShipperStats = { batches: 0, sessions: 0, events: 0, closes: 0, checkpoints: 0, chunks: 0, failures: 0, rejected: 0, storeDown: false };
+  private readonly counters: ShipperStats = { batches: 0, sessions: 0, events: 0, closes: 0, checkpoints: 0, chunks: 0, failures: 0, rejected: 0, storeDown: false, storeDownSinceMs: undefined };
   private drainWaiters: (() => void)[] = [];
 
   constructor(
@@ -185,12 +187,14 @@ export class Shipper {
           await this.ship(batch);
           if (this.counters.storeDown) this.logger.info({ ackedLsn: batch.lastLsn }, "the store is back; shipping the journal again");
           this.counters.storeDown = false;
+          this.counters.storeDownSinceMs = undefined;
           delay = this.options.retryMinMs;
           break;
         } catch (error) {
           this.counters.failures++;
           if (!this.counters.storeDown) this.logger.warn({ err: error, pendingLsn: batch.lastLsn }, "the store refused a batch; the journal keeps it and shipping is retried");
           this.counters.storeDown = true;
+          this.counters.storeDownSinceMs ??= Date.now();
           if (this.stopped) return;
           await new Promise((resolve) => setTimeout(resolve, delay));
           delay = Math.min(delay * 2, this.options.retryMaxMs);

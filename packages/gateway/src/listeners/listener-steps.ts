@@ -12,6 +12,7 @@ import { recordRefusal, type Refusal } from "../sessions/session-broker.js";
 import { AdmissionLimits, type Admission } from "./admission-limits.js";
 import { drainListener, OpenSessions } from "./drain.js";
 import { SocketServer } from "./socket-server.js";
+import type { ListenerState } from "./server-watch.js";
 
 /**
  * The steps every protocol listener takes alike, whatever its wire: admission limits and the
@@ -57,6 +58,11 @@ export class ListenerSteps {
 
   listen(at: HostPort): Promise<HostPort> {
     return this.server.listen(at);
+  }
+
+  /** Whether the listener takes clients (for /readyz). */
+  get state(): ListenerState {
+    return this.server.state;
   }
 
   async close(): Promise<void> {

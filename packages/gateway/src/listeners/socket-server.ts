@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { HostPort } from "../config/address.js";
+import { ServerWatch, type ListenerState } from "./server-watch.js";
 
 /**
  * A TCP server that knows its open sockets and the work serving each, so a
@@ -13,6 +14,7 @@ export class SocketServer {
   /** Serving each open client; settles once its session is recorded as ended. */
   private readonly serving = new Set<Promise<void>>();
   private readonly idleWaiters = new Set<() => void>();
+  private readonly watch: ServerWatch;
 
   constructor(serve: (socket: Socket) => Promise<void> | void) {
     this.server = createServer({ noDelay: true, keepAlive: true }, (socket) => {
@@ -25,6 +27,12 @@ export class SocketServer {
       this.serving.add(work);
       void work.finally(() => this.serving.delete(work));
     });
+    this.watch = new ServerWatch(this.server);
+  }
+
+  /** Whether it takes clients, for /readyz. */
+  get state(): ListenerState {
+    return this.watch.state;
   }
 
   async listen(at: HostPort): Promise<HostPort> {
@@ -42,6 +50,7 @@ export class SocketServer {
 
   /** Takes no new clients; open ones go on. */
   stopAccepting(): void {
+    this.watch.stopping();
     if (this.server.listening) this.server.close();
   }
 
@@ -68,6 +77,7 @@ export class SocketServer {
 
   /** Ends every open socket at once and waits (up to `settleMs`) for their sessions to be recorded as ended. */
   async close(settleMs = 1_000): Promise<void> {
+    this.watch.stopping();
     const closed = new Promise<void>((resolve) => {
       if (this.server.listening) this.server.close(() => resolve());
       else resolve();

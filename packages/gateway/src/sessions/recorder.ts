@@ -16,6 +16,7 @@ import type { RelayResult } from "./relay.js";
 import { streamStart, type StreamSummary } from "../evidence/stream-chain.js";
 import type { StreamState } from "../journal/entries.js";
 import { StreamRecorder, type StreamHost, type StreamMeta } from "./stream-recorder.js";
+import type { ProtocolMetrics, SessionMetrics } from "../metrics/session-metrics.js";
 
 export type SessionMeta = Omit<NewSession, "id" | "startedUs">;
 /** An event as a listener records it: its kind one of the closed list (event-kinds.ts). */
@@ -50,6 +51,16 @@ export interface RecorderOptions {
   mode: RecordingMode;
   clock: Clock;
   logger: Logger;
+  /** Sessions started and ended, commands and their added latency (metrics/). Left out: nothing is counted. */
+  metrics?: SessionMetrics;
+}
+
+/**
+ * Every log line about a session names it, who it is and what it reaches, so one grep finds a
+ * session's lines and a reader of one line needs no other to know whose it was.
+ */
+export function sessionLogger(logger: Logger, session: Pick<NewSession, "id" | "identity" | "connection" | "protocol">): Logger {
+  return logger.child({ sessionId: session.id, identity: session.identity.name, connection: session.connection, protocol: session.protocol });
 }
 
 /**
@@ -74,6 +85,18 @@ export class Recorder {
     return this.options.mode;
   }
 
+  /** Where sessions and refusals are counted; undefined without metrics. */
+  get metrics(): SessionMetrics | undefined {
+    return this.options.metrics;
+  }
+
+  /** Sessions open now, by protocol (for the sessions-open gauge, read at scrape time). */
+  openByProtocol(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const session of this.live) counts.set(session.meta.protocol, (counts.get(session.meta.protocol) ?? 0) + 1);
+    return counts;
+  }
+
   /**
    * Starts a session's record. Strict: resolves once it is durable, and rejects with
    * RECORDING_UNAVAILABLE (`error.recording` says why) when the journal takes no new work.
@@ -92,7 +115,8 @@ export class Recorder {
     const lsn = journal.append({ t: "open", session, genesis, checkpoint }, mode === "best-effort", undefined, mode === "strict");
     if (lsn === undefined) throw unavailable(journal.problem() ?? { reason: "journal_full" }, "no new session can be recorded");
     this.options.checkpoints.advance(checkpoint);
-    const recorded = new RecordedSession(session, genesis, this.options, this.options.logger.child({ sessionId: session.id }), this.live);
+    const recorded = new RecordedSession(session, genesis, this.options, sessionLogger(this.options.logger, session), this.live);
+    recorded.metrics?.sessionStarted();
     if (mode === "strict") {
       try {
         await journal.whenDurable(lsn);
@@ -144,7 +168,7 @@ export class Recorder {
    */
   finishRecovered(states: readonly SessionState[]): number {
     for (const state of states) {
-      const session = RecordedSession.resume(state, this.options, this.options.logger.child({ sessionId: state.session.id }));
+      const session = RecordedSession.resume(state, this.options, sessionLogger(this.options.logger, state.session));
       for (const { ref, draft } of state.started) {
         session.recordResolved(ref, { ...draft, outcome: null, details: { ...(draft.details ?? {}), status: "interrupted", reason: "gateway_restart" } });
       }
@@ -178,6 +202,10 @@ export class RecordedSession {
   private lastStreamId = 0;
   private readonly streamBudget = { stored: 0 };
   private readonly openStreams = new Set<StreamRecorder>();
+  /** Commands journaled as started so far: the relay's timing (command-timing.ts) sees whether a chunk started one. */
+  private startedCount = 0;
+  /** This session's protocol's cached counters; undefined without metrics. */
+  readonly metrics: ProtocolMetrics | undefined;
 
   constructor(
     readonly meta: NewSession,
@@ -187,6 +215,7 @@ export class RecordedSession {
     private readonly live?: Set<RecordedSession>,
   ) {
     this.lastHash = genesis;
+    this.metrics = options.metrics?.forProtocol(meta.protocol);
     live?.add(this);
   }
 
@@ -234,6 +263,12 @@ export class RecordedSession {
     this.nextRef = ref;
     this.started.set(key, ref);
     this.lastStartLsn = lsn;
+    this.startedCount++;
+  }
+
+  /** How many commands this session journaled as started (a count that only grows). */
+  get commandsStarted(): number {
+    return this.startedCount;
   }
 
   /**
@@ -255,8 +290,10 @@ export class RecordedSession {
       // Never journaled as started. Strict: refused, so it never ran. Best-effort: it ran
       // unrecorded so far; record its outcome if the journal takes it now.
       if (this.options.mode === "strict" || this.closed) return Promise.resolve();
+      this.metrics?.command(input.outcome ?? null);
       return this.append(input, undefined, false);
     }
+    this.metrics?.command(input.outcome ?? null);
     this.started.delete(key);
     return this.append(input, ref, true);
   }
@@ -300,6 +337,9 @@ export class RecordedSession {
       details: { bytesUp: end.bytesUp, bytesDown: end.bytesDown, endedBy, ...(error ? { error: error.message } : {}) },
     }).catch(() => undefined);
     await this.close(reason).catch((err: unknown) => this.logger.error({ err }, "could not close the session record"));
+    const log = { endReason: reason, endedBy, bytesUp: end.bytesUp, bytesDown: end.bytesDown, events: this.seq, durationMs: Math.round((this.options.clock() - this.meta.startedUs) / 1000) };
+    if (error && reason !== "client_closed") this.logger.warn({ ...log, err: error }, "session ended");
+    else this.logger.info(log, "session ended");
   }
 
   /** Records the outcome of a started command by its journal ref (recovery). */
@@ -359,6 +399,7 @@ export class RecordedSession {
     this.flushLost();
     this.closed = true;
     this.live?.delete(this);
+    this.metrics?.sessionEnded(endReason);
     const { clock, journal, signingKey, checkpoints } = this.options;
     const endedUs = clock();
     const fields = { sessionId: this.id, genesis: this.genesis, eventCount: this.seq, finalHash: this.lastHash, endedUs, endReason };

@@ -45,6 +45,8 @@ export class RefusalRecords {
   async record(refusal: Refusal): Promise<void> {
     const { recordEach, windowMs, maxClaimedChars } = this.settings();
     const cut = cutClaims(refusal, maxClaimedChars);
+    // Counted one by one, also those a burst records together: a guessing client shows in the rate.
+    this.recorder.metrics?.authRefused(refusal.protocol, String(refusal.details.reason ?? refusal.endReason));
     const key = refusal.clientAddress ?? "";
     const now = this.clock();
     let burst = this.bursts.get(key);

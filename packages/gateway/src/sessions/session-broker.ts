@@ -71,7 +71,7 @@ export class SessionBroker {
     });
 
     const fail = async (failure: OpenFailure, kind: EventKind): Promise<OpenResult> => {
-      session.logger.info({ failure, connection: connection.name, identity: identity.name }, "session refused");
+      session.logger.info({ failure }, "session refused");
       await session.record({ kind, outcome: "error", details: { ...failure } });
       await session.close(failure.code);
       return { ok: false, session, failure };
@@ -100,6 +100,7 @@ export class SessionBroker {
         details: { ...request.connectDetails, connector: link.name, connectorId: link.id, target: `${connection.target.host}:${connection.target.port}` },
       }, { waited: false }).catch((err: unknown) => session.logger.error({ err }, "could not record the session's connect event"));
       this.routes.set(session, { connection, link });
+      session.logger.info({ connector: link.name, connectorId: link.id, clientAddress: request.clientAddress }, "session started");
       return { ok: true, session, stream, opened, link };
     } catch (error) {
       if (!(error instanceof TunnelError)) throw error;
@@ -193,7 +194,7 @@ export async function recordRefusal(recorder: Recorder, refusal: Refusal): Promi
     clientAddress: refusal.clientAddress,
     clientApplication: refusal.clientApplication,
   });
-  session.logger.info({ kind: refusal.kind, ...refusal.details, identity: refusal.identity.name, connection: refusal.connection }, "attempt refused");
+  session.logger.info({ kind: refusal.kind, ...refusal.details }, "attempt refused");
   await session.record({ kind: refusal.kind, outcome: "error", details: refusal.details });
   await session.close(refusal.endReason);
 }

@@ -25,6 +25,8 @@ const ERROR_BODY_BYTES = 64 * 1024;
 export class RequestRecord {
   private readonly key = {};
   readonly startedUs: number;
+  /** For the latency the gateway adds (command-timing.ts): the request is whole here; its stream opens once it is durable. */
+  private readonly heldSinceMs = performance.now();
 
   constructor(
     private readonly kube: KubeSession,
@@ -38,6 +40,7 @@ export class RequestRecord {
   async writeAhead(): Promise<string | undefined> {
     try {
       await this.kube.session.writeAhead();
+      this.kube.session.metrics?.addedLatency((performance.now() - this.heldSinceMs) / 1000);
       return undefined;
     } catch (error) {
       return `gatehouse: the gateway cannot record this request (${recordingRefusalReason(error as Error).why}); it was not sent to the cluster`;

@@ -14,6 +14,7 @@ import type { TlsMaterial } from "../../tls-material.js";
 import type { AdmissionLimits } from "../admission-limits.js";
 import type { AuthThrottle } from "../../identity/auth-throttle.js";
 import { ListenerSteps, isCredentialsUnavailable, isRecordingUnavailable, recordingRefusalReason, type ListenerStepsDeps } from "../listener-steps.js";
+import type { ListenerState } from "../server-watch.js";
 import { serveApiRequest } from "./api-request.js";
 import { KubeClientConnection, openFailureRefusal, type KubeSession, type SessionOpening } from "./kube-client-connection.js";
 import { refusal, replyRefusal, replyRefusalOnSocket, type Refusal } from "./kube-replies.js";
@@ -68,6 +69,11 @@ export class KubernetesListener {
 
   listen(at: HostPort): Promise<HostPort> {
     return this.steps.listen(at);
+  }
+
+  /** Whether it takes clients (for /readyz). */
+  get state(): ListenerState {
+    return this.steps.state;
   }
 
   close(): Promise<void> {

@@ -26,12 +26,14 @@ import type { AuthThrottle } from "../../identity/auth-throttle.js";
 import type { CredentialChecker, PasswordCheck } from "../../identity/credential-checker.js";
 import type { Logger } from "../../logger.js";
 import type { Recorder, RecordedSession } from "../../sessions/recorder.js";
+import { timedInspector } from "../../sessions/command-timing.js";
 import { relay, type Rewrite } from "../../sessions/relay.js";
 import { cutClaim, type RefusalRecords } from "../../sessions/refusal-records.js";
 import type { OpenFailure, SessionBroker } from "../../sessions/session-broker.js";
 import type { TlsMaterial } from "../../tls-material.js";
 import type { AdmissionLimits, Admission } from "../admission-limits.js";
 import { ListenerSteps, deferredRecords, isCredentialsUnavailable, isRecordingUnavailable, recordingRefusalReason } from "../listener-steps.js";
+import type { ListenerState } from "../server-watch.js";
 import type { GatewayError } from "../../errors.js";
 import { MysqlClientChannel, closeSilently, isEnded, replyAndClose, type Ended } from "./client-channel.js";
 import { commandDraft, commandEvent } from "./command-events.js";
@@ -123,6 +125,11 @@ export class MysqlListener {
 
   listen(at: HostPort): Promise<HostPort> {
     return this.steps.listen(at);
+  }
+
+  /** Whether it takes clients (for /readyz). */
+  get state(): ListenerState {
+    return this.steps.state;
   }
 
   close(): Promise<void> {
@@ -446,7 +453,7 @@ export class MysqlListener {
     });
 
     /** One client chunk: observed (commands journaled write-ahead), then what goes on and what the client is answered. */
-    const up = async (chunk: Uint8Array): Promise<Rewrite | undefined> => {
+    const up = timedInspector(session, async (chunk: Uint8Array): Promise<Rewrite | undefined> => {
       const forward: Uint8Array[] = [];
       const answers: Uint8Array[] = [];
       let rest: Uint8Array[] = [chunk];
@@ -472,7 +479,7 @@ export class MysqlListener {
       await session.writeAhead();
       if (answers.length === 0 && forward.length === 1 && forward[0] === chunk) return undefined;
       return { forward: Buffer.concat(forward), answer: Buffer.concat(answers) };
-    };
+    });
 
     let refused: Error | undefined;
     for (const chunk of early) {

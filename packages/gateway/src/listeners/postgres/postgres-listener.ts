@@ -23,11 +23,13 @@ import type { Logger } from "../../logger.js";
 import type { EventKind } from "../../sessions/event-kinds.js";
 import type { Recorder, RecordedSession } from "../../sessions/recorder.js";
 import { relay } from "../../sessions/relay.js";
+import { timedInspector } from "../../sessions/command-timing.js";
 import { cutClaim, type RefusalRecords } from "../../sessions/refusal-records.js";
 import type { OpenFailure, SessionBroker } from "../../sessions/session-broker.js";
 import type { TlsMaterial } from "../../tls-material.js";
 import { REFUSAL_REPORT_DEADLINE_MS, type AdmissionLimits, type Admission } from "../admission-limits.js";
 import { ListenerSteps, deferredRecords, isCredentialsUnavailable, isRecordingUnavailable, recordingRefusalReason } from "../listener-steps.js";
+import type { ListenerState } from "../server-watch.js";
 import { CancelKeys } from "./cancel-keys.js";
 import { certificateBinding } from "./channel-binding.js";
 import { ClientChannel, closeSilently, isEnded, replyAndClose, type Ended } from "./client-channel.js";
@@ -92,6 +94,11 @@ export class PostgresListener {
 
   listen(at: HostPort): Promise<HostPort> {
     return this.steps.listen(at);
+  }
+
+  /** Whether it takes clients (for /readyz). */
+  get state(): ListenerState {
+    return this.steps.state;
   }
 
   close(): Promise<void> {
@@ -442,11 +449,17 @@ export class PostgresListener {
     const forgetSession = this.steps.openSessions.add(() => {
       if (observer.backendAtMessageBoundary) endForShutdown();
     });
+    // Strict recording: a chunk that starts commands waits until their records are durable.
+    const up = timedInspector(session, (chunk: Buffer | Uint8Array) => {
+      observer.frontend(chunk);
+      return session.writeAhead();
+    });
     let refused: Error | undefined;
     for (const chunk of early) {
-      observer.frontend(chunk);
+      // A protocol violation throws here, out of the session, as before; only the wait is a refusal.
+      const wait = up(chunk);
       try {
-        await session.writeAhead();
+        await wait;
       } catch (error) {
         refused = error as Error;
         break;
@@ -456,11 +469,7 @@ export class PostgresListener {
     const result = refused
       ? (client.end(recordingRefusal(refused)), upstream.destroy(), { bytesUp: 0, bytesDown: 0, error: refused, violation: "up" as const, endedBy: "client" as const })
       : await relay(client, upstream, {
-          // Strict recording: a chunk that starts commands waits until their records are durable.
-          up: (chunk) => {
-            observer.frontend(chunk);
-            return session.writeAhead();
-          },
+          up,
           down: (chunk) => {
             observer.backend(chunk);
             // The relay writes this chunk right after we return; the farewell follows it.

@@ -166,9 +166,12 @@ async function startChannel(
     session
       .commandCompleted(key, { kind, command, params: null, outcome: "error", timeUs: startedUs, durationUs: session.now() - startedUs, details: { ...draftDetails, message } })
       .catch(() => undefined);
+  // The latency the gateway adds (command-timing.ts): from the request to its write-ahead being durable; the channel opens next.
+  const heldSinceMs = performance.now();
   session.commandStarted(key, { kind, command, params: null, outcome: null, timeUs: startedUs, details: draftDetails, durationUs: null });
   try {
     await session.writeAhead();
+    session.metrics?.addedLatency((performance.now() - heldSinceMs) / 1000);
   } catch (error) {
     const { why } = recordingRefusalReason(error as Error);
     fail(channel, `the gateway cannot record this session (${why}); the ${kind} was not run`);

@@ -17,14 +17,22 @@ export class SshConnectionState {
   private readonly channels = new Set<ServerChannel>();
   private readonly idle: Array<() => void> = [];
 
+  /** The connection's log until its session opens, then the session's (its id, identity and connection on every line). */
+  log: Logger;
+
   constructor(
     readonly ready: Promise<SshSessionOpened>,
     readonly broker: SessionBroker,
     readonly config: () => GatewayConfig,
-    readonly log: Logger,
+    log: Logger,
     /** Ends the client's connection (after a refusal was shown on a channel). */
     private readonly endConnection: () => void,
-  ) {}
+  ) {
+    this.log = log;
+    void ready.then((opened) => {
+      if (opened.ok) this.log = opened.session.logger;
+    }, () => undefined);
+  }
 
   /** A relayed channel, until the returned function forgets it (once its event is recorded). */
   track(channel: ServerChannel): () => void {

@@ -9,6 +9,7 @@ import type { OpenFailure, SessionBroker } from "../../sessions/session-broker.j
 import type { AdmissionLimits } from "../admission-limits.js";
 import type { AuthThrottle } from "../../identity/auth-throttle.js";
 import { ListenerSteps, isRecordingUnavailable, recordingRefusalReason, type ListenerStepsDeps } from "../listener-steps.js";
+import type { ListenerState } from "../server-watch.js";
 import type { SshHostKey } from "./host-key.js";
 import { servePortForward } from "./port-forward.js";
 import { SshAuthentication, type SshAuthRefusal, type SshKeyLookup, type SshLogin } from "./ssh-auth.js";
@@ -61,6 +62,11 @@ export class SshListener {
 
   listen(at: HostPort): Promise<HostPort> {
     return this.steps.listen(at);
+  }
+
+  /** Whether it takes clients (for /readyz). */
+  get state(): ListenerState {
+    return this.steps.state;
   }
 
   close(): Promise<void> {

@@ -5,6 +5,7 @@ import type { Logger } from "../../logger.js";
 import type { SessionBroker } from "../../sessions/session-broker.js";
 import { relay } from "../../sessions/relay.js";
 import { SocketServer } from "../socket-server.js";
+import type { ListenerState } from "../server-watch.js";
 import { drainListener, OpenSessions } from "../drain.js";
 
 /**
@@ -25,6 +26,11 @@ export class TcpListener {
 
   listen(): Promise<HostPort> {
     return this.server.listen(this.connection.listen!);
+  }
+
+  /** Whether it takes clients (for /readyz). */
+  get state(): ListenerState {
+    return this.server.state;
   }
 
   close(): Promise<void> {
