@@ -65,8 +65,8 @@ describe.skipIf(!haveKubectl)("deploy/kubernetes (kubectl kustomize)", () => {
     );
     expect(objects.flatMap(kubernetesModelProblems)).toEqual([]);
     // The validator refuses a wrong type, so a pass above means something.
-    const broken = structuredClone(connector) as Workload & { spec: { replicas: unknown } };
-    broken.spec.replicas = "two";
+    const broken = structuredClone(connector);
+    (broken.spec as Record<string, unknown>).replicas = "two";
     expect(kubernetesModelProblems(broken).join("\n")).toMatch(/replicas/);
   });
 

@@ -33,7 +33,7 @@ export function runGatehouse(args: readonly string[], env: Record<string, string
 export function commandLineProblem(args: readonly string[]): string | null {
   if (args.length === 0) return "no subcommand (the image's entrypoint is `gatehouse`, which then only prints its help)";
   const run = runGatehouse([...args, "--help"]);
-  if (run.status === 0 && /Usage: gatehouse /.test(run.stdout)) return null;
+  if (run.status === 0 && /^Usage:/m.test(run.stdout) && run.stdout.includes(`gatehouse ${args[0]}`)) return null;
   const why = (run.stderr || run.stdout).trim().split("\n")[0] ?? "";
   return `\`gatehouse ${args.join(" ")}\` is not a valid command line (exit ${String(run.status)}: ${why})`;
 }
