@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 const REPORT = ".vitest-report.json";
-const packages = ["packages/proto", "packages/protocols", "packages/store", "packages/gateway", "packages/connector", "packages/cli", "packages/test-servers", "e2e"];
+const packages = ["packages/proto", "packages/protocols", "packages/store", "packages/gateway", "packages/connector", "packages/cli", "packages/test-servers", "e2e", "deploy"];
 for (const dir of packages) rmSync(join(dir, REPORT), { force: true });
 
 const typecheck = spawnSync("pnpm", ["exec", "turbo", "run", "typecheck", "--output-logs=errors-only"], { stdio: "inherit" });

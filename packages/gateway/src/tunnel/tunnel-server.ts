@@ -35,14 +35,15 @@ export class TunnelServer {
     const remoteAddress = request.socket.remoteAddress ?? "unknown";
     const name = headerValue(request, "gatehouse-connector");
     const token = /^Bearer (.+)$/i.exec(headerValue(request, "authorization") ?? "")?.[1];
-    const connector = name ? this.findConnector(name) : undefined;
-    if (!connector || !token || !matchesSha256(token, connector.tokenSha256)) {
-      const reason = !name ? "no Gatehouse-Connector header" : !connector ? `unknown connector "${name}"` : "wrong token";
+    const entries = name ? this.connectorEntries(name) : [];
+    const connector = token ? entries.find((entry) => matchesSha256(token, entry.tokenSha256)) : undefined;
+    if (!connector) {
+      const reason = !name ? "no Gatehouse-Connector header" : entries.length === 0 ? `unknown connector "${name}"` : "wrong token";
       this.options.logger.warn({ connector: name ?? null, remoteAddress, reason }, "connector refused at tunnel upgrade");
       // A name missing from `connectors` is a configuration mistake, not a bad secret: a 403 that says so,
       // so the connector's log does not send its operator hunting for a token problem. Names are not
       // secrets (the token is), so saying which name is unknown gives nothing away.
-      if (name && !connector) refuse(socket, 403, "Forbidden", `unknown connector "${name}": not in the gateway's connectors`);
+      if (name && entries.length === 0) refuse(socket, 403, "Forbidden", `unknown connector "${name}": not in the gateway's connectors`);
       else refuse(socket, 401, "Unauthorized", name ? "wrong connector token" : "no Gatehouse-Connector header");
       return true;
     }
@@ -55,8 +56,12 @@ export class TunnelServer {
     this.wss.close();
   }
 
-  private findConnector(name: string): ConnectorConfig | undefined {
-    return this.options.config().connectors.find((c) => c.name === name);
+  /**
+   * The config's entries for a name. A name may be listed more than once, each with its own token
+   * hash: that is how a token is rotated without refusing anyone (old and new both valid meanwhile).
+   */
+  private connectorEntries(name: string): ConnectorConfig[] {
+    return this.options.config().connectors.filter((c) => c.name === name);
   }
 
   private accept(ws: WebSocket, name: string, remoteAddress: string): void {
