@@ -27,7 +27,9 @@ export type GatewayErrorCode =
   /** A client's handshake did not finish before its deadline. */
   | "CLIENT_TIMEOUT"
   /** A checkpoint export (verify --checkpoints FILE) cannot be read or is not one. */
-  | "CHECKPOINTS_UNREADABLE";
+  | "CHECKPOINTS_UNREADABLE"
+  /** A person's console sign-in at the OIDC provider did not complete (console/oidc-sign-in.ts). */
+  | "OIDC_SIGN_IN_FAILED";
 
 /** Why recording is unavailable, for RECORDING_UNAVAILABLE; the protocols map it to their own error. */
 export interface RecordingProblem {

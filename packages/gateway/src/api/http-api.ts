@@ -19,6 +19,10 @@ import { chunkView, eventPageView, eventView, sessionPageView, sessionView } fro
 import { asciicast, jsonLines, STREAM_FORMATS, streamSummaries, type StreamFormat } from "./stream-export.js";
 import { BadParameter, parseLimitParameter } from "./session-query.js";
 import { eventSearch, sessionSearch } from "./search-query.js";
+import type { Console } from "../console/console-routes.js";
+import { scopeRequest } from "../console/record-scope.js";
+import type { SessionRoutes } from "../console/session-routes.js";
+import { ADMIN_VIEWER, type Viewer } from "../console/sign-ins.js";
 
 export interface ApiOptions {
   config: () => GatewayConfig;
@@ -50,6 +54,10 @@ export interface ApiOptions {
    * Left out when `listen.metrics` serves it on its own listener instead.
    */
   metrics?: () => Promise<{ contentType: string; text: string }>;
+  /** The web console at /ui and its cookie sign-ins (console/console-routes.ts); left out: no console. */
+  console?: Console;
+  /** GET /api/v1/sessions/:id/verify and /live (console/session-routes.ts). */
+  sessionRoutes?: SessionRoutes;
 }
 
 /** What `GET /api/v1/ssh/host-key` answers. */
@@ -115,8 +123,11 @@ async function route(request: IncomingMessage, response: ServerResponse, options
   }
   if (url.pathname === "/metrics" && options.metrics) return sendMetrics(response, await options.metrics());
 
+  if (options.console && (url.pathname === "/ui" || url.pathname.startsWith("/ui/"))) return options.console.handle(request, response, url);
+
   if (!url.pathname.startsWith("/api/")) throw new ApiError("not_found", `no route for ${url.pathname}`);
-  authorize(request, options.adminTokenSha256);
+  const viewer = authorize(request, options);
+  if (viewer !== ADMIN_VIEWER) await scopeRequest(viewer, method, url, options.store);
 
   if (url.pathname === "/api/v1/keys" || url.pathname.startsWith("/api/v1/keys/")) return keysRoute(request, response, url, options);
   if (url.pathname === "/api/v1/ssh/host-key") {
@@ -135,6 +146,7 @@ async function route(request: IncomingMessage, response: ServerResponse, options
     return evidenceRoute(request, response, url, options.store, options.evidence, readJson);
   }
   if (method !== "GET") throw new ApiError("method_not_allowed", `${method} is not supported on ${url.pathname}`);
+  if (options.sessionRoutes && (await options.sessionRoutes.handle(request, response, url))) return;
 
   if (url.pathname === "/api/v1/evidence") {
     // The record exactly as stored, in session id order, for `gatehouse verify` to recompute.
@@ -178,8 +190,11 @@ async function route(request: IncomingMessage, response: ServerResponse, options
       connectedUs: l.connectedUs,
       draining: l.mux.draining,
       streams: l.mux.streamCount,
+      roundTripMs: l.mux.roundTripMs ?? null,
     }));
-    return sendJson(response, 200, { connectors });
+    // The configured connections and how many tunnels of their connector are attached (the console's page).
+    const connections = options.config().connections.map((c) => ({ name: c.name, protocol: c.protocol, connector: c.connector, attached: connectors.filter((l) => l.name === c.connector).length }));
+    return sendJson(response, 200, { connectors, connections });
   }
   throw new ApiError("not_found", `no route for ${url.pathname}`);
 }
@@ -311,10 +326,16 @@ async function readJson(request: IncomingMessage): Promise<Record<string, unknow
   throw new ApiError("bad_request", "expected a JSON object body");
 }
 
-function authorize(request: IncomingMessage, adminTokenSha256: string): void {
+/** The admin token (Authorization: Bearer), else a console sign-in's cookie (console/sign-ins.ts). */
+function authorize(request: IncomingMessage, options: ApiOptions): Viewer {
   const token = /^Bearer (.+)$/i.exec(request.headers.authorization ?? "")?.[1];
-  if (!token) throw new ApiError("unauthorized", "an admin token is required (Authorization: Bearer …)");
-  if (!matchesSha256(token, adminTokenSha256)) throw new ApiError("unauthorized", "the admin token is not valid");
+  if (token) {
+    if (!matchesSha256(token, options.adminTokenSha256)) throw new ApiError("unauthorized", "the admin token is not valid");
+    return ADMIN_VIEWER;
+  }
+  const viewer = options.console?.viewerOf(request);
+  if (viewer) return viewer;
+  throw new ApiError("unauthorized", "an admin token is required (Authorization: Bearer …), or a console sign-in");
 }
 
 async function storeCall<T>(call: () => Promise<T>): Promise<T> {

@@ -1,10 +1,11 @@
 import type { ServerResponse } from "node:http";
 
 /** Closed set of API error codes; the HTTP status follows from the code. */
-export type ApiErrorCode = "unauthorized" | "not_found" | "bad_request" | "method_not_allowed" | "conflict" | "store_unavailable" | "internal";
+export type ApiErrorCode = "unauthorized" | "forbidden" | "not_found" | "bad_request" | "method_not_allowed" | "conflict" | "store_unavailable" | "internal";
 
 const STATUS: Record<ApiErrorCode, number> = {
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   bad_request: 400,
   method_not_allowed: 405,
@@ -27,7 +28,7 @@ export class ApiError extends Error {
 
 export function sendJson(response: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  response.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Content-Length": Buffer.byteLength(text), "Cache-Control": "no-store" });
+  response.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Content-Length": Buffer.byteLength(text), "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff" });
   response.end(text);
 }
 

@@ -268,6 +268,38 @@ const identitySchema = z.strictObject({
   disabled: z.array(identityName).default([]),
 });
 
+/** The web console's sign-in for people (OIDC authorization code with PKCE, at identity.oidc's issuer). */
+const consoleOidcSchema = z.strictObject({
+  /** The console's client id at the provider (a client allowed the authorization code grant). */
+  clientId: z.string().min(1),
+  /** "env:NAME" or "file:PATH" of its secret; left out: a public client (PKCE alone). */
+  clientSecret: secretRef.optional(),
+  /**
+   * Where the provider sends the browser back: this gateway's /ui/auth/callback as browsers reach
+   * it, e.g. https://gatehouse.example.com/ui/auth/callback (registered with the provider).
+   */
+  redirectUri: z
+    .string()
+    .refine((t) => /^https?:\/\/[^/]+\/(.*\/)?ui\/auth\/callback$/.test(t), { message: "expected the gateway's https://HOST[:PORT]/ui/auth/callback URL" }),
+  /** Scopes asked for; openid is always included. */
+  scopes: z.array(z.string().min(1)).default(["openid", "profile", "email", "groups"]),
+});
+
+const consoleSchema = z.strictObject({
+  /** Serve the web console at /ui on the api listener. Default true. */
+  enabled: z.boolean().default(true),
+  /** OIDC groups whose members see every session; anyone else signed in by OIDC sees only their own. */
+  auditors: z.array(z.string().min(1)).default([]),
+  /** The ID token claim listing a person's groups (a list, or a space- or comma-separated string). */
+  groupsClaim: z.string().min(1).default("groups"),
+  /** How long a console sign-in lasts, in minutes (sign-ins are kept in the gateway's memory). Default 480. */
+  sessionTtlMinutes: z.number().int().min(1).max(10_080).default(480),
+  /** People sign in with the identity provider of identity.oidc. Left out: the admin token only. */
+  oidc: consoleOidcSchema.optional(),
+  /** The built console (a directory with index.html). Left out: packages/console/dist beside the gateway. */
+  dist: z.string().min(1).optional(),
+});
+
 const targetSchema = z.strictObject({
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535),
@@ -338,6 +370,7 @@ export const configSchema = z.strictObject({
     recording: recordingSchema.default(() => recordingSchema.parse({})),
     shutdown: shutdownSchema.default(() => shutdownSchema.parse({})),
     identity: identitySchema.default(() => identitySchema.parse({})),
+    console: consoleSchema.default(() => consoleSchema.parse({})),
     limits: limitsSchema.default(() => limitsSchema.parse({})),
     log: z.strictObject({ level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info") }).default({ level: "info" }),
     connectors: z.array(connectorSchema).default([]),
@@ -350,6 +383,7 @@ export type ConnectorConfig = GatewayConfig["connectors"][number];
 export type AllowEntry = ConnectionConfig["allow"][number];
 export type IdentityConfig = GatewayConfig["identity"];
 export type OidcConfig = NonNullable<IdentityConfig["oidc"]>;
+export type ConsoleConfig = GatewayConfig["console"];
 export type LimitsConfig = GatewayConfig["limits"];
 
 export interface ConfigProblem {
@@ -371,6 +405,11 @@ export function crossReferenceProblems(raw: unknown): ConfigProblem[] {
   const store = isRecord(root.store) ? root.store : {};
   if (store.password !== undefined && store.url === undefined) {
     problems.push({ path: ["store", "password"], message: "only used with store.url (the embedded store has no password)" });
+  }
+  const consoleSection = isRecord(root.console) ? root.console : {};
+  const identity = isRecord(root.identity) ? root.identity : {};
+  if (consoleSection.oidc !== undefined && identity.oidc === undefined) {
+    problems.push({ path: ["console", "oidc"], message: "needs identity.oidc (the issuer people sign in at)" });
   }
   const seen = new Map<unknown, number>();
   connections.forEach((connection, i) => {

@@ -215,11 +215,41 @@ export class Shipper {
    * halves until the one bad entry is found; that entry is logged and skipped, so one poisoned
    * event cannot stop the record (its gap then shows in `gatehouse verify`).
    */
+  private readonly shippedListeners = new Set<(sessionIds: ReadonlySet<string>) => void>();
+
+  /**
+   * Calls `listener` after each batch reaches the store, with the ids of the sessions it touched
+   * (new events, closes, stream chunks): the console's live tail reads the store then instead of
+   * polling it. Returns the unsubscribe.
+   */
+  onShipped(listener: (sessionIds: ReadonlySet<string>) => void): () => void {
+    this.shippedListeners.add(listener);
+    return () => this.shippedListeners.delete(listener);
+  }
+
+  private notifyShipped(batch: Batch): void {
+    if (this.shippedListeners.size === 0) return;
+    const ids = new Set<string>();
+    for (const s of batch.sessions) ids.add(s.id);
+    for (const e of batch.events) ids.add(e.sessionId);
+    for (const c of batch.closes) ids.add(c.id);
+    for (const c of batch.chunks) ids.add(c.sessionId);
+    if (ids.size === 0) return;
+    for (const listener of this.shippedListeners) {
+      try {
+        listener(ids);
+      } catch (error) {
+        this.logger.warn({ err: error }, "a shipped-batch listener failed");
+      }
+    }
+  }
+
   private async ship(batch: Batch): Promise<void> {
     const size = batch.sessions.length + batch.events.length + batch.closes.length + batch.checkpoints.length + batch.chunks.length;
     if (size === 0) return;
     try {
       const result = await this.store.record(batch);
+      this.notifyShipped(batch);
       this.counters.batches++;
       this.counters.sessions += result.sessions;
       this.counters.events += result.events;
