@@ -331,7 +331,7 @@ describe("live tail", () => {
         while (!pattern.test(text)) {
           const left = stop - Date.now();
           if (left <= 0) throw new Error(`no ${pattern} in ${ms} ms; got ${text}`);
-          const chunk = await Promise.race([reader.read(), new Promise<undefined>((resolve) => setTimeout(resolve, left))]);
+          const chunk = await Promise.race([reader.read(), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), left))]);
           if (chunk?.value) text += new TextDecoder().decode(chunk.value);
           if (chunk?.done) break;
         }
