@@ -35,6 +35,8 @@ if $want_test; then
     [tmux]=tmux
     [ssh]=openssh-client [scp]=openssh-client [sftp]=openssh-client [ssh-keygen]=openssh-client [/usr/sbin/sshd]=openssh-server
     [rsync]=rsync [asciinema]=asciinema
+    # the web console's browser tests (e2e/test/console.test.ts) drive it headless with playwright-core
+    [/usr/bin/chromium]=chromium
   )
   missing=()
   for cmd in "${!wanted[@]}"; do
