@@ -1,0 +1,238 @@
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { REPO_ROOT, runCli } from "../lib/processes.js";
+import { startPostgresStack, type PostgresStack } from "../lib/postgres-stack.js";
+import { gatewaySpeaksSsh, startSshStack, type SshStack } from "../lib/ssh-stack.js";
+import { SshTerminal } from "../lib/ssh-clients.js";
+
+// The web console in a real browser (Debian's chromium, headless, driven by playwright-core)
+// against a real gateway process: sessions made by real psql and ssh runs through it. What an
+// auditor or an on-call engineer does: sign in, list, filter, open a session, watch a live one, replay
+// a shell, and what must never happen: a recorded <script> running, data reaching a signed-out browser.
+// Screenshots go to e2e/artifacts/ (gitignored).
+
+const CHROMIUM = process.env.GATEHOUSE_CHROMIUM ?? "/usr/bin/chromium";
+const NO_CHROMIUM = `${CHROMIUM} is not installed (scripts/setup.sh --test installs Debian's chromium when run as root)`;
+const ARTIFACTS = join(REPO_ROOT, "e2e/artifacts");
+const haveChromium = existsSync(CHROMIUM);
+const XSS = "<script>alert(1)</script>";
+
+let stack: PostgresStack | undefined;
+let browser: Browser | undefined;
+
+beforeAll(async () => {
+  if (!haveChromium) return;
+  mkdirSync(ARTIFACTS, { recursive: true });
+  stack = await startPostgresStack();
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(ARTIFACTS, `console-${name}.png`), fullPage: true });
+}
+
+/** A fresh browser profile signed in with the admin token through the sign-in form. */
+async function signedIn(apiUrl: string, adminToken: string): Promise<{ context: BrowserContext; page: Page; dialogs: string[] }> {
+  const context = await browser!.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  const dialogs: string[] = [];
+  page.on("dialog", (dialog) => {
+    dialogs.push(dialog.message());
+    void dialog.dismiss();
+  });
+  await page.goto(`${apiUrl}/ui/`);
+  await page.getByTestId("sign-in-page").waitFor();
+  await page.getByTestId("admin-token").fill(adminToken);
+  await page.getByTestId("sign-in").click();
+  await page.getByTestId("signed-in-as").waitFor();
+  return { context, page, dialogs };
+}
+
+describe.skipIf(!haveChromium)("the web console in a browser", () => {
+  it("a signed-out browser gets no data: the API answers 401 and the page shows the sign-in", async () => {
+    const context = await browser!.newContext();
+    const page = await context.newPage();
+    const api = await page.request.get(`${stack!.gateway.apiUrl}/api/v1/sessions`);
+    expect(api.status()).toBe(401);
+    await page.goto(`${stack!.gateway.apiUrl}/ui/#/sessions`);
+    await page.getByTestId("sign-in-page").waitFor();
+    expect(await page.getByTestId("sessions-table").count()).toBe(0);
+    // A wrong token is refused on the page too.
+    await page.getByTestId("admin-token").fill("not-the-token");
+    await page.getByTestId("sign-in").click();
+    await expect.poll(() => page.getByTestId("sign-in-error").textContent()).toMatch(/not valid/);
+    await shot(page, "signed-out");
+    await context.close();
+  });
+
+  it("signs in with the admin token, lists sessions, filters by identity, opens a psql session with its timeline and verification; a recorded <script> stays text", async () => {
+    const s = stack!;
+    // Another identity with its own connection, so the filter has something to leave out.
+    const other = await runCli(["keys", "create", "--identity", "someone-else"], { cwd: s.gateway.dir });
+    expect(other.code).toBe(0);
+    const otherKey = other.stdout.trim();
+    const mine = await s.psql([s.conninfo({ application: "console-e2e" }), "-c", "select 'console-e2e-ok' as marker", "-c", `select '${XSS}' as x`, "-c", "select * from no_such_table_e2e"]);
+    expect(mine.stderr).toMatch(/no_such_table_e2e/);
+    const theirs = await s.psql([s.conninfo({ connection: "app-locked", user: "someone-else", password: otherKey, application: "console-e2e-other" }), "-c", "select 1"]);
+    expect(theirs.code).toBe(0);
+    const recorded = await s.sessionOf("console-e2e");
+    await s.sessionOf("console-e2e-other");
+
+    const { context, page, dialogs } = await signedIn(s.gateway.apiUrl, s.gateway.adminToken);
+    await page.getByTestId("session-row").first().waitFor();
+    const identities = async () => page.getByTestId("session-identity").allTextContents();
+    expect(new Set(await identities())).toEqual(new Set(["agent", "someone-else"]));
+    await shot(page, "sessions");
+
+    await page.getByTestId("filter-identity").fill("someone-else");
+    await page.getByTestId("filter-apply").click();
+    await expect.poll(async () => [...new Set(await identities())]).toEqual(["someone-else"]);
+    expect(page.url()).toContain("identity=someone-else");
+    await shot(page, "sessions-filtered");
+
+    await page.goto(`${s.gateway.apiUrl}/ui/#/session/${recorded.session.id}`);
+    await page.getByTestId("timeline").waitFor();
+    await expect.poll(() => page.getByTestId("verify-result").textContent()).toMatch(/Hash chain and seal verify/);
+    const facts = await page.getByTestId("session-facts").textContent();
+    expect(facts).toContain("agent");
+    expect(facts).toContain("access key");
+    expect(facts).toContain("console-e2e");
+    const commands = await page.getByTestId("event-command").allTextContents();
+    expect(commands).toContain("select 'console-e2e-ok' as marker");
+    // The statement with a script tag is shown as the text it was, and nothing ran.
+    expect(commands).toContain(`select '${XSS}' as x`);
+    expect(await page.locator("#main script").count()).toBe(0);
+    // The failed statement stands out, with its SQLSTATE.
+    const failed = page.locator('tr.failed[data-testid="event-row"]');
+    await expect.poll(() => failed.count()).toBeGreaterThan(0);
+    expect(await failed.first().textContent()).toContain("42P01");
+    await shot(page, "session");
+    expect(dialogs).toEqual([]);
+
+    // The search page finds the statement across sessions, still as text.
+    await page.goto(`${s.gateway.apiUrl}/ui/#/search?q=${encodeURIComponent("alert(1)")}`);
+    await page.getByTestId("search-body").locator("tr").first().waitFor();
+    expect(await page.getByTestId("search-body").textContent()).toContain(XSS);
+    expect(await page.locator("#main script").count()).toBe(0);
+    await page.goto(`${s.gateway.apiUrl}/ui/#/connectors`);
+    await page.getByTestId("connector-row").first().waitFor();
+    expect(await page.getByTestId("connectors-body").textContent()).toContain("dc1");
+    await shot(page, "connectors");
+    expect(dialogs).toEqual([]);
+
+    // Signing out ends it: the page shows the sign-in and the API refuses the old cookie.
+    await page.getByTestId("sign-out").click();
+    await page.getByTestId("sign-in-page").waitFor();
+    expect((await page.request.get(`${s.gateway.apiUrl}/api/v1/sessions`)).status()).toBe(401);
+    await context.close();
+  });
+
+  it("shows a new statement of an open psql session within a second, without reloading", async () => {
+    const s = stack!;
+    const psql = s.spawnClient("psql", ["-X", "-q", s.conninfo({ application: "console-e2e-live" })]);
+    psql.stdout!.resume();
+    psql.stderr!.resume();
+    try {
+      psql.stdin!.write("select 'live-first';\n");
+      let open: { id: string } | undefined;
+      const deadline = Date.now() + 20_000;
+      while (!open) {
+        const { sessions } = await s.api<{ sessions: Array<{ id: string; clientApplication: string | null; endedAt: string | null; eventCount: number }> }>("/api/v1/sessions?limit=50");
+        open = sessions.find((x) => x.clientApplication === "console-e2e-live" && x.endedAt === null && x.eventCount >= 2);
+        if (!open && Date.now() > deadline) throw new Error("the open psql session did not reach the store");
+        if (!open) await new Promise((r) => setTimeout(r, 100));
+      }
+      const { context, page } = await signedIn(s.gateway.apiUrl, s.gateway.adminToken);
+      await page.goto(`${s.gateway.apiUrl}/ui/#/session/${open.id}`);
+      await expect.poll(() => page.getByTestId("live-state").textContent()).toBe("live");
+      await expect.poll(() => page.getByTestId("event-command").allTextContents()).toContain("select 'live-first';");
+      // Let the live tail's stream open before the statement goes.
+      await page.waitForTimeout(300);
+      const sent = Date.now();
+      psql.stdin!.write("select 'live-second-statement';\n");
+      await page.getByText("select 'live-second-statement';").waitFor({ timeout: 5_000 });
+      const took = Date.now() - sent;
+      await shot(page, "live-tail");
+      expect(took).toBeLessThan(1_500);
+      psql.stdin!.end("\\q\n");
+      await expect.poll(() => page.getByTestId("live-state").textContent(), { timeout: 10_000 }).toBe("ended");
+      await context.close();
+    } finally {
+      psql.kill();
+    }
+  });
+});
+
+describe.skipIf(!haveChromium)("replay of a terminal stream", () => {
+  let ssh: SshStack | undefined;
+  afterAll(async () => {
+    await ssh?.stop();
+  });
+
+  it("plays an ssh shell session in xterm.js with play, pause and seek, and offers its exports", async (ctx) => {
+    if (!(await gatewaySpeaksSsh())) return ctx.skip();
+    ssh = await startSshStack();
+    const terminal = new SshTerminal(ssh.endpoint(), { cols: 100, rows: 30 });
+    const marker = `replay-${Date.now().toString(36)}`;
+    try {
+      await terminal.waitFor(/[$#] ?$/m);
+      terminal.type(`echo hello-${marker}`);
+      await terminal.waitFor(new RegExp(`^hello-${marker}`, "m"));
+      await new Promise((r) => setTimeout(r, 300));
+      terminal.type(`printf '\\033[31m%s\\033[0m\\n' red-${marker}`);
+      await terminal.waitFor(new RegExp(`^red-${marker}`, "m"));
+      terminal.type("exit");
+      await terminal.waitForExit();
+    } finally {
+      terminal.close();
+    }
+    const recorded = await ssh.sessionWith(`hello-${marker}`);
+
+    const { context, page, dialogs } = await signedIn(ssh.gateway.apiUrl, ssh.gateway.adminToken);
+    await page.goto(`${ssh.gateway.apiUrl}/ui/#/session/${recorded.session.id}`);
+    await page.getByTestId("stream").first().waitFor();
+    await expect.poll(() => page.getByTestId("verify-result").textContent()).toMatch(/Hash chain and seal verify/);
+    const screen = page.getByTestId("replay-terminal").first();
+    await page.getByTestId("replay-play").first().click();
+    await expect.poll(() => screen.textContent(), { timeout: 15_000 }).toContain(`hello-${marker}`);
+    await page.getByTestId("replay-play").first().click(); // pause
+    // Seek back to the start: the screen is redrawn from nothing; then to the end.
+    const seek = page.getByTestId("replay-seek").first();
+    await seek.evaluate((el) => {
+      const input = el as unknown as { value: string; max: string; dispatchEvent(event: Event): boolean };
+      input.value = "0";
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+    await expect.poll(() => screen.textContent()).not.toContain(`hello-${marker}`);
+    await seek.evaluate((el) => {
+      const input = el as unknown as { value: string; max: string; dispatchEvent(event: Event): boolean };
+      input.value = input.max;
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+    await expect.poll(() => screen.textContent()).toContain(`red-${marker}`);
+    await shot(page, "replay");
+
+    // The export links download the recorded stream (the existing export routes), with the cookie.
+    const cast = page.getByTestId("export-asciicast").first();
+    const castResponse = await page.request.get(new URL((await cast.getAttribute("href"))!, ssh.gateway.apiUrl).href);
+    expect(castResponse.status()).toBe(200);
+    expect(await castResponse.text()).toContain(`hello-${marker}`);
+    const jsonl = page.getByTestId("export-jsonl").first();
+    const jsonlResponse = await page.request.get(new URL((await jsonl.getAttribute("href"))!, ssh.gateway.apiUrl).href);
+    expect(jsonlResponse.status()).toBe(200);
+    expect((await jsonlResponse.text()).split("\n")[0]).toContain("gatehouse-stream-v1");
+    expect(dialogs).toEqual([]);
+    await context.close();
+  });
+});
+
+describe.skipIf(haveChromium)("the web console in a browser", () => {
+  it.skip(NO_CHROMIUM, () => undefined);
+});
