@@ -307,6 +307,25 @@ describe("verification on view", () => {
   });
 });
 
+describe("verification on view, of an edited record", () => {
+  it("says plainly that it does not verify, and where", async () => {
+    const cookie = await adminCookie();
+    // Someone with the store's owner role edits a statement after the fact.
+    const db = new pg.Client({ connectionString: store!.url() });
+    await db.connect();
+    try {
+      const edited = await db.query("update events set command = 'select 1' where session_id = $1 and command like '%bob-was-here%'", [sessionOf.bob]);
+      expect(edited.rowCount).toBe(1);
+    } finally {
+      await db.end();
+    }
+    const verdict = await call("GET", `/api/v1/sessions/${sessionOf.bob}/verify`, { cookie });
+    expect(verdict.status).toBe(200);
+    expect(verdict.json).toMatchObject({ ok: false, failure: { reason: "edited" } });
+    expect(verdict.json.failure.seq).toBeGreaterThan(0);
+  });
+});
+
 describe("live tail", () => {
   it("delivers a statement of an open session as a server-sent event within a second", async () => {
     const cookie = await adminCookie();
