@@ -82,8 +82,11 @@ describe.skipIf(!haveChromium)("the web console in a browser", () => {
     expect(mine.stderr).toMatch(/no_such_table_e2e/);
     const theirs = await s.psql([s.conninfo({ connection: "app-locked", user: "someone-else", password: otherKey, application: "console-e2e-other" }), "-c", "select 1"]);
     expect(theirs.code).toBe(0);
+    const refused = await s.psql([s.conninfo({ connection: "app-locked", application: "console-e2e-denied" }), "-c", "select 1"]);
+    expect(refused.stderr).toMatch(/not allowed/);
     const recorded = await s.sessionOf("console-e2e");
     await s.sessionOf("console-e2e-other");
+    const denied = await s.sessionOf("console-e2e-denied");
 
     const { context, page, dialogs } = await signedIn(s.gateway.apiUrl, s.gateway.adminToken);
     await page.getByTestId("session-row").first().waitFor();
@@ -115,6 +118,13 @@ describe.skipIf(!haveChromium)("the web console in a browser", () => {
     expect(await failed.first().textContent()).toContain("42P01");
     await shot(page, "session");
     expect(dialogs).toEqual([]);
+
+    // A refused attempt stands out: a red row with its reason.
+    await page.goto(`${s.gateway.apiUrl}/ui/#/session/${denied.session.id}`);
+    const refusedRow = page.locator('tr.refused[data-testid="event-row"]');
+    await refusedRow.first().waitFor();
+    expect(await refusedRow.first().textContent()).toMatch(/denied[\s\S]*not allowed/);
+    await shot(page, "session-denied");
 
     // The search page finds the statement across sessions, still as text.
     await page.goto(`${s.gateway.apiUrl}/ui/#/search?q=${encodeURIComponent("alert(1)")}`);

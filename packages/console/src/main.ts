@@ -19,6 +19,8 @@ let leave: Array<() => void> = [];
 const FILTERS = ["identity", "connection", "protocol", "kind", "outcome", "since", "until", "q", "sqlstate", "exitStatus", "httpStatus"] as const;
 const PROTOCOLS = ["", "postgres", "mysql", "ssh", "kubernetes", "tcp"];
 const OUTCOMES = ["", "ok", "error", "denied"];
+/** End reasons of sessions that were refused: they stand out in the list. */
+const REFUSED_ENDS = new Set(["denied", "auth_failed", "unknown_connection", "identity_disabled"]);
 
 window.addEventListener("hashchange", () => void render());
 void start();
@@ -238,7 +240,7 @@ function sessionRow(s: Session): HTMLTableRowElement {
     h("td", {}, s.protocol),
     h("td", {}, s.clientApplication ?? "", s.clientAddress ? h("span", { class: "muted" }, ` ${s.clientAddress}`) : null),
     h("td", { class: "num", "data-testid": "session-events" }, String(s.eventCount)),
-    h("td", {}, s.endedAt === null ? h("span", { class: "badge live" }, "open") : h("span", { class: "badge" }, s.endReason ?? "ended")),
+    h("td", {}, s.endedAt === null ? h("span", { class: "badge live" }, "open") : h("span", { class: REFUSED_ENDS.has(s.endReason ?? "") ? "badge denied" : "badge" }, s.endReason ?? "ended")),
   );
 }
 
