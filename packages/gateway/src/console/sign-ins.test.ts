@@ -1,0 +1,75 @@
+import type { IncomingMessage } from "node:http";
+import { describe, expect, it } from "vitest";
+import { ApiError } from "../api/json.js";
+import { scopeRequest } from "./record-scope.js";
+import { ADMIN_VIEWER, cookie, csrfSafe, setCookie, SignIns, type Viewer } from "./sign-ins.js";
+
+const request = (headers: Record<string, string>, method = "GET") => ({ headers, method }) as unknown as IncomingMessage;
+
+describe("console sign-ins", () => {
+  it("last console.sessionTtlMinutes on the injected clock, and end at sign-out", () => {
+    let now = 1_000_000_000_000;
+    const signIns = new SignIns(() => 60_000, () => now);
+    const alice: Viewer = { name: "alice", method: "oidc", auditor: false, groups: [] };
+    const id = signIns.create(alice);
+    const withCookie = request({ cookie: `other=1; gatehouse_console=${id}` });
+    expect(signIns.viewerOf(withCookie)).toEqual(alice);
+    now += 59_999_000;
+    expect(signIns.viewerOf(withCookie)).toEqual(alice);
+    now += 1_000;
+    expect(signIns.viewerOf(withCookie)).toBeUndefined();
+    const again = signIns.create(alice);
+    signIns.end(request({ cookie: `gatehouse_console=${again}` }));
+    expect(signIns.viewerOf(request({ cookie: `gatehouse_console=${again}` }))).toBeUndefined();
+    expect(signIns.viewerOf(request({ cookie: "gatehouse_console=made-up" }))).toBeUndefined();
+  });
+
+  it("cookies are HttpOnly, SameSite and Secure over TLS", () => {
+    expect(setCookie("a", "b", { secure: true, sameSite: "Strict", path: "/", maxAge: 60 })).toBe("a=b; Path=/; HttpOnly; SameSite=Strict; Max-Age=60; Secure");
+    expect(cookie(request({ cookie: "x=1;  a = b ; c=d" }), "a")).toBe("b");
+  });
+
+  it("a cookie request that changes anything needs the console's header", () => {
+    expect(csrfSafe(request({}, "GET"))).toBe(true);
+    expect(csrfSafe(request({}, "POST"))).toBe(false);
+    expect(csrfSafe(request({ "x-gatehouse-console": "1" }, "DELETE"))).toBe(true);
+  });
+});
+
+describe("record scope", () => {
+  const store = {
+    sessions: {
+      get: async (id: string) => (id === "s-bob" ? { session: { identity: { name: "bob" } }, events: [] } : id === "s-alice" ? { session: { identity: { name: "alice" } }, events: [] } : null),
+    },
+  } as unknown as Parameters<typeof scopeRequest>[3];
+  const alice: Viewer = { name: "alice", method: "oidc", auditor: false, groups: ["dev"] };
+  const carol: Viewer = { name: "carol", method: "oidc", auditor: true, groups: ["auditors"] };
+  const code = async (viewer: Viewer, path: string, method = "GET") => {
+    try {
+      await scopeRequest(viewer, method, new URL(path, "http://gw"), store);
+      return "ok";
+    } catch (error) {
+      return (error as ApiError).code;
+    }
+  };
+
+  it("narrows a non-auditor's lists to their identity and hides other identities' sessions", async () => {
+    const url = new URL("http://gw/api/v1/sessions?protocol=postgres");
+    await scopeRequest(alice, "GET", url, store);
+    expect(url.searchParams.get("identity")).toBe("alice");
+    expect(await code(alice, "/api/v1/events?identity=bob")).toBe("forbidden");
+    expect(await code(alice, "/api/v1/sessions/s-alice/verify")).toBe("ok");
+    for (const suffix of ["", "/live", "/verify", "/chunks", "/streams/1"]) expect(await code(alice, `/api/v1/sessions/s-bob${suffix}`)).toBe("not_found");
+    expect(await code(alice, "/api/v1/sessions/nope")).toBe("not_found");
+    expect(await code(alice, "/api/v1/evidence")).toBe("forbidden");
+    expect(await code(alice, "/api/v1/connectors")).toBe("ok");
+  });
+
+  it("lets an auditor read every session but change nothing, and the admin do anything", async () => {
+    expect(await code(carol, "/api/v1/sessions/s-bob")).toBe("ok");
+    expect(await code(carol, "/api/v1/evidence")).toBe("ok");
+    expect(await code(carol, "/api/v1/keys")).toBe("forbidden");
+    expect(await code(carol, "/api/v1/keys", "POST")).toBe("forbidden");
+    expect(await code(ADMIN_VIEWER, "/api/v1/keys", "POST")).toBe("ok");
+  });
+});
