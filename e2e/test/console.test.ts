@@ -2,8 +2,12 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { REPO_ROOT, runCli } from "../lib/processes.js";
+import { rmSync } from "node:fs";
+import { newToken, REPO_ROOT, runCli, startConnectorProcess, startGatewayProcess, type Proc, type RunningGateway } from "../lib/processes.js";
+import { freePort } from "../lib/postgres-server.js";
 import { startPostgresStack, type PostgresStack } from "../lib/postgres-stack.js";
+// The gateway's own tests' OpenID provider for people (code + PKCE, login skipped), shared rather than copied.
+import { startLoginIssuer, type LoginIssuer } from "../../packages/gateway/test/support/oidc-login-issuer.js";
 import { gatewaySpeaksSsh, startSshStack, type SshStack } from "../lib/ssh-stack.js";
 import { SshTerminal } from "../lib/ssh-clients.js";
 
@@ -240,6 +244,76 @@ describe.skipIf(!haveChromium)("replay of a terminal stream", () => {
     expect(jsonlResponse.status()).toBe(200);
     expect((await jsonlResponse.text()).split("\n")[0]).toContain("gatehouse-stream-v1");
     expect(dialogs).toEqual([]);
+    await context.close();
+  });
+});
+
+describe.skipIf(!haveChromium)("sign-in with the identity provider", () => {
+  let issuer: LoginIssuer | undefined;
+  let gateway: RunningGateway | undefined;
+  let connector: Proc | undefined;
+  afterAll(async () => {
+    await connector?.stop();
+    await gateway?.proc.stop();
+    if (gateway) rmSync(gateway.dir, { recursive: true, force: true });
+    await issuer?.close();
+  });
+
+  it("a person signs in through the provider (code + PKCE) in the browser and sees only their own sessions", async () => {
+    const s = stack!;
+    issuer = await startLoginIssuer({ alice: { groups: ["dev"] } });
+    // The redirect URI names the gateway's address, so it listens on a port chosen first.
+    const apiPort = await freePort();
+    const redirectUri = `http://127.0.0.1:${apiPort}/ui/auth/callback`;
+    issuer.setRedirectUri(redirectUri);
+    const dc1 = newToken();
+    const credential = { user: s.server.user, ...(s.server.password === null ? {} : { password: "env:GATEHOUSE_E2E_PG_PASSWORD" }) };
+    gateway = await startGatewayProcess({
+      listen: { api: `127.0.0.1:${apiPort}`, postgres: "127.0.0.1:0" },
+      identity: { oidc: { issuer: issuer.issuer, audience: "gatehouse", ca: issuer.caFile } },
+      console: { auditors: ["auditors"], oidc: { clientId: issuer.clientId, redirectUri, scopes: ["openid", "groups"] } },
+      connectors: [{ name: "dc1", tokenSha256: dc1.sha256 }],
+      connections: [{ name: "app", protocol: "postgres", connector: "dc1", target: { host: s.server.host, port: s.server.port, database: s.db.name, tls: "disable" }, credential, allow: [{ identity: "alice" }, { identity: "bob" }] }],
+    });
+    connector = await startConnectorProcess({ gateway: gateway.apiUrl, name: "dc1", token: dc1.token, allow: `${s.server.host}:${s.server.port}`, ...(s.server.password === null ? {} : { extra: { GATEHOUSE_E2E_PG_PASSWORD: s.server.password } }) });
+    await gateway.proc.waitFor((l) => l.msg === "connector connected");
+    const listen = gateway.proc.lines.find((l) => l.msg === "gateway started")!.postgres as { host: string; port: number };
+    const sessionIds: Record<string, string> = {};
+    for (const who of ["alice", "bob"]) {
+      const created = await runCli(["keys", "create", "--identity", who], { cwd: gateway.dir });
+      expect(created.code).toBe(0);
+      const ran = await s.psql([`host=${listen.host} port=${listen.port} user=${who} dbname=app sslmode=require password=${created.stdout.trim()} application_name=oidc-e2e-${who}`, "-c", `select '${who}-statement'`]);
+      expect(ran.code).toBe(0);
+      const deadline = Date.now() + 20_000;
+      while (!sessionIds[who]) {
+        const response = await fetch(`${gateway.apiUrl}/api/v1/sessions?identity=${who}`, { headers: { Authorization: `Bearer ${gateway.adminToken}` } });
+        const { sessions } = (await response.json()) as { sessions: Array<{ id: string; endedAt: string | null }> };
+        const ended = sessions.find((x) => x.endedAt !== null);
+        if (ended) sessionIds[who] = ended.id;
+        else if (Date.now() > deadline) throw new Error(`${who}'s session did not reach the store`);
+        else await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+
+    // The provider's certificate is self-signed (the gateway trusts it through identity.oidc.ca; the browser is told to).
+    const context = await browser!.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    await page.goto(`${gateway.apiUrl}/ui/`);
+    await page.getByTestId("oidc-sign-in").click();
+    await page.getByTestId("signed-in-as").waitFor({ timeout: 20_000 });
+    expect(await page.getByTestId("signed-in-as").textContent()).toMatch(/alice\s*own sessions/);
+    const cookies = await context.cookies(gateway.apiUrl);
+    expect(cookies.find((c) => c.name === "gatehouse_console")).toMatchObject({ httpOnly: true, sameSite: "Strict" });
+    await page.getByTestId("session-row").first().waitFor();
+    expect(await page.getByTestId("session-identity").allTextContents()).toEqual(["alice"]);
+    await shot(page, "oidc-own-sessions");
+    // Bob's session by its id: the gateway answers as if it did not exist.
+    await page.goto(`${gateway.apiUrl}/ui/#/session/${sessionIds.bob}`);
+    await page.getByRole("alert").waitFor();
+    expect(await page.getByRole("alert").textContent()).toContain(`no session ${sessionIds.bob}`);
+    expect(await page.locator("body").textContent()).not.toContain("bob-statement");
+    await page.goto(`${gateway.apiUrl}/ui/#/session/${sessionIds.alice}`);
+    await expect.poll(() => page.getByTestId("event-command").allTextContents()).toContain("select 'alice-statement'");
     await context.close();
   });
 });
