@@ -31,6 +31,7 @@ let gateway: Gateway;
 let connector: Connector | undefined;
 let issuer: LoginIssuer;
 let adminToken = "";
+let baseConfig: Record<string, unknown>;
 const keys: Record<string, string> = {};
 const sessionOf: Record<string, string> = {};
 const logs: Array<Record<string, unknown>> = [];
@@ -48,7 +49,8 @@ beforeAll(async () => {
     connectors: [{ name: "dc1", tokenSha256: createHash("sha256").update(CONNECTOR_TOKEN).digest("hex") }],
     connections: [{ name: "pg", protocol: "postgres", connector: "dc1", target: { ...POSTGRES, database: "postgres" }, credential: { user: "postgres" }, allow: [{ identity: "alice" }, { identity: "bob" }] }],
   };
-  gateway = await startGateway(validateConfig(config), { logger: createLogger("info", jsonLogSink(logs)), onAdminTokenGenerated: (token) => (adminToken = token), processMetrics: false });
+  baseConfig = config;
+  gateway = await startGateway(validateConfig(config), { logger: createLogger("info", jsonLogSink(logs)), onAdminTokenGenerated: (token) => (adminToken = token), processMetrics: false, env: { CONSOLE_CLIENT_SECRET: "s3cret-for-the-console" } });
   // The redirect URI names the gateway's port, known only now: a reload sets it (console settings are read per request).
   const redirectUri = `${gateway.apiUrl}/ui/auth/callback`;
   gateway.reload(validateConfig({ ...config, console: { auditors: ["auditors"], oidc: { clientId: issuer.clientId, redirectUri, scopes: ["openid", "groups"] } } }));
@@ -287,6 +289,20 @@ describe("sign-in with OIDC (authorization code + PKCE)", () => {
     const bob = await call("GET", `/api/v1/sessions/${sessionOf.bob}`, { cookie });
     expect(bob.status).toBe(200);
     expect((await call("GET", "/api/v1/keys", { cookie })).status).toBe(403);
+  });
+
+  it("works with a confidential client too (console.oidc.clientSecret, HTTP Basic at the token endpoint)", async () => {
+    const redirectUri = `${gateway.apiUrl}/ui/auth/callback`;
+    const oidc = { clientId: issuer.clientId, redirectUri, scopes: ["openid", "groups"] };
+    issuer.setClientSecret("s3cret-for-the-console");
+    try {
+      gateway.reload(validateConfig({ ...baseConfig, console: { auditors: ["auditors"], oidc: { ...oidc, clientSecret: "env:CONSOLE_CLIENT_SECRET" } } }));
+      const cookie = await oidcSignIn("alice");
+      expect((await call("GET", "/ui/auth/me", { cookie })).json.me).toMatchObject({ name: "alice", method: "oidc" });
+    } finally {
+      issuer.setClientSecret(undefined);
+      gateway.reload(validateConfig({ ...baseConfig, console: { auditors: ["auditors"], oidc } }));
+    }
   });
 
   it("refuses a callback this browser did not start", async () => {

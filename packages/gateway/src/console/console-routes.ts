@@ -38,10 +38,14 @@ export class Console {
   constructor(private readonly options: ConsoleOptions) {
     const settings = () => options.config().console;
     this.signIns = new SignIns(() => settings().sessionTtlMinutes * 60_000, options.clock);
-    const secret = settings().oidc?.clientSecret;
-    // Resolved at start, so a missing secret is a start error naming the key.
-    const clientSecret = secret === undefined ? undefined : resolveSecretRef(secret, options.env, "console.oidc.clientSecret");
-    this.oidc = new OidcSignIn(() => ({ oidc: options.config().identity.oidc, console: settings() }), () => clientSecret, options.clock);
+    // Read where the current config points (a reload may change it); resolved once here too, so a
+    // missing variable or file is a start error naming the key.
+    const clientSecret = () => {
+      const ref = settings().oidc?.clientSecret;
+      return ref === undefined ? undefined : resolveSecretRef(ref, options.env, "console.oidc.clientSecret");
+    };
+    clientSecret();
+    this.oidc = new OidcSignIn(() => ({ oidc: options.config().identity.oidc, console: settings() }), clientSecret, options.clock);
   }
 
   get enabled(): boolean {

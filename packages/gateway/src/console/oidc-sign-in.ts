@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { Clock } from "../clock.js";
 import type { ConsoleConfig, OidcConfig } from "../config/schema.js";
 import { GatewayError } from "../errors.js";
@@ -97,11 +97,11 @@ export class OidcSignIn {
   private discover(client: Client): Promise<Configuration> {
     const { oidc, console: consoleSettings } = this.settings();
     if (!oidc || !consoleSettings.oidc) return Promise.reject(new GatewayError("OIDC_SIGN_IN_FAILED", "console.oidc is not configured"));
-    const key = JSON.stringify([oidc, consoleSettings.oidc]);
+    const secret = this.clientSecret();
+    const key = JSON.stringify([oidc, consoleSettings.oidc, secret === undefined ? null : createHash("sha256").update(secret).digest("hex")]);
     if (this.configuration && this.configuredFor === key) return this.configuration;
     const ca = readOidcCa(oidc);
     const issuer = new URL(oidc.issuer);
-    const secret = this.clientSecret();
     const configuration = client
       .discovery(issuer, consoleSettings.oidc.clientId, secret === undefined ? undefined : { client_secret: secret }, secret === undefined ? client.None() : client.ClientSecretBasic(secret), {
         [client.customFetch]: providerFetch(ca) as unknown as typeof fetch,

@@ -21,6 +21,8 @@ export interface LoginIssuer {
   /** The console's client; its redirect URI is set with `setRedirectUri` once the gateway listens. */
   clientId: string;
   setRedirectUri(uri: string): void;
+  /** Makes the console's client confidential with this secret (HTTP Basic at the token endpoint), or public again. */
+  setClientSecret(secret: string | undefined): void;
   /** Who the next sign-in logs in as. */
   signInAs(account: string): void;
   close(): Promise<void>;
@@ -54,9 +56,12 @@ export async function startLoginIssuer(accounts: Record<string, { groups: string
   const clientId = "gatehouse-console";
   let account = Object.keys(accounts)[0] ?? "nobody";
 
-  const build = (redirectUri: string) => {
+  let redirectUri = "http://127.0.0.1:1/ui/auth/callback";
+  let clientSecret: string | undefined;
+  const build = () => {
+    const client = clientSecret === undefined ? { token_endpoint_auth_method: "none" as const } : { client_secret: clientSecret, token_endpoint_auth_method: "client_secret_basic" as const };
     const provider = new Provider(issuer, {
-      clients: [{ client_id: clientId, grant_types: ["authorization_code"], response_types: ["code"], redirect_uris: [redirectUri], token_endpoint_auth_method: "none" }],
+      clients: [{ client_id: clientId, grant_types: ["authorization_code"], response_types: ["code"], redirect_uris: [redirectUri], ...client }],
       jwks: { keys: [key] },
       pkce: { required: () => true },
       claims: { openid: ["sub"], profile: ["name"], email: ["email"], groups: ["groups"] },
@@ -84,14 +89,21 @@ export async function startLoginIssuer(accounts: Record<string, { groups: string
       void callback(req, res);
     };
   };
-  build("http://127.0.0.1:1/ui/auth/callback");
+  build();
 
   return {
     issuer,
     ca: tls.cert,
     caFile,
     clientId,
-    setRedirectUri: (uri) => build(uri),
+    setRedirectUri: (uri) => {
+      redirectUri = uri;
+      build();
+    },
+    setClientSecret: (secret) => {
+      clientSecret = secret;
+      build();
+    },
     signInAs: (name) => (account = name),
     async close() {
       await new Promise<void>((resolve) => {
