@@ -22,6 +22,8 @@ const NO_CHROMIUM = `${CHROMIUM} is not installed (scripts/setup.sh --test insta
 const ARTIFACTS = join(REPO_ROOT, "e2e/artifacts");
 const haveChromium = existsSync(CHROMIUM);
 const XSS = "<script>alert(1)</script>";
+/** Terminal escapes in a statement: set the window title (OSC 0), clear the screen, red text. */
+const ESCAPES = "\u001b]0;pwned\u0007\u001b[2J\u001b[31mred";
 
 let stack: PostgresStack | undefined;
 let browser: Browser | undefined;
@@ -82,7 +84,7 @@ describe.skipIf(!haveChromium)("the web console in a browser", () => {
     const other = await runCli(["keys", "create", "--identity", "someone-else"], { cwd: s.gateway.dir });
     expect(other.code).toBe(0);
     const otherKey = other.stdout.trim();
-    const mine = await s.psql([s.conninfo({ application: "console-e2e" }), "-c", "select 'console-e2e-ok' as marker", "-c", `select '${XSS}' as x`, "-c", "select * from no_such_table_e2e"]);
+    const mine = await s.psql([s.conninfo({ application: "console-e2e" }), "-c", "select 'console-e2e-ok' as marker", "-c", `select '${XSS}' as x`, "-c", `select '${ESCAPES}' as y`, "-c", "select * from no_such_table_e2e"]);
     expect(mine.stderr).toMatch(/no_such_table_e2e/);
     const theirs = await s.psql([s.conninfo({ connection: "app-locked", user: "someone-else", password: otherKey, application: "console-e2e-other" }), "-c", "select 1"]);
     expect(theirs.code).toBe(0);
@@ -116,6 +118,9 @@ describe.skipIf(!haveChromium)("the web console in a browser", () => {
     // The statement with a script tag is shown as the text it was, and nothing ran.
     expect(commands).toContain(`select '${XSS}' as x`);
     expect(await page.locator("#main script").count()).toBe(0);
+    // Terminal escapes are characters on the page, not instructions: the title and styles stay.
+    expect(commands).toContain(`select '${ESCAPES}' as y`);
+    expect(await page.title()).toBe("gatehouse console");
     // The failed statement stands out, with its SQLSTATE.
     const failed = page.locator('tr.failed[data-testid="event-row"]');
     await expect.poll(() => failed.count()).toBeGreaterThan(0);

@@ -48,7 +48,7 @@ export function player(cast: Cast): HTMLElement {
   const seek = h("input", { type: "range", min: "0", max: String(Math.max(cast.duration, 0.001)), step: "0.01", value: "0", "aria-label": "seek", "data-testid": "replay-seek", oninput: () => seekTo(Number(seek.value)) });
   const clock = h("span", { class: "muted", "data-testid": "replay-clock" }, label(0));
   const speeds = h("select", { "aria-label": "speed", onchange: () => { speed.value = Number(speeds.value); if (playing) { pause(); play(); } } },
-    ...[0.5, 1, 2, 4, 8].map((s) => h("option", { value: String(s), ...(s === 1 ? { checked: true } : {}) }, `${s}×`)));
+    ...[0.5, 1, 2, 4, 8].map((s) => h("option", { value: String(s) }, `${s}×`)));
   speeds.value = "1";
 
   function ensureOpen() {
