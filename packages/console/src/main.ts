@@ -371,7 +371,7 @@ function eventRow(e: SessionEvent): HTMLTableRowElement {
     h(
       "td",
       { class: "command" },
-      e.command ? h("pre", { "data-testid": "event-command" }, e.command) : null,
+      e.command ? h("pre", { "data-testid": "event-command" }, printable(e.command)) : null,
       e.params && e.params.length > 0 ? h("div", { class: "params" }, "parameters: ", h("code", {}, JSON.stringify(e.params))) : null,
     ),
     h("td", {}, outcomeBadge(e)),
@@ -380,7 +380,7 @@ function eventRow(e: SessionEvent): HTMLTableRowElement {
       "td",
       { class: "details" },
       code ? h("span", { class: "code" }, code) : null,
-      message ? h("div", { class: "message" }, message) : null,
+      message ? h("div", { class: "message" }, printable(message)) : null,
       Object.keys(rest).length > 0 ? h("details", {}, h("summary", {}, "details"), h("pre", {}, JSON.stringify(rest, null, 2))) : null,
     ),
   );
@@ -504,6 +504,14 @@ function duration(us: number): string {
   if (us < 1000) return `${us} µs`;
   if (us < 1_000_000) return `${(us / 1000).toFixed(1)} ms`;
   return `${(us / 1_000_000).toFixed(2)} s`;
+}
+
+/**
+ * Control characters (a terminal escape, a bell) shown as their Unicode pictures (␛, ␇), so an
+ * auditor sees that they were there; the raw bytes are in the exports.
+ */
+function printable(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => String.fromCharCode(c === "\u007f" ? 0x2421 : 0x2400 + c.charCodeAt(0)));
 }
 
 function str(value: unknown): string | undefined {
