@@ -55,7 +55,8 @@ export class SessionRoutes {
   }
 
   private async tail(request: IncomingMessage, response: ServerResponse, url: URL, id: string): Promise<void> {
-    const afterText = url.searchParams.get("after") ?? request.headers["last-event-id"]?.toString() ?? "0";
+    // A reconnecting EventSource sends the last id it saw, which is newer than the `after` in its URL.
+    const afterText = request.headers["last-event-id"]?.toString() ?? url.searchParams.get("after") ?? "0";
     if (!/^\d{1,10}$/.test(afterText)) throw new ApiError("bad_request", `after: expected the last sequence number seen, got "${afterText}"`);
     const first = await this.read(() => this.options.store.sessions.get(id));
     if (!first) throw new ApiError("not_found", `no session ${id}`);
