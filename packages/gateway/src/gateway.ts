@@ -36,8 +36,7 @@ import { registerStateGauges } from "./metrics/state-gauges.js";
 import { createMetricsServer } from "./metrics/metrics-server.js";
 import { ServerWatch, type ListenerState } from "./listeners/server-watch.js";
 import { Console } from "./console/console-routes.js";
-import { SessionRoutes } from "./console/session-routes.js";
-import { parsePublicKeys } from "./evidence/signing.js";
+import { consoleVerifyKeys, SessionRoutes } from "./console/session-routes.js";
 
 export interface GatewayOptions {
   logger: Logger;
@@ -186,7 +185,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       kubernetes && kubernetesTls ? { listen: formatHostPort(kubernetes), certificatePem: kubernetesTls.cert, source: kubernetesTls.source, pathPrefix: KUBE_PATH_PREFIX } : undefined;
     // The web console (/ui) and the session routes it reads (verify, live tail); docs/console.md.
     const webConsole = new Console({ config: current, adminTokenSha256: admin.sha256, clock, logger: logger.child({ component: "console" }), env: options.env ?? process.env });
-    const verifyKeys = { keys: parsePublicKeys(recording.signingKey.publicKeyPem, "the gateway's signing key"), keyId: recording.signingKey.keyId };
+    const verifyKeys = consoleVerifyKeys(config.console.publicKeys, recording.signingKey);
     const sessionRoutes = new SessionRoutes({ store, verifyKeys: () => verifyKeys, onShipped: (listener) => recording.shipper.onShipped(listener), logger });
     const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, sshKeys, sshHostKey: sshHostKeyForApi, kubernetesEndpoint, logger, readiness: ready, clock, evidence, console: webConsole, sessionRoutes, ...(config.listen.metrics ? {} : { metrics: exposition }) });
     const apiWatch = new ServerWatch(api);

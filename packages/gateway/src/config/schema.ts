@@ -296,6 +296,11 @@ const consoleSchema = z.strictObject({
   sessionTtlMinutes: z.number().int().min(1).max(10_080).default(480),
   /** People sign in with the identity provider of identity.oidc. Left out: the admin token only. */
   oidc: consoleOidcSchema.optional(),
+  /**
+   * A PEM file of other gateways' public signing keys (several BEGIN PUBLIC KEY blocks, as `gatehouse verify
+   * --public-key` takes), whose seals the console's verification accepts besides this gateway's own.
+   */
+  publicKeys: z.string().min(1).optional(),
   /** The built console (a directory with index.html). Left out: packages/console/dist beside the gateway. */
   dist: z.string().min(1).optional(),
 });

@@ -1,8 +1,10 @@
+import { readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Store } from "@gatehouse/store";
 import { ApiError, sendJson } from "../api/json.js";
 import { eventView, sessionView } from "../api/views.js";
-import type { PublicKey } from "../evidence/signing.js";
+import { GatewayError } from "../errors.js";
+import { parsePublicKeys, type PublicKey, type SigningKey } from "../evidence/signing.js";
 import { verifySession } from "../evidence/verify.js";
 import type { Logger } from "../logger.js";
 
@@ -28,6 +30,23 @@ export const LIVE_POLL_MS = 1_000;
 const HEARTBEAT_MS = 15_000;
 /** Concurrent live tails per gateway; beyond it a client is told to come back (503). */
 const MAX_LIVE = 200;
+
+/**
+ * The keys the console verifies seals with: this gateway's own, and those in console.publicKeys (other
+ * gateways on the same store). Read once at start; a file that cannot be used is an error naming the key.
+ */
+export function consoleVerifyKeys(publicKeysFile: string | undefined, own: SigningKey): { keys: PublicKey[]; keyId: string } {
+  const keys = parsePublicKeys(own.publicKeyPem, "the gateway's signing key");
+  if (publicKeysFile !== undefined) {
+    try {
+      keys.push(...parsePublicKeys(readFileSync(publicKeysFile, "utf8"), publicKeysFile));
+    } catch (cause) {
+      const message = `console.publicKeys: cannot use ${publicKeysFile}: ${(cause as Error).message}`;
+      throw new GatewayError("CONFIG_INVALID", message, { cause, problems: [message] });
+    }
+  }
+  return { keys, keyId: own.keyId };
+}
 
 export class SessionRoutes {
   private live = 0;
