@@ -177,6 +177,25 @@ describe("several gateways, one store", () => {
     await within3s(() => login(gateways.a, firstKey.key), undefined);
   });
 
+  it("a gateway whose listening connection was cut still applies changes within 3 s", async () => {
+    const key = await api<{ id: string; key: string }>(gateways.a, "POST", "/api/v1/keys", { identity: "agent" });
+    expect(await login(gateways.b, key.key)).toBeUndefined();
+    // Both gateways' LISTEN connections are ended by the server (as a network cut or a restart of
+    // the store would); the driver reconnects, and the change counter is polled meanwhile.
+    const admin = new pg.Client({ connectionString: database.url() });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query("select pg_terminate_backend(pid) as ended from pg_stat_activity where datname = current_database() and query ilike 'listen%'");
+      expect(rows.length).toBe(2);
+    } finally {
+      await admin.end();
+    }
+    const revoked = performance.now();
+    await api(gateways.a, "DELETE", `/api/v1/keys/${key.id}`);
+    await within3s(() => login(gateways.b, key.key), "28P01");
+    measured.push(`with the LISTEN connections cut: revoked on A, refused on B after ${(performance.now() - revoked).toFixed(0)} ms`);
+  });
+
   it("a session sealed by A verifies through B's API, and with the store's keys alone", async () => {
     expect(await login(gateways.a, firstKey.key, "sealed-by-a")).toBeUndefined();
     await sealedIn("sealed-by-a", 1);
