@@ -23,7 +23,8 @@ import { startTestConnector } from "./support/test-connector.js";
 // keys the gateway holds in memory). What an operator relies on: a key made or revoked through
 // one gateway, or an identity disabled there, applies on the other within seconds; a session
 // sealed by A verifies through B; a retired seal key still verifies, and its gateway rotates.
-// The tests run in order.
+// B runs as a login role in the restricted gatehouse_gateway role (docs/evidence.md), so what it
+// does here is what the role's grants allow. The tests run in order.
 
 const POSTGRES = { host: "127.0.0.1", port: 5432 };
 const CONNECTOR_TOKEN = "multi-gateway-test-token";
@@ -32,6 +33,8 @@ const quiet = new Writable({ write: (_chunk, _encoding, done) => done() });
 
 let dir: string;
 let database: StoreDatabase;
+/** B's login role: a member of gatehouse_gateway, nothing more. */
+const restrictedRole = `gatehouse_mgw_${process.pid}_${Date.now() % 100_000}`;
 const gateways: Record<"a" | "b", Gateway> = {} as Record<"a" | "b", Gateway>;
 const connectors: Connector[] = [];
 const logs: Record<"a" | "b", Array<Record<string, unknown>>> = { a: [], b: [] };
@@ -41,12 +44,29 @@ const measured: string[] = [];
 function config(name: "a" | "b") {
   return validateConfig({
     dataDir: join(dir, name),
-    store: { url: database.url(), maxConnections: 3 },
+    store: { url: name === "a" ? database.url() : restrictedUrl(), maxConnections: 3 },
     listen: { api: "127.0.0.1:0", postgres: "127.0.0.1:0" },
     api: { adminTokenSha256: createHash("sha256").update(ADMIN_TOKEN).digest("hex") },
     connectors: [{ name: "dc1", tokenSha256: createHash("sha256").update(CONNECTOR_TOKEN).digest("hex") }],
     connections: [{ name: "pg", protocol: "postgres", connector: "dc1", target: { ...POSTGRES, database: "postgres" }, credential: { user: "postgres" }, allow: [{ identity: "agent" }] }],
   });
+}
+
+function restrictedUrl(): string {
+  const url = new URL(database.url());
+  url.username = restrictedRole;
+  url.password = "";
+  return url.toString();
+}
+
+async function admin(sql: string, url = database.url()): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
 }
 
 async function start(name: "a" | "b"): Promise<Gateway> {
@@ -57,8 +77,11 @@ async function start(name: "a" | "b"): Promise<Gateway> {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "gatehouse-multi-gateway-"));
   database = await createStoreDatabase("gatehouse_multi");
+  // A runs as the store's owner and migrates; B as the restricted role.
   await start("a");
+  await admin(`create role ${restrictedRole} login in role gatehouse_gateway`);
   await start("b");
+  expect(await gateways.b.store.sql.query("select current_user as u")).toEqual([{ u: restrictedRole }]);
   for (const name of ["a", "b"] as const) connectors.push(await startTestConnector(gateways[name].apiUrl, CONNECTOR_TOKEN, `${POSTGRES.host}:${POSTGRES.port}`, logs[name]));
 }, 60_000);
 
@@ -67,6 +90,7 @@ afterAll(async () => {
   await Promise.all(connectors.map((c) => c.stop()));
   await Promise.all(Object.values(gateways).map((g) => g.close({ graceMs: 0 })));
   await database?.drop();
+  await admin(`drop role if exists ${restrictedRole}`, new URL("/postgres", database.url()).toString()).catch(() => undefined);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -139,6 +163,8 @@ describe("several gateways, one store", () => {
     const ids = [readSigningKey(join(dir, "a"))!.keyId, readSigningKey(join(dir, "b"))!.keyId];
     expect(listed.sealKeys.map((k) => k.keyId).sort()).toEqual([...ids].sort());
     expect(listed.sealKeys.find((k) => k.current)?.keyId).toBe(ids[0]);
+    // B registered its key as the restricted role, and listens for changes: nothing to warn about.
+    expect(logs.b.filter((l) => (l.level as number) >= 40).map((l) => l.msg)).toEqual([]);
   });
 
   it("a key created through A's API logs in through B within 3 s", async () => {
