@@ -22,6 +22,9 @@ export interface ChangeTargets {
 
 export const CHANGE_POLL_MS = 2_000;
 
+/** How long a start waits for the LISTEN to be in place before going on without it (polled meanwhile). */
+const LISTEN_START_MS = 5_000;
+
 export interface ChangeFollower {
   close(): Promise<void>;
 }
@@ -77,22 +80,24 @@ export async function followStoreChanges(
   };
 
   let listening = false;
-  let stopListening: (() => Promise<void>) | undefined;
-  try {
-    stopListening = await listen(apply, () => {
-      // The first time is the start (nothing held yet); later, notices may have been missed.
-      if (listening) {
-        logger.info("listening for the store's change notices again; reading keys and identity settings again");
-        reloadAll();
-      }
-      listening = true;
-    });
-  } catch (error) {
-    logger.warn({ err: error }, `cannot listen for the store's change notices; changes made through other gateways apply within ${options.pollMs ?? CHANGE_POLL_MS} ms`);
-  }
+  const started = listen(apply, () => {
+    // The first time is the start (nothing held yet); later, notices may have been missed.
+    if (listening) {
+      logger.info("listening for the store's change notices again; reading keys and identity settings again");
+      reloadAll();
+    }
+    listening = true;
+  });
+  const fallback = `changes made through other gateways apply within ${options.pollMs ?? CHANGE_POLL_MS} ms`;
+  started.catch((error: unknown) => logger.warn({ err: error }, `cannot listen for the store's change notices; ${fallback}`));
+  // A start does not wait long on it: the counter is polled meanwhile.
+  let timer: NodeJS.Timeout | undefined;
+  const listened = await Promise.race([started.then(() => true, () => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), LISTEN_START_MS)))]);
+  clearTimeout(timer);
+  if (!listened) logger.warn(`not yet listening for the store's change notices; ${fallback}`);
 
   let polling = false;
-  const timer = setInterval(() => {
+  const poll = setInterval(() => {
     if (polling) return;
     polling = true;
     store.changes
@@ -110,12 +115,13 @@ export async function followStoreChanges(
       .catch(() => undefined)
       .finally(() => (polling = false));
   }, options.pollMs ?? CHANGE_POLL_MS);
-  timer.unref();
+  poll.unref();
 
   return {
     close: async () => {
-      clearInterval(timer);
-      await stopListening?.();
+      clearInterval(poll);
+      // A LISTEN that never got in place (a blackholed store) must not hold the stop up: the store's close ends it.
+      await Promise.race([started.then((stop) => stop(), () => undefined), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
     },
   };
 }
