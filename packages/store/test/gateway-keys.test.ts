@@ -84,15 +84,20 @@ function defineSuite(open: () => Promise<Store>, driver: "postgres" | "embedded"
       await store.accessKeys.touch("ak1", T0 + 1);
       await store.accessKeys.revoke("ak1", T0 + 2);
       await store.identitySettings.setDisabled("agent-n", true, T0 + 3);
+      await store.sshKeys.create({ id: "sk1", identity: "agent-s", algorithm: "ssh-ed25519", publicKey: "ssh-ed25519 AAAA", fingerprint: "SHA256:sk1", createdUs: T0 });
+      await store.sshKeys.touch("sk1", T0 + 1);
+      await store.sshKeys.revoke("sk1", T0 + 2);
       const key = newKey();
       await store.gatewayKeys.register(key.pem, "gw-n");
       await store.gatewayKeys.retire(key.keyId, T0 + 4);
-      await expect.poll(() => seen.length, { timeout: 3_000 }).toBeGreaterThanOrEqual(5);
+      await expect.poll(() => seen.length, { timeout: 3_000 }).toBeGreaterThanOrEqual(7);
       await sleep(100);
       expect(seen.map((c) => [c.table, c.identity])).toEqual([
         ["access_keys", "agent-n"],
         ["access_keys", "agent-n"],
         ["identity_settings", "agent-n"],
+        ["ssh_keys", "agent-s"],
+        ["ssh_keys", "agent-s"],
         ["gateway_keys", null],
         ["gateway_keys", null],
       ]);
@@ -105,7 +110,7 @@ function defineSuite(open: () => Promise<Store>, driver: "postgres" | "embedded"
         })
         .catch(() => undefined);
       await sleep(200);
-      expect(seen).toHaveLength(5);
+      expect(seen).toHaveLength(7);
     } finally {
       await stop();
     }

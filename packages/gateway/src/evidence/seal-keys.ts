@@ -47,7 +47,11 @@ export async function startSealKey(dataDir: string, store: Partial<Pick<Store, "
   const aside = join(dataDir, `signing-key.${first.key.keyId}.retired.pem`);
   renameSync(join(dataDir, SIGNING_KEY_FILE), aside);
   const next = loadOrCreateSigningKey(dataDir);
-  await store.gatewayKeys.register(next.key.publicKeyPem, name);
+  try {
+    await store.gatewayKeys.register(next.key.publicKeyPem, name);
+  } catch (error) {
+    logger.warn({ err: error, keyId: next.key.keyId }, "could not register the new seal key in the store; it is registered at the next start");
+  }
   logger.info({ retiredKeyId: first.key.keyId, keyId: next.key.keyId, movedTo: aside }, "the seal key was retired; sealing with a new key from now on (sessions sealed with the old one still verify)");
   return { key: next.key, generated: true, rotatedFrom: first.key.keyId };
 }
