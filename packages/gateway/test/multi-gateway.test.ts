@@ -231,8 +231,11 @@ describe("several gateways, one store", () => {
     expect(throughB.code).toBe(0);
     expect(throughB.stdout).toMatch(/sessions verified from the gateway's API .*: (\d+) ok.*, 0 failed; \d+ checkpoints of 2 gateways checked/);
     // The store directly, no data directory at all: every key from the store.
-    const direct = await cli(verifyCommand, ["--all", "--store-url", database.url(), "--data-dir", join(dir, "nowhere")], gateways.b);
+    const direct = await cli(verifyCommand, ["--all", "--json", "--store-url", database.url(), "--data-dir", join(dir, "nowhere")], gateways.b);
     expect(direct.code).toBe(0);
+    const report = JSON.parse(direct.stdout) as { keys: Array<{ keyId: string; from: string }>; failures: unknown[] };
+    expect(report.failures).toEqual([]);
+    expect(report.keys.map((k) => k.from)).toEqual(["store", "store"]);
     // Pinned to B's key only, A's seals are not taken on the store's word.
     const pinned = await cli(keysCommand, ["signing", "--data-dir", join(dir, "b")], gateways.b);
     const pemFile = join(dir, "b-public.pem");

@@ -70,9 +70,9 @@ export async function verifyCommand(ctx: CommandContext): Promise<number> {
   const exported = values.checkpoints === undefined ? undefined : readCheckpoints(values.checkpoints);
 
   const source = await openRecordSource(values, ctx.env);
-  let keys: PublicKey[];
+  let keys: TrustedKey[];
   try {
-    keys = given ?? (await defaultKeys(source, values["data-dir"] ?? ctx.env.GATEHOUSE_DATA_DIR ?? "./data"));
+    keys = given?.map((k) => ({ ...k, from: "public-key" as const })) ?? (await defaultKeys(source, values["data-dir"] ?? ctx.env.GATEHOUSE_DATA_DIR ?? "./data"));
   } catch (error) {
     await source.close();
     throw error;
@@ -136,7 +136,7 @@ export async function verifyCommand(ctx: CommandContext): Promise<number> {
   const anyFailure = failures.length + missing.length + chainFailures.length > 0;
   if (values.json) {
     const checkpoints = report && { count: report.checkpoints, gateways: report.gateways, retained: report.retained, failures: chainFailures };
-    write(ctx.stdout, JSON.stringify({ source: source.where, sessions: verdicts.length, ok: verdicts.length - badSessions, open, failures, missing, ...(checkpoints ? { checkpoints } : {}) }, null, 2));
+    write(ctx.stdout, JSON.stringify({ source: source.where, keys: keys.map((k) => ({ keyId: k.keyId, from: k.from })), sessions: verdicts.length, ok: verdicts.length - badSessions, open, failures, missing, ...(checkpoints ? { checkpoints } : {}) }, null, 2));
   } else {
     for (const f of failures) write(ctx.stdout, formatFailure(f));
     for (const f of chainFailures) write(ctx.stdout, formatChainFailure(f));
@@ -189,16 +189,19 @@ function publicKeys(file: string): PublicKey[] {
  * registered in the store. The store's keys are as trustworthy as the store: for a check that does
  * not take the store's word for which keys are the gateways', pin them with --public-key.
  */
-async function defaultKeys(source: { sealKeys(): Promise<{ keyId: string; publicKeyPem: string }[]> }, dataDir: string): Promise<PublicKey[]> {
+/** A key `verify` checks seals with, and where it came from (the JSON report names them). */
+type TrustedKey = PublicKey & { from: "public-key" | "data-dir" | "store" };
+
+async function defaultKeys(source: { sealKeys(): Promise<{ keyId: string; publicKeyPem: string }[]> }, dataDir: string): Promise<TrustedKey[]> {
   const own = readSigningKey(dataDir);
-  const keys: PublicKey[] = own ? [{ keyId: own.keyId, key: own.publicKey }] : [];
+  const keys: TrustedKey[] = own ? [{ keyId: own.keyId, key: own.publicKey, from: "data-dir" }] : [];
   let why = "the store has no gateway keys registered";
   const stored = await source.sealKeys().catch((error: unknown) => {
     // A reader without access to gateway_keys (an auditor role granted only the record) still verifies with the local key.
     why = `the store's gateway keys could not be read (${(error as Error).message})`;
     return [];
   });
-  for (const key of storedPublicKeys(stored)) if (!keys.some((k) => k.keyId === key.keyId)) keys.push(key);
+  for (const key of storedPublicKeys(stored)) if (!keys.some((k) => k.keyId === key.keyId)) keys.push({ ...key, from: "store" });
   if (keys.length === 0) throw new UsageError(`no public key to check seals with: ${why}; pass --public-key FILE (gatehouse keys signing prints a gateway's), or --data-dir of the gateway`);
   return keys;
 }
