@@ -8,8 +8,8 @@ import type { Logger } from "../logger.js";
 // again what the notice names. Notices sent while the listening connection is down are lost, so
 // - when listening (re)starts, everything held is read again;
 // - every `pollMs` the store's change counter is read; when it moved past the last notice seen,
-//   everything is read again, and once more at the next poll (the counter moves when a change is
-//   made, before it commits).
+//   everything is read again, then once more shortly after and at the next poll (the counter moves
+//   when a change is made, before it commits).
 // The embedded store has one gateway: nothing to follow.
 
 export interface ChangeTargets {
@@ -21,6 +21,9 @@ export interface ChangeTargets {
 }
 
 export const CHANGE_POLL_MS = 2_000;
+
+/** After the counter moved without a notice, everything is read again once more within this (ms). */
+const SETTLE_MS = 500;
 
 /** How long a start waits for the LISTEN to be in place before going on without it (polled meanwhile). */
 const LISTEN_START_MS = 5_000;
@@ -107,6 +110,8 @@ export async function followStoreChanges(
           seen = version;
           settle = true;
           reloadAll();
+          // The counter moves before the change commits: read again shortly, and at the next poll.
+          setTimeout(reloadAll, Math.min(SETTLE_MS, options.pollMs ?? CHANGE_POLL_MS) / 2).unref();
         } else if (settle) {
           settle = false;
           reloadAll();
