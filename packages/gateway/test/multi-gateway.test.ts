@@ -11,6 +11,8 @@ import { keysCommand } from "../src/cli/keys-command.js";
 import { verifyCommand } from "../src/cli/verify-command.js";
 import { validateConfig } from "../src/config/load.js";
 import { readSigningKey } from "../src/evidence/signing.js";
+import { AccessKeys } from "../src/identity/access-keys.js";
+import { followStoreChanges } from "../src/identity/store-changes.js";
 import { startGateway, type Gateway } from "../src/gateway.js";
 import { createLogger } from "../src/logger.js";
 import { jsonLogSink } from "./support/json-logs.js";
@@ -220,6 +222,25 @@ describe("several gateways, one store", () => {
     await api(gateways.a, "DELETE", `/api/v1/keys/${key.id}`);
     await within3s(() => login(gateways.b, key.key), "28P01");
     measured.push(`with the LISTEN connections cut: revoked on A, refused on B after ${(performance.now() - revoked).toFixed(0)} ms`);
+  });
+
+  it("without notices at all, the change counter alone applies a revocation within the poll interval", async () => {
+    // B's store, as a follower that cannot LISTEN sees it: only the counter is read (every 250 ms).
+    const store = gateways.b.store;
+    const keys = new AccessKeys(store, () => Date.now() * 1000);
+    const deaf = { ...store, changes: { version: () => store.changes.version(), listen: () => Promise.reject(new Error("LISTEN refused")) } };
+    const follower = await followStoreChanges(deaf, { accessKeys: keys, sshKeys: { invalidate: () => undefined }, identities: { load: async () => undefined }, sealKeyId: "none" }, { logger: createLogger("fatal", quiet), pollMs: 250 });
+    try {
+      const key = await api<{ id: string; key: string }>(gateways.a, "POST", "/api/v1/keys", { identity: "agent" });
+      expect(await keys.verify("agent", key.key)).toMatchObject({ ok: true });
+      const revoked = performance.now();
+      await api(gateways.a, "DELETE", `/api/v1/keys/${key.id}`);
+      await within3s(async () => ((await keys.verify("agent", key.key)).ok ? undefined : "refused"), "refused");
+      measured.push(`no notices, counter polled every 250 ms: revoked on A, refused after ${(performance.now() - revoked).toFixed(0)} ms`);
+    } finally {
+      await follower.close();
+      await keys.close();
+    }
   });
 
   it("a session sealed by A verifies through B's API, and with the store's keys alone", async () => {
