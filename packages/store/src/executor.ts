@@ -18,6 +18,12 @@ export interface SqlExecutor {
    * `tx.transaction` are savepoints.
    */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /**
+   * LISTENs on `channel` on a connection of its own (re-established after a lost connection) and
+   * calls `onPayload` with each notification's payload; resolves once listening. Only the postgres
+   * driver has it: an embedded store has one gateway, which has nobody to hear from.
+   */
+  listen?(channel: string, onPayload: (payload: string) => void): Promise<{ unlisten(): Promise<void> }>;
   close(): Promise<void>;
 }
 

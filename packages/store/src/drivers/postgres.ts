@@ -103,6 +103,15 @@ export function createPostgresExecutor(options: PostgresExecutorOptions): SqlExe
 
   return {
     query: (text, params) => run(sql, text, params),
+    listen: async (channel, onPayload) => {
+      if (closed) throw new StoreError("CLOSED", "the store is closed");
+      try {
+        const listening = await sql.listen(channel, onPayload);
+        return { unlisten: () => listening.unlisten() };
+      } catch (err) {
+        throw toStoreError("QUERY_FAILED", `cannot listen on ${channel}`, err);
+      }
+    },
     transaction: (fn) => {
       if (closed) return Promise.reject(new StoreError("CLOSED", "the store is closed"));
       return inTransaction((body) => sql.begin((tx) => body(tx)) as Promise<never>, fn, wrapTx);
