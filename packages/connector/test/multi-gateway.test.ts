@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
-import { parseConnectorSettings, startConnector, type Connector, type ResolvedAddress } from "../src/index.js";
+import { parseConnectorSettings, startConnector, systemLookup, type Connector, type ResolvedAddress } from "../src/index.js";
 import { Cleanup, delay, EchoServer, FakeGateway, LogCapture, readAll, tcpOpen } from "./helpers.js";
 
 const TOKEN = "multi-gateway-token";
@@ -140,6 +140,20 @@ describe("a gateway name with several addresses", () => {
     expect(a.links).toHaveLength(1);
   });
 
+  it("dials an IPv6 address of the name as well as an IPv4 one", async () => {
+    const a = await FakeGateway.start(TOKEN, { host: "127.0.0.1" });
+    const b = await FakeGateway.start(TOKEN, { host: "::1", port: a.port });
+    cleanup.add(() => a.close());
+    cleanup.add(() => b.close());
+    const lookup = async () => [{ address: "127.0.0.1", family: 4 as const }, { address: "::1", family: 6 as const }];
+    const connector = startConnector(settings([`ws://localhost:${a.port}`], "127.0.0.1:1"), { logger: new LogCapture().logger, lookup });
+    cleanup.add(() => connector.stop());
+    const [la, lb] = await Promise.all([a.link(), b.link()]);
+    expect([la.headers.host, lb.headers.host]).toEqual([`localhost:${a.port}`, `localhost:${a.port}`]);
+    await until(() => connector.links.every((l) => l.up), "both up");
+    expect(connector.links.map((l) => l.address).sort()).toEqual(["127.0.0.1", "::1"]);
+  });
+
   it("keeps its tunnels when a lookup fails, and dials the name itself until it first resolves", async () => {
     const a = await FakeGateway.start(TOKEN);
     cleanup.add(() => a.close());
@@ -163,5 +177,23 @@ describe("a gateway name with several addresses", () => {
     await connector.resolveGateways();
     expect(connector.links).toMatchObject([{ address: "127.0.0.1", up: true, retiring: false }]);
     expect(logs.find((l) => l.msg === "cannot resolve the gateway name; keeping the tunnels as they are").length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+// A real resolver: only where `localhost` has both an IPv4 and an IPv6 address (not in every container).
+const localhost = await systemLookup("localhost").catch(() => []);
+const dualStack = localhost.some((a) => a.family === 4) && localhost.some((a) => a.family === 6);
+describe.skipIf(!dualStack)(`localhost resolving to ${localhost.map((a) => a.address).join(" and ") || "nothing"}`, () => {
+  it("gets a tunnel to each address from the system resolver", async () => {
+    const v4 = localhost.find((x) => x.family === 4)!.address;
+    const v6 = localhost.find((x) => x.family === 6)!.address;
+    const a = await FakeGateway.start(TOKEN, { host: v4 });
+    const b = await FakeGateway.start(TOKEN, { host: v6, port: a.port });
+    cleanup.add(() => a.close());
+    cleanup.add(() => b.close());
+    const connector = startConnector(settings([`ws://localhost:${a.port}`], "127.0.0.1:1"), { logger: new LogCapture().logger });
+    cleanup.add(() => connector.stop());
+    await Promise.all([a.link(), b.link()]);
+    expect(connector.links.map((l) => l.address).sort()).toEqual([v4, v6].sort());
   });
 });
