@@ -83,7 +83,10 @@ export class Connector extends EventEmitter<ConnectorEvents> {
   readonly #dialers: DialerRegistry;
   readonly #options: StartConnectorOptions;
   readonly #gateways: GatewayLinks;
+  /** The tunnels held, by target key. */
   readonly #links = new Map<string, Link>();
+  /** Tunnels whose address vanished, draining until their streams are done (their key may be held again meanwhile). */
+  readonly #retiring = new Set<Link>();
   /** The backoff given in the options, for the first tunnel; the others get their own from the settings. */
   #givenBackoff: Backoff | undefined;
   /**
@@ -117,12 +120,12 @@ export class Connector extends EventEmitter<ConnectorEvents> {
 
   /** True while at least one tunnel to a gateway is up. */
   get connected(): boolean {
-    return [...this.#links.values()].some((l) => l.tunnel.mux !== null);
+    return this.#allLinks().some((l) => l.tunnel.mux !== null);
   }
 
   /** Every tunnel the connector holds, up or not. */
   get links(): LinkStatus[] {
-    return [...this.#links.values()].map((l) => ({
+    return this.#allLinks().map((l) => ({
       gateway: l.target.url.href,
       address: l.target.address?.address ?? null,
       up: l.tunnel.mux !== null,
@@ -167,7 +170,7 @@ export class Connector extends EventEmitter<ConnectorEvents> {
     this.#draining ??= (async () => {
       this.#gateways.stop();
       this.#logger.info({ openStreams: this.#streams.size, timeoutMs }, "draining: no new streams");
-      for (const link of this.#links.values()) link.tunnel.mux?.drain();
+      for (const link of this.#allLinks()) link.tunnel.mux?.drain();
       const outcome = await raceTimeout(this.#whenIdle(), timeoutMs);
       if (outcome === "timeout") {
         this.#logger.warn({ openStreams: this.#streams.size }, "drain timed out; closing the open streams");
@@ -182,12 +185,16 @@ export class Connector extends EventEmitter<ConnectorEvents> {
     this.#stopping ??= (async () => {
       this.#gateways.stop();
       this.#abortDials(this.#dials, new ConnectorError("INTERNAL", "connector stopping"));
-      await Promise.all([...this.#links.values()].map((l) => l.tunnel.stop("connector stopping")));
+      await Promise.all(this.#allLinks().map((l) => l.tunnel.stop("connector stopping")));
       // The link's close errors every stream; wait for their sockets to be torn down too.
       await this.#whenIdle();
       this.#logger.info("connector stopped");
     })();
     return this.#stopping;
+  }
+
+  #allLinks(): Link[] {
+    return [...this.#links.values(), ...this.#retiring];
   }
 
   #addLink(target: LinkTarget): void {
@@ -225,8 +232,10 @@ export class Connector extends EventEmitter<ConnectorEvents> {
   /** Its address vanished: no new streams over it (Drain), its open ones get the drain timeout, then it closes. */
   async #retireLink(key: string): Promise<void> {
     const link = this.#links.get(key);
-    if (link === undefined || link.retiring) return;
+    if (link === undefined) return;
     link.retiring = true;
+    this.#links.delete(key);
+    this.#retiring.add(link);
     const log = this.#logger.child({ gateway: link.target.url.href, gatewayAddress: link.target.address?.address ?? null });
     log.info({ openStreams: link.streams.size }, "gateway address gone; draining its tunnel");
     link.tunnel.mux?.drain();
@@ -234,7 +243,7 @@ export class Connector extends EventEmitter<ConnectorEvents> {
     await raceTimeout(idle, this.#settings.drainTimeoutMs);
     this.#abortDials(link.dials, new ConnectorError("INTERNAL", "gateway address gone"));
     await link.tunnel.stop("gateway address gone");
-    if (this.#links.get(key) === link) this.#links.delete(key);
+    this.#retiring.delete(link);
     log.info("tunnel to a vanished gateway address closed");
   }
 

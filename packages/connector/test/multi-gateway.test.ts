@@ -140,6 +140,33 @@ describe("a gateway name with several addresses", () => {
     expect(a.links).toHaveLength(1);
   });
 
+  it("an address that comes back while its old tunnel still drains gets a new tunnel", async () => {
+    const a = await FakeGateway.start(TOKEN);
+    cleanup.add(() => a.close());
+    const echo = await EchoServer.start();
+    cleanup.add(() => echo.close());
+    let answer: ResolvedAddress[] = [{ address: "127.0.0.1", family: 4 }];
+    const connector = startConnector(settings([`ws://localhost:${a.port}`], `127.0.0.1:${echo.port}`, ["--resolve-interval", "3600"]), { logger: new LogCapture().logger, lookup: async () => answer });
+    cleanup.add(() => connector.stop());
+    const first = await a.link();
+    await until(() => connector.connected, "up");
+    const { stream } = await first.mux.open(tcpOpen({ host: "127.0.0.1", port: echo.port }));
+    const echoed = readAll(stream);
+    answer = [];
+    await connector.resolveGateways(); // an empty answer changes nothing
+    expect(connector.links).toMatchObject([{ retiring: false }]);
+    answer = [{ address: "127.0.0.2", family: 4 }];
+    await connector.resolveGateways();
+    answer = [{ address: "127.0.0.1", family: 4 }];
+    await connector.resolveGateways();
+    const second = await a.link(2);
+    expect(second).not.toBe(first);
+    stream.end("drained");
+    expect((await echoed).toString()).toBe("drained");
+    await until(() => connector.links.length === 1, "the old tunnel closed");
+    expect(connector.links).toMatchObject([{ address: "127.0.0.1", retiring: false }]);
+  });
+
   it("dials an IPv6 address of the name as well as an IPv4 one", async () => {
     const a = await FakeGateway.start(TOKEN, { host: "127.0.0.1" });
     const b = await FakeGateway.start(TOKEN, { host: "::1", port: a.port });
