@@ -184,6 +184,18 @@ describe("two gateways, one store, one connector with a tunnel to each", () => {
     expect(sleeperSession.events.find((e) => e.kind === "kill")).toMatchObject({ outcome: "ok", details: { forwardedBy: expect.any(String) } });
   }, 40_000);
 
+  it("KILL <id> from a login naming no connection on gateway B (the mariadb client's Ctrl-C connection) ends the session on gateway A", async () => {
+    const victim = await mysql.createConnection({ ...a.mysql!, user: "agent", password: agentKey, database: "maria", connectAttributes: { program_name: "multigw-mysql-victim" }, connectTimeout: 10_000 });
+    victim.on("error", () => undefined);
+    const closed = new Promise<void>((resolve) => victim.on("end", () => resolve()));
+    const killer = await mysql.createConnection({ ...b.mysql!, user: "agent", password: agentKey, connectTimeout: 10_000 });
+    await killer.query(`KILL ${victim.threadId}`);
+    await closed;
+    await killer.end();
+    const session = await recordedSession(a.store, "multigw-mysql-victim");
+    expect(session.endedUs).not.toBeNull();
+  }, 30_000);
+
   it("thread ids differ across the gateways' sessions", async () => {
     const connections = await Promise.all([a, b, a, b].map((g) => mysql.createConnection({ ...g.mysql!, user: "agent", password: agentKey, database: "maria", connectTimeout: 10_000 })));
     const ids = connections.map((c) => c.threadId);
