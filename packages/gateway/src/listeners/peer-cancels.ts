@@ -26,6 +26,8 @@ export const PEER_CHANNEL = "gatehouse_cancel";
 export const ROUTE_TTL_SECONDS = 90;
 /** How often a gateway renews its routes (ms). */
 export const ROUTE_RENEW_MS = 30_000;
+/** How long closing may take before the routes are left to expire (ms). */
+const CLOSE_TIMEOUT_MS = 2_000;
 /** How long a forwarded KILL waits for the owning gateway's answer (ms). */
 export const KILL_ANSWER_TIMEOUT_MS = 5_000;
 
@@ -174,8 +176,15 @@ export class PeerCancels {
     }
   }
 
-  /** Stops listening and renewing, and removes this gateway's routes. */
+  /** Stops listening and renewing, and removes this gateway's routes (within about 2 s: a store that does not answer leaves them to expire). */
   async close(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const cap = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)));
+    await Promise.race([this.#close(), cap]);
+    clearTimeout(timer);
+  }
+
+  async #close(): Promise<void> {
     clearInterval(this.#timer);
     await this.#unlisten?.().catch(() => undefined);
     for (const resolve of this.#waiting.values()) resolve({ ok: false, errno: 1053, sqlState: "08S01", message: "Server shutdown in progress", reason: "shutdown" });
