@@ -196,6 +196,19 @@ describe("two gateways, one store, one connector with a tunnel to each", () => {
     expect(session.endedUs).not.toBeNull();
   }, 30_000);
 
+  it("a KILL for a session whose gateway is gone (its route not yet expired) gets 1429 after the answer timeout, not a hang", async () => {
+    await a.store.cancelRoutes.publish({ routeKey: "mysql:1234567", protocol: "mysql", gateway: "crashed-gateway", sessionId: "s-gone", identity: "agent" }, 60);
+    const killer = await mysql.createConnection({ ...b.mysql!, user: "agent", password: agentKey, database: "maria", connectTimeout: 10_000 });
+    const started = Date.now();
+    await expect(killer.query("KILL QUERY 1234567")).rejects.toMatchObject({ errno: 1429 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(4_500);
+    // Another identity's is refused without asking anyone.
+    const stranger = await mysql.createConnection({ ...b.mysql!, user: "other", password: otherKey, database: "maria", connectTimeout: 10_000 });
+    await expect(stranger.query("KILL QUERY 1234567")).rejects.toMatchObject({ errno: 1095 });
+    await Promise.all([killer.end(), stranger.end()]);
+    await a.store.cancelRoutes.remove("crashed-gateway", ["mysql:1234567"]);
+  }, 30_000);
+
   it("thread ids differ across the gateways' sessions", async () => {
     const connections = await Promise.all([a, b, a, b].map((g) => mysql.createConnection({ ...g.mysql!, user: "agent", password: agentKey, database: "maria", connectTimeout: 10_000 })));
     const ids = connections.map((c) => c.threadId);
