@@ -526,7 +526,9 @@ export class MysqlListener {
    * `KILL [QUERY|CONNECTION] <gateway id>` (or COM_PROCESS_KILL): only a session of the same
    * identity; KILL QUERY goes to its connector as an auxiliary stream, which runs `KILL QUERY
    * <real thread id>` on its own connection; KILL CONNECTION ends that session at the gateway.
-   * Another identity's id, or one the gateway does not know: ERR 1095 / 1094. Returns the answer.
+   * Another identity's id, or one the gateway does not know: ERR 1095 / 1094. An id this gateway
+   * did not issue is looked up in the store and the KILL handed to its gateway (peer-cancels.ts),
+   * whose answer comes back. Returns the answer.
    */
   private async killThread(command: MysqlObservedCommand, sequenceId: number, who: { identity: Identity; capabilities: number }, session: RecordedSession): Promise<Uint8Array> {
     const started = session.now();
@@ -561,8 +563,9 @@ export class MysqlListener {
     if (!forwarded.found) return reply("error", { ...MysqlRefusal.noSuchThread, message: `Unknown thread id: ${parsed.id}` }, { connectionId: parsed.id, reason: "unknown_thread" });
     const via = { connectionId: parsed.id, targetSession: forwarded.sessionId, gateway: forwarded.gateway };
     const { answer } = forwarded;
+    // Another identity's session (refused here, or by its gateway): its id and gateway stay out of this identity's record, as for a local one.
+    if (!answer.ok && answer.reason === "not_owner") return reply("error", { ...MysqlRefusal.killDenied, message: `You are not owner of thread ${parsed.id}` }, { connectionId: parsed.id, reason: "not_owner" });
     if ("errno" in answer || answer.ok) return answerReply(answer, via);
-    if (answer.reason === "not_owner") return reply("error", { ...MysqlRefusal.killDenied, message: `You are not owner of thread ${parsed.id}` }, { ...via, reason: "not_owner" });
     return reply("error", { ...MysqlRefusal.unreachable, message: `the KILL could not reach the session's gateway (no answer from ${forwarded.gateway})` }, { ...via, reason: "no_answer" });
 
     function answerReply(answer: KillAnswer, details: Record<string, unknown>): Uint8Array {
