@@ -24,6 +24,8 @@ import { startRecording } from "./evidence/recording.js";
 import { EMBEDDED_STORE_GATHER_MS } from "./journal/shipper.js";
 import { AccessKeys } from "./identity/access-keys.js";
 import { SshKeys } from "./identity/ssh-keys.js";
+import { IdentityDirectory } from "./identity/identity-settings.js";
+import { followStoreChanges } from "./identity/store-changes.js";
 import { readiness } from "./api/readiness.js";
 import { CredentialChecker } from "./identity/credential-checker.js";
 import { currentOidcVerifier, readOidcCa } from "./identity/oidc-verifier.js";
@@ -35,6 +37,7 @@ import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { registerStateGauges } from "./metrics/state-gauges.js";
 import { createMetricsServer } from "./metrics/metrics-server.js";
 import { ServerWatch, type ListenerState } from "./listeners/server-watch.js";
+import { PeerCancels } from "./listeners/peer-cancels.js";
 import { Console } from "./console/console-routes.js";
 import { consoleVerifyKeys, SessionRoutes } from "./console/session-routes.js";
 
@@ -136,7 +139,10 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     const registry = new ConnectorRegistry();
     const tunnel = new TunnelServer({ config: current, registry, logger, clock });
     const { recorder } = recording;
-    const broker = new SessionBroker(recorder, registry, new Policy(current, clock), logger);
+    // Identities disabled in the store (shared by the gateways of a store), beside identity.disabled.
+    const identities = new IdentityDirectory(store, clock, logger);
+    await identities.load();
+    const broker = new SessionBroker(recorder, registry, new Policy(current, clock, (name) => identities.isDisabled(name)), logger);
 
     const accessKeys = new AccessKeys(store, clock, {
       onOutage: (identity, error) =>
@@ -148,6 +154,9 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
         logger.warn({ identity, err: error }, "the store cannot be reached; looking the SSH key up among the identity's keys as last read"),
     });
     cleanup.push(() => sshKeys.close());
+    // Changes made through other gateways of a Postgres store reach these caches (LISTEN/NOTIFY, polled as a fallback).
+    const changes = await followStoreChanges(store, { accessKeys, sshKeys, identities, sealKeyId: recording.signingKey.keyId }, { logger, pollMs: config.store.changePollMs });
+    cleanup.push(() => changes.close());
     const evidence = {
       minRetentionDays: () => config.recording.minRetentionDays,
       shippedHead: async () => {
@@ -185,9 +194,9 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       kubernetes && kubernetesTls ? { listen: formatHostPort(kubernetes), certificatePem: kubernetesTls.cert, source: kubernetesTls.source, pathPrefix: KUBE_PATH_PREFIX } : undefined;
     // The web console (/ui) and the session routes it reads (verify, live tail); docs/console.md.
     const webConsole = new Console({ config: current, adminTokenSha256: admin.sha256, clock, logger: logger.child({ component: "console" }), env: options.env ?? process.env });
-    const verifyKeys = consoleVerifyKeys(config.console.publicKeys, recording.signingKey);
-    const sessionRoutes = new SessionRoutes({ store, verifyKeys: () => verifyKeys, onShipped: (listener) => recording.shipper.onShipped(listener), logger });
-    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, sshKeys, sshHostKey: sshHostKeyForApi, kubernetesEndpoint, logger, readiness: ready, clock, evidence, console: webConsole, sessionRoutes, ...(config.listen.metrics ? {} : { metrics: exposition }) });
+    const verifyKeys = consoleVerifyKeys(config.console.publicKeys, recording.signingKey, store, logger);
+    const sessionRoutes = new SessionRoutes({ store, verifyKeys, onShipped: (listener) => recording.shipper.onShipped(listener), logger });
+    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, sshKeys, sshHostKey: sshHostKeyForApi, kubernetesEndpoint, logger, readiness: ready, clock, evidence, fleet: { sealKeyId: recording.signingKey.keyId, identities }, console: webConsole, sessionRoutes, ...(config.listen.metrics ? {} : { metrics: exposition }) });
     const apiWatch = new ServerWatch(api);
     const apiAddress = await listen(api, config.listen.api, "listen.api");
     cleanup.push(() => (apiWatch.stopping(), closeServer(api)));
@@ -223,11 +232,14 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     // sessions and a guessing client's failures count across Postgres and MySQL alike.
     const admission = new AdmissionLimits(() => current().limits);
     const throttle = new AuthThrottle(() => current().limits.authThrottle, () => clock() / 1000);
+    // Gateways sharing a Postgres store hand each other cancels and KILLs that reached the wrong one.
+    const peers = config.listen.postgres || config.listen.mysql ? await PeerCancels.start(store, logger) : undefined;
+    if (peers) cleanup.push(() => peers.close());
     let postgres: HostPort | undefined;
     if (config.listen.postgres) {
       const tls = await loadTlsMaterial(dataDir, config.postgres.tls, "postgres.tls");
       const credentials = new CredentialChecker(accessKeys, oidc);
-      const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger, limits: admission, throttle });
+      const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger, limits: admission, throttle, ...(peers ? { peers } : {}) });
       postgres = await listenOrFail(() => listener.listen(config.listen.postgres!), config.listen.postgres, "listen.postgres");
       listenerStates.set("listen.postgres", () => listener.state);
       cleanup.push(() => listener.close());
@@ -240,7 +252,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       // The same certificate as the Postgres listener (postgres.tls, or the generated pair).
       const tls = await loadTlsMaterial(dataDir, config.postgres.tls, "postgres.tls");
       const credentials = new CredentialChecker(accessKeys, oidc);
-      const listener = new MysqlListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger, limits: admission, throttle });
+      const listener = new MysqlListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger, limits: admission, throttle, ...(peers ? { peers } : {}) });
       mysql = await listenOrFail(() => listener.listen(config.listen.mysql!), config.listen.mysql, "listen.mysql");
       listenerStates.set("listen.mysql", () => listener.state);
       cleanup.push(() => listener.close());
@@ -275,7 +287,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
 
     writeState(dataDir, { pid: process.pid, apiUrl, startedAt: new Date().toISOString() });
     cleanup.push(() => removeState(dataDir, process.pid));
-    logger.info({ apiUrl, dataDir, store: config.store.url ? "postgres" : "embedded", postgres: postgres ?? null, mysql: mysql ?? null, ssh: ssh ?? null, kubernetes: kubernetes ?? null, tcp: Object.fromEntries(tcpListeners) }, "gateway started");
+    logger.info({ apiUrl, dataDir, store: config.store.url ? "postgres" : "embedded", postgres: postgres ?? null, mysql: mysql ?? null, ssh: ssh ?? null, kubernetes: kubernetes ?? null, tcp: Object.fromEntries(tcpListeners), ...(peers ? { gatewayId: peers.gatewayId } : {}) }, "gateway started");
 
     let closing: Promise<void> | undefined;
     const graceOver = new AbortController();

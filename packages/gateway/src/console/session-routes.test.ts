@@ -17,13 +17,22 @@ afterEach(() => {
 });
 
 describe("the console's verification keys", () => {
-  it("are this gateway's key and those of console.publicKeys", () => {
+  it("are this gateway's and the store's registered keys, as verify picks them; console.publicKeys pins them instead", async () => {
     const own = loadOrCreateSigningKey(tempDir()).key;
     const peer = loadOrCreateSigningKey(tempDir()).key;
+    const stranger = loadOrCreateSigningKey(tempDir()).key;
+    const store = { gatewayKeys: { list: async () => [{ keyId: stranger.keyId, publicKeyPem: stranger.publicKeyPem }] } } as unknown as Parameters<typeof consoleVerifyKeys>[2];
+    const fromStore = await consoleVerifyKeys(undefined, own, store)();
+    expect(fromStore).toMatchObject({ keyId: own.keyId, source: "store" });
+    expect(fromStore.keys.map((k) => k.keyId)).toEqual([own.keyId, stranger.keyId]);
     const file = join(tempDir(), "peers.pem");
     writeFileSync(file, peer.publicKeyPem);
-    expect(consoleVerifyKeys(undefined, own).keys.map((k) => k.keyId)).toEqual([own.keyId]);
-    expect(consoleVerifyKeys(file, own)).toMatchObject({ keyId: own.keyId, keys: [{ keyId: own.keyId }, { keyId: peer.keyId }] });
+    const pinned = await consoleVerifyKeys(file, own, store)();
+    expect(pinned).toMatchObject({ source: "pinned" });
+    expect(pinned.keys.map((k) => k.keyId)).toEqual([own.keyId, peer.keyId]);
+    // A store that cannot list its keys leaves this gateway's own.
+    const failing = { gatewayKeys: { list: () => Promise.reject(new Error("permission denied for table gateway_keys")) } } as unknown as Parameters<typeof consoleVerifyKeys>[2];
+    expect((await consoleVerifyKeys(undefined, own, failing)()).keys.map((k) => k.keyId)).toEqual([own.keyId]);
   });
 
   it("name console.publicKeys when its file cannot be used", () => {
@@ -33,7 +42,7 @@ describe("the console's verification keys", () => {
     for (const file of [empty, join(tempDir(), "missing.pem")]) {
       let error: unknown;
       try {
-        consoleVerifyKeys(file, own);
+        consoleVerifyKeys(file, own, {});
       } catch (caught) {
         error = caught;
       }

@@ -4,6 +4,7 @@ import type { Store } from "@gatehouse/store";
 import { ApiError, sendJson } from "../api/json.js";
 import { eventView, sessionView } from "../api/views.js";
 import { GatewayError } from "../errors.js";
+import { storedPublicKeys } from "../evidence/seal-keys.js";
 import { parsePublicKeys, type PublicKey, type SigningKey } from "../evidence/signing.js";
 import { verifySession } from "../evidence/verify.js";
 import type { Logger } from "../logger.js";
@@ -17,8 +18,8 @@ import type { Logger } from "../logger.js";
 
 export interface SessionRoutesOptions {
   store: Pick<Store, "sessions" | "streams">;
-  /** The public keys seals must verify with: this gateway's signing key (and any configured). */
-  verifyKeys: () => { keys: PublicKey[]; keyId: string };
+  /** The public keys seals must verify with (consoleVerifyKeys). */
+  verifyKeys: () => Promise<VerifyKeys>;
   /** Wakes the live tails when a batch touching these sessions reached the store (journal/shipper.ts). */
   onShipped?: (listener: (sessionIds: ReadonlySet<string>) => void) => () => void;
   logger: Logger;
@@ -31,21 +32,52 @@ const HEARTBEAT_MS = 15_000;
 /** Concurrent live tails per gateway; beyond it a client is told to come back (503). */
 const MAX_LIVE = 200;
 
+/** How long the store's list of gateway keys is reused before it is read again (ms). */
+const STORE_KEYS_MS = 10_000;
+
+export interface VerifyKeys {
+  keys: PublicKey[];
+  /** This gateway's own key id. */
+  keyId: string;
+  /** Where the keys came from: "pinned" (this gateway's and console.publicKeys only) or "store" (also every gateway key registered in the store). */
+  source: "pinned" | "store";
+}
+
 /**
- * The keys the console verifies seals with: this gateway's own, and those in console.publicKeys (other
- * gateways on the same store). Read once at start; a file that cannot be used is an error naming the key.
+ * The keys the console verifies seals with, as `gatehouse verify` picks them: this gateway's own and
+ * every gateway's key registered in the store (migration 007) — or, with console.publicKeys, this
+ * gateway's and that file's only, not taking the store's word for which keys are the gateways'
+ * (`verify --public-key`). The file is read once at start; one that cannot be used is an error
+ * naming the key.
  */
-export function consoleVerifyKeys(publicKeysFile: string | undefined, own: SigningKey): { keys: PublicKey[]; keyId: string } {
-  const keys = parsePublicKeys(own.publicKeyPem, "the gateway's signing key");
+export function consoleVerifyKeys(publicKeysFile: string | undefined, own: SigningKey, store: Partial<Pick<Store, "gatewayKeys">>, logger?: Logger): () => Promise<VerifyKeys> {
+  const ownKeys = parsePublicKeys(own.publicKeyPem, "the gateway's signing key");
   if (publicKeysFile !== undefined) {
+    const pinned = [...ownKeys];
     try {
-      keys.push(...parsePublicKeys(readFileSync(publicKeysFile, "utf8"), publicKeysFile));
+      pinned.push(...parsePublicKeys(readFileSync(publicKeysFile, "utf8"), publicKeysFile));
     } catch (cause) {
       const message = `console.publicKeys: cannot use ${publicKeysFile}: ${(cause as Error).message}`;
       throw new GatewayError("CONFIG_INVALID", message, { cause, problems: [message] });
     }
+    const answer: VerifyKeys = { keys: pinned, keyId: own.keyId, source: "pinned" };
+    return () => Promise.resolve(answer);
   }
-  return { keys, keyId: own.keyId };
+  let cached: { atMs: number; answer: VerifyKeys } | undefined;
+  return async () => {
+    if (cached && Date.now() - cached.atMs < STORE_KEYS_MS) return cached.answer;
+    const keys = [...ownKeys];
+    try {
+      const stored = (await store.gatewayKeys?.list()) ?? [];
+      for (const key of storedPublicKeys(stored)) if (!keys.some((k) => k.keyId === key.keyId)) keys.push(key);
+    } catch (error) {
+      // As verify does: a store that cannot list its keys still leaves this gateway's own.
+      logger?.warn({ err: error }, "the store's gateway keys could not be read; the console verifies with this gateway's key only");
+      return { keys, keyId: own.keyId, source: "store" };
+    }
+    cached = { atMs: Date.now(), answer: { keys, keyId: own.keyId, source: "store" } };
+    return cached.answer;
+  };
 }
 
 export class SessionRoutes {
@@ -68,9 +100,9 @@ export class SessionRoutes {
     const found = await this.read(() => this.options.store.sessions.get(id));
     if (!found) throw new ApiError("not_found", `no session ${id}`);
     const chunks = await this.read(() => this.options.store.streams.chunks([id]));
-    const { keys, keyId } = this.options.verifyKeys();
+    const { keys, keyId, source } = await this.options.verifyKeys();
     const verdict = verifySession(found.session, found.events, keys, chunks);
-    sendJson(response, 200, { ...verdict, keyId });
+    sendJson(response, 200, { ...verdict, keyId, trustedKeys: keys.map((k) => k.keyId), keysFrom: source });
   }
 
   private async tail(request: IncomingMessage, response: ServerResponse, url: URL, id: string): Promise<void> {
