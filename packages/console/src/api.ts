@@ -97,6 +97,8 @@ export interface Verdict {
   events: number;
   failure?: { seq: number | null; reason: string; message: string; stream?: { id: number; chunk: number | null } };
   keyId: string;
+  trustedKeys?: string[];
+  keysFrom?: "pinned" | "store";
 }
 
 export interface ConnectorView {

@@ -316,6 +316,12 @@ async function sessionPage(main: HTMLElement, id: string): Promise<void> {
   }
 }
 
+function keysText(v: Verdict): string {
+  const keys = v.trustedKeys ?? [v.keyId];
+  const from = v.keysFrom === "pinned" ? "pinned in console.publicKeys" : "this gateway's and the store's registered gateway keys";
+  return `${keys.length} key${keys.length === 1 ? "" : "s"} (${from}: ${keys.join(", ")})`;
+}
+
 function fact(term: string, value: string): Child {
   return [h("dt", {}, term), h("dd", {}, value)];
 }
@@ -340,7 +346,7 @@ async function verify(into: HTMLElement, id: string): Promise<void> {
     const v = await api.get<Verdict>(`/api/v1/sessions/${encodeURIComponent(id)}/verify`);
     into.className = `verification ${v.ok ? "ok" : "bad"}`;
     if (v.ok) {
-      replace(into, h("strong", { "data-testid": "verify-result" }, v.open ? "Hash chain verifies (the session is still open, so there is no seal yet)." : "Hash chain and seal verify."), h("span", { class: "muted" }, ` ${v.events} events; signing key ${v.keyId}.`));
+      replace(into, h("strong", { "data-testid": "verify-result" }, v.open ? "Hash chain verifies (the session is still open, so there is no seal yet)." : "Hash chain and seal verify."), h("span", { class: "muted" }, ` ${v.events} events; seals checked against ${keysText(v)}.`));
     } else {
       const f = v.failure!;
       replace(
