@@ -7,7 +7,8 @@ import { defaultDialers, formatTarget, type DialResult, type DialerRegistry } fr
 import { ConnectorError, streamFailureOf, type StreamFailureCode } from "./errors.js";
 import { relay } from "./relay.js";
 import type { ConnectorSettings } from "./settings.js";
-import { TunnelClient, type TunnelMuxOptions } from "./tunnel-client.js";
+import type { TunnelMuxOptions } from "./tunnel-client.js";
+import { WorkerTunnels } from "./worker-tunnels.js";
 
 export interface StartConnectorOptions {
   /** Default: pino JSON on stdout at `settings.logLevel`. */
@@ -16,7 +17,7 @@ export interface StartConnectorOptions {
   dialers?: DialerRegistry;
   /** Multiplexer tuning (heartbeat, windows); the defaults suit production. */
   mux?: TunnelMuxOptions;
-  /** Reconnect backoff. Default: from `settings.backoff`. */
+  /** Reconnect backoff (tests; shared by the links to a gateway's workers). Default: one per link, from `settings.backoff`. */
   backoff?: Backoff;
 }
 
@@ -51,7 +52,7 @@ export class Connector extends EventEmitter<ConnectorEvents> {
   readonly #settings: ConnectorSettings;
   readonly #logger: Logger;
   readonly #dialers: DialerRegistry;
-  readonly #tunnel: TunnelClient;
+  readonly #tunnel: WorkerTunnels;
   /**
    * Dials in flight, each with a signal of its own, aborted when the link goes (or the connector
    * stops) so they stop. Not one signal for the link: each dial would add its abort listener to it,
@@ -69,19 +70,21 @@ export class Connector extends EventEmitter<ConnectorEvents> {
     this.#settings = settings;
     this.#logger = (options.logger ?? pino({ level: settings.logLevel })).child({ connector: settings.name });
     this.#dialers = options.dialers ?? defaultDialers();
-    this.#tunnel = new TunnelClient({
+    this.#tunnel = new WorkerTunnels({
       url: settings.gatewayUrl,
       name: settings.name,
       token: settings.token,
       ca: settings.gatewayCa,
-      backoff: options.backoff ?? new Backoff(settings.backoff),
+      backoff: options.backoff ? () => options.backoff! : () => new Backoff(settings.backoff),
       logger: this.#logger,
       onOpen: (open, reply) => this.#onOpen(open, reply),
       ...(options.mux === undefined ? {} : { mux: options.mux }),
     });
     this.#tunnel.on("connected", (mux) => this.#onConnected(mux));
     this.#tunnel.on("disconnected", (reason) => {
-      this.#abortDials(new ConnectorError("INTERNAL", `tunnel lost: ${reason}`));
+      // With links to several gateway workers, the others' dials go on; a dial for the lost link
+      // finds its reply gone when it tries to accept, and closes its target connection then.
+      if (this.#tunnel.mux === null) this.#abortDials(new ConnectorError("INTERNAL", `tunnel lost: ${reason}`));
       this.emit("disconnected", reason);
     });
   }
@@ -116,9 +119,8 @@ export class Connector extends EventEmitter<ConnectorEvents> {
    */
   drain(timeoutMs: number = this.#settings.drainTimeoutMs): Promise<void> {
     this.#draining ??= (async () => {
-      const mux = this.#tunnel.mux;
       this.#logger.info({ openStreams: this.#streams.size, timeoutMs }, "draining: no new streams");
-      mux?.drain();
+      for (const mux of this.#tunnel.muxes) mux.drain();
       const idle = this.#whenIdle();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), timeoutMs)));
