@@ -10,7 +10,7 @@ import { systemClock, type Clock } from "./clock.js";
 import { adminTokenHash, ensureDataDir, removeState, writeState } from "./data-dir.js";
 import { GatewayError } from "./errors.js";
 import type { Logger } from "./logger.js";
-import { createApiServer, sshHostKeyView } from "./api/http-api.js";
+import { connectorLinkViews, createApiServer, sshHostKeyView, type ConnectorLinkView } from "./api/http-api.js";
 import { TcpListener } from "./listeners/tcp/tcp-listener.js";
 import { PostgresListener } from "./listeners/postgres/postgres-listener.js";
 import { MysqlListener } from "./listeners/mysql/mysql-listener.js";
@@ -57,6 +57,8 @@ export interface GatewayOptions {
   worker?: WorkerSlot & {
     /** The /metrics text of all the workers together (the supervisor aggregates them). */
     metrics?: () => Promise<{ contentType: string; text: string }>;
+    /** Given this worker's own links, the function that lists every worker's (for GET /api/v1/connectors). */
+    connectorLinks?: (local: () => ConnectorLinkView[]) => () => Promise<ConnectorLinkView[]>;
   };
 }
 
@@ -195,7 +197,9 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     let kubernetesTls: TlsMaterial | undefined;
     const kubernetesEndpoint = () =>
       kubernetes && kubernetesTls ? { listen: formatHostPort(kubernetes), certificatePem: kubernetesTls.cert, source: kubernetesTls.source, pathPrefix: KUBE_PATH_PREFIX } : undefined;
-    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, sshKeys, sshHostKey: sshHostKeyForApi, kubernetesEndpoint, logger, readiness: ready, clock, evidence, ...(config.listen.metrics ? {} : { metrics: exposition }) });
+    const worker = options.worker;
+    const connectorLinks = worker?.connectorLinks?.(() => connectorLinkViews(registry, worker.index));
+    const api = createApiServer({ ...(connectorLinks ? { connectorLinks } : {}), config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, sshKeys, sshHostKey: sshHostKeyForApi, kubernetesEndpoint, logger, readiness: ready, clock, evidence, ...(config.listen.metrics ? {} : { metrics: exposition }) });
     const apiWatch = new ServerWatch(api);
     const apiAddress = await listen(api, config.listen.api, "listen.api");
     cleanup.push(() => (apiWatch.stopping(), closeServer(api)));

@@ -50,6 +50,36 @@ export interface ApiOptions {
    * Left out when `listen.metrics` serves it on its own listener instead.
    */
   metrics?: () => Promise<{ contentType: string; text: string }>;
+  /**
+   * The connector links GET /api/v1/connectors lists; left out, this process's own. A worker of
+   * `gateway --workers N` lists every worker's (cli/gateway-workers.ts).
+   */
+  connectorLinks?: () => Promise<ConnectorLinkView[]>;
+}
+
+/** One connector link as GET /api/v1/connectors shows it. */
+export interface ConnectorLinkView {
+  id: string;
+  name: string;
+  remoteAddress: string;
+  connectedUs: number;
+  draining: boolean;
+  streams: number;
+  /** Which gateway worker holds it (with --workers). */
+  worker?: number;
+}
+
+/** This process's connector links. */
+export function connectorLinkViews(registry: ConnectorRegistry, worker?: number): ConnectorLinkView[] {
+  return registry.list().map((l) => ({
+    id: l.id,
+    name: l.name,
+    remoteAddress: l.remoteAddress,
+    connectedUs: l.connectedUs,
+    draining: l.mux.draining,
+    streams: l.mux.streamCount,
+    ...(worker === undefined ? {} : { worker }),
+  }));
 }
 
 /** What `GET /api/v1/ssh/host-key` answers. */
@@ -171,14 +201,7 @@ async function route(request: IncomingMessage, response: ServerResponse, options
   const streamMatch = /^\/api\/v1\/sessions\/([^/]+)\/streams\/([^/]+)$/.exec(url.pathname);
   if (streamMatch) return streamRoute(response, url, options, decodeURIComponent(streamMatch[1]!), streamMatch[2]!);
   if (url.pathname === "/api/v1/connectors") {
-    const connectors = options.registry.list().map((l) => ({
-      id: l.id,
-      name: l.name,
-      remoteAddress: l.remoteAddress,
-      connectedUs: l.connectedUs,
-      draining: l.mux.draining,
-      streams: l.mux.streamCount,
-    }));
+    const connectors = options.connectorLinks ? await options.connectorLinks() : connectorLinkViews(options.registry);
     return sendJson(response, 200, { connectors });
   }
   throw new ApiError("not_found", `no route for ${url.pathname}`);

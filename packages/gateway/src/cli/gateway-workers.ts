@@ -8,6 +8,7 @@ import { GatewayError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { PROMETHEUS_CONTENT_TYPE } from "../metrics/gateway-metrics.js";
 import { UsageError } from "./command.js";
+import type { ConnectorLinkView } from "../api/http-api.js";
 
 // `gatehouse gateway --workers N`: one Node process uses one core for its JavaScript, so a gateway
 // that must use more of its host runs N workers (node:cluster). The supervisor (this process)
@@ -48,6 +49,19 @@ interface MetricsResponse {
   text?: string;
   error?: string;
 }
+
+/** A worker asks for every worker's connector links (GET /api/v1/connectors); the supervisor collects them. */
+interface LinksRequest {
+  type: "gatehouse:links-req";
+  id: number;
+}
+interface LinksResponse {
+  type: "gatehouse:links-res";
+  id: number;
+  links: ConnectorLinkView[];
+}
+/** How long the supervisor waits for a worker's links before answering without them. */
+const COLLECT_TIMEOUT_MS = 2_000;
 
 /** "auto" is one worker per core; a number is taken as it is. */
 export function parseWorkers(value: string | undefined): number {
@@ -94,7 +108,11 @@ export async function superviseWorkers(config: GatewayConfig, configFile: string
   const fork = (index: number): Promise<WorkerStarted> => {
     const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index), [WORKER_COUNT_ENV]: String(count) });
     workers.set(index, worker);
-    worker.on("message", (message: MetricsRequest) => {
+    worker.on("message", (message: MetricsRequest | LinksRequest) => {
+      if (message?.type === "gatehouse:links-req") {
+        void collectLinks().then((links) => worker.send({ type: "gatehouse:links-res", id: message.id, links } satisfies LinksResponse));
+        return;
+      }
       if (message?.type !== "gatehouse:metrics-req") return;
       aggregator.clusterMetrics().then(
         (text) => worker.send({ type: "gatehouse:metrics-res", id: message.id, text } satisfies MetricsResponse),
@@ -123,6 +141,27 @@ export async function superviseWorkers(config: GatewayConfig, configFile: string
       }, RESPAWN_DELAY_MS);
     });
     return started;
+  };
+
+  let collectId = 0;
+  /** Every live worker's links (a worker that does not answer in time is left out). */
+  const collectLinks = async (): Promise<ConnectorLinkView[]> => {
+    const id = collectId++;
+    const answers = [...workers.values()].map(
+      (worker) =>
+        new Promise<ConnectorLinkView[]>((resolve) => {
+          const timer = setTimeout(() => (worker.off("message", onMessage), resolve([])), COLLECT_TIMEOUT_MS);
+          const onMessage = (message: LinksResponse) => {
+            if (message?.type !== "gatehouse:links-res" || message.id !== id) return;
+            clearTimeout(timer);
+            worker.off("message", onMessage);
+            resolve(message.links);
+          };
+          worker.on("message", onMessage);
+          worker.send({ type: "gatehouse:links-req", id } satisfies LinksRequest);
+        }),
+    );
+    return (await Promise.all(answers)).flat();
   };
 
   const stopAll = (signal: NodeJS.Signals) => {
@@ -208,4 +247,28 @@ export function announceWorker(registry: import("prom-client").Registry, started
   new AggregatorRegistry(); // installs the worker's side of prom-client's aggregation protocol
   AggregatorRegistry.setRegistries([registry]);
   process.send!({ type: "gatehouse:worker-started", ...started } satisfies WorkerStarted);
+}
+
+/**
+ * In a worker: answers the supervisor's collection with this worker's links, and returns the
+ * function the API lists every worker's links with.
+ */
+export function clusterConnectorLinks(local: () => ConnectorLinkView[]): () => Promise<ConnectorLinkView[]> {
+  let next = 0;
+  const pending = new Map<number, (links: ConnectorLinkView[]) => void>();
+  process.on("message", (message: LinksRequest | LinksResponse) => {
+    // The supervisor's collection (ids of its own) and the answers to our own asks (ours) share the types:
+    // a request from the supervisor is answered, a response is matched with what we asked.
+    if (message?.type === "gatehouse:links-req") process.send!({ type: "gatehouse:links-res", id: message.id, links: local() } satisfies LinksResponse);
+    else if (message?.type === "gatehouse:links-res") {
+      pending.get(message.id)?.(message.links);
+      pending.delete(message.id);
+    }
+  });
+  return () =>
+    new Promise((resolve) => {
+      const id = next++;
+      pending.set(id, resolve);
+      process.send!({ type: "gatehouse:links-req", id } satisfies LinksRequest);
+    });
 }
