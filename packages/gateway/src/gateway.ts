@@ -25,6 +25,8 @@ import { startRecording } from "./evidence/recording.js";
 import { EMBEDDED_STORE_GATHER_MS } from "./journal/shipper.js";
 import { AccessKeys } from "./identity/access-keys.js";
 import { SshKeys } from "./identity/ssh-keys.js";
+import { IdentityDirectory } from "./identity/identity-settings.js";
+import { followStoreChanges } from "./identity/store-changes.js";
 import { readiness } from "./api/readiness.js";
 import { CredentialChecker } from "./identity/credential-checker.js";
 import { currentOidcVerifier, readOidcCa } from "./identity/oidc-verifier.js";
@@ -150,7 +152,10 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     const registry = new ConnectorRegistry();
     const tunnel = new TunnelServer({ config: current, registry, logger, clock, ...(options.worker ? { worker: { index: options.worker.index, count: options.worker.count } } : {}) });
     const { recorder } = recording;
-    const broker = new SessionBroker(recorder, registry, new Policy(current, clock), logger);
+    // Identities disabled in the store (shared by the gateways of a store), beside identity.disabled.
+    const identities = new IdentityDirectory(store, clock, logger);
+    await identities.load();
+    const broker = new SessionBroker(recorder, registry, new Policy(current, clock, (name) => identities.isDisabled(name)), logger);
 
     const accessKeys = new AccessKeys(store, clock, {
       onOutage: (identity, error) =>
@@ -162,6 +167,9 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
         logger.warn({ identity, err: error }, "the store cannot be reached; looking the SSH key up among the identity's keys as last read"),
     });
     cleanup.push(() => sshKeys.close());
+    // Changes made through other gateways of a Postgres store reach these caches (LISTEN/NOTIFY, polled as a fallback).
+    const changes = await followStoreChanges(store, { accessKeys, sshKeys, identities, sealKeyId: recording.signingKey.keyId }, { logger, pollMs: config.store.changePollMs });
+    cleanup.push(() => changes.close());
     const evidence = {
       minRetentionDays: () => config.recording.minRetentionDays,
       shippedHead: async () => {
@@ -199,7 +207,24 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       kubernetes && kubernetesTls ? { listen: formatHostPort(kubernetes), certificatePem: kubernetesTls.cert, source: kubernetesTls.source, pathPrefix: KUBE_PATH_PREFIX } : undefined;
     const worker = options.worker;
     const connectorLinks = worker?.connectorLinks?.(() => connectorLinkViews(registry, worker.index));
-    const api = createApiServer({ ...(connectorLinks ? { connectorLinks } : {}), config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, sshKeys, sshHostKey: sshHostKeyForApi, kubernetesEndpoint, logger, readiness: ready, clock, evidence, ...(config.listen.metrics ? {} : { metrics: exposition }) });
+    const api = createApiServer({
+      config: current,
+      store,
+      registry,
+      tunnel,
+      adminTokenSha256: admin.sha256,
+      accessKeys,
+      sshKeys,
+      sshHostKey: sshHostKeyForApi,
+      kubernetesEndpoint,
+      logger,
+      readiness: ready,
+      clock,
+      evidence,
+      fleet: { sealKeyId: recording.signingKey.keyId, identities },
+      ...(config.listen.metrics ? {} : { metrics: exposition }),
+      ...(connectorLinks ? { connectorLinks } : {}),
+    });
     const apiWatch = new ServerWatch(api);
     const apiAddress = await listen(api, config.listen.api, "listen.api");
     cleanup.push(() => (apiWatch.stopping(), closeServer(api)));

@@ -34,7 +34,10 @@ export type {
   EventPage,
   EventPartition,
   FoundEvent,
+  GatewayKeyRecord,
+  GatewayKeyRegistration,
   Identity,
+  IdentitySettings,
   NewAccessKey,
   NewSshKey,
   NewSession,
@@ -51,6 +54,7 @@ export type {
   SessionRecord,
   SshKeyFilter,
   SshKeyRecord,
+  StoreChange,
   StreamChunk,
   StreamDirection,
 } from "./types.js";

@@ -14,6 +14,9 @@ import type {
   EventFilter,
   EventPage,
   EventPartition,
+  GatewayKeyRecord,
+  GatewayKeyRegistration,
+  IdentitySettings,
   NewAccessKey,
   NewSshKey,
   SshKeyFilter,
@@ -27,6 +30,7 @@ import type {
   SessionFilter,
   SessionPage,
   SessionRecord,
+  StoreChange,
   StreamChunk,
   StreamDirection,
 } from "./types.js";
@@ -171,6 +175,36 @@ export interface Store {
     /** Records a use; keeps the latest time when uses are reported out of order. */
     touch(id: string, atUs: number): Promise<void>;
   };
+  /** Every gateway's seal public key (migration 007): registered at start, listed for `verify`, retired by an operator. */
+  readonly gatewayKeys: {
+    /**
+     * Registers a gateway's Ed25519 public key (SubjectPublicKeyInfo PEM) under the key id the
+     * store derives from it; a key registered before is left as it was (idempotent).
+     * INVALID_ARGUMENT when the PEM is not an Ed25519 public key.
+     */
+    register(publicKeyPem: string, gateway: string): Promise<GatewayKeyRegistration>;
+    /** Oldest first. */
+    list(): Promise<GatewayKeyRecord[]>;
+    /** Marks a key retired (once); its seals still verify. */
+    retire(keyId: string, atUs: number): Promise<"retired" | "already_retired" | "not_found">;
+  };
+  /** Identity settings shared by every gateway of the store (migration 007). */
+  readonly identitySettings: {
+    /** Every identity that has settings, by name. */
+    list(): Promise<IdentitySettings[]>;
+    setDisabled(identity: string, disabled: boolean, atUs: number): Promise<void>;
+  };
+  /** Notices of changes to keys and identity settings (migration 007), for gateways sharing a store. */
+  readonly changes: {
+    /** The change counter: it moves whenever a change is made (also by a transaction that then rolled back). */
+    version(): Promise<number>;
+    /**
+     * Postgres only (undefined for the embedded store, which has one gateway): calls `onChange`
+     * for each change as it commits, and `onListen` whenever listening (re)started, after which
+     * changes made meanwhile must be assumed. Resolves to a stop function.
+     */
+    listen?: (onChange: (change: StoreChange) => void, onListen: () => void) => Promise<() => Promise<void>>;
+  };
   close(): Promise<void>;
 }
 
@@ -286,8 +320,93 @@ export function createStore(sql: SqlExecutor, driver: StoreDriver, where?: strin
         }
       },
     },
+    gatewayKeys: {
+      register: (pem, gateway) => registerGatewayKey(sql, pem, gateway),
+      list: () => listGatewayKeys(sql),
+      retire: async (keyId, atUs) => {
+        try {
+          const rows = await sql.query<{ status: "retired" | "already_retired" | "not_found" }>("select gatehouse_retire_gateway_key($1, $2::timestamptz) as status", [keyId, usToIso(atUs)]);
+          return rows[0]!.status;
+        } catch (err) {
+          throw writeError(`retiring gateway key ${keyId}`, err, {});
+        }
+      },
+    },
+    identitySettings: {
+      list: async () => {
+        const rows = await read("reading identity settings", () =>
+          sql.query<{ identity: string; disabled: boolean; updated_us: number }>(`select identity, disabled, ${usOf("updated_at")} as updated_us from identity_settings order by identity`),
+        );
+        return rows.map((r) => ({ identity: r.identity, disabled: r.disabled, updatedUs: r.updated_us }));
+      },
+      setDisabled: async (identity, disabled, atUs) => {
+        try {
+          await sql.query(
+            `insert into identity_settings (identity, disabled, updated_at) values ($1, $2, $3::timestamptz)
+             on conflict (identity) do update set disabled = excluded.disabled, updated_at = excluded.updated_at
+             where identity_settings.disabled is distinct from excluded.disabled`,
+            [identity, disabled, usToIso(atUs)],
+          );
+        } catch (err) {
+          throw writeError(`setting identity ${identity}`, err, {});
+        }
+      },
+    },
+    changes: {
+      version: async () => {
+        const rows = await read("reading the change counter", () => sql.query<{ version: number }>("select last_value as version from gatehouse_change_seq"));
+        return Number(rows[0]?.version ?? 0);
+      },
+      ...(sql.listen === undefined
+        ? {}
+        : {
+            listen: (onChange: (change: StoreChange) => void, onListen: () => void) =>
+              sql.listen!(CHANGE_CHANNEL, (payload) => {
+                const change = changeOf(payload);
+                if (change) onChange(change);
+              }, onListen),
+          }),
+    },
     close: () => sql.close(),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gateway keys, identity settings, change notices (migration 007)
+
+/** The channel migration 007's triggers notify. */
+const CHANGE_CHANNEL = "gatehouse_changes";
+
+function changeOf(payload: string): StoreChange | undefined {
+  try {
+    const value = JSON.parse(payload) as { table?: unknown; identity?: unknown; version?: unknown };
+    if (typeof value.table !== "string") return undefined;
+    return { table: value.table, identity: typeof value.identity === "string" ? value.identity : null, version: Number(value.version ?? 0) };
+  } catch {
+    return undefined;
+  }
+}
+
+async function registerGatewayKey(sql: SqlExecutor, pem: string, gateway: string): Promise<GatewayKeyRegistration> {
+  let rows: { key_id: string; inserted: boolean; retired_us: number | null }[];
+  try {
+    rows = await sql.query(`select key_id, inserted, ${usOf("retired_at")} as retired_us from gatehouse_register_gateway_key($1, $2)`, [pem, gateway]);
+  } catch (err) {
+    const wrapped = writeError(`registering gateway key of ${gateway}`, err, {});
+    if (wrapped.context.sqlstate === "22023") throw new StoreError("INVALID_ARGUMENT", `not an Ed25519 public key: ${describe(wrapped)}`, { cause: wrapped.cause, context: wrapped.context });
+    throw wrapped;
+  }
+  const row = rows[0]!;
+  return { keyId: row.key_id, inserted: row.inserted, retiredUs: row.retired_us };
+}
+
+async function listGatewayKeys(sql: SqlExecutor): Promise<GatewayKeyRecord[]> {
+  const rows = await read("listing gateway keys", () =>
+    sql.query<{ key_id: string; public_key: string; gateway: string; created_us: number; retired_us: number | null }>(
+      `select key_id, public_key, gateway, ${usOf("created_at")} as created_us, ${usOf("retired_at")} as retired_us from gateway_keys order by created_at, key_id`,
+    ),
+  );
+  return rows.map((r) => ({ keyId: r.key_id, publicKeyPem: r.public_key, gateway: r.gateway, createdUs: r.created_us, retiredUs: r.retired_us }));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import { parseSshPublicKey, type SshKeys } from "../identity/ssh-keys.js";
 import { GatewayError } from "../errors.js";
 import type { TunnelServer } from "../tunnel/tunnel-server.js";
 import { evidenceRoute, type EvidenceApi } from "./evidence-routes.js";
+import { fleetRoute, isFleetPath, type FleetApi } from "./fleet-routes.js";
 import { ApiError, sendError, sendJson } from "./json.js";
 import { sendMetrics } from "../metrics/metrics-server.js";
 import type { Readiness } from "./readiness.js";
@@ -45,6 +46,8 @@ export interface ApiOptions {
   clock?: Clock;
   /** The checkpoint chain's head and retention signing (api/evidence-routes.ts). */
   evidence: EvidenceApi;
+  /** Seal keys and identity settings shared by the gateways of a store (api/fleet-routes.ts); left out: no such routes. */
+  fleet?: FleetApi;
   /**
    * GET /metrics (Prometheus text), without the admin token like /healthz: Prometheus scrapes it.
    * Left out when `listen.metrics` serves it on its own listener instead.
@@ -161,6 +164,7 @@ async function route(request: IncomingMessage, response: ServerResponse, options
     if (!endpoint) throw new ApiError("not_found", "this gateway has no Kubernetes listener (listen.kubernetes is not configured)");
     return sendJson(response, 200, endpoint);
   }
+  if (options.fleet && isFleetPath(url.pathname)) return fleetRoute(request, response, url, options.store, options.fleet, options.clock ?? systemClock, readJson);
   if (url.pathname.startsWith("/api/v1/checkpoints") || url.pathname === "/api/v1/retention") {
     return evidenceRoute(request, response, url, options.store, options.evidence, readJson);
   }
