@@ -1,6 +1,5 @@
 import { execFileSync, spawn } from "node:child_process";
-import { createPublicKey } from "node:crypto";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -157,14 +156,15 @@ describe("gatehouse gateway --workers 2", () => {
     await linkedToBoth();
     for (let i = 0; i < 4; i++) expect(await select(`workers-again-${i}`)).toBe(42);
 
-    // Both workers' seals (each its own signing key) verify over the whole store.
-    const keysFile = join(gateway.dir, "worker-public-keys.pem");
-    writeFileSync(
-      keysFile,
-      [0, 1].map((i) => createPublicKey(readFileSync(join(gateway.dir, "data", "workers", String(i), "signing-key.pem"))).export({ type: "spki", format: "pem" }).toString()).join(""),
-    );
-    const verified = await runCli(["verify", "--all", "--store-url", server.url(store.name), "--public-key", keysFile], { cwd: gateway.dir });
+    // Both workers' seals (each its own signing key, registered in the store) verify over the whole store.
+    const verified = await runCli(["verify", "--all", "--store-url", server.url(store.name), "--json"], { cwd: gateway.dir });
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    const keys = await runCli(["keys", "seal-keys", "--json"], { cwd: gateway.dir });
+    expect(keys.code, keys.stderr).toBe(0);
+    // One registered key per worker (the one killed kept its key: it came back from its directory).
+    const listed = JSON.parse(keys.stdout) as { keys?: unknown[] } | unknown[];
+    const rows = (Array.isArray(listed) ? listed : (listed.keys ?? [])) as Array<{ keyId: string }>;
+    expect(new Set(rows.map((k) => k.keyId)).size).toBe(2);
   });
 
   it("SIGTERM drains every worker: open sessions get the grace, then 57P01; the supervisor exits 0", async () => {
