@@ -3,6 +3,7 @@ import { Multiplexer, wsLink, type MuxOptions } from "@gatehouse/proto";
 import type { Logger } from "pino";
 import { WebSocket } from "ws";
 import type { Backoff } from "./backoff.js";
+import type { ResolvedAddress } from "./gateway-links.js";
 import { gatewayAddress, isGatewayUnreachable, whenGatewayAnswers } from "./gateway-probe.js";
 
 /**
@@ -42,6 +43,11 @@ export type TunnelMuxOptions = Omit<MuxOptions, "role" | "onOpen">;
 export interface TunnelClientOptions {
   /** ws(s)://.../v1/tunnel */
   url: URL;
+  /**
+   * Dial this address of the URL's name (one of several the name resolves to); TLS servername and Host stay
+   * the name. Left out: the name is resolved by each dial.
+   */
+  address?: ResolvedAddress | null;
   name: string;
   token: string;
   /** PEM to trust instead of the system CAs. */
@@ -135,6 +141,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       followRedirects: false,
       ...(ca === null ? {} : { ca }),
       ...(url.protocol === "wss:" ? { generateMask: zeroMask } : {}),
+      ...(this.#options.address ? { lookup: fixedLookup(this.#options.address) } : {}),
     });
     ws.binaryType = "nodebuffer";
     this.#ws = ws;
@@ -183,7 +190,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       // A dead heartbeat or a protocol violation closes the mux first: cut the socket right away rather than
       // wait out a close handshake with a peer that is not answering.
       mux.once("close", (reason: string) => finish(`tunnel closed: ${reason}`));
-      logger.info({ gateway: url.href }, "connected to the gateway");
+      logger.info(worker ? { worker: worker.index, workers: worker.count } : {}, "connected to the gateway");
       this.emit("connected", mux, worker);
     });
     ws.once("close", (code, reasonBytes) => {
@@ -220,7 +227,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
         this.emit("attempt-failed", { status, message: refusal, retryInMs, worker });
       } else {
         const message = this.#describeFailure(status, error, refusal);
-        const fields = { gateway: url.href, status, error: error?.message, retryInMs };
+        const fields = { status, error: error?.message, retryInMs };
         if (status === 401) logger.error(fields, "gateway refused the connector token");
         else if (status === 403) logger.error({ ...fields, name }, `gateway does not know this connector: ${message}`);
         else logger.warn(fields, `cannot open the tunnel: ${message}`);
@@ -245,14 +252,16 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     if (!unreachable || delayMs <= GATEWAY_PROBE_INTERVAL_MS) return;
     const probe = new AbortController();
     this.#probe = probe;
-    void whenGatewayAnswers(gatewayAddress(this.#options.url), {
+    const { address } = this.#options;
+    const at = gatewayAddress(this.#options.url);
+    void whenGatewayAnswers(address ? { host: address.address, port: at.port } : at, {
       intervalMs: GATEWAY_PROBE_INTERVAL_MS,
       timeoutMs: GATEWAY_PROBE_TIMEOUT_MS,
       random: Math.random,
       signal: probe.signal,
     }).then((answered) => {
       if (!answered || this.#probe !== probe) return;
-      this.#options.logger.info({ gateway: this.#options.url.href }, "the gateway answers again; dialing now");
+      this.#options.logger.info("the gateway answers again; dialing now");
       dialNow();
     });
   }
@@ -279,6 +288,22 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     }
     return error.message;
   }
+}
+
+/**
+ * A `lookup` for the socket that always answers one address: the tunnel dials that address while the URL's
+ * name stays the TLS servername and the Host header. Node asks with `all: true` when it may try several
+ * addresses (autoSelectFamily), and expects a list then.
+ */
+function fixedLookup(address: ResolvedAddress) {
+  return (
+    _hostname: string,
+    options: { all?: boolean } | number | undefined,
+    callback: (err: NodeJS.ErrnoException | null, address: string | { address: string; family: number }[], family?: number) => void,
+  ): void => {
+    if (typeof options === "object" && options?.all) callback(null, [{ address: address.address, family: address.family }]);
+    else callback(null, address.address, address.family);
+  };
 }
 
 /** Gatehouse-Worker / Gatehouse-Workers of an upgrade answer; null from a gateway without workers. */

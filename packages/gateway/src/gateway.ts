@@ -38,6 +38,7 @@ import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { registerStateGauges } from "./metrics/state-gauges.js";
 import { createMetricsServer } from "./metrics/metrics-server.js";
 import { ServerWatch, type ListenerState } from "./listeners/server-watch.js";
+import { PeerCancels } from "./listeners/peer-cancels.js";
 
 export interface GatewayOptions {
   logger: Logger;
@@ -260,11 +261,14 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     // sessions and a guessing client's failures count across Postgres and MySQL alike.
     const admission = new AdmissionLimits(() => current().limits);
     const throttle = new AuthThrottle(() => current().limits.authThrottle, () => clock() / 1000);
+    // Gateways sharing a Postgres store hand each other cancels and KILLs that reached the wrong one.
+    const peers = config.listen.postgres || config.listen.mysql ? await PeerCancels.start(store, logger) : undefined;
+    if (peers) cleanup.push(() => peers.close());
     let postgres: HostPort | undefined;
     if (config.listen.postgres) {
       const tls = await loadTlsMaterial(dataDir, config.postgres.tls, "postgres.tls");
       const credentials = new CredentialChecker(accessKeys, oidc);
-      const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger, limits: admission, throttle });
+      const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger, limits: admission, throttle, ...(peers ? { peers } : {}) });
       postgres = await listenOrFail(() => listener.listen(config.listen.postgres!), config.listen.postgres, "listen.postgres");
       listenerStates.set("listen.postgres", () => listener.state);
       cleanup.push(() => listener.close());
@@ -277,7 +281,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       // The same certificate as the Postgres listener (postgres.tls, or the generated pair).
       const tls = await loadTlsMaterial(dataDir, config.postgres.tls, "postgres.tls");
       const credentials = new CredentialChecker(accessKeys, oidc);
-      const listener = new MysqlListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger, limits: admission, throttle });
+      const listener = new MysqlListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger, limits: admission, throttle, ...(peers ? { peers } : {}) });
       mysql = await listenOrFail(() => listener.listen(config.listen.mysql!), config.listen.mysql, "listen.mysql");
       listenerStates.set("listen.mysql", () => listener.state);
       cleanup.push(() => listener.close());
@@ -314,7 +318,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       writeState(dataDir, { pid: process.pid, apiUrl, startedAt: new Date().toISOString() });
       cleanup.push(() => removeState(dataDir, process.pid));
     }
-    logger.info({ apiUrl, dataDir, store: config.store.url ? "postgres" : "embedded", postgres: postgres ?? null, mysql: mysql ?? null, ssh: ssh ?? null, kubernetes: kubernetes ?? null, tcp: Object.fromEntries(tcpListeners) }, options.worker ? "gateway worker started" : "gateway started");
+    logger.info({ apiUrl, dataDir, store: config.store.url ? "postgres" : "embedded", postgres: postgres ?? null, mysql: mysql ?? null, ssh: ssh ?? null, kubernetes: kubernetes ?? null, tcp: Object.fromEntries(tcpListeners), ...(peers ? { gatewayId: peers.gatewayId } : {}) }, options.worker ? "gateway worker started" : "gateway started");
 
     let closing: Promise<void> | undefined;
     const graceOver = new AbortController();

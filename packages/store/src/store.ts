@@ -205,7 +205,51 @@ export interface Store {
      */
     listen?: (onChange: (change: StoreChange) => void, onListen: () => void) => Promise<() => Promise<void>>;
   };
+  /**
+   * Where a cancel for a session goes when several gateways share this store (migration 008):
+   * each gateway publishes its sessions' client-facing cancel keys, another looks up a key it does
+   * not know. Expiry is by the store's clock.
+   */
+  readonly cancelRoutes: {
+    /**
+     * Publishes a route that lives `ttlSeconds` unless renewed. False when a live route with
+     * this key belongs to another session (an expired one is taken over).
+     */
+    publish(route: NewCancelRoute, ttlSeconds: number): Promise<boolean>;
+    /** The live route with this key, or null. */
+    find(routeKey: string): Promise<CancelRouteRecord | null>;
+    /** Removes these routes of this gateway (its sessions ended). */
+    remove(gateway: string, routeKeys: readonly string[]): Promise<void>;
+    /** Keeps every route of `gateway` alive `ttlSeconds` more and deletes expired ones; the number renewed. */
+    renew(gateway: string, ttlSeconds: number): Promise<number>;
+  };
+  /**
+   * Messages between the gateways of one store (Postgres LISTEN/NOTIFY): null on the embedded
+   * store, which has one gateway.
+   */
+  readonly notifications: StoreNotifications | null;
   close(): Promise<void>;
+}
+
+/** A cancel route as a gateway publishes it (see `Store.cancelRoutes`, migration 008). */
+export interface NewCancelRoute {
+  /** `pg:<hex sha256 of the BackendKeyData>` or `mysql:<thread id>`. */
+  routeKey: string;
+  protocol: string;
+  /** The owning gateway's id. */
+  gateway: string;
+  sessionId: string;
+  /** The session's identity (MySQL: only it may KILL there). */
+  identity: string | null;
+}
+
+export type CancelRouteRecord = NewCancelRoute;
+
+export interface StoreNotifications {
+  /** LISTENs on `channel` (its own connection, re-established when lost); resolves once listening. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<{ unlisten(): Promise<void> }>;
+  /** NOTIFY `channel` with `payload` (under 8000 bytes). */
+  notify(channel: string, payload: string): Promise<void>;
 }
 
 /** SessionFilter.limit's and EventFilter.limit's default and ceiling. */
@@ -249,12 +293,64 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   return store;
 }
 
+async function publishCancelRoute(sql: SqlExecutor, route: NewCancelRoute, ttlSeconds: number): Promise<boolean> {
+  const rows = await sql.query<{ session_id: string }>(
+    `insert into cancel_routes (route_key, protocol, gateway, session_id, identity, expires_at)
+     values ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+     on conflict (route_key) do update set protocol = excluded.protocol, gateway = excluded.gateway,
+       session_id = excluded.session_id, identity = excluded.identity, expires_at = excluded.expires_at
+     where cancel_routes.expires_at < now() or cancel_routes.session_id = excluded.session_id
+     returning session_id`,
+    [route.routeKey, route.protocol, route.gateway, route.sessionId, route.identity, ttlSeconds],
+  );
+  return rows.length === 1;
+}
+
+async function findCancelRoute(sql: SqlExecutor, routeKey: string): Promise<CancelRouteRecord | null> {
+  const rows = await sql.query<{ route_key: string; protocol: string; gateway: string; session_id: string; identity: string | null }>(
+    "select route_key, protocol, gateway, session_id, identity from cancel_routes where route_key = $1 and expires_at > now()",
+    [routeKey],
+  );
+  const row = rows[0];
+  return row === undefined ? null : { routeKey: row.route_key, protocol: row.protocol, gateway: row.gateway, sessionId: row.session_id, identity: row.identity };
+}
+
 /** The Store over an already open executor (openStore's second half; also for tests). */
 export function createStore(sql: SqlExecutor, driver: StoreDriver, where?: string): Store {
   const partitions = new PartitionCache(sql);
+  const listen = sql.listen?.bind(sql);
   return {
     driver,
     sql,
+    cancelRoutes: {
+      publish: (route, ttlSeconds) => publishCancelRoute(sql, route, ttlSeconds),
+      find: (routeKey) => findCancelRoute(sql, routeKey),
+      remove: async (gateway, routeKeys) => {
+        if (routeKeys.length === 0) return;
+        await sql.query("delete from cancel_routes where gateway = $1 and route_key = any(array(select jsonb_array_elements_text($2::jsonb)))", [gateway, routeKeys]);
+      },
+      renew: async (gateway, ttlSeconds) => {
+        const rows = await sql.query<{ n: number }>(
+          `with renewed as (update cancel_routes set expires_at = now() + make_interval(secs => $2) where gateway = $1 returning 1)
+           select count(*)::int4 as n from renewed`,
+          [gateway, ttlSeconds],
+        );
+        await sql.query("delete from cancel_routes where expires_at < now()");
+        return rows[0]?.n ?? 0;
+      },
+    },
+    notifications:
+      listen === undefined
+        ? null
+        : {
+            listen: async (channel, onPayload) => {
+              const stop = await listen(channel, onPayload, () => undefined);
+              return { unlisten: stop };
+            },
+            notify: async (channel, payload) => {
+              await sql.query("select pg_notify($1, $2)", [channel, payload]);
+            },
+          },
     ping: async () => {
       try {
         await sql.query("select 1");
