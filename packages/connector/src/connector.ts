@@ -8,7 +8,8 @@ import { ConnectorError, streamFailureOf, type StreamFailureCode } from "./error
 import { GatewayLinks, systemLookup, type GatewayLookup, type LinkTarget } from "./gateway-links.js";
 import { relay } from "./relay.js";
 import type { ConnectorSettings } from "./settings.js";
-import { TunnelClient, type TunnelMuxOptions } from "./tunnel-client.js";
+import type { TunnelMuxOptions } from "./tunnel-client.js";
+import { WorkerTunnels } from "./worker-tunnels.js";
 
 export interface StartConnectorOptions {
   /** Default: pino JSON on stdout at `settings.logLevel`. */
@@ -64,7 +65,8 @@ interface Link {
   readonly target: LinkTarget;
   /** How logs and events name it: the URL, and the address when one was resolved. */
   readonly label: string;
-  readonly tunnel: TunnelClient;
+  /** The tunnel to this target: one link, or one per worker of a gateway run with --workers. */
+  readonly tunnel: WorkerTunnels;
   /** Dials in flight over this link (aborted when it goes; see #dials). */
   readonly dials: Set<AbortController>;
   readonly streams: Set<Promise<void>>;
@@ -170,7 +172,7 @@ export class Connector extends EventEmitter<ConnectorEvents> {
     this.#draining ??= (async () => {
       this.#gateways.stop();
       this.#logger.info({ openStreams: this.#streams.size, timeoutMs }, "draining: no new streams");
-      for (const link of this.#allLinks()) link.tunnel.mux?.drain();
+      for (const link of this.#allLinks()) for (const mux of link.tunnel.muxes) mux.drain();
       const outcome = await raceTimeout(this.#whenIdle(), timeoutMs);
       if (outcome === "timeout") {
         this.#logger.warn({ openStreams: this.#streams.size }, "drain timed out; closing the open streams");
@@ -201,10 +203,11 @@ export class Connector extends EventEmitter<ConnectorEvents> {
     if (this.#stopping !== null || this.#links.has(target.key)) return;
     const label = target.address === null ? target.url.href : `${target.url.href} (${target.address.address})`;
     const logger = this.#logger.child({ gateway: target.url.href, ...(target.address === null ? {} : { gatewayAddress: target.address.address }) });
-    const backoff = this.#givenBackoff ?? new Backoff(this.#settings.backoff);
+    const given = this.#givenBackoff;
     this.#givenBackoff = undefined;
+    const backoff = () => given ?? new Backoff(this.#settings.backoff);
     const dials = new Set<AbortController>();
-    const tunnel: TunnelClient = new TunnelClient({
+    const tunnel: WorkerTunnels = new WorkerTunnels({
       url: target.url,
       address: target.address,
       name: this.#settings.name,
@@ -223,7 +226,9 @@ export class Connector extends EventEmitter<ConnectorEvents> {
       this.emit("connected", label);
     });
     tunnel.on("disconnected", (reason) => {
-      this.#abortDials(dials, new ConnectorError("INTERNAL", `tunnel lost: ${reason}`));
+      // With links to several workers of one gateway, the others' dials go on; a dial for the lost
+      // link finds its reply gone when it tries to accept, and closes its target connection then.
+      if (tunnel.mux === null) this.#abortDials(dials, new ConnectorError("INTERNAL", `tunnel lost: ${reason}`));
       this.emit("disconnected", reason, label);
     });
     tunnel.start();
@@ -238,7 +243,7 @@ export class Connector extends EventEmitter<ConnectorEvents> {
     this.#retiring.add(link);
     const log = this.#logger.child({ gateway: link.target.url.href, gatewayAddress: link.target.address?.address ?? null });
     log.info({ openStreams: link.streams.size }, "gateway address gone; draining its tunnel");
-    link.tunnel.mux?.drain();
+    for (const mux of link.tunnel.muxes) mux.drain();
     const idle = link.streams.size === 0 ? Promise.resolve() : new Promise<void>((r) => link.idleWaiters.push(r));
     await raceTimeout(idle, this.#settings.drainTimeoutMs);
     this.#abortDials(link.dials, new ConnectorError("INTERNAL", "gateway address gone"));

@@ -61,6 +61,39 @@ export interface ApiOptions {
   console?: Console;
   /** GET /api/v1/sessions/:id/verify and /live (console/session-routes.ts). */
   sessionRoutes?: SessionRoutes;
+  /**
+   * The connector links GET /api/v1/connectors lists; left out, this process's own. A worker of
+   * `gateway --workers N` lists every worker's (cli/gateway-workers.ts).
+   */
+  connectorLinks?: () => Promise<ConnectorLinkView[]>;
+}
+
+/** One connector link as GET /api/v1/connectors shows it. */
+export interface ConnectorLinkView {
+  id: string;
+  name: string;
+  remoteAddress: string;
+  connectedUs: number;
+  draining: boolean;
+  streams: number;
+  /** The tunnel's last heartbeat round trip (ms); null before the first. */
+  roundTripMs: number | null;
+  /** Which gateway worker holds it (with --workers). */
+  worker?: number;
+}
+
+/** This process's connector links. */
+export function connectorLinkViews(registry: ConnectorRegistry, worker?: number): ConnectorLinkView[] {
+  return registry.list().map((l) => ({
+    id: l.id,
+    name: l.name,
+    remoteAddress: l.remoteAddress,
+    connectedUs: l.connectedUs,
+    draining: l.mux.draining,
+    streams: l.mux.streamCount,
+    roundTripMs: l.mux.roundTripMs ?? null,
+    ...(worker === undefined ? {} : { worker }),
+  }));
 }
 
 /** What `GET /api/v1/ssh/host-key` answers. */
@@ -187,15 +220,7 @@ async function route(request: IncomingMessage, response: ServerResponse, options
   const streamMatch = /^\/api\/v1\/sessions\/([^/]+)\/streams\/([^/]+)$/.exec(url.pathname);
   if (streamMatch) return streamRoute(response, url, options, decodeURIComponent(streamMatch[1]!), streamMatch[2]!);
   if (url.pathname === "/api/v1/connectors") {
-    const connectors = options.registry.list().map((l) => ({
-      id: l.id,
-      name: l.name,
-      remoteAddress: l.remoteAddress,
-      connectedUs: l.connectedUs,
-      draining: l.mux.draining,
-      streams: l.mux.streamCount,
-      roundTripMs: l.mux.roundTripMs ?? null,
-    }));
+    const connectors = options.connectorLinks ? await options.connectorLinks() : connectorLinkViews(options.registry);
     // The configured connections and how many tunnels of their connector are attached (the console's page).
     const connections = options.config().connections.map((c) => ({ name: c.name, protocol: c.protocol, connector: c.connector, attached: connectors.filter((l) => l.name === c.connector).length }));
     return sendJson(response, 200, { connectors, connections });
