@@ -209,7 +209,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     const kubernetesEndpoint = () =>
       kubernetes && kubernetesTls ? { listen: formatHostPort(kubernetes), certificatePem: kubernetesTls.cert, source: kubernetesTls.source, pathPrefix: KUBE_PATH_PREFIX } : undefined;
     // The web console (/ui) and the session routes it reads (verify, live tail); docs/console.md.
-    const webConsole = new Console({ config: current, adminTokenSha256: admin.sha256, clock, logger: logger.child({ component: "console" }), env: options.env ?? process.env });
+    const webConsole = new Console({ config: current, adminTokenSha256: admin.sha256, clock, logger: logger.child({ component: "console" }), env: options.env ?? process.env, dataDir });
     const verifyKeys = consoleVerifyKeys(config.console.publicKeys, recording.signingKey, store, logger);
     const sessionRoutes = new SessionRoutes({ store, verifyKeys, onShipped: (listener) => recording.shipper.onShipped(listener), logger });
     const worker = options.worker;

@@ -6,7 +6,7 @@ import { matchesSha256 } from "../data-dir.js";
 import { ApiError, sendJson } from "../api/json.js";
 import type { Logger } from "../logger.js";
 import { OidcSignIn } from "./oidc-sign-in.js";
-import { ADMIN_VIEWER, cookie, csrfSafe, SESSION_COOKIE, setCookie, SignIns, type Viewer } from "./sign-ins.js";
+import { ADMIN_VIEWER, consoleCookieKey, cookie, csrfSafe, SESSION_COOKIE, setCookie, SignIns, type Viewer } from "./sign-ins.js";
 import { findConsoleDist, SECURITY_HEADERS, sendStatic } from "./static-files.js";
 
 // The web console on the api listener:
@@ -27,6 +27,8 @@ export interface ConsoleOptions {
   clock: Clock;
   logger: Logger;
   env: NodeJS.ProcessEnv;
+  /** The data directory (shared by every worker): where the cookie key lives (sign-ins.ts). */
+  dataDir: string;
 }
 
 export class Console {
@@ -37,7 +39,7 @@ export class Console {
 
   constructor(private readonly options: ConsoleOptions) {
     const settings = () => options.config().console;
-    this.signIns = new SignIns(() => settings().sessionTtlMinutes * 60_000, options.clock);
+    this.signIns = new SignIns(consoleCookieKey(options.dataDir), () => settings().sessionTtlMinutes * 60_000, options.clock);
     // Read where the current config points (a reload may change it); resolved once here too, so a
     // missing variable or file is a start error naming the key.
     const clientSecret = () => {

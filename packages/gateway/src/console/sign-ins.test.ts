@@ -1,15 +1,18 @@
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../api/json.js";
 import { scopeRequest } from "./record-scope.js";
-import { ADMIN_VIEWER, cookie, csrfSafe, setCookie, SignIns, type Viewer } from "./sign-ins.js";
+import { ADMIN_VIEWER, consoleCookieKey, cookie, COOKIE_KEY_FILE, csrfSafe, setCookie, SignIns, type Viewer } from "./sign-ins.js";
 
 const request = (headers: Record<string, string>, method = "GET") => ({ headers, method }) as unknown as IncomingMessage;
 
 describe("console sign-ins", () => {
   it("last console.sessionTtlMinutes on the injected clock, and end at sign-out", () => {
     let now = 1_000_000_000_000;
-    const signIns = new SignIns(() => 60_000, () => now);
+    const signIns = new SignIns(Buffer.alloc(32, 7), () => 60_000, () => now);
     const alice: Viewer = { name: "alice", method: "oidc", auditor: false, groups: [] };
     const id = signIns.create(alice);
     const withCookie = request({ cookie: `other=1; gatehouse_console=${id}` });
@@ -22,6 +25,32 @@ describe("console sign-ins", () => {
     signIns.end(request({ cookie: `gatehouse_console=${again}` }));
     expect(signIns.viewerOf(request({ cookie: `gatehouse_console=${again}` }))).toBeUndefined();
     expect(signIns.viewerOf(request({ cookie: "gatehouse_console=made-up" }))).toBeUndefined();
+  });
+
+  it("are signed: another key, an edited claim or a made-up cookie is nobody", () => {
+    const now = () => 1_000_000_000_000;
+    const signIns = new SignIns(Buffer.alloc(32, 1), () => 60_000, now);
+    const alice: Viewer = { name: "alice", method: "oidc", auditor: false, groups: ["dev"] };
+    const value = signIns.create(alice);
+    // Another process of the same gateway (same key) takes it; a gateway with another key does not.
+    expect(new SignIns(Buffer.alloc(32, 1), () => 60_000, now).viewerOf(request({ cookie: `gatehouse_console=${value}` }))).toEqual(alice);
+    expect(new SignIns(Buffer.alloc(32, 2), () => 60_000, now).viewerOf(request({ cookie: `gatehouse_console=${value}` }))).toBeUndefined();
+    const [, payload, mac] = value.split(".");
+    const claims = JSON.parse(Buffer.from(payload!, "base64url").toString("utf8")) as Record<string, unknown>;
+    const forged = Buffer.from(JSON.stringify({ ...claims, a: true, n: "mallory" })).toString("base64url");
+    expect(signIns.viewerOf(request({ cookie: `gatehouse_console=v1.${forged}.${mac}` }))).toBeUndefined();
+  });
+
+  it("share one key per data directory, made once however many workers start together", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gatehouse-console-key-"));
+    try {
+      const keys = Array.from({ length: 5 }, () => consoleCookieKey(dir));
+      expect(keys[0]!.length).toBe(32);
+      for (const key of keys) expect(key.equals(keys[0]!)).toBe(true);
+      expect(statSync(join(dir, COOKIE_KEY_FILE)).mode & 0o777).toBe(0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("cookies are HttpOnly, SameSite and Secure over TLS", () => {

@@ -1,10 +1,18 @@
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { linkSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
+import { join } from "node:path";
 import type { Clock } from "../clock.js";
+import { GatewayError } from "../errors.js";
 
-// Console sign-ins, kept in the gateway's memory (no migration): a restart, or another gateway
-// replica behind a load balancer without session affinity, asks people to sign in again. The
-// browser holds only a random id in an HttpOnly, SameSite=Strict cookie; the page never sees it.
+// Console sign-ins need no store table (no migration) and work across the processes of
+// `gateway --workers N`, which share the api listener: the cookie itself says who signed in and
+// until when, signed (HMAC-SHA256) with a key every process of the gateway reads from its data
+// directory (DATA_DIR/console-cookie-key, made at first use, mode 0600). The browser keeps it in an
+// HttpOnly cookie the page never sees. Sign-out clears the cookie in the browser and revokes it in
+// this process; another worker of the same gateway would still take a copy of it until it
+// expires (console.sessionTtlMinutes). A restart of the gateway keeps sign-ins; deleting the key
+// file (and restarting) ends them all.
 
 /** Who is reading the record, and how much of it they may read. */
 export interface Viewer {
@@ -21,52 +29,106 @@ export const ADMIN_VIEWER: Viewer = Object.freeze({ name: "admin", method: "admi
 export const SESSION_COOKIE = "gatehouse_console";
 /** The header a cookie-authenticated request that changes anything must carry (see csrfSafe). */
 export const CSRF_HEADER = "x-gatehouse-console";
+export const COOKIE_KEY_FILE = "console-cookie-key";
 
-/** At most this many live sign-ins; the oldest goes first beyond it. */
-const MAX_SIGN_INS = 10_000;
+/** Groups kept in a cookie (for display; whether one is an auditor is decided at sign-in): a cookie stays small. */
+const MAX_COOKIE_GROUPS = 20;
+/** Revoked sign-ins remembered by this process (until they expire anyway). */
+const MAX_REVOKED = 10_000;
 
-interface SignIn {
-  viewer: Viewer;
-  expiresUs: number;
+interface Claims {
+  /** A random id, for revocation. */
+  i: string;
+  n: string;
+  m: Viewer["method"];
+  a: boolean;
+  g: string[];
+  /** Expiry, µs since the epoch. */
+  e: number;
 }
 
 export class SignIns {
-  private readonly byId = new Map<string, SignIn>();
+  private readonly revoked = new Map<string, number>();
 
   constructor(
+    private readonly key: Buffer,
     private readonly ttlMs: () => number,
     private readonly clock: Clock,
   ) {}
 
+  /** The cookie value for a new sign-in of `viewer`. */
   create(viewer: Viewer): string {
-    this.sweep();
-    while (this.byId.size >= MAX_SIGN_INS) this.byId.delete(this.byId.keys().next().value!);
-    const id = randomBytes(32).toString("base64url");
-    this.byId.set(id, { viewer, expiresUs: this.clock() + this.ttlMs() * 1000 });
-    return id;
+    const claims: Claims = { i: randomBytes(12).toString("base64url"), n: viewer.name, m: viewer.method, a: viewer.auditor, g: viewer.groups.slice(0, MAX_COOKIE_GROUPS), e: this.clock() + this.ttlMs() * 1000 };
+    const payload = Buffer.from(JSON.stringify(claims), "utf8").toString("base64url");
+    return `v1.${payload}.${this.mac(payload)}`;
   }
 
-  /** The viewer of the request's console cookie, if it names a live sign-in. */
+  /** The viewer of the request's console cookie, if it is one this gateway signed, not expired or revoked. */
   viewerOf(request: IncomingMessage): Viewer | undefined {
-    const id = cookie(request, SESSION_COOKIE);
-    if (!id) return undefined;
-    const signIn = this.byId.get(id);
-    if (!signIn) return undefined;
-    if (signIn.expiresUs <= this.clock()) {
-      this.byId.delete(id);
-      return undefined;
-    }
-    return signIn.viewer;
+    const claims = this.claimsOf(cookie(request, SESSION_COOKIE));
+    if (!claims || this.revoked.has(claims.i)) return undefined;
+    return { name: claims.n, method: claims.m, auditor: claims.a, groups: claims.g };
   }
 
   end(request: IncomingMessage): void {
-    const id = cookie(request, SESSION_COOKIE);
-    if (id) this.byId.delete(id);
+    const claims = this.claimsOf(cookie(request, SESSION_COOKIE));
+    if (!claims) return;
+    const now = this.clock();
+    for (const [id, expires] of this.revoked) if (expires <= now) this.revoked.delete(id);
+    while (this.revoked.size >= MAX_REVOKED) this.revoked.delete(this.revoked.keys().next().value!);
+    this.revoked.set(claims.i, claims.e);
   }
 
-  private sweep(): void {
-    const now = this.clock();
-    for (const [id, signIn] of this.byId) if (signIn.expiresUs <= now) this.byId.delete(id);
+  private claimsOf(value: string | undefined): Claims | undefined {
+    const match = /^v1\.([A-Za-z0-9_-]{1,4000})\.([A-Za-z0-9_-]{43})$/.exec(value ?? "");
+    if (!match) return undefined;
+    const expected = Buffer.from(this.mac(match[1]!), "base64url");
+    const given = Buffer.from(match[2]!, "base64url");
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+    let claims: Claims;
+    try {
+      claims = JSON.parse(Buffer.from(match[1]!, "base64url").toString("utf8")) as Claims;
+    } catch {
+      return undefined;
+    }
+    if (typeof claims.e !== "number" || claims.e <= this.clock()) return undefined;
+    if (typeof claims.n !== "string" || (claims.m !== "admin_token" && claims.m !== "oidc") || typeof claims.a !== "boolean" || !Array.isArray(claims.g) || typeof claims.i !== "string") return undefined;
+    return claims;
+  }
+
+  private mac(payload: string): string {
+    return createHmac("sha256", this.key).update(`gatehouse-console-v1.${payload}`).digest("base64url");
+  }
+}
+
+/**
+ * The key console cookies are signed with: DATA_DIR/console-cookie-key, made at first use. Every
+ * worker of `gateway --workers N` shares DATA_DIR, and they may start at once: the file is written
+ * under a temporary name and linked into place, so one wins and the others read it whole.
+ */
+export function consoleCookieKey(dataDir: string): Buffer {
+  const file = join(dataDir, COOKIE_KEY_FILE);
+  const read = () => Buffer.from(readFileSync(file, "utf8").trim(), "base64url");
+  try {
+    const key = read();
+    if (key.length >= 32) return key;
+    throw new Error(`${file} holds ${key.length} bytes of key, not 32`);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw new GatewayError("DATA_DIR_UNUSABLE", `cannot use the console's cookie key ${file}: ${(error as Error).message}`, { cause: error });
+  }
+  const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}`;
+  try {
+    writeFileSync(temporary, `${randomBytes(32).toString("base64url")}\n`, { mode: 0o600 });
+    try {
+      linkSync(temporary, file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    return read();
+  } catch (error) {
+    throw new GatewayError("DATA_DIR_UNUSABLE", `cannot make the console's cookie key ${file}: ${(error as Error).message}`, { cause: error });
+  } finally {
+    rmSync(temporary, { force: true });
   }
 }
 
