@@ -4,7 +4,8 @@ import { chromium, type Browser, type BrowserContext, type Page } from "playwrig
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rmSync } from "node:fs";
 import { newToken, REPO_ROOT, runCli, startConnectorProcess, startGatewayProcess, type Proc, type RunningGateway } from "../lib/processes.js";
-import { freePort } from "../lib/postgres-server.js";
+import { request as httpRequest } from "node:http";
+import { freePort, startPostgresServer, type PostgresServer, type TestDatabase } from "../lib/postgres-server.js";
 import { startPostgresStack, type PostgresStack } from "../lib/postgres-stack.js";
 // The gateway's own tests' OpenID provider for people (code + PKCE, login skipped), shared rather than copied.
 import { startLoginIssuer, type LoginIssuer } from "../../packages/gateway/test/support/oidc-login-issuer.js";
@@ -324,6 +325,44 @@ describe.skipIf(!haveChromium)("sign-in with the identity provider", () => {
     await page.goto(`${gateway.apiUrl}/ui/#/session/${sessionIds.alice}`);
     await expect.poll(() => page.getByTestId("event-command").allTextContents()).toContain("select 'alice-statement'");
     await context.close();
+  });
+});
+
+describe("console sign-ins with gateway --workers 2", () => {
+  let server: PostgresServer | undefined;
+  let store: TestDatabase | undefined;
+  let gateway: RunningGateway | undefined;
+  afterAll(async () => {
+    await gateway?.proc.stop();
+    if (gateway) rmSync(gateway.dir, { recursive: true, force: true });
+    await store?.drop();
+    await server?.stop();
+  });
+
+  /** A GET on a connection of its own: node:cluster hands each new connection to the next worker. */
+  const getOnNewConnection = (url: string, cookie: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest(url, { agent: false, headers: { cookie, connection: "close" } }, (res) => {
+        let body = "";
+        res.setEncoding("utf8").on("data", (t: string) => (body += t));
+        res.once("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.once("error", reject);
+      req.end();
+    });
+
+  it("a sign-in made on one worker is good on every worker (the cookie key is shared in DATA_DIR)", async () => {
+    server = await startPostgresServer();
+    store = await server.createDatabase({ empty: true });
+    gateway = await startGatewayProcess({ listen: { api: "127.0.0.1:0" }, store: { url: server.url(store.name) } }, undefined, 90_000, ["--workers", "2"]);
+    const signIn = await fetch(`${gateway.apiUrl}/ui/auth/token`, { method: "POST", headers: { "content-type": "application/json", "x-gatehouse-console": "1" }, body: JSON.stringify({ token: gateway.adminToken }) });
+    expect(signIn.status).toBe(200);
+    const cookie = signIn.headers.getSetCookie().find((c) => c.startsWith("gatehouse_console="))!.split(";")[0]!;
+    for (let i = 0; i < 8; i++) {
+      const me = await getOnNewConnection(`${gateway.apiUrl}/ui/auth/me`, cookie);
+      expect(JSON.parse(me.body), `request ${i}`).toMatchObject({ me: { name: "admin" } });
+      expect((await getOnNewConnection(`${gateway.apiUrl}/api/v1/sessions`, cookie)).status, `request ${i}`).toBe(200);
+    }
   });
 });
 
