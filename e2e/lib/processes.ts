@@ -113,10 +113,10 @@ export interface RunningGateway {
  * Writes `config` (YAML is a superset of JSON) into a fresh directory and runs `gatehouse gateway` there.
  * `startTimeoutMs`: how long to wait for "gateway started" (a fresh embedded store takes a while on a busy machine).
  */
-export async function startGatewayProcess(config: Record<string, unknown>, dir = tempDir(), startTimeoutMs = 90_000): Promise<RunningGateway> {
+export async function startGatewayProcess(config: Record<string, unknown>, dir = tempDir(), startTimeoutMs = 90_000, args: string[] = []): Promise<RunningGateway> {
   const file = join(dir, "gatehouse.yaml");
   writeFileSync(file, JSON.stringify({ listen: { api: "127.0.0.1:0" }, ...config }, null, 2));
-  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, "gateway", "--config", file, "--log-level", "debug"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, "gateway", "--config", file, "--log-level", "debug", ...args], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
   const proc = new Proc(child, "gateway");
   const started = await proc.waitFor((l) => l.msg === "gateway started", startTimeoutMs);
   const adminToken = readFileSync(join(dir, "data", "admin-token"), "utf8").trim();

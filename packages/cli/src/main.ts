@@ -21,6 +21,8 @@ Commands:
   ssh-config --connection N  print an OpenSSH Host block and known_hosts line for a connection
   kubeconfig --connection N  write a kubeconfig for a kubernetes connection (kubectl through the gateway)
   keys signing               print the gateway's session-sealing public key
+  keys seal-keys|retire-seal list every gateway's seal key in the store; retire one
+  identities list|disable|enable  identities disabled for every gateway of the store
   verify ID...|--all         check sessions' hash chains and seals (exit 1 on any failure)
   checkpoints export         export the gateways' signed checkpoint chains (for verify --checkpoints)
   retention --days N         drop event partitions older than N days (signed by the gateway)
@@ -45,6 +47,7 @@ const commands: Record<string, Command> = {
   sessions: async (ctx) => (await gateway()).sessionsCommand(ctx),
   events: async (ctx) => (await gateway()).eventsCommand(ctx),
   keys: async (ctx) => (await gateway()).keysCommand(ctx),
+  identities: async (ctx) => (await gateway()).identitiesCommand(ctx),
   "ssh-config": async (ctx) => (await gateway()).sshConfigCommand(ctx),
   kubeconfig: async (ctx) => (await gateway()).kubeconfigCommand(ctx),
   // Its own subpath: kubectl runs `token --exec-credential` before every command, and loading all

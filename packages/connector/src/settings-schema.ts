@@ -13,8 +13,9 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const SETTINGS_DEFAULTS = {
   drainTimeoutSeconds: 30,
   dialTimeoutSeconds: 10,
+  resolveIntervalSeconds: 30,
   logLevel: "info",
-} as const satisfies { drainTimeoutSeconds: number; dialTimeoutSeconds: number; logLevel: LogLevel };
+} as const satisfies { drainTimeoutSeconds: number; dialTimeoutSeconds: number; resolveIntervalSeconds: number; logLevel: LogLevel };
 
 /** The path appended to the gateway base URL. */
 export const TUNNEL_PATH = "/v1/tunnel";
@@ -27,7 +28,7 @@ const fileString = z.string({ error: "expected a string" }).nullish();
 const fileSeconds = z.union([z.string(), z.number()], { error: "expected a number of seconds" }).nullish();
 export const configFileSchema = z.strictObject(
   {
-    gateway: fileString,
+    gateway: z.union([z.string(), z.array(z.string())], { error: "expected a URL or a list of URLs" }).nullish(),
     name: fileString,
     token: fileString,
     tokenFile: fileString,
@@ -35,6 +36,7 @@ export const configFileSchema = z.strictObject(
     ca: fileString,
     drainTimeout: fileSeconds,
     dialTimeout: fileSeconds,
+    resolveInterval: fileSeconds,
     logLevel: fileString,
   },
   { error: "expected a mapping of settings at the top level" },
@@ -68,6 +70,29 @@ const gatewayUrl = z.string().transform((text, ctx): URL => {
   const base = tunnel.pathname.replace(/\/+$/, "");
   tunnel.pathname = base.endsWith(TUNNEL_PATH) ? base : `${base}${TUNNEL_PATH}`;
   return tunnel;
+});
+
+/**
+ * One or more gateways (each value may hold several, comma-separated): the connector holds a tunnel to each.
+ * The same URL twice counts once. One message per bad entry.
+ */
+const gatewayUrls = z.array(z.string()).transform((values, ctx): URL[] => {
+  const entries = values.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
+  if (entries.length === 0) {
+    ctx.addIssue({ code: "custom", message: "no gateway URL given" });
+    return z.NEVER;
+  }
+  const urls = new Map<string, URL>();
+  let bad = false;
+  for (const entry of entries) {
+    const parsed = gatewayUrl.safeParse(entry);
+    if (parsed.success) urls.set(parsed.data.href, parsed.data);
+    else {
+      bad = true;
+      for (const issue of parsed.error.issues) ctx.addIssue({ code: "custom", message: issue.message });
+    }
+  }
+  return bad ? z.NEVER : [...urls.values()];
 });
 
 const connectorName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, {
@@ -145,7 +170,7 @@ function seconds(options: { readonly positive: boolean }) {
  * were given. Issues come out in this key order, with `path[0]` the option's key.
  */
 export const givenSettingsSchema = z.strictObject({
-  gateway: gatewayUrl,
+  gateway: gatewayUrls,
   name: connectorName,
   token,
   allow: allowList,
@@ -155,6 +180,8 @@ export const givenSettingsSchema = z.strictObject({
   drainTimeout: seconds({ positive: false }).default(SETTINGS_DEFAULTS.drainTimeoutSeconds * 1000),
   /** How long a target may take to accept a connection (s → ms). */
   dialTimeout: seconds({ positive: true }).default(SETTINGS_DEFAULTS.dialTimeoutSeconds * 1000),
+  /** How often a gateway name is resolved again for its set of addresses (s → ms); 0: dial the name, no fan-out. */
+  resolveInterval: seconds({ positive: false }).default(SETTINGS_DEFAULTS.resolveIntervalSeconds * 1000),
   logLevel: z
     .enum(LOG_LEVELS, { error: (issue) => `"${String(issue.input)}" is not one of ${LOG_LEVELS.join(", ")}` })
     .default(SETTINGS_DEFAULTS.logLevel),

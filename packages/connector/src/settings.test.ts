@@ -1,4 +1,5 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -111,6 +112,24 @@ describe("parseConnectorSettings", () => {
     expect(s.drainTimeoutMs).toBe(5000);
   });
 
+  it("takes several gateways: --gateway repeated, commas in the variable, a list in the file", () => {
+    const flags = parseConnectorSettings(["--gateway", "https://gw-a.example.com", "--gateway", "wss://gw-b.example.com:8443,https://gw-a.example.com", ...BASE.slice(2)], {});
+    expect(flags.gatewayUrls.map((u) => u.href)).toEqual(["wss://gw-a.example.com/v1/tunnel", "wss://gw-b.example.com:8443/v1/tunnel"]);
+    expect(flags.gatewayUrl.href).toBe("wss://gw-a.example.com/v1/tunnel");
+    expect(flags.resolveIntervalMs).toBe(30_000);
+    const env = parseConnectorSettings(BASE.slice(2), { GATEHOUSE_GATEWAY_URL: "https://a, https://b", GATEHOUSE_RESOLVE_INTERVAL: "0" });
+    expect(env.gatewayUrls.map((u) => u.href)).toEqual(["wss://a/v1/tunnel", "wss://b/v1/tunnel"]);
+    expect(env.resolveIntervalMs).toBe(0);
+    const file = join(dir, "gateways.yaml");
+    writeFileSync(file, "gateway:\n  - https://gw-1.internal\n  - https://gw-2.internal\nresolveInterval: 5\n");
+    const fromFile = parseConnectorSettings(["--config", file, ...BASE.slice(2)], {});
+    expect(fromFile.gatewayUrls.map((u) => u.href)).toEqual(["wss://gw-1.internal/v1/tunnel", "wss://gw-2.internal/v1/tunnel"]);
+    expect(fromFile.resolveIntervalMs).toBe(5_000);
+    expect(problemsOf(["--gateway", "https://ok", "--gateway", "ftp://bad", ...BASE.slice(2)])).toEqual([
+      "--gateway: unsupported scheme ftp: (use https:// or wss://)",
+    ]);
+  });
+
   it("reads --token-file and trims its newline", () => {
     const argv = [...BASE.slice(0, 4), "--token-file", join(dir, "token"), "--allow", "*:*"];
     expect(parseConnectorSettings(argv, {}).token).toBe("file-token");
@@ -165,7 +184,7 @@ describe("parseConnectorSettings", () => {
   it("names unknown and mistyped config-file keys", () => {
     const problems = problemsOf(["--config", join(dir, "unknown-key.yaml")]);
     const file = join(dir, "unknown-key.yaml");
-    expect(problems).toContain(`"allowList" in ${file}: unknown key (known: gateway, name, token, tokenFile, allow, ca, drainTimeout, dialTimeout, logLevel)`);
+    expect(problems).toContain(`"allowList" in ${file}: unknown key (known: gateway, name, token, tokenFile, allow, ca, drainTimeout, dialTimeout, resolveInterval, logLevel)`);
     expect(problems).toContain(`"drainTimeout" in ${file}: "soon" is not a number of seconds`);
     expect(problemsOf(["--config", join(dir, "list.yaml")])[0]).toMatch(/expected a mapping/);
     expect(problemsOf([], { GATEHOUSE_CONNECTOR_CONFIG: join(dir, "nope.yaml") })[0]).toMatch(

@@ -22,8 +22,18 @@ export type { LogLevel } from "./settings-schema.js";
  * that reads the environment or the config file) and passed down typed.
  */
 export interface ConnectorSettings {
-  /** The tunnel endpoint: ws(s)://host[:port][/base]/v1/tunnel. */
+  /** The first tunnel endpoint: ws(s)://host[:port][/base]/v1/tunnel (`gatewayUrls[0]`). */
   readonly gatewayUrl: URL;
+  /**
+   * Every gateway this connector holds a tunnel to (at least one, no duplicates). A URL whose host is a name
+   * gets one tunnel per address the name resolves to (see `resolveIntervalMs`).
+   */
+  readonly gatewayUrls: readonly URL[];
+  /**
+   * How often each gateway name is resolved again, in ms: new addresses get a tunnel, vanished ones are drained.
+   * 0: no fan-out; each URL gets one tunnel that dials the name (resolved by each dial).
+   */
+  readonly resolveIntervalMs: number;
   /** Sent as `Gatehouse-Connector`; the gateway matches it with the token. */
   readonly name: string;
   /** Sent as `Authorization: Bearer`; never logged. */
@@ -52,6 +62,7 @@ const OPTIONS = {
   ca: { flag: "ca", env: "GATEHOUSE_GATEWAY_CA" },
   drainTimeout: { flag: "drain-timeout", env: "GATEHOUSE_DRAIN_TIMEOUT" },
   dialTimeout: { flag: "dial-timeout", env: "GATEHOUSE_DIAL_TIMEOUT" },
+  resolveInterval: { flag: "resolve-interval", env: "GATEHOUSE_RESOLVE_INTERVAL" },
   logLevel: { flag: "log-level", env: "GATEHOUSE_LOG_LEVEL" },
 } as const satisfies Record<ConfigFileKey, { flag: string; env: string }>;
 type Key = ConfigFileKey;
@@ -66,7 +77,10 @@ given as an environment variable or as a key in the --config file (flags > envir
 
   --gateway URL          GATEHOUSE_GATEWAY_URL        gateway base URL, https:// or wss:// (ws:// or
                                                       http:// only to a loopback host); /v1/tunnel is
-                                                      appended. Required.
+                                                      appended. Repeat it (or separate URLs with
+                                                      commas) for several gateways: a tunnel to each.
+                                                      A name resolving to several addresses gets a
+                                                      tunnel per address. Required.
   --name NAME            GATEHOUSE_CONNECTOR_NAME     this connector's name at the gateway. Required.
   --token TOKEN          GATEHOUSE_CONNECTOR_TOKEN    the connector token (prefer the variable or
                                                       --token-file: flags show in ps).
@@ -80,10 +94,15 @@ given as an environment variable or as a key in the --config file (flags > envir
                                                       finish. Default: ${SETTINGS_DEFAULTS.drainTimeoutSeconds}.
   --dial-timeout SEC     GATEHOUSE_DIAL_TIMEOUT       how long to wait for a target to accept a
                                                       connection. Default: ${SETTINGS_DEFAULTS.dialTimeoutSeconds}.
+  --resolve-interval SEC GATEHOUSE_RESOLVE_INTERVAL   how often gateway names are resolved again (new
+                                                      addresses get a tunnel, vanished ones are
+                                                      drained); 0 dials each name as given, one tunnel
+                                                      per URL. Default: ${SETTINGS_DEFAULTS.resolveIntervalSeconds}.
   --log-level LEVEL      GATEHOUSE_LOG_LEVEL          ${LOG_LEVELS.join(", ")}. Default: ${SETTINGS_DEFAULTS.logLevel}.
-  --config PATH          GATEHOUSE_CONNECTOR_CONFIG   YAML file with the keys gateway, name, token,
-                                                      tokenFile, allow (a list), ca, drainTimeout,
-                                                      dialTimeout, logLevel.
+  --config PATH          GATEHOUSE_CONNECTOR_CONFIG   YAML file with the keys gateway (a URL or a
+                                                      list), name, token, tokenFile, allow (a list),
+                                                      ca, drainTimeout, dialTimeout, resolveInterval,
+                                                      logLevel.
   -h, --help                                          print this help.
 `;
 
@@ -99,13 +118,14 @@ type Layer = Partial<Record<Key, Sourced<string | string[]>>>;
 
 /** The input of `givenSettingsSchema`: the chosen value of each option that was given, as text. */
 interface Given {
-  gateway?: string;
+  gateway?: string[];
   name?: string;
   token?: { from: "value"; value: string } | { from: "file"; path: string };
   allow?: string[];
   ca?: string;
   drainTimeout?: string;
   dialTimeout?: string;
+  resolveInterval?: string;
   logLevel?: string;
 }
 
@@ -140,7 +160,9 @@ export function parseConnectorSettings(argv: readonly string[], env: NodeJS.Proc
   }
   const settings = result.data;
   return {
-    gatewayUrl: settings.gateway,
+    gatewayUrl: settings.gateway[0]!,
+    gatewayUrls: settings.gateway,
+    resolveIntervalMs: settings.resolveInterval,
     name: settings.name,
     token: settings.token,
     allow: settings.allow,
@@ -167,11 +189,11 @@ function pickGiven(
   const reported = new Set<Key>();
   const pick = (key: Key): Sourced<string | string[]> | undefined => layers.find((l) => l[key] !== undefined)?.[key];
   const text = (value: string | string[]): string => ([] as string[]).concat(value).join(",");
-  for (const key of ["gateway", "name", "allow", "ca", "drainTimeout", "dialTimeout", "logLevel"] as const) {
+  for (const key of ["gateway", "name", "allow", "ca", "drainTimeout", "dialTimeout", "resolveInterval", "logLevel"] as const) {
     const found = pick(key);
     if (found === undefined) continue;
     labels[key] = found.label;
-    if (key === "allow") given.allow = ([] as string[]).concat(found.value);
+    if (key === "allow" || key === "gateway") given[key] = ([] as string[]).concat(found.value);
     else if (key === "ca") given.ca = resolve(found.baseDir, text(found.value));
     else given[key] = text(found.value);
   }
@@ -205,7 +227,7 @@ function readFlags(
 ): { layer: Layer; config: Sourced<string> | undefined } {
   const options = {
     ...Object.fromEntries(
-      Object.values(OPTIONS).map((o) => [o.flag, { type: "string" as const, multiple: o.flag === "allow" }]),
+      Object.values(OPTIONS).map((o) => [o.flag, { type: "string" as const, multiple: o.flag === "allow" || o.flag === "gateway" }]),
     ),
     [CONFIG_OPTION.flag]: { type: "string" as const },
     help: { type: "boolean" as const, short: "h" },

@@ -3,6 +3,7 @@ import { Multiplexer, wsLink, type MuxOptions } from "@gatehouse/proto";
 import type { Logger } from "pino";
 import { WebSocket } from "ws";
 import type { Backoff } from "./backoff.js";
+import type { ResolvedAddress } from "./gateway-links.js";
 import { gatewayAddress, isGatewayUnreachable, whenGatewayAnswers } from "./gateway-probe.js";
 
 /**
@@ -42,6 +43,11 @@ export type TunnelMuxOptions = Omit<MuxOptions, "role" | "onOpen">;
 export interface TunnelClientOptions {
   /** ws(s)://.../v1/tunnel */
   url: URL;
+  /**
+   * Dial this address of the URL's name (one of several the name resolves to); TLS servername and Host stay
+   * the name. Left out: the name is resolved by each dial.
+   */
+  address?: ResolvedAddress | null;
   name: string;
   token: string;
   /** PEM to trust instead of the system CAs. */
@@ -50,15 +56,31 @@ export interface TunnelClientOptions {
   logger: Logger;
   onOpen: NonNullable<MuxOptions["onOpen"]>;
   mux?: TunnelMuxOptions;
+  /**
+   * This connector process's id, sent as Gatehouse-Connector-Instance: a gateway running several
+   * workers refuses (409) a second link from one process to the same worker (worker-tunnels.ts).
+   */
+  instance?: string;
 }
 
+/** Which worker of a `gatehouse gateway --workers N` answered, from the upgrade's headers. */
+export interface GatewayWorker {
+  index: number;
+  count: number;
+}
+
+/** A 409 to the upgrade: the worker reached already holds this process's link; another one is wanted. */
+export const WORKER_TAKEN_STATUS = 409;
+/** After a 409 the next dial goes out this soon (plus jitter): the next connection reaches the next worker. */
+const WORKER_TAKEN_RETRY_MS = 20;
+
 export interface TunnelClientEvents {
-  /** A link is up; `mux` serves it until `disconnected`. */
-  connected: [mux: Multiplexer];
+  /** A link is up; `mux` serves it until `disconnected`. `worker`: the gateway said which worker (of how many) took it. */
+  connected: [mux: Multiplexer, worker: GatewayWorker | null];
   /** The link that was up is gone (its streams failed with LINK_CLOSED). */
   disconnected: [reason: string];
   /** An attempt failed before the link came up; `status` is the HTTP status when the gateway answered. */
-  "attempt-failed": [info: { status: number | null; message: string; retryInMs: number | null }];
+  "attempt-failed": [info: { status: number | null; message: string; retryInMs: number | null; worker: GatewayWorker | null }];
 }
 
 /**
@@ -108,13 +130,18 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   #dial(): void {
     const { url, name, token, ca, logger } = this.#options;
     const ws = new WebSocket(url, {
-      headers: { authorization: `Bearer ${token}`, "gatehouse-connector": name },
+      headers: {
+        authorization: `Bearer ${token}`,
+        "gatehouse-connector": name,
+        ...(this.#options.instance === undefined ? {} : { "gatehouse-connector-instance": this.#options.instance }),
+      },
       perMessageDeflate: false,
       maxPayload: MAX_WS_MESSAGE_BYTES,
       handshakeTimeout: UPGRADE_TIMEOUT_MS,
       followRedirects: false,
       ...(ca === null ? {} : { ca }),
       ...(url.protocol === "wss:" ? { generateMask: zeroMask } : {}),
+      ...(this.#options.address ? { lookup: fixedLookup(this.#options.address) } : {}),
     });
     ws.binaryType = "nodebuffer";
     this.#ws = ws;
@@ -124,13 +151,16 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     let refusal = "";
     let error: Error | null = null;
     let mux: Multiplexer | null = null;
+    let worker: GatewayWorker | null = null;
     let finished = false;
     let resolveClosed!: () => void;
     this.#closed = new Promise((r) => (resolveClosed = r));
 
     // Without this listener ws turns a non-101 answer into a generic error; with it we keep the status.
+    ws.once("upgrade", (res) => (worker = workerOf(res.headers)));
     ws.on("unexpected-response", (_req, res) => {
       status = res.statusCode ?? null;
+      worker = workerOf(res.headers);
       // Keep the first few hundred bytes of the answer (the reason), then give up on the socket.
       const cut = setTimeout(() => ws.terminate(), REFUSAL_READ_MS);
       res.setEncoding("utf8");
@@ -160,8 +190,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       // A dead heartbeat or a protocol violation closes the mux first: cut the socket right away rather than
       // wait out a close handshake with a peer that is not answering.
       mux.once("close", (reason: string) => finish(`tunnel closed: ${reason}`));
-      logger.info({ gateway: url.href }, "connected to the gateway");
-      this.emit("connected", mux);
+      logger.info(worker ? { worker: worker.index, workers: worker.count } : {}, "connected to the gateway");
+      this.emit("connected", mux, worker);
     });
     ws.once("close", (code, reasonBytes) => {
       const reason = reasonBytes.toString("utf8");
@@ -183,20 +213,25 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
         // where the socket went first and is idempotent otherwise.
         mux?.close(why);
       }
-      const retryInMs = this.#stopped ? null : this.#options.backoff.next();
+      // A worker that already holds this process's link is not a failure: dial again at once for another.
+      const workerTaken = !wasUp && status === WORKER_TAKEN_STATUS;
+      const retryInMs = this.#stopped ? null : workerTaken ? WORKER_TAKEN_RETRY_MS + Math.floor(Math.random() * WORKER_TAKEN_RETRY_MS) : this.#options.backoff.next();
       if (wasUp) {
         if (this.#stopped) logger.info({ reason: why }, "disconnected from the gateway");
         else logger.warn({ reason: why, retryInMs }, "disconnected from the gateway");
         this.emit("disconnected", why);
       } else if (this.#stopped) {
         logger.debug("tunnel attempt abandoned: connector stopping");
+      } else if (workerTaken) {
+        logger.debug({ gateway: url.href, worker, retryInMs }, "that gateway worker already holds a link from this connector; dialing for another");
+        this.emit("attempt-failed", { status, message: refusal, retryInMs, worker });
       } else {
         const message = this.#describeFailure(status, error, refusal);
-        const fields = { gateway: url.href, status, error: error?.message, retryInMs };
+        const fields = { status, error: error?.message, retryInMs };
         if (status === 401) logger.error(fields, "gateway refused the connector token");
         else if (status === 403) logger.error({ ...fields, name }, `gateway does not know this connector: ${message}`);
         else logger.warn(fields, `cannot open the tunnel: ${message}`);
-        this.emit("attempt-failed", { status, message, retryInMs });
+        this.emit("attempt-failed", { status, message, retryInMs, worker });
       }
       if (retryInMs !== null) this.#retryIn(retryInMs, !wasUp && isGatewayUnreachable(error));
     };
@@ -217,14 +252,16 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     if (!unreachable || delayMs <= GATEWAY_PROBE_INTERVAL_MS) return;
     const probe = new AbortController();
     this.#probe = probe;
-    void whenGatewayAnswers(gatewayAddress(this.#options.url), {
+    const { address } = this.#options;
+    const at = gatewayAddress(this.#options.url);
+    void whenGatewayAnswers(address ? { host: address.address, port: at.port } : at, {
       intervalMs: GATEWAY_PROBE_INTERVAL_MS,
       timeoutMs: GATEWAY_PROBE_TIMEOUT_MS,
       random: Math.random,
       signal: probe.signal,
     }).then((answered) => {
       if (!answered || this.#probe !== probe) return;
-      this.#options.logger.info({ gateway: this.#options.url.href }, "the gateway answers again; dialing now");
+      this.#options.logger.info("the gateway answers again; dialing now");
       dialNow();
     });
   }
@@ -251,4 +288,27 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     }
     return error.message;
   }
+}
+
+/**
+ * A `lookup` for the socket that always answers one address: the tunnel dials that address while the URL's
+ * name stays the TLS servername and the Host header. Node asks with `all: true` when it may try several
+ * addresses (autoSelectFamily), and expects a list then.
+ */
+function fixedLookup(address: ResolvedAddress) {
+  return (
+    _hostname: string,
+    options: { all?: boolean } | number | undefined,
+    callback: (err: NodeJS.ErrnoException | null, address: string | { address: string; family: number }[], family?: number) => void,
+  ): void => {
+    if (typeof options === "object" && options?.all) callback(null, [{ address: address.address, family: address.family }]);
+    else callback(null, address.address, address.family);
+  };
+}
+
+/** Gatehouse-Worker / Gatehouse-Workers of an upgrade answer; null from a gateway without workers. */
+function workerOf(headers: Record<string, string | string[] | undefined>): GatewayWorker | null {
+  const index = Number(headers["gatehouse-worker"]);
+  const count = Number(headers["gatehouse-workers"]);
+  return Number.isInteger(index) && Number.isInteger(count) && count >= 1 && index >= 0 && index < count ? { index, count } : null;
 }

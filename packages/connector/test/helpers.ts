@@ -25,6 +25,8 @@ export interface FakeGatewayOptions {
   tls?: { key: string; cert: string };
   /** Listen on this port (a gateway coming back where it was); default: any free one. */
   port?: number;
+  /** Listen on this address. Default 127.0.0.1. */
+  host?: string;
 }
 
 export interface GatewayLink {
@@ -79,7 +81,7 @@ export class FakeGateway extends EventEmitter<{ link: [GatewayLink]; refused: [s
 
   static async start(token: string, options?: FakeGatewayOptions): Promise<FakeGateway> {
     const gw = new FakeGateway(token, options);
-    gw.#http.listen(options?.port ?? 0, "127.0.0.1");
+    gw.#http.listen(options?.port ?? 0, options?.host ?? "127.0.0.1");
     await once(gw.#http, "listening");
     gw.port = (gw.#http.address() as AddressInfo).port;
     return gw;

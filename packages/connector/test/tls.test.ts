@@ -55,4 +55,18 @@ describe("wss:// to a self-signed gateway", () => {
     expect(masks.length).toBeGreaterThanOrEqual(2);
     for (const mask of masks) expect(mask.toString("hex")).toBe("00000000");
   });
+
+  it("checks the certificate against the gateway's name when it dials an address the name resolved to", async () => {
+    const gateway = await FakeGateway.start(TOKEN, { tls });
+    cleanup.add(() => gateway.close());
+    const base = testSettings(gateway, "127.0.0.1:1", { argv: ["--ca", join(dir, "cert.pem")] });
+    const byName = new URL(base.gatewayUrl.href.replace("127.0.0.1", "localhost"));
+    const asked: string[] = [];
+    const lookup = async (name: string) => (asked.push(name), [{ address: "127.0.0.1", family: 4 as const }]);
+    const connector = startConnector({ ...base, gatewayUrl: byName, gatewayUrls: [byName] }, { logger: new LogCapture().logger, lookup });
+    cleanup.add(() => connector.stop());
+    const link = await gateway.link();
+    expect(link.headers.host).toBe(`localhost:${gateway.port}`);
+    expect(asked).toEqual(["localhost"]);
+  });
 });

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { openStore, type Store } from "@gatehouse/store";
+import type { Registry } from "prom-client";
 import type { GatewayConfig } from "./config/schema.js";
 import { formatHostPort, type HostPort } from "./config/address.js";
 import { storeOpenOptions } from "./config/store-connection.js";
@@ -9,7 +10,7 @@ import { systemClock, type Clock } from "./clock.js";
 import { adminTokenHash, ensureDataDir, removeState, writeState } from "./data-dir.js";
 import { GatewayError } from "./errors.js";
 import type { Logger } from "./logger.js";
-import { createApiServer, sshHostKeyView } from "./api/http-api.js";
+import { connectorLinkViews, createApiServer, sshHostKeyView, type ConnectorLinkView } from "./api/http-api.js";
 import { TcpListener } from "./listeners/tcp/tcp-listener.js";
 import { PostgresListener } from "./listeners/postgres/postgres-listener.js";
 import { MysqlListener } from "./listeners/mysql/mysql-listener.js";
@@ -24,17 +25,20 @@ import { startRecording } from "./evidence/recording.js";
 import { EMBEDDED_STORE_GATHER_MS } from "./journal/shipper.js";
 import { AccessKeys } from "./identity/access-keys.js";
 import { SshKeys } from "./identity/ssh-keys.js";
+import { IdentityDirectory } from "./identity/identity-settings.js";
+import { followStoreChanges } from "./identity/store-changes.js";
 import { readiness } from "./api/readiness.js";
 import { CredentialChecker } from "./identity/credential-checker.js";
 import { currentOidcVerifier, readOidcCa } from "./identity/oidc-verifier.js";
 import { Policy } from "./policy.js";
 import { SessionBroker } from "./sessions/session-broker.js";
 import { ConnectorRegistry } from "./tunnel/connector-registry.js";
-import { TunnelServer } from "./tunnel/tunnel-server.js";
+import { TunnelServer, type WorkerSlot } from "./tunnel/tunnel-server.js";
 import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { registerStateGauges } from "./metrics/state-gauges.js";
 import { createMetricsServer } from "./metrics/metrics-server.js";
 import { ServerWatch, type ListenerState } from "./listeners/server-watch.js";
+import { PeerCancels } from "./listeners/peer-cancels.js";
 
 export interface GatewayOptions {
   logger: Logger;
@@ -47,6 +51,18 @@ export interface GatewayOptions {
   sshKeys?: SshKeyLookup;
   /** Node process metrics (CPU, memory, event loop) in /metrics. Default true; tests that start many gateways turn them off. */
   processMetrics?: boolean;
+  /**
+   * This process is one worker of `gatehouse gateway --workers N` (cli/gateway-workers.ts): its journal
+   * and signing key live in DATA_DIR/workers/INDEX (each worker is a gateway of its own in the record),
+   * the TLS material, SSH host key and admin token are the data directory's, shared, and the process
+   * that supervises the workers writes DATA_DIR/gateway.json.
+   */
+  worker?: WorkerSlot & {
+    /** The /metrics text of all the workers together (the supervisor aggregates them). */
+    metrics?: () => Promise<{ contentType: string; text: string }>;
+    /** Given this worker's own links, the function that lists every worker's (for GET /api/v1/connectors). */
+    connectorLinks?: (local: () => ConnectorLinkView[]) => () => Promise<ConnectorLinkView[]>;
+  };
 }
 
 export interface Gateway {
@@ -67,6 +83,8 @@ export interface Gateway {
   readonly kubernetes: HostPort | undefined;
   readonly registry: ConnectorRegistry;
   readonly store: Store;
+  /** This process's Prometheus registry (a worker hands it to the supervisor's aggregation). */
+  readonly metricsRegistry: Registry;
   /** The config new sessions see. */
   config(): GatewayConfig;
   /**
@@ -112,7 +130,8 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     const store = await openStore(storeOpenOptions({ ...config, dataDir }, options.env ?? process.env));
     cleanup.push(() => store.close());
     // Journal, signing key and shipper (docs/evidence.md); closed after the listeners, before the store.
-    const recording = await startRecording({ dataDir, store, settings: config.recording, clock, logger, ...(config.store.url ? {} : { shipper: { gatherMs: EMBEDDED_STORE_GATHER_MS } }), metrics });
+    const recordingDir = options.worker ? ensureDataDir(join(dataDir, "workers", String(options.worker.index))) : dataDir;
+    const recording = await startRecording({ dataDir: recordingDir, store, settings: config.recording, clock, logger, ...(config.store.url ? {} : { shipper: { gatherMs: EMBEDDED_STORE_GATHER_MS } }), metrics });
     // A stopping gateway gives the shipper what is left of its 2 s after the grace, 5 s at most.
     let exitDeadline: number | undefined;
     cleanup.push(() => recording.close(exitDeadline === undefined ? undefined : Math.max(0, exitDeadline - SHUTDOWN_MARGIN_MS - Date.now())));
@@ -132,9 +151,12 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     };
     warmUpOidc();
     const registry = new ConnectorRegistry();
-    const tunnel = new TunnelServer({ config: current, registry, logger, clock });
+    const tunnel = new TunnelServer({ config: current, registry, logger, clock, ...(options.worker ? { worker: { index: options.worker.index, count: options.worker.count } } : {}) });
     const { recorder } = recording;
-    const broker = new SessionBroker(recorder, registry, new Policy(current, clock), logger);
+    // Identities disabled in the store (shared by the gateways of a store), beside identity.disabled.
+    const identities = new IdentityDirectory(store, clock, logger);
+    await identities.load();
+    const broker = new SessionBroker(recorder, registry, new Policy(current, clock, (name) => identities.isDisabled(name)), logger);
 
     const accessKeys = new AccessKeys(store, clock, {
       onOutage: (identity, error) =>
@@ -146,6 +168,9 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
         logger.warn({ identity, err: error }, "the store cannot be reached; looking the SSH key up among the identity's keys as last read"),
     });
     cleanup.push(() => sshKeys.close());
+    // Changes made through other gateways of a Postgres store reach these caches (LISTEN/NOTIFY, polled as a fallback).
+    const changes = await followStoreChanges(store, { accessKeys, sshKeys, identities, sealKeyId: recording.signingKey.keyId }, { logger, pollMs: config.store.changePollMs });
+    cleanup.push(() => changes.close());
     const evidence = {
       minRetentionDays: () => config.recording.minRetentionDays,
       shippedHead: async () => {
@@ -172,7 +197,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       });
     };
     registerStateGauges(metrics.registry, { config: current, recorder, journal: recording.journal, shipper: recording.shipper, registry, storeFailing, listeners, ready: () => ready().ready });
-    const exposition = () => metrics.exposition();
+    const exposition = options.worker?.metrics ?? (() => metrics.exposition());
     // Set once the SSH listener is up (below); the API's host-key route reads them then.
     let ssh: HostPort | undefined;
     let sshHostKey: SshHostKey | undefined;
@@ -181,7 +206,26 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     let kubernetesTls: TlsMaterial | undefined;
     const kubernetesEndpoint = () =>
       kubernetes && kubernetesTls ? { listen: formatHostPort(kubernetes), certificatePem: kubernetesTls.cert, source: kubernetesTls.source, pathPrefix: KUBE_PATH_PREFIX } : undefined;
-    const api = createApiServer({ config: current, store, registry, tunnel, adminTokenSha256: admin.sha256, accessKeys, sshKeys, sshHostKey: sshHostKeyForApi, kubernetesEndpoint, logger, readiness: ready, clock, evidence, ...(config.listen.metrics ? {} : { metrics: exposition }) });
+    const worker = options.worker;
+    const connectorLinks = worker?.connectorLinks?.(() => connectorLinkViews(registry, worker.index));
+    const api = createApiServer({
+      config: current,
+      store,
+      registry,
+      tunnel,
+      adminTokenSha256: admin.sha256,
+      accessKeys,
+      sshKeys,
+      sshHostKey: sshHostKeyForApi,
+      kubernetesEndpoint,
+      logger,
+      readiness: ready,
+      clock,
+      evidence,
+      fleet: { sealKeyId: recording.signingKey.keyId, identities },
+      ...(config.listen.metrics ? {} : { metrics: exposition }),
+      ...(connectorLinks ? { connectorLinks } : {}),
+    });
     const apiWatch = new ServerWatch(api);
     const apiAddress = await listen(api, config.listen.api, "listen.api");
     cleanup.push(() => (apiWatch.stopping(), closeServer(api)));
@@ -217,11 +261,14 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     // sessions and a guessing client's failures count across Postgres and MySQL alike.
     const admission = new AdmissionLimits(() => current().limits);
     const throttle = new AuthThrottle(() => current().limits.authThrottle, () => clock() / 1000);
+    // Gateways sharing a Postgres store hand each other cancels and KILLs that reached the wrong one.
+    const peers = config.listen.postgres || config.listen.mysql ? await PeerCancels.start(store, logger) : undefined;
+    if (peers) cleanup.push(() => peers.close());
     let postgres: HostPort | undefined;
     if (config.listen.postgres) {
       const tls = await loadTlsMaterial(dataDir, config.postgres.tls, "postgres.tls");
       const credentials = new CredentialChecker(accessKeys, oidc);
-      const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger, limits: admission, throttle });
+      const listener = new PostgresListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger, limits: admission, throttle, ...(peers ? { peers } : {}) });
       postgres = await listenOrFail(() => listener.listen(config.listen.postgres!), config.listen.postgres, "listen.postgres");
       listenerStates.set("listen.postgres", () => listener.state);
       cleanup.push(() => listener.close());
@@ -234,7 +281,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       // The same certificate as the Postgres listener (postgres.tls, or the generated pair).
       const tls = await loadTlsMaterial(dataDir, config.postgres.tls, "postgres.tls");
       const credentials = new CredentialChecker(accessKeys, oidc);
-      const listener = new MysqlListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger, limits: admission, throttle });
+      const listener = new MysqlListener({ config: current, broker, recorder, accessKeys, credentials, tls, clock, logger, limits: admission, throttle, ...(peers ? { peers } : {}) });
       mysql = await listenOrFail(() => listener.listen(config.listen.mysql!), config.listen.mysql, "listen.mysql");
       listenerStates.set("listen.mysql", () => listener.state);
       cleanup.push(() => listener.close());
@@ -267,9 +314,11 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       logger.info({ tls: kubernetesTls.source }, "kubernetes listener ready");
     }
 
-    writeState(dataDir, { pid: process.pid, apiUrl, startedAt: new Date().toISOString() });
-    cleanup.push(() => removeState(dataDir, process.pid));
-    logger.info({ apiUrl, dataDir, store: config.store.url ? "postgres" : "embedded", postgres: postgres ?? null, mysql: mysql ?? null, ssh: ssh ?? null, kubernetes: kubernetes ?? null, tcp: Object.fromEntries(tcpListeners) }, "gateway started");
+    if (!options.worker) {
+      writeState(dataDir, { pid: process.pid, apiUrl, startedAt: new Date().toISOString() });
+      cleanup.push(() => removeState(dataDir, process.pid));
+    }
+    logger.info({ apiUrl, dataDir, store: config.store.url ? "postgres" : "embedded", postgres: postgres ?? null, mysql: mysql ?? null, ssh: ssh ?? null, kubernetes: kubernetes ?? null, tcp: Object.fromEntries(tcpListeners), ...(peers ? { gatewayId: peers.gatewayId } : {}) }, options.worker ? "gateway worker started" : "gateway started");
 
     let closing: Promise<void> | undefined;
     const graceOver = new AbortController();
@@ -287,6 +336,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     return {
       apiUrl,
       metricsUrl,
+      metricsRegistry: metrics.registry,
       dataDir,
       tcpListeners,
       postgres,

@@ -7,7 +7,7 @@ import type { AllowEntry, ConnectionConfig, GatewayConfig } from "./config/schem
 // policy change (a config reload) applies to every protocol's new sessions.
 
 export type DenialReason =
-  /** The identity is listed in identity.disabled. */
+  /** The identity is listed in identity.disabled, or disabled in the store (`gatehouse identities disable`). */
   | "identity_disabled"
   /** An entry named the identity or one of its groups, but every such entry's `until` has passed. */
   | "grant_expired"
@@ -24,8 +24,8 @@ export type PolicyDecision =
  * (if any) is still ahead of `nowUs`. Checked when a session opens; an open
  * session is not cut when its entry expires.
  */
-export function decide(config: GatewayConfig, connection: ConnectionConfig, identity: Identity, nowUs: number): PolicyDecision {
-  if (config.identity.disabled.includes(identity.name)) {
+export function decide(config: GatewayConfig, connection: ConnectionConfig, identity: Identity, nowUs: number, disabledInStore?: (name: string) => boolean): PolicyDecision {
+  if (config.identity.disabled.includes(identity.name) || disabledInStore?.(identity.name) === true) {
     return { allowed: false, reason: "identity_disabled", message: `identity "${identity.name}" is disabled` };
   }
   const groups = new Set(identity.groups ?? []);
@@ -49,9 +49,11 @@ export class Policy {
   constructor(
     private readonly config: () => GatewayConfig,
     private readonly clock: Clock,
+    /** Identities disabled in the store (identity/identity-settings.ts), shared by the gateways of a store. */
+    private readonly disabledInStore?: (name: string) => boolean,
   ) {}
 
   decide(connection: ConnectionConfig, identity: Identity): PolicyDecision {
-    return decide(this.config(), connection, identity, this.clock());
+    return decide(this.config(), connection, identity, this.clock(), this.disabledInStore);
   }
 }

@@ -166,6 +166,38 @@ describe("recording", () => {
     expect([...report.chainFailures, ...report.sessionFailures]).toEqual([]);
   });
 
+  it("rotates to a new key when the store says its key was retired, even across a crash, and both keys' seals verify", async () => {
+    const dir = dataDir();
+    const first = await start(dir);
+    const oldKey = first.signingKey;
+    expect((await store.gatewayKeys.list()).find((k) => k.keyId === oldKey.keyId)).toMatchObject({ retiredUs: null });
+    const sealed = await first.recorder.open(meta);
+    await sealed.close("client_closed");
+    const crashed = await first.recorder.open(meta);
+    await crash(first);
+    expect(await store.gatewayKeys.retire(oldKey.keyId, clock())).toBe("retired");
+
+    // The next start seals the crashed session, and everything after, with a new key in a chain of its own.
+    const second = await start(dir);
+    expect(second.signingKey.keyId).not.toBe(oldKey.keyId);
+    expect(await second.shipper.drain(10_000)).toBe(true);
+    expect((await store.gatewayKeys.list()).find((k) => k.keyId === second.signingKey.keyId)).toMatchObject({ retiredUs: null });
+    const keys = [...parsePublicKeys(oldKey.publicKeyPem, "old"), ...parsePublicKeys(second.signingKey.publicKeyPem, "new")];
+    for (const [id, key] of [[sealed.id, oldKey.keyId], [crashed.id, second.signingKey.keyId]] as const) {
+      const found = (await store.sessions.get(id))!;
+      expect(found.session.sealSignature).toMatch(new RegExp(`^ed25519:${key}:`));
+      expect(verifySession(found.session, found.events, keys).ok).toBe(true);
+    }
+    const stored = (await store.checkpoints.scan({ limit: 1000 })).filter((c) => c.gateway === oldKey.keyId || c.gateway === second.signingKey.keyId);
+    expect(stored.filter((c) => c.gateway === second.signingKey.keyId).map((c) => [c.seq, c.kind, c.sessionId])).toEqual([
+      [1, "seal", crashed.id],
+      [2, "state", null],
+    ]);
+    const sessions = new Map((await store.sessions.list({ limit: 1000 })).filter((s) => [sealed.id, crashed.id].includes(s.id)).map((s) => [s.id, s]));
+    const report = verifyCheckpoints({ stored, sessions, complete: false, keys });
+    expect([...report.chainFailures, ...report.sessionFailures]).toEqual([]);
+  });
+
   it("ships again from the start after losing its acknowledgements, without a single duplicate", async () => {
     const dir = dataDir();
     const first = await start(dir);

@@ -18,6 +18,12 @@ export interface SqlExecutor {
    * `tx.transaction` are savepoints.
    */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /**
+   * Postgres only: LISTEN on `channel` over a connection of its own, re-established by the
+   * driver when it drops. `onListen` runs each time the LISTEN is (again) in place: notices sent
+   * while it was not are lost, so a caller reloads what it holds then. Resolves to an unlisten.
+   */
+  listen?(channel: string, onNotify: (payload: string) => void, onListen: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

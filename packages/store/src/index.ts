@@ -1,6 +1,6 @@
 export { openStore, createStore, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from "./store.js";
 export { DENIED_KINDS } from "./search.js";
-export type { Store, StoreOptions, StoreDriver, SessionWithEvents, RetentionOptions } from "./store.js";
+export type { Store, StoreOptions, StoreDriver, SessionWithEvents, RetentionOptions, NewCancelRoute, CancelRouteRecord, StoreNotifications } from "./store.js";
 
 export { createEventWriter, EVENT_WRITER_DEFAULTS } from "./writer.js";
 export type { EventWriter, EventWriterOptions, EventWriterStats, EventSink } from "./writer.js";
@@ -34,7 +34,10 @@ export type {
   EventPage,
   EventPartition,
   FoundEvent,
+  GatewayKeyRecord,
+  GatewayKeyRegistration,
   Identity,
+  IdentitySettings,
   NewAccessKey,
   NewSshKey,
   NewSession,
@@ -51,6 +54,7 @@ export type {
   SessionRecord,
   SshKeyFilter,
   SshKeyRecord,
+  StoreChange,
   StreamChunk,
   StreamDirection,
 } from "./types.js";

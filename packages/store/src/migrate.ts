@@ -32,7 +32,7 @@ export async function migrate(
   // restricted role (no CREATE on the schema), once the owner has migrated.
   const current = await appliedVersions(sql).catch(() => undefined);
   if (current !== undefined && current.length === migrations.length && current.every((row, i) => sameStep(row, migrations[i]))) {
-    return { applied: [], version: migrations.length };
+    return { applied: [], version: latestVersion(migrations) };
   }
   try {
     return await sql.transaction(async (tx) => {
@@ -54,7 +54,7 @@ export async function migrate(
           throw new StoreError(
             "SCHEMA_TOO_NEW",
             `the store's schema has migration ${row.version} (${row.name}), which this gatehouse ` +
-              `does not know (it knows up to ${migrations.length}): upgrade gatehouse`,
+              `does not know (it knows up to ${latestVersion(migrations)}): upgrade gatehouse`,
             { context: { migration: `${row.version}_${row.name}` } },
           );
         }
@@ -82,23 +82,34 @@ export async function migrate(
         }
         applied.push(migration.version);
       }
-      return { applied, version: migrations.length };
+      return { applied, version: latestVersion(migrations) };
     });
   } catch (err) {
     throw recode("MIGRATION_FAILED", "migrating the store's schema failed", err);
   }
 }
 
-/** The list is code, but a gap or a duplicate would skip or repeat a step silently: check it. */
+/**
+ * The list is code, but a step out of order or a duplicate would run steps in the wrong order or
+ * twice: check it. Versions must increase; a gap is allowed, because migrations are numbered on
+ * parallel branches (008 may be merged before 007). A store that has 008 and later gets 007 applies
+ * 007 then, as it applies any step it lacks, so steps on parallel branches must not depend on each other.
+ */
 function checkList(migrations: readonly Migration[]): void {
   migrations.forEach((m, i) => {
-    if (m.version !== i + 1) {
+    const before = i === 0 ? 0 : migrations[i - 1]!.version;
+    if (!Number.isInteger(m.version) || m.version <= before) {
       throw new StoreError(
         "MIGRATION_FAILED",
-        `migration list out of order: position ${i + 1} holds version ${m.version} (${m.name})`,
+        `migration list out of order: position ${i + 1} holds version ${m.version} (${m.name}) after version ${before}`,
       );
     }
   });
+}
+
+/** The schema version once every migration is applied: the last one's. */
+function latestVersion(migrations: readonly Migration[]): number {
+  return migrations.at(-1)?.version ?? 0;
 }
 
 /** The migrations recorded in the store, in order; undefined when the table does not exist yet. */

@@ -14,6 +14,9 @@ import type {
   EventFilter,
   EventPage,
   EventPartition,
+  GatewayKeyRecord,
+  GatewayKeyRegistration,
+  IdentitySettings,
   NewAccessKey,
   NewSshKey,
   SshKeyFilter,
@@ -27,6 +30,7 @@ import type {
   SessionFilter,
   SessionPage,
   SessionRecord,
+  StoreChange,
   StreamChunk,
   StreamDirection,
 } from "./types.js";
@@ -171,7 +175,81 @@ export interface Store {
     /** Records a use; keeps the latest time when uses are reported out of order. */
     touch(id: string, atUs: number): Promise<void>;
   };
+  /** Every gateway's seal public key (migration 007): registered at start, listed for `verify`, retired by an operator. */
+  readonly gatewayKeys: {
+    /**
+     * Registers a gateway's Ed25519 public key (SubjectPublicKeyInfo PEM) under the key id the
+     * store derives from it; a key registered before is left as it was (idempotent).
+     * INVALID_ARGUMENT when the PEM is not an Ed25519 public key.
+     */
+    register(publicKeyPem: string, gateway: string): Promise<GatewayKeyRegistration>;
+    /** Oldest first. */
+    list(): Promise<GatewayKeyRecord[]>;
+    /** Marks a key retired (once); its seals still verify. */
+    retire(keyId: string, atUs: number): Promise<"retired" | "already_retired" | "not_found">;
+  };
+  /** Identity settings shared by every gateway of the store (migration 007). */
+  readonly identitySettings: {
+    /** Every identity that has settings, by name. */
+    list(): Promise<IdentitySettings[]>;
+    setDisabled(identity: string, disabled: boolean, atUs: number): Promise<void>;
+  };
+  /** Notices of changes to keys and identity settings (migration 007), for gateways sharing a store. */
+  readonly changes: {
+    /** The change counter: it moves whenever a change is made (also by a transaction that then rolled back). */
+    version(): Promise<number>;
+    /**
+     * Postgres only (undefined for the embedded store, which has one gateway): calls `onChange`
+     * for each change as it commits, and `onListen` whenever listening (re)started, after which
+     * changes made meanwhile must be assumed. Resolves to a stop function.
+     */
+    listen?: (onChange: (change: StoreChange) => void, onListen: () => void) => Promise<() => Promise<void>>;
+  };
+  /**
+   * Where a cancel for a session goes when several gateways share this store (migration 008):
+   * each gateway publishes its sessions' client-facing cancel keys, another looks up a key it does
+   * not know. Expiry is by the store's clock.
+   */
+  readonly cancelRoutes: {
+    /**
+     * Publishes a route that lives `ttlSeconds` unless renewed. False when a live route with
+     * this key belongs to another session (an expired one is taken over).
+     */
+    publish(route: NewCancelRoute, ttlSeconds: number): Promise<boolean>;
+    /** The live route with this key, or null. */
+    find(routeKey: string): Promise<CancelRouteRecord | null>;
+    /** Removes these routes of this gateway (its sessions ended). */
+    remove(gateway: string, routeKeys: readonly string[]): Promise<void>;
+    /** Keeps every route of `gateway` alive `ttlSeconds` more and deletes expired ones; the number renewed. */
+    renew(gateway: string, ttlSeconds: number): Promise<number>;
+  };
+  /**
+   * Messages between the gateways of one store (Postgres LISTEN/NOTIFY): null on the embedded
+   * store, which has one gateway.
+   */
+  readonly notifications: StoreNotifications | null;
   close(): Promise<void>;
+}
+
+/** A cancel route as a gateway publishes it (see `Store.cancelRoutes`, migration 008). */
+export interface NewCancelRoute {
+  /** `pg:<hex sha256 of the BackendKeyData>` or `mysql:<thread id>`. */
+  routeKey: string;
+  protocol: string;
+  /** The owning gateway's id. */
+  gateway: string;
+  sessionId: string;
+  /** The session's identity (MySQL: only it may KILL there). */
+  identity: string | null;
+}
+
+export type CancelRouteRecord = NewCancelRoute;
+
+export interface StoreNotifications {
+  /** LISTENs on `channel` (its own connection, re-established when lost); resolves once listening. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<{ unlisten(): Promise<void> }>;
+  /** NOTIFY `channel` with `payload` (under 8000 bytes). */
+  notify(channel: string, payload: string): Promise<void>;
 }
 
 /** SessionFilter.limit's and EventFilter.limit's default and ceiling. */
@@ -215,12 +293,64 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   return store;
 }
 
+async function publishCancelRoute(sql: SqlExecutor, route: NewCancelRoute, ttlSeconds: number): Promise<boolean> {
+  const rows = await sql.query<{ session_id: string }>(
+    `insert into cancel_routes (route_key, protocol, gateway, session_id, identity, expires_at)
+     values ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+     on conflict (route_key) do update set protocol = excluded.protocol, gateway = excluded.gateway,
+       session_id = excluded.session_id, identity = excluded.identity, expires_at = excluded.expires_at
+     where cancel_routes.expires_at < now() or cancel_routes.session_id = excluded.session_id
+     returning session_id`,
+    [route.routeKey, route.protocol, route.gateway, route.sessionId, route.identity, ttlSeconds],
+  );
+  return rows.length === 1;
+}
+
+async function findCancelRoute(sql: SqlExecutor, routeKey: string): Promise<CancelRouteRecord | null> {
+  const rows = await sql.query<{ route_key: string; protocol: string; gateway: string; session_id: string; identity: string | null }>(
+    "select route_key, protocol, gateway, session_id, identity from cancel_routes where route_key = $1 and expires_at > now()",
+    [routeKey],
+  );
+  const row = rows[0];
+  return row === undefined ? null : { routeKey: row.route_key, protocol: row.protocol, gateway: row.gateway, sessionId: row.session_id, identity: row.identity };
+}
+
 /** The Store over an already open executor (openStore's second half; also for tests). */
 export function createStore(sql: SqlExecutor, driver: StoreDriver, where?: string): Store {
   const partitions = new PartitionCache(sql);
+  const listen = sql.listen?.bind(sql);
   return {
     driver,
     sql,
+    cancelRoutes: {
+      publish: (route, ttlSeconds) => publishCancelRoute(sql, route, ttlSeconds),
+      find: (routeKey) => findCancelRoute(sql, routeKey),
+      remove: async (gateway, routeKeys) => {
+        if (routeKeys.length === 0) return;
+        await sql.query("delete from cancel_routes where gateway = $1 and route_key = any(array(select jsonb_array_elements_text($2::jsonb)))", [gateway, routeKeys]);
+      },
+      renew: async (gateway, ttlSeconds) => {
+        const rows = await sql.query<{ n: number }>(
+          `with renewed as (update cancel_routes set expires_at = now() + make_interval(secs => $2) where gateway = $1 returning 1)
+           select count(*)::int4 as n from renewed`,
+          [gateway, ttlSeconds],
+        );
+        await sql.query("delete from cancel_routes where expires_at < now()");
+        return rows[0]?.n ?? 0;
+      },
+    },
+    notifications:
+      listen === undefined
+        ? null
+        : {
+            listen: async (channel, onPayload) => {
+              const stop = await listen(channel, onPayload, () => undefined);
+              return { unlisten: stop };
+            },
+            notify: async (channel, payload) => {
+              await sql.query("select pg_notify($1, $2)", [channel, payload]);
+            },
+          },
     ping: async () => {
       try {
         await sql.query("select 1");
@@ -286,8 +416,93 @@ export function createStore(sql: SqlExecutor, driver: StoreDriver, where?: strin
         }
       },
     },
+    gatewayKeys: {
+      register: (pem, gateway) => registerGatewayKey(sql, pem, gateway),
+      list: () => listGatewayKeys(sql),
+      retire: async (keyId, atUs) => {
+        try {
+          const rows = await sql.query<{ status: "retired" | "already_retired" | "not_found" }>("select gatehouse_retire_gateway_key($1, $2::timestamptz) as status", [keyId, usToIso(atUs)]);
+          return rows[0]!.status;
+        } catch (err) {
+          throw writeError(`retiring gateway key ${keyId}`, err, {});
+        }
+      },
+    },
+    identitySettings: {
+      list: async () => {
+        const rows = await read("reading identity settings", () =>
+          sql.query<{ identity: string; disabled: boolean; updated_us: number }>(`select identity, disabled, ${usOf("updated_at")} as updated_us from identity_settings order by identity`),
+        );
+        return rows.map((r) => ({ identity: r.identity, disabled: r.disabled, updatedUs: r.updated_us }));
+      },
+      setDisabled: async (identity, disabled, atUs) => {
+        try {
+          await sql.query(
+            `insert into identity_settings (identity, disabled, updated_at) values ($1, $2, $3::timestamptz)
+             on conflict (identity) do update set disabled = excluded.disabled, updated_at = excluded.updated_at
+             where identity_settings.disabled is distinct from excluded.disabled`,
+            [identity, disabled, usToIso(atUs)],
+          );
+        } catch (err) {
+          throw writeError(`setting identity ${identity}`, err, {});
+        }
+      },
+    },
+    changes: {
+      version: async () => {
+        const rows = await read("reading the change counter", () => sql.query<{ version: number }>("select last_value as version from gatehouse_change_seq"));
+        return Number(rows[0]?.version ?? 0);
+      },
+      ...(sql.listen === undefined
+        ? {}
+        : {
+            listen: (onChange: (change: StoreChange) => void, onListen: () => void) =>
+              sql.listen!(CHANGE_CHANNEL, (payload) => {
+                const change = changeOf(payload);
+                if (change) onChange(change);
+              }, onListen),
+          }),
+    },
     close: () => sql.close(),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gateway keys, identity settings, change notices (migration 007)
+
+/** The channel migration 007's triggers notify. */
+const CHANGE_CHANNEL = "gatehouse_changes";
+
+function changeOf(payload: string): StoreChange | undefined {
+  try {
+    const value = JSON.parse(payload) as { table?: unknown; identity?: unknown; version?: unknown };
+    if (typeof value.table !== "string") return undefined;
+    return { table: value.table, identity: typeof value.identity === "string" ? value.identity : null, version: Number(value.version ?? 0) };
+  } catch {
+    return undefined;
+  }
+}
+
+async function registerGatewayKey(sql: SqlExecutor, pem: string, gateway: string): Promise<GatewayKeyRegistration> {
+  let rows: { key_id: string; inserted: boolean; retired_us: number | null }[];
+  try {
+    rows = await sql.query(`select key_id, inserted, ${usOf("retired_at")} as retired_us from gatehouse_register_gateway_key($1, $2)`, [pem, gateway]);
+  } catch (err) {
+    const wrapped = writeError(`registering gateway key of ${gateway}`, err, {});
+    if (wrapped.context.sqlstate === "22023") throw new StoreError("INVALID_ARGUMENT", `not an Ed25519 public key: ${describe(wrapped)}`, { cause: wrapped.cause, context: wrapped.context });
+    throw wrapped;
+  }
+  const row = rows[0]!;
+  return { keyId: row.key_id, inserted: row.inserted, retiredUs: row.retired_us };
+}
+
+async function listGatewayKeys(sql: SqlExecutor): Promise<GatewayKeyRecord[]> {
+  const rows = await read("listing gateway keys", () =>
+    sql.query<{ key_id: string; public_key: string; gateway: string; created_us: number; retired_us: number | null }>(
+      `select key_id, public_key, gateway, ${usOf("created_at")} as created_us, ${usOf("retired_at")} as retired_us from gateway_keys order by created_at, key_id`,
+    ),
+  );
+  return rows.map((r) => ({ keyId: r.key_id, publicKeyPem: r.public_key, gateway: r.gateway, createdUs: r.created_us, retiredUs: r.retired_us }));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -291,3 +291,46 @@ export interface RetentionResult {
   /** Events of those sessions deleted from partitions that were kept. */
   straddlingEventsDeleted: number;
 }
+
+/**
+ * A gateway's seal (signing) public key, registered by the gateway at start (migration 007).
+ * Retired: its gateway no longer seals with it (it made a new key at its next start); seals made
+ * with it still verify — retired is not revoked.
+ */
+export interface GatewayKeyRecord {
+  /** First 16 hex digits of SHA-256 over the raw 32-byte Ed25519 public key (derived by the store). */
+  keyId: string;
+  /** SubjectPublicKeyInfo PEM. */
+  publicKeyPem: string;
+  /** The name the gateway gave at registration (its host name). */
+  gateway: string;
+  createdUs: number;
+  retiredUs: number | null;
+}
+
+/** What a gateway's registration found: its key's row, new or already there. */
+export interface GatewayKeyRegistration {
+  keyId: string;
+  /** False when the key was registered before (a restart). */
+  inserted: boolean;
+  retiredUs: number | null;
+}
+
+/** An identity's settings kept in the store (migration 007), shared by every gateway of the store. */
+export interface IdentitySettings {
+  identity: string;
+  disabled: boolean;
+  updatedUs: number;
+}
+
+/**
+ * A change another gateway (or this one) made to what logins depend on: access keys, SSH keys,
+ * identity settings, or gateway keys (`table`), delivered by Postgres NOTIFY when it committed.
+ */
+export interface StoreChange {
+  table: string;
+  /** The identity whose keys or settings changed; null for gateway keys. */
+  identity: string | null;
+  /** The change counter's value taken by this change (`changes.version()` reads the latest). */
+  version: number;
+}

@@ -55,6 +55,23 @@ describe.skipIf(!probe.available)(title, () => {
   });
 
   describe("server only", () => {
+    it("carries notifications between two stores on one database (what gateways use to hand each other a cancel)", async () => {
+      const a = await openStore({ url: db.url, maxConnections: 2 });
+      const b = await openStore({ url: db.url, maxConnections: 2 });
+      try {
+        const heard: string[] = [];
+        const listening = await a.notifications!.listen("gatehouse_test_channel", (p) => heard.push(p));
+        await b.notifications!.notify("gatehouse_test_channel", '{"hello":1}');
+        const deadline = Date.now() + 5_000;
+        while (heard.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        expect(heard).toEqual(['{"hello":1}']);
+        await listening.unlisten();
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+
     it("lets two gateways migrate a fresh database at once", async () => {
       const fresh = await createTestDatabase();
       try {

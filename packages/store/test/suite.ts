@@ -14,6 +14,7 @@ import {
   type NewSession,
   type SessionEvent,
   type Store,
+  type NewCancelRoute,
 } from "../src/index.js";
 
 export interface Harness {
@@ -96,7 +97,7 @@ export function defineStoreSuite(harness: () => Harness): void {
         "select version, name from schema_migrations order by version",
       );
       expect(rows).toEqual(migrations.map((m) => ({ version: m.version, name: m.name })));
-      expect(await migrate(store.sql)).toEqual({ applied: [], version: migrations.length });
+      expect(await migrate(store.sql)).toEqual({ applied: [], version: migrations.at(-1)!.version });
     });
 
     it("reopens an existing store without migrating again, keeping its data", async () => {
@@ -106,6 +107,19 @@ export function defineStoreSuite(harness: () => Harness): void {
       expect((await store.sessions.get("kept"))?.session.id).toBe("kept");
       const rows = await store.sql.query<{ n: number }>("select count(*) as n from schema_migrations");
       expect(rows[0]?.n).toBe(migrations.length);
+    });
+
+    it("takes a list with a gap in its versions, and refuses one out of order", async () => {
+      const { sql, dispose } = await harness().fresh();
+      try {
+        const gapped = [migrations[0]!, { version: 3, name: "gap_probe", statements: ["create table gap_probe (x int)"] }];
+        expect(await migrate(sql, gapped)).toEqual({ applied: [1, 3], version: 3 });
+        expect(await migrate(sql, gapped)).toEqual({ applied: [], version: 3 });
+        const backwards = [migrations[0]!, { version: 3, name: "a", statements: [] }, { version: 2, name: "b", statements: [] }];
+        await expectStoreError(migrate(sql, backwards), "MIGRATION_FAILED");
+      } finally {
+        await dispose();
+      }
     });
 
     it("refuses a schema migrated by a newer gatehouse", async () => {
@@ -780,7 +794,7 @@ export function defineStoreSuite(harness: () => Harness): void {
             { session_id: "v1", seq: 2, ts: "2023-07-01T00:00:00Z", kind: "query", details: { rows: 2 } },
           ]),
         ]);
-        expect(await migrate(sql)).toEqual({ applied: migrations.slice(1).map((m) => m.version), version: migrations.length });
+        expect(await migrate(sql)).toEqual({ applied: migrations.slice(1).map((m) => m.version), version: migrations.at(-1)!.version });
         const upgraded = createStore(sql, "postgres");
         const got = await upgraded.sessions.get("v1");
         expect(got?.session.eventCount).toBe(2);
@@ -792,6 +806,54 @@ export function defineStoreSuite(harness: () => Harness): void {
       } finally {
         await dispose();
       }
+    });
+  });
+
+  describe("cancel routes", () => {
+    const route = (key: string, overrides: Partial<NewCancelRoute> = {}): NewCancelRoute => ({
+      routeKey: key,
+      protocol: "postgres",
+      gateway: "gw-a",
+      sessionId: "s-1",
+      identity: "copilot-agent",
+      ...overrides,
+    });
+    beforeEach(async () => {
+      await store.sql.query("delete from cancel_routes");
+    });
+
+    it("publishes, finds, refuses another session's live key, takes over an expired one, renews and removes", async () => {
+      expect(await store.cancelRoutes.publish(route("pg:aa"), 60)).toBe(true);
+      expect(await store.cancelRoutes.find("pg:aa")).toEqual(route("pg:aa"));
+      expect(await store.cancelRoutes.find("pg:bb")).toBeNull();
+      // The same key for another gateway's session, while the first lives: refused, the first kept.
+      expect(await store.cancelRoutes.publish(route("pg:aa", { gateway: "gw-b", sessionId: "s-2" }), 60)).toBe(false);
+      expect((await store.cancelRoutes.find("pg:aa"))?.gateway).toBe("gw-a");
+      // An expired route (its gateway crashed) no longer counts, and is taken over.
+      expect(await store.cancelRoutes.publish(route("mysql:7", { protocol: "mysql" }), -1)).toBe(true);
+      expect(await store.cancelRoutes.find("mysql:7")).toBeNull();
+      expect(await store.cancelRoutes.publish(route("mysql:7", { protocol: "mysql", gateway: "gw-b", sessionId: "s-3" }), 60)).toBe(true);
+      expect((await store.cancelRoutes.find("mysql:7"))?.gateway).toBe("gw-b");
+      // Renewing keeps a gateway's rows and sweeps expired ones of any gateway.
+      await store.cancelRoutes.publish(route("pg:dead", { gateway: "gw-c" }), -1);
+      expect(await store.cancelRoutes.renew("gw-a", 60)).toBe(1);
+      expect((await store.sql.query<{ route_key: string }>("select route_key from cancel_routes order by 1")).map((r) => r.route_key)).toEqual(["mysql:7", "pg:aa"]);
+      // Only the owning gateway's rows are removed.
+      await store.cancelRoutes.remove("gw-a", ["pg:aa", "mysql:7"]);
+      expect(await store.cancelRoutes.find("pg:aa")).toBeNull();
+      expect(await store.cancelRoutes.find("mysql:7")).not.toBeNull();
+    });
+
+    it("lets the gateway's role publish, find, renew and remove routes", async () => {
+      await store.sql.transaction(async (tx) => {
+        await tx.query(`set local role ${GATEWAY_ROLE}`);
+        const asGateway = createStore(tx, "postgres");
+        expect(await asGateway.cancelRoutes.publish(route("pg:role"), 60)).toBe(true);
+        expect(await asGateway.cancelRoutes.find("pg:role")).not.toBeNull();
+        expect(await asGateway.cancelRoutes.renew("gw-a", 60)).toBe(1);
+        await asGateway.cancelRoutes.remove("gw-a", ["pg:role"]);
+        expect(await asGateway.cancelRoutes.find("pg:role")).toBeNull();
+      });
     });
   });
 

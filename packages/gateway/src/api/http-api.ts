@@ -12,6 +12,7 @@ import { parseSshPublicKey, type SshKeys } from "../identity/ssh-keys.js";
 import { GatewayError } from "../errors.js";
 import type { TunnelServer } from "../tunnel/tunnel-server.js";
 import { evidenceRoute, type EvidenceApi } from "./evidence-routes.js";
+import { fleetRoute, isFleetPath, type FleetApi } from "./fleet-routes.js";
 import { ApiError, sendError, sendJson } from "./json.js";
 import { sendMetrics } from "../metrics/metrics-server.js";
 import type { Readiness } from "./readiness.js";
@@ -45,11 +46,43 @@ export interface ApiOptions {
   clock?: Clock;
   /** The checkpoint chain's head and retention signing (api/evidence-routes.ts). */
   evidence: EvidenceApi;
+  /** Seal keys and identity settings shared by the gateways of a store (api/fleet-routes.ts); left out: no such routes. */
+  fleet?: FleetApi;
   /**
    * GET /metrics (Prometheus text), without the admin token like /healthz: Prometheus scrapes it.
    * Left out when `listen.metrics` serves it on its own listener instead.
    */
   metrics?: () => Promise<{ contentType: string; text: string }>;
+  /**
+   * The connector links GET /api/v1/connectors lists; left out, this process's own. A worker of
+   * `gateway --workers N` lists every worker's (cli/gateway-workers.ts).
+   */
+  connectorLinks?: () => Promise<ConnectorLinkView[]>;
+}
+
+/** One connector link as GET /api/v1/connectors shows it. */
+export interface ConnectorLinkView {
+  id: string;
+  name: string;
+  remoteAddress: string;
+  connectedUs: number;
+  draining: boolean;
+  streams: number;
+  /** Which gateway worker holds it (with --workers). */
+  worker?: number;
+}
+
+/** This process's connector links. */
+export function connectorLinkViews(registry: ConnectorRegistry, worker?: number): ConnectorLinkView[] {
+  return registry.list().map((l) => ({
+    id: l.id,
+    name: l.name,
+    remoteAddress: l.remoteAddress,
+    connectedUs: l.connectedUs,
+    draining: l.mux.draining,
+    streams: l.mux.streamCount,
+    ...(worker === undefined ? {} : { worker }),
+  }));
 }
 
 /** What `GET /api/v1/ssh/host-key` answers. */
@@ -131,6 +164,7 @@ async function route(request: IncomingMessage, response: ServerResponse, options
     if (!endpoint) throw new ApiError("not_found", "this gateway has no Kubernetes listener (listen.kubernetes is not configured)");
     return sendJson(response, 200, endpoint);
   }
+  if (options.fleet && isFleetPath(url.pathname)) return fleetRoute(request, response, url, options.store, options.fleet, options.clock ?? systemClock, readJson);
   if (url.pathname.startsWith("/api/v1/checkpoints") || url.pathname === "/api/v1/retention") {
     return evidenceRoute(request, response, url, options.store, options.evidence, readJson);
   }
@@ -171,14 +205,7 @@ async function route(request: IncomingMessage, response: ServerResponse, options
   const streamMatch = /^\/api\/v1\/sessions\/([^/]+)\/streams\/([^/]+)$/.exec(url.pathname);
   if (streamMatch) return streamRoute(response, url, options, decodeURIComponent(streamMatch[1]!), streamMatch[2]!);
   if (url.pathname === "/api/v1/connectors") {
-    const connectors = options.registry.list().map((l) => ({
-      id: l.id,
-      name: l.name,
-      remoteAddress: l.remoteAddress,
-      connectedUs: l.connectedUs,
-      draining: l.mux.draining,
-      streams: l.mux.streamCount,
-    }));
+    const connectors = options.connectorLinks ? await options.connectorLinks() : connectorLinkViews(options.registry);
     return sendJson(response, 200, { connectors });
   }
   throw new ApiError("not_found", `no route for ${url.pathname}`);

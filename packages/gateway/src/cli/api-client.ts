@@ -24,6 +24,25 @@ export interface SshKeyView extends KeyView {
   publicKey: string;
 }
 
+/** A gateway's seal public key as the store keeps it (GET /api/v1/seal-keys). */
+export interface SealKeyView {
+  keyId: string;
+  gateway: string;
+  createdAt: string;
+  retiredAt: string | null;
+  /** The key the answering gateway seals with. */
+  current: boolean;
+  /** SubjectPublicKeyInfo PEM. */
+  publicKey: string;
+}
+
+/** An identity's settings in the store (GET /api/v1/identities). */
+export interface IdentityView {
+  identity: string;
+  disabled: boolean;
+  updatedAt: string;
+}
+
 /** The gateway's SSH host key (GET /api/v1/ssh/host-key). */
 /** What `GET /api/v1/kubernetes/endpoint` answers (api/http-api.ts, KubernetesEndpointView). */
 export interface KubernetesEndpoint {
@@ -180,6 +199,28 @@ export class ApiClient {
 
   revokeKey(id: string): Promise<{ id: string; revoked: boolean }> {
     return this.request("DELETE", `/api/v1/keys/${encodeURIComponent(id)}`);
+  }
+
+  /** Every gateway's seal public key registered in the store (empty from a gateway older than seal-key registration). */
+  async sealKeys(): Promise<SealKeyView[]> {
+    try {
+      return (await this.get<{ sealKeys: SealKeyView[] }>("/api/v1/seal-keys")).sealKeys;
+    } catch (error) {
+      if (error instanceof GatewayError && /\b404\b/.test(error.message)) return [];
+      throw error;
+    }
+  }
+
+  retireSealKey(keyId: string): Promise<SealKeyView & { alreadyRetired: boolean }> {
+    return this.request("POST", `/api/v1/seal-keys/${encodeURIComponent(keyId)}/retire`, {});
+  }
+
+  async identities(): Promise<IdentityView[]> {
+    return (await this.get<{ identities: IdentityView[] }>("/api/v1/identities")).identities;
+  }
+
+  setIdentityDisabled(identity: string, disabled: boolean): Promise<IdentityView> {
+    return this.request("PUT", `/api/v1/identities/${encodeURIComponent(identity)}`, { disabled });
   }
 
   private get<T>(path: string): Promise<T> {

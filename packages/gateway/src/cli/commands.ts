@@ -7,6 +7,7 @@ export { eventsCommand, EVENTS_HELP } from "./events-command.js";
 export { UsageError } from "./command.js";
 export type { CommandContext } from "./command.js";
 export { keysCommand, KEYS_HELP } from "./keys-command.js";
+export { identitiesCommand, IDENTITIES_HELP } from "./identities-command.js";
 export { sshConfigCommand, SSH_CONFIG_HELP } from "./ssh-config-command.js";
 export { kubeconfigCommand, KUBECONFIG_HELP } from "./kubeconfig-command.js";
 export { tokenCommand, TOKEN_HELP } from "./token-command.js";

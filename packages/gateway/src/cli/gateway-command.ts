@@ -3,8 +3,9 @@ import { loadConfigFile } from "../config/load.js";
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "../logger.js";
 import type { Gateway } from "../gateway.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
+import { announceWorker, clusterConnectorLinks, clusterMetrics, parseWorkers, prepareWorkers, superviseWorkers, workerSlot } from "./gateway-workers.js";
 
-export const GATEWAY_HELP = `Usage: gatehouse gateway --config FILE [--log-level LEVEL]
+export const GATEWAY_HELP = `Usage: gatehouse gateway --config FILE [--log-level LEVEL] [--workers N|auto]
 
 Runs the gateway: the API and connector tunnel on listen.api, and a listener
 per protocol. Logs are JSON lines on stdout.
@@ -21,12 +22,19 @@ clients get FATAL 57P01 admin_shutdown) and sealed with end reason
 gateway_shutdown; the process exits within about 2 s after the grace. A second
 signal ends the grace at once.
 
+--workers N runs N gateway processes (auto: one per core) that share every
+listener; each connection goes to the next worker in turn. Each worker keeps
+its own journal and signing key under DATA_DIR/workers/N and records as a
+gateway of its own; the store must be Postgres (store.url). Connectors keep a
+link to each worker by themselves. A worker that dies is started again.
+
 Options:
   --config FILE       gateway config (YAML); see docs/configuration.md
-  --log-level LEVEL   ${LOG_LEVELS.join(", ")} (default: the config's log.level, else info)`;
+  --log-level LEVEL   ${LOG_LEVELS.join(", ")} (default: the config's log.level, else info)
+  --workers N|auto    gateway processes (default 1)`;
 
 export async function gatewayCommand(ctx: CommandContext): Promise<number> {
-  const { values } = parseCommand(ctx.argv, { config: { type: "string", short: "c" }, "log-level": { type: "string" } });
+  const { values } = parseCommand(ctx.argv, { config: { type: "string", short: "c" }, "log-level": { type: "string" }, workers: { type: "string" } });
   if (values.help) {
     write(ctx.stdout, GATEWAY_HELP);
     return 0;
@@ -44,7 +52,22 @@ export async function gatewayCommand(ctx: CommandContext): Promise<number> {
     for (const problem of error.problems) write(ctx.stderr, `  ${problem}`);
     return 1;
   }
+  const workers = parseWorkers(values.workers);
+  const slot = workerSlot(ctx.env);
   const logger = createLogger((level as LogLevel | undefined) ?? config.log.level);
+  const onAdminTokenGenerated = (token: string, file: string) =>
+    write(ctx.stderr, `gatehouse: generated an admin token (shown once; kept in ${file}):\n  ${token}`);
+  if (workers > 1 && !slot) {
+    try {
+      prepareWorkers(config, workers, onAdminTokenGenerated);
+      return await superviseWorkers(config, values.config, workers, logger);
+    } catch (error) {
+      logger.fatal({ err: error }, "gateway failed to start");
+      write(ctx.stderr, `gatehouse: ${(error as Error).message}`);
+      for (const problem of (error as GatewayError).problems ?? []) write(ctx.stderr, `  ${problem}`);
+      return 1;
+    }
+  }
   let gateway: Gateway | undefined;
   const file = values.config;
   // Installed before the start so an early SIGHUP does not end the process (its default).
@@ -57,11 +80,23 @@ export async function gatewayCommand(ctx: CommandContext): Promise<number> {
     // Loaded here, not at the top, so the other subcommands start without the store drivers.
     const { startGateway } = await import("../gateway.js");
     gateway = await startGateway(config, {
-      logger,
+      logger: slot ? logger.child({ worker: slot.index }) : logger,
       env: ctx.env,
-      onAdminTokenGenerated: (token, file) =>
-        write(ctx.stderr, `gatehouse: generated an admin token (shown once; kept in ${file}):\n  ${token}`),
+      onAdminTokenGenerated,
+      ...(slot ? { worker: { ...slot, metrics: clusterMetrics(), connectorLinks: clusterConnectorLinks } } : {}),
     });
+    if (slot) {
+      announceWorker(gateway.metricsRegistry, {
+        index: slot.index,
+        apiUrl: gateway.apiUrl,
+        metricsUrl: gateway.metricsUrl,
+        postgres: gateway.postgres ?? null,
+        mysql: gateway.mysql ?? null,
+        ssh: gateway.ssh ?? null,
+        kubernetes: gateway.kubernetes ?? null,
+        tcp: Object.fromEntries(gateway.tcpListeners),
+      });
+    }
   } catch (error) {
     logger.fatal({ err: error }, "gateway failed to start");
     write(ctx.stderr, `gatehouse: ${(error as Error).message}`);
@@ -82,7 +117,14 @@ export async function gatewayCommand(ctx: CommandContext): Promise<number> {
     stopRequested();
   };
   process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
+  // A worker stops when the supervisor says so (SIGTERM), not on the terminal's Ctrl-C, which
+  // reaches the whole process group: the supervisor passes it on. A worker whose supervisor is
+  // gone (killed) drains and exits rather than serve on unsupervised.
+  const orphaned = () => stop("SIGTERM");
+  if (slot) {
+    process.on("SIGINT", () => undefined);
+    process.once("disconnect", orphaned);
+  } else process.on("SIGINT", stop);
   await stopping;
   process.off("SIGHUP", onHangup);
   await closed;
@@ -90,6 +132,11 @@ export async function gatewayCommand(ctx: CommandContext): Promise<number> {
   process.off("SIGTERM", stop);
   process.off("SIGINT", stop);
   logger.info("gateway stopped");
+  if (slot) {
+    // The channel to the supervisor would keep the process alive.
+    process.off("disconnect", orphaned);
+    process.disconnect?.();
+  }
   return 0;
 }
 

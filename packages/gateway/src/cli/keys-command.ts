@@ -9,6 +9,8 @@ export const KEYS_HELP = `Usage:
   gatehouse keys list [--identity NAME] [--json]
   gatehouse keys revoke ID
   gatehouse keys signing [--data-dir DIR] [--json]
+  gatehouse keys seal-keys [--json]
+  gatehouse keys retire-seal KEY_ID
 
 Access keys are the passwords identities present to the gateway (psql's
 password, PGPASSWORD...). "create" prints a new key once; the gateway keeps
@@ -25,6 +27,14 @@ kinds; "revoke" takes the id of either.
 "signing" prints the public half of the gateway's Ed25519 session-sealing key
 (PEM; made in DATA_DIR/signing-key.pem at first start). Give it to whoever
 runs "gatehouse verify --public-key FILE".
+
+"seal-keys" lists every gateway's seal public key registered in the store
+(each gateway registers its own at start): key id, gateway, created, retired.
+"gatehouse verify" on any gateway of the store checks seals with them.
+"retire-seal" marks a key retired: the gateway holding it makes a new key at
+its next start (the old one is kept as DATA_DIR/signing-key.ID.retired.pem)
+and seals with the new one from then on. Retired is not revoked: sessions
+sealed with a retired key still verify.
 
 Options:
   --json              print JSON
@@ -105,6 +115,35 @@ export async function keysCommand(ctx: CommandContext): Promise<number> {
     else {
       write(ctx.stdout, key.publicKeyPem);
       write(ctx.stderr, `key id ${key.keyId}`);
+    }
+    return 0;
+  }
+  if (sub === "seal-keys") {
+    const { values } = parseCommand(argv, shared);
+    if (values.help) return help(ctx);
+    const keys = await client(ctx, values).sealKeys();
+    if (values.json) write(ctx.stdout, JSON.stringify(keys, null, 2));
+    else if (keys.length === 0) write(ctx.stdout, "no seal keys registered in the store");
+    else {
+      const rows = [
+        ["KEY ID", "GATEWAY", "CREATED", "RETIRED", ""],
+        ...keys.map((k) => [k.keyId, k.gateway, k.createdAt.slice(0, 19), k.retiredAt?.slice(0, 19) ?? "-", k.current ? "(this gateway)" : ""]),
+      ];
+      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      for (const row of rows) write(ctx.stdout, row.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
+    }
+    return 0;
+  }
+  if (sub === "retire-seal") {
+    const { values, positionals } = parseCommand(argv, shared, 1);
+    if (values.help) return help(ctx);
+    const keyId = positionals[0];
+    if (!keyId || !/^[0-9a-f]{16}$/.test(keyId)) throw new UsageError("keys retire-seal needs a seal key id (16 hex digits; gatehouse keys seal-keys lists them)");
+    const retired = await client(ctx, values).retireSealKey(keyId);
+    if (values.json) write(ctx.stdout, JSON.stringify(retired, null, 2));
+    else {
+      write(ctx.stdout, `${retired.alreadyRetired ? "already retired" : "retired"} ${keyId}${retired.retiredAt ? ` at ${retired.retiredAt}` : ""}`);
+      write(ctx.stderr, "its gateway seals with a new key from its next start; sessions sealed with this one still verify");
     }
     return 0;
   }

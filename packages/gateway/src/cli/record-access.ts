@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { Checkpoint, SessionEvent, SessionRecord, Store, StreamChunk } from "@gatehouse/store";
+import type { Checkpoint, GatewayKeyRecord, SessionEvent, SessionRecord, Store, StreamChunk } from "@gatehouse/store";
 import { chunkFromView } from "../api/views.js";
 import type { ChainHead } from "../evidence/checkpoints.js";
 import { loadConfigFile } from "../config/load.js";
@@ -35,6 +35,8 @@ export interface RecordSource {
    * just before they were read (through the API only: the store alone cannot say).
    */
   checkpoints(): Promise<{ checkpoints: Checkpoint[]; heads: (ChainHead & { gateway: string })[] }>;
+  /** Every gateway's seal public key registered in the store (migration 007), retired ones too. */
+  sealKeys(): Promise<Pick<GatewayKeyRecord, "keyId" | "publicKeyPem" | "gateway">[]>;
   close(): Promise<void>;
 }
 
@@ -115,6 +117,7 @@ export async function openRecordSource(flags: AccessFlags, env: NodeJS.ProcessEn
           after = page.checkpoints[page.checkpoints.length - 1];
         }
       },
+      sealKeys: async () => (await client.sealKeys()).map((k) => ({ keyId: k.keyId, publicKeyPem: k.publicKey, gateway: k.gateway })),
       close: async () => undefined,
     };
   }
@@ -144,6 +147,7 @@ export async function openRecordSource(flags: AccessFlags, env: NodeJS.ProcessEn
         after = page[page.length - 1];
       }
     },
+    sealKeys: () => store.gatewayKeys.list(),
     close: () => store.close(),
   };
 }

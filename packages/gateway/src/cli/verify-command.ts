@@ -4,6 +4,7 @@ import { GatewayError } from "../errors.js";
 import { parseCheckpointFile } from "../evidence/checkpoint-file.js";
 import { verifyCheckpoints, type ChainFailure, type CheckpointReport } from "../evidence/verify-checkpoints.js";
 import { readSigningKey, parsePublicKeys, type PublicKey } from "../evidence/signing.js";
+import { storedPublicKeys } from "../evidence/seal-keys.js";
 import { verifySession, type SessionVerdict, type VerifyFailure } from "../evidence/verify.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
 import { openRecordSource } from "./record-access.js";
@@ -32,8 +33,11 @@ Where the record is read (first that applies):
 
 Options:
   --public-key FILE    PEM public key(s) the seals must verify with (several
-                       BEGIN PUBLIC KEY blocks: one per gateway/rotation);
-                       default: the public half of DATA_DIR/signing-key.pem
+                       BEGIN PUBLIC KEY blocks: one per gateway/rotation), and
+                       no others; default: the public half of
+                       DATA_DIR/signing-key.pem and every gateway's key
+                       registered in the store (gatehouse keys seal-keys),
+                       retired ones included
   --checkpoints FILE   an export of the checkpoints (gatehouse checkpoints export),
                        kept where the store's owner cannot write: the store's
                        chains must hold everything in it
@@ -62,10 +66,17 @@ export async function verifyCommand(ctx: CommandContext): Promise<number> {
     return 0;
   }
   if ((positionals.length === 0) === !values.all) throw new UsageError("verify needs session IDs or --all (not both)");
-  const keys = publicKeys(values["public-key"], values["data-dir"] ?? ctx.env.GATEHOUSE_DATA_DIR ?? "./data");
+  const given = values["public-key"] === undefined ? undefined : publicKeys(values["public-key"]);
   const exported = values.checkpoints === undefined ? undefined : readCheckpoints(values.checkpoints);
 
   const source = await openRecordSource(values, ctx.env);
+  let keys: TrustedKey[];
+  try {
+    keys = given?.map((k) => ({ ...k, from: "public-key" as const })) ?? (await defaultKeys(source, values["data-dir"] ?? ctx.env.GATEHOUSE_DATA_DIR ?? "./data"));
+  } catch (error) {
+    await source.close();
+    throw error;
+  }
   const verdicts: SessionVerdict[] = [];
   const missing: string[] = [];
   const sessions = new Map<string, SessionRecord>();
@@ -125,7 +136,7 @@ export async function verifyCommand(ctx: CommandContext): Promise<number> {
   const anyFailure = failures.length + missing.length + chainFailures.length > 0;
   if (values.json) {
     const checkpoints = report && { count: report.checkpoints, gateways: report.gateways, retained: report.retained, failures: chainFailures };
-    write(ctx.stdout, JSON.stringify({ source: source.where, sessions: verdicts.length, ok: verdicts.length - badSessions, open, failures, missing, ...(checkpoints ? { checkpoints } : {}) }, null, 2));
+    write(ctx.stdout, JSON.stringify({ source: source.where, keys: keys.map((k) => ({ keyId: k.keyId, from: k.from })), sessions: verdicts.length, ok: verdicts.length - badSessions, open, failures, missing, ...(checkpoints ? { checkpoints } : {}) }, null, 2));
   } else {
     for (const f of failures) write(ctx.stdout, formatFailure(f));
     for (const f of chainFailures) write(ctx.stdout, formatChainFailure(f));
@@ -163,17 +174,34 @@ export function formatFailure(f: VerifyFailure): string {
   return `FAIL  ${f.sessionId}  ${where}  ${f.reason}  ${f.message}`;
 }
 
-function publicKeys(file: string | undefined, dataDir: string): PublicKey[] {
-  if (file) {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (cause) {
-      throw new GatewayError("SIGNING_KEY_UNUSABLE", `cannot read ${file}: ${(cause as Error).message}`, { cause });
-    }
-    return parsePublicKeys(text, file);
+function publicKeys(file: string): PublicKey[] {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (cause) {
+    throw new GatewayError("SIGNING_KEY_UNUSABLE", `cannot read ${file}: ${(cause as Error).message}`, { cause });
   }
+  return parsePublicKeys(text, file);
+}
+
+/**
+ * Without --public-key: the data directory's own key (when there is one) and every gateway's key
+ * registered in the store. The store's keys are as trustworthy as the store: for a check that does
+ * not take the store's word for which keys are the gateways', pin them with --public-key.
+ */
+/** A key `verify` checks seals with, and where it came from (the JSON report names them). */
+type TrustedKey = PublicKey & { from: "public-key" | "data-dir" | "store" };
+
+async function defaultKeys(source: { sealKeys(): Promise<{ keyId: string; publicKeyPem: string }[]> }, dataDir: string): Promise<TrustedKey[]> {
   const own = readSigningKey(dataDir);
-  if (!own) throw new UsageError(`no public key to check seals with: pass --public-key FILE (gatehouse keys signing prints a gateway's), or --data-dir of the gateway`);
-  return [{ keyId: own.keyId, key: own.publicKey }];
+  const keys: TrustedKey[] = own ? [{ keyId: own.keyId, key: own.publicKey, from: "data-dir" }] : [];
+  let why = "the store has no gateway keys registered";
+  const stored = await source.sealKeys().catch((error: unknown) => {
+    // A reader without access to gateway_keys (an auditor role granted only the record) still verifies with the local key.
+    why = `the store's gateway keys could not be read (${(error as Error).message})`;
+    return [];
+  });
+  for (const key of storedPublicKeys(stored)) if (!keys.some((k) => k.keyId === key.keyId)) keys.push({ ...key, from: "store" });
+  if (keys.length === 0) throw new UsageError(`no public key to check seals with: ${why}; pass --public-key FILE (gatehouse keys signing prints a gateway's), or --data-dir of the gateway`);
+  return keys;
 }

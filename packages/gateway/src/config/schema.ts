@@ -77,6 +77,12 @@ const storeSchema = z.strictObject({
   password: secretRef.optional(),
   /** Connections in the pool to store.url. */
   maxConnections: z.number().int().min(1).max(100).default(10),
+  /**
+   * Milliseconds between reads of the store's change counter, the fallback for change notices
+   * (LISTEN/NOTIFY) missed while the listening connection was down: access keys, SSH keys and
+   * identity settings changed through another gateway of the store apply here within it. store.url only.
+   */
+  changePollMs: z.number().int().min(100).max(60_000).default(2_000),
 });
 
 const tunnelSchema = z.strictObject({

@@ -7,7 +7,8 @@ import { Shipper, type ShipperOptions } from "../journal/shipper.js";
 import type { Logger } from "../logger.js";
 import { Recorder } from "../sessions/recorder.js";
 import { CheckpointChain } from "./checkpoints.js";
-import { loadOrCreateSigningKey, type SigningKey } from "./signing.js";
+import { startSealKey } from "./seal-keys.js";
+import type { SigningKey } from "./signing.js";
 import type { SessionMetrics } from "../metrics/session-metrics.js";
 
 export const JOURNAL_DIR = "journal";
@@ -37,7 +38,7 @@ export interface Recording {
 export async function startRecording(options: {
   dataDir: string;
   /** `checkpoints` lets a gateway whose journal was lost go on with its chain where the store has it. */
-  store: Pick<Store, "record"> & Partial<Pick<Store, "checkpoints">>;
+  store: Pick<Store, "record"> & Partial<Pick<Store, "checkpoints" | "gatewayKeys">>;
   settings: GatewayConfig["recording"];
   clock: Clock;
   logger: Logger;
@@ -49,7 +50,8 @@ export async function startRecording(options: {
 }): Promise<Recording> {
   const { dataDir, settings, clock } = options;
   const logger = options.logger.child({ component: "recording" });
-  const { key: signingKey, generated } = loadOrCreateSigningKey(dataDir);
+  // Registered in the store for other gateways' verify; a key retired there is replaced (seal-keys.ts).
+  const { key: signingKey, generated, rotatedFrom } = await startSealKey(dataDir, options.store, logger);
   if (generated) logger.info({ keyId: signingKey.keyId }, "generated the session signing key (gatehouse keys signing prints its public key)");
 
   const { journal, recovery } = await Journal.open({
@@ -61,8 +63,10 @@ export async function startRecording(options: {
   });
   // The chain goes on from the journal's last checkpoint; a new journal (first start, or a lost
   // one) from the store's last checkpoint under this key, so the chain is not started twice.
-  const stored = recovery.chainHead === undefined ? await options.store.checkpoints?.last(signingKey.keyId) : undefined;
-  const checkpoints = new CheckpointChain(signingKey, recovery.chainHead ?? (stored ? { seq: stored.seq, hash: stored.hash } : undefined));
+  // A rotated key starts a chain of its own: the journal's head belongs to the retired key's.
+  const journalHead = rotatedFrom === undefined ? recovery.chainHead : undefined;
+  const stored = journalHead === undefined ? await options.store.checkpoints?.last(signingKey.keyId) : undefined;
+  const checkpoints = new CheckpointChain(signingKey, journalHead ?? (stored ? { seq: stored.seq, hash: stored.hash } : undefined));
   const recorder = new Recorder({ journal, signingKey, checkpoints, mode: settings.mode, clock, logger, ...(options.metrics ? { metrics: options.metrics } : {}) });
   const closed = recorder.finishRecovered(recovery.openSessions);
   logger.info(

@@ -152,6 +152,11 @@ export class AccessKeys {
     this.uses.report(keyId, this.clock());
   }
 
+  /** The store says the identity's access keys changed (another gateway): read them again (identity undefined: every identity's). */
+  invalidate(identity?: string): void {
+    this.cache.invalidate(identity);
+  }
+
   /** Whether the store failed the last read of keys (identities not in memory cannot log in then). */
   get storeFailing(): boolean {
     return this.cache.storeFailing;

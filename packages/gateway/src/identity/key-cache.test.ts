@@ -122,4 +122,44 @@ describe("KeyCache", () => {
     cache.refreshDue();
     expect(store.state.reads).toBe(reads + 3); // ...until it is given up on
   });
+
+  it("reads an invalidated identity again before the next login: a key revoked elsewhere stops at once", async () => {
+    const { cache, store } = setup([key("k1"), key("k2")]);
+    expect((await cache.keys("agent")).map((k) => k.id)).toEqual(["k1", "k2"]);
+    // Another gateway revoked k2 (the store announced it): no waiting for the refresh interval.
+    store.state.keys = [key("k1")];
+    store.state.mode = "blackholed";
+    const pending = cache.keys("agent");
+    // A read sent before an invalidation is not shared after it: the change may postdate it.
+    cache.invalidate("agent");
+    const login = cache.keys("agent");
+    expect(store.state.reads).toBe(2);
+    store.state.pending.splice(0).forEach((answer) => answer());
+    expect((await login).map((k) => k.id)).toEqual(["k1"]);
+    await pending;
+    // A store that does not answer leaves the keys in memory standing, after the cold-read deadline.
+    cache.invalidate();
+    const during = await cache.keys("agent");
+    expect(during.map((k) => k.id)).toEqual(["k1"]);
+    store.state.pending.splice(0).forEach((answer) => answer());
+  });
+
+  it("never lets a read that answers late replace a later one", async () => {
+    const { cache, store } = setup([key("k1")]);
+    await cache.keys("agent");
+    store.state.mode = "blackholed";
+    cache.invalidate("agent"); // read A, before the change
+    store.state.keys = [];
+    cache.invalidate("agent"); // read B, after it
+    const [early, late] = store.state.pending.splice(0);
+    // B answers first (no keys), A last (still k1): B stands.
+    store.state.keys = [];
+    late!();
+    await settle();
+    store.state.keys = [key("k1")];
+    early!();
+    await settle();
+    store.state.mode = "up";
+    expect((await cache.keys("agent")).map((k) => k.id)).toEqual([]);
+  });
 });

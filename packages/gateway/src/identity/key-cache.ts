@@ -47,12 +47,19 @@ interface Entry<K> {
   usedUs: number;
   /** The last background read failed: said once per outage, not once per login. */
   failing: boolean;
+  /** The number of the read that produced `keys`: a read answering late never replaces a later one. */
+  readNo: number;
+  /** Another gateway changed the identity's keys (invalidate): the next login waits for a fresh read. */
+  stale: boolean;
 }
 
 export class KeyCache<K extends CachedKey = AccessKeyRecord> {
   private readonly entries = new Map<string, Entry<K>>();
   /** One read in flight per identity: concurrent logins and the refresh timer share it. */
-  private readonly reads = new Map<string, { read: Promise<K[]>; sentUs: number }>();
+  private readonly reads = new Map<string, { read: Promise<K[]>; sentUs: number; generation: number }>();
+  /** Bumped by invalidate(): a read sent before it may predate the change, so it is not shared after. */
+  private generation = 0;
+  private readsSent = 0;
   private readonly timer: NodeJS.Timeout;
   /** Keys revoked through this gateway (a read sent before the revocation must not bring them back). */
   private readonly revoked = new Set<string>();
@@ -80,6 +87,16 @@ export class KeyCache<K extends CachedKey = AccessKeyRecord> {
     const entry = this.entries.get(identity);
     if (entry && now - entry.readUs <= this.timing.graceUs) {
       entry.usedUs = now;
+      if (entry.stale) {
+        // Changed elsewhere: read again (a revoked key must stop working now), but a store that
+        // cannot answer in time leaves the copy in memory standing, as for any outage.
+        try {
+          return await this.withinDeadline(this.read(identity));
+        } catch (error) {
+          this.failed(identity, error);
+          return entry.keys;
+        }
+      }
       if (this.due(entry, now)) this.refresh(identity);
       return entry.keys;
     }
@@ -126,6 +143,20 @@ export class KeyCache<K extends CachedKey = AccessKeyRecord> {
     for (const entry of this.entries.values()) entry.keys = entry.keys.filter((k) => k.id !== keyId);
   }
 
+  /**
+   * The store says an identity's keys changed (another gateway created or revoked one; `identity`
+   * undefined: any identity's, e.g. after notices may have been missed): the keys in memory are
+   * read again now, and a login before that read answered waits for it.
+   */
+  invalidate(identity?: string): void {
+    this.generation++;
+    for (const [name, entry] of this.entries) {
+      if (identity !== undefined && name !== identity) continue;
+      entry.stale = true;
+      this.refresh(name);
+    }
+  }
+
   /** A key created through this gateway: usable at once by an identity already in memory. */
   add(key: K): void {
     const entry = this.entries.get(key.identity);
@@ -165,7 +196,10 @@ export class KeyCache<K extends CachedKey = AccessKeyRecord> {
     const inFlight = this.reads.get(identity);
     // A read on a connection the network dropped may never settle: past ABANDON_READ_US another
     // read goes out (on another connection, or after the driver noticed) rather than waiting on it.
-    if (inFlight && sentUs - inFlight.sentUs <= ABANDON_READ_US) return inFlight.read;
+    // One sent before an invalidation may predate the change: not shared either.
+    if (inFlight && inFlight.generation === this.generation && sentUs - inFlight.sentUs <= ABANDON_READ_US) return inFlight.read;
+    const readNo = ++this.readsSent;
+    const generation = this.generation;
     // A blackholed store never fails a read, it just never answers: past the cold-read deadline
     // the store counts as failing, as it would on an error.
     const watchdog = setTimeout(
@@ -178,10 +212,12 @@ export class KeyCache<K extends CachedKey = AccessKeyRecord> {
         (fromStore) => {
           const entry = this.entries.get(identity);
           // An abandoned read that answers after a later one: the later one stands.
-          if (entry && entry.readUs > sentUs) return entry.keys;
+          if (entry && entry.readNo > readNo) return entry.keys;
           // A revocation through this gateway while the read was out is kept: the read may predate it.
           const keys = fromStore.filter((k) => !this.revoked.has(k.id));
-          this.entries.set(identity, { keys, readUs: sentUs, usedUs: entry?.usedUs ?? sentUs, failing: false });
+          // Still stale when an invalidation came after this read was sent.
+          const stale = entry !== undefined && entry.stale && generation !== this.generation;
+          this.entries.set(identity, { keys, readUs: sentUs, usedUs: entry?.usedUs ?? sentUs, failing: false, readNo, stale });
           this.lastReadFailed = false;
           return keys;
         },
@@ -194,7 +230,7 @@ export class KeyCache<K extends CachedKey = AccessKeyRecord> {
         clearTimeout(watchdog);
         if (this.reads.get(identity)?.read === read) this.reads.delete(identity);
       });
-    this.reads.set(identity, { read, sentUs });
+    this.reads.set(identity, { read, sentUs, generation });
     return read;
   }
 

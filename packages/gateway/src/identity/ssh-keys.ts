@@ -175,6 +175,11 @@ export class SshKeys {
     return found.ok ? { id: found.keyId, fingerprint: found.fingerprint } : null;
   }
 
+  /** The store says the identity's SSH keys changed (another gateway): read them again (identity undefined: every identity's). */
+  invalidate(identity?: string): void {
+    this.cache.invalidate(identity);
+  }
+
   /** Whether the store failed the last read of keys. */
   get storeFailing(): boolean {
     return this.cache.storeFailing;

@@ -35,6 +35,8 @@ export interface AuxiliaryRequest {
   purpose: AuxiliaryPurpose;
   /** Protocol parameters for the connector's dialer (Postgres: the cancel key, encoded). */
   params: Record<string, string>;
+  /** Added to the recorded event's details (a cancel forwarded by another gateway says which). */
+  details?: Record<string, unknown>;
 }
 
 export type AuxiliaryResult = { ok: true; stream: TunnelStream; opened: IStreamOpened } | { ok: false; message: string };
@@ -135,7 +137,7 @@ export class SessionBroker {
         timeUs: started,
         outcome: result.ok ? "ok" : "error",
         durationUs: session.now() - started,
-        details: result.ok ? { sent: true } : { message: result.message },
+        details: { ...request.details, ...(result.ok ? { sent: true } : { message: result.message }) },
       })
       .catch(() => undefined);
     return result;

@@ -8,6 +8,11 @@ export interface ConnectorLink {
   remoteAddress: string;
   connectedUs: number;
   mux: Multiplexer;
+  /**
+   * The connector process's id (its Gatehouse-Connector-Instance header), when it sent one: a gateway
+   * with several workers holds at most one link per process on each worker (tunnel-server.ts).
+   */
+  instance?: string;
 }
 
 /**

@@ -18,7 +18,25 @@ export interface TunnelServerOptions {
   registry: ConnectorRegistry;
   logger: Logger;
   clock: Clock;
+  /** Set when this gateway is one worker of `gatehouse gateway --workers N` (cli/gateway-workers.ts). */
+  worker?: WorkerSlot;
 }
+
+/** Which worker of how many this process is. */
+export interface WorkerSlot {
+  index: number;
+  count: number;
+}
+
+/**
+ * Headers of the tunnel upgrade. The connector sends its process's instance id; the gateway answers
+ * which worker took the link and how many there are, so a connector keeps a link to each worker:
+ * connections reach the workers round-robin, and a session is served by the worker that accepted
+ * it, through a link that worker holds.
+ */
+export const INSTANCE_HEADER = "gatehouse-connector-instance";
+export const WORKER_HEADER = "gatehouse-worker";
+export const WORKERS_HEADER = "gatehouse-workers";
 
 /**
  * Accepts connector WebSockets on /v1/tunnel. The connector proves itself
@@ -27,7 +45,10 @@ export interface TunnelServerOptions {
 export class TunnelServer {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_MESSAGE_BYTES, perMessageDeflate: false });
 
-  constructor(private readonly options: TunnelServerOptions) {}
+  constructor(private readonly options: TunnelServerOptions) {
+    const { index, count } = options.worker ?? { index: 0, count: 1 };
+    this.wss.on("headers", (headers) => headers.push(`Gatehouse-Worker: ${index}`, `Gatehouse-Workers: ${count}`));
+  }
 
   /** Handles an HTTP upgrade; returns false when the path is not ours. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
@@ -47,7 +68,15 @@ export class TunnelServer {
       else refuse(socket, 401, "Unauthorized", name ? "wrong connector token" : "no Gatehouse-Connector header");
       return true;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, connector.name, remoteAddress));
+    const instance = headerValue(request, INSTANCE_HEADER);
+    if (this.options.worker && instance && this.options.registry.list().some((l) => l.instance === instance && !l.mux.draining)) {
+      // Another worker is the one this connector still lacks: it dials again at once, and the
+      // round-robin hands the next connection to the next worker.
+      const { index, count } = this.options.worker;
+      refuse(socket, 409, "Conflict", `worker ${index} of ${count} already holds a link from this connector process`, [`Gatehouse-Worker: ${index}`, `Gatehouse-Workers: ${count}`]);
+      return true;
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, connector.name, remoteAddress, instance));
     return true;
   }
 
@@ -64,7 +93,7 @@ export class TunnelServer {
     return this.options.config().connectors.filter((c) => c.name === name);
   }
 
-  private accept(ws: WebSocket, name: string, remoteAddress: string): void {
+  private accept(ws: WebSocket, name: string, remoteAddress: string, instance: string | undefined): void {
     ws.binaryType = "nodebuffer";
     const { tunnel } = this.options.config();
     const mux = new Multiplexer(wsLink(ws), {
@@ -73,7 +102,7 @@ export class TunnelServer {
       deadAfterMs: tunnel.deadAfterMs,
       openTimeoutMs: tunnel.openTimeoutMs,
     });
-    const link: ConnectorLink = { id: randomUUID(), name, remoteAddress, connectedUs: this.options.clock(), mux };
+    const link: ConnectorLink = { id: randomUUID(), name, remoteAddress, connectedUs: this.options.clock(), mux, ...(instance ? { instance } : {}) };
     const log = this.options.logger.child({ connector: name, connectorId: link.id });
     this.options.registry.add(link);
     log.info({ remoteAddress }, "connector connected");
@@ -85,9 +114,10 @@ export class TunnelServer {
   }
 }
 
-function refuse(socket: Duplex, status: number, statusText: string, message: string): void {
+function refuse(socket: Duplex, status: number, statusText: string, message: string, extraHeaders: string[] = []): void {
   const body = Buffer.from(message, "utf8");
-  socket.end(`HTTP/1.1 ${status} ${statusText}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${message}`);
+  const headers = ["Content-Type: text/plain; charset=utf-8", "Connection: close", `Content-Length: ${body.length}`, ...extraHeaders];
+  socket.end(`HTTP/1.1 ${status} ${statusText}\r\n${headers.join("\r\n")}\r\n\r\n${message}`);
 }
 
 function headerValue(request: IncomingMessage, name: string): string | undefined {

@@ -107,6 +107,17 @@ export function createPostgresExecutor(options: PostgresExecutorOptions): SqlExe
       if (closed) return Promise.reject(new StoreError("CLOSED", "the store is closed"));
       return inTransaction((body) => sql.begin((tx) => body(tx)) as Promise<never>, fn, wrapTx);
     },
+    listen: async (channel, onNotify, onListen) => {
+      if (closed) throw new StoreError("CLOSED", "the store is closed");
+      try {
+        const { unlisten } = await sql.listen(channel, onNotify, onListen);
+        return async () => {
+          if (!closed) await unlisten().catch(() => undefined);
+        };
+      } catch (err) {
+        throw toStoreError("QUERY_FAILED", `listening on ${channel} failed`, err);
+      }
+    },
     close: async () => {
       if (closed) return;
       closed = true;

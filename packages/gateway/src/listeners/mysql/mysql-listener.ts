@@ -38,7 +38,8 @@ import type { GatewayError } from "../../errors.js";
 import { MysqlClientChannel, closeSilently, isEnded, replyAndClose, type Ended } from "./client-channel.js";
 import { commandDraft, commandEvent } from "./command-events.js";
 import { GreetingProfiles } from "./greeting-profile.js";
-import { ThreadIds } from "./thread-ids.js";
+import { ThreadIds, type ThreadRoute } from "./thread-ids.js";
+import type { ForwardedKill, KillAnswer, PeerCancels } from "../peer-cancels.js";
 import { loginNames } from "./login-names.js";
 import { KILL_STATEMENT, serveGatewayOnly } from "./gateway-only-session.js";
 
@@ -57,6 +58,8 @@ export interface MysqlListenerDeps {
   /** Shared with the gateway's other listeners, so limits and lockouts count across protocols. Default: this listener's own. */
   limits?: AdmissionLimits;
   throttle?: AuthThrottle;
+  /** KILLs across gateways sharing the store (peer-cancels.ts); left out: a KILL reaches only this gateway's sessions. */
+  peers?: PeerCancels;
 }
 
 /** Who a client proved to be, and its login. */
@@ -121,6 +124,7 @@ export class MysqlListener {
   constructor(private readonly deps: MysqlListenerDeps) {
     this.steps = new ListenerSteps(deps, "mysql", (socket) => this.serve(socket));
     ({ limits: this.limits, throttle: this.throttle, refusals: this.refusals } = this.steps);
+    deps.peers?.onMysqlKill((kill) => this.killForwarded(kill));
   }
 
   listen(at: HostPort): Promise<HostPort> {
@@ -384,12 +388,14 @@ export class MysqlListener {
     this.profiles.learn(connection.name, server);
     let endSession = () => {};
     this.threadIds.bind(threadId, { session, identity: identity.name, serverThreadId: server.connectionId, end: () => endSession() });
+    this.deps.peers?.publish(`mysql:${threadId}`, { protocol: "mysql", sessionId: session.id, identity: identity.name });
     channel.write(channel.handshake.complete({ statusFlags: server.statusFlags }));
     const early = channel.handOver();
     try {
       await this.relaySession(channel.stream, upstream, session, early, { identity, capabilities, threadId, allowLocalInfile: connection.allowLocalInfile }, (end) => (endSession = end));
     } finally {
       this.threadIds.release(threadId);
+      this.deps.peers?.release(`mysql:${threadId}`);
     }
   }
 
@@ -520,7 +526,9 @@ export class MysqlListener {
    * `KILL [QUERY|CONNECTION] <gateway id>` (or COM_PROCESS_KILL): only a session of the same
    * identity; KILL QUERY goes to its connector as an auxiliary stream, which runs `KILL QUERY
    * <real thread id>` on its own connection; KILL CONNECTION ends that session at the gateway.
-   * Another identity's id, or one the gateway does not know: ERR 1095 / 1094. Returns the answer.
+   * Another identity's id, or one the gateway does not know: ERR 1095 / 1094. An id this gateway
+   * did not issue is looked up in the store and the KILL handed to its gateway (peer-cancels.ts),
+   * whose answer comes back. Returns the answer.
    */
   private async killThread(command: MysqlObservedCommand, sequenceId: number, who: { identity: Identity; capabilities: number }, session: RecordedSession): Promise<Uint8Array> {
     const started = session.now();
@@ -541,24 +549,58 @@ export class MysqlListener {
     const parsed = command.connectionId !== undefined ? { id: command.connectionId, query: false } : parseKill(command.text);
     if (!parsed) return reply("error", { ...MysqlRefusal.notSupported, message: "only KILL [QUERY|CONNECTION] <connection id> is supported through the gateway" }, { reason: "unsupported" });
     const target = this.threadIds.find(parsed.id);
-    if (!target) return reply("error", { ...MysqlRefusal.noSuchThread, message: `Unknown thread id: ${parsed.id}` }, { connectionId: parsed.id, reason: "unknown_thread" });
-    if (target.identity !== who.identity.name) {
-      return reply("error", { ...MysqlRefusal.killDenied, message: `You are not owner of thread ${parsed.id}` }, { connectionId: parsed.id, reason: "not_owner" });
+    if (target) {
+      const answer = await this.killLocal(target, parsed.id, parsed.query, who.identity.name);
+      return answerReply(answer, { connectionId: parsed.id });
     }
-    if (!parsed.query) {
+    // Not one of this gateway's sessions: perhaps another gateway's on the same store.
+    const forwarded = this.deps.peers
+      ? await this.deps.peers.forwardMysqlKill(parsed.id, who.identity.name, parsed.query).catch((err: unknown) => {
+          session.logger.warn({ err }, "could not look the KILL's thread id up in the store");
+          return { found: false as const };
+        })
+      : ({ found: false } as const);
+    if (!forwarded.found) return reply("error", { ...MysqlRefusal.noSuchThread, message: `Unknown thread id: ${parsed.id}` }, { connectionId: parsed.id, reason: "unknown_thread" });
+    const via = { connectionId: parsed.id, targetSession: forwarded.sessionId, gateway: forwarded.gateway };
+    const { answer } = forwarded;
+    // Another identity's session (refused here, or by its gateway): its id and gateway stay out of this identity's record, as for a local one.
+    if (!answer.ok && answer.reason === "not_owner") return reply("error", { ...MysqlRefusal.killDenied, message: `You are not owner of thread ${parsed.id}` }, { connectionId: parsed.id, reason: "not_owner" });
+    if ("errno" in answer || answer.ok) return answerReply(answer, via);
+    return reply("error", { ...MysqlRefusal.unreachable, message: `the KILL could not reach the session's gateway (no answer from ${forwarded.gateway})` }, { ...via, reason: "no_answer" });
+
+    function answerReply(answer: KillAnswer, details: Record<string, unknown>): Uint8Array {
+      if (answer.ok) return reply("ok", undefined, { ...details, targetSession: answer.targetSession, scope: parsed!.query ? "query" : "connection" });
+      const { errno, sqlState, message, reason, targetSession } = answer;
+      return reply("error", { errno, sqlState, message }, { ...details, ...(targetSession ? { targetSession } : {}), ...(reason === "server" ? { scope: "query" } : { reason }) });
+    }
+  }
+
+  /**
+   * A KILL for one of this gateway's sessions, from a session here or one on another gateway:
+   * only the same identity; KILL QUERY through the session's connector, KILL CONNECTION ends it here.
+   */
+  private async killLocal(target: ThreadRoute, id: number, query: boolean, identity: string, details?: Record<string, unknown>): Promise<KillAnswer> {
+    if (target.identity !== identity) return { ok: false, ...MysqlRefusal.killDenied, message: `You are not owner of thread ${id}`, reason: "not_owner" };
+    if (!query) {
       target.end();
-      return reply("ok", undefined, { connectionId: parsed.id, targetSession: target.session.id, scope: "connection" });
+      return { ok: true, targetSession: target.session.id };
     }
-    const opened = await this.deps.broker.openAuxiliary(target.session, { purpose: "kill", params: encodeDialRequest({ kill: { connectionId: target.serverThreadId } }) });
-    if (!opened.ok) return reply("error", { ...MysqlRefusal.unreachable, message: `the KILL could not reach the resource: ${opened.message}` }, { connectionId: parsed.id, targetSession: target.session.id });
+    const opened = await this.deps.broker.openAuxiliary(target.session, { purpose: "kill", params: encodeDialRequest({ kill: { connectionId: target.serverThreadId } }), ...(details ? { details } : {}) });
+    if (!opened.ok) return { ok: false, ...MysqlRefusal.unreachable, message: `the KILL could not reach the resource: ${opened.message}`, reason: "unreachable", targetSession: target.session.id };
     // The connector ran the KILL before it answered the open; its outcome is in the answer.
     opened.stream.resume();
     opened.stream.destroy();
     const killed = decodeKillResult(opened.opened.params ?? {});
-    if (!killed.ok) {
-      return reply("error", { errno: killed.errno, sqlState: killed.sqlState, message: killed.message }, { connectionId: parsed.id, targetSession: target.session.id, scope: "query" });
-    }
-    return reply("ok", undefined, { connectionId: parsed.id, targetSession: target.session.id, scope: "query" });
+    if (!killed.ok) return { ok: false, errno: killed.errno, sqlState: killed.sqlState, message: killed.message, reason: "server", targetSession: target.session.id };
+    return { ok: true, targetSession: target.session.id };
+  }
+
+  /** A KILL a session on another gateway sent for one of this gateway's thread ids. */
+  private async killForwarded(kill: ForwardedKill): Promise<KillAnswer> {
+    const target = this.threadIds.find(kill.threadId);
+    if (!target) return { ok: false, ...MysqlRefusal.noSuchThread, message: `Unknown thread id: ${kill.threadId}`, reason: "unknown_thread" };
+    this.deps.logger.info({ protocol: "mysql", from: kill.from, sessionId: target.session.id, query: kill.query }, "KILL forwarded by another gateway");
+    return this.killLocal(target, kill.threadId, kill.query, kill.identity, { forwardedBy: kill.from });
   }
 
   /** The ERR a client gets when the relay stops on a violation or a recording failure, before it is closed. */

@@ -1,4 +1,8 @@
+import { randomInt } from "node:crypto";
 import type { RecordedSession } from "../../sessions/recorder.js";
+
+/** Thread ids are below this (2^31). */
+export const MAX_THREAD_ID = 0x8000_0000;
 
 /** Where a `KILL [QUERY] <id>` naming a gateway thread id must go. */
 export interface ThreadRoute {
@@ -15,18 +19,24 @@ export interface ThreadRoute {
  * The connection ids clients see. Each client's greeting carries an id of the gateway's own (the
  * mariadb client's Ctrl-C sends `KILL QUERY <that id>` on a second connection); once the session
  * is open the id maps to it and to the resource's real thread id, so a KILL can reach only a
- * session the gateway knows, and never names a thread of the resource directly. Ids are issued
- * in order from 1 and skip any still in use when they wrap.
+ * session the gateway knows, and never names a thread of the resource directly.
+ *
+ * Ids are random in [1, 2^31) (below 2^31 for clients that keep the id in a signed int), never one
+ * still in use here: several gateways share one id space, and a KILL may reach any of them. The
+ * store's `cancel_routes` keeps two live sessions of different gateways from both publishing one
+ * id (listeners/peer-cancels.ts); the odds of a clash are one in 2^31 per pair of live sessions.
  */
 export class ThreadIds {
   private readonly routes = new Map<number, ThreadRoute>();
-  private last = 0;
+
+  constructor(private readonly random: () => number = () => randomInt(1, MAX_THREAD_ID)) {}
 
   /** A fresh id for a client's greeting (not routable until `bind`). */
   next(): number {
-    do this.last = this.last >= 0xffff_fffe ? 1 : this.last + 1;
-    while (this.routes.has(this.last));
-    return this.last;
+    let id: number;
+    do id = this.random();
+    while (this.routes.has(id));
+    return id;
   }
 
   bind(id: number, route: ThreadRoute): void {

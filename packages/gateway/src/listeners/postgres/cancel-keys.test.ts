@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { CancelKeys, type CancelRoute } from "./cancel-keys.js";
+import { createHash } from "node:crypto";
+import { CancelKeys, cancelRouteKey, type CancelRoute } from "./cancel-keys.js";
 
 // Routes are opaque to CancelKeys; only the server key is read.
 const route = (processId: number, tag: string) => ({ tag, serverKey: { processId, secretKey: new Uint8Array([1, 2, 3, 4]) } }) as unknown as CancelRoute;
@@ -37,5 +38,19 @@ describe("CancelKeys", () => {
     expect(keys.find({ processId: 9, secretKey: wrong })).toBeUndefined();
     expect(keys.find({ processId: 10, secretKey: key.secretKey })).toBeUndefined();
     expect(keys.find({ processId: 9, secretKey: key.secretKey.subarray(0, 3) })).toBeUndefined();
+  });
+
+  it("names each key in the store by a hash of pid and secret, and finds a forwarded cancel by it until release", () => {
+    const keys = new CancelKeys();
+    const a = route(0x01020304, "a");
+    const key = keys.issue(a);
+    const expected = createHash("sha256").update(Buffer.from([1, 2, 3, 4])).update(key.secretKey).digest("hex");
+    expect(cancelRouteKey(key)).toBe(`pg:${expected}`);
+    expect(keys.findByRouteKey(cancelRouteKey(key))).toBe(a);
+    const wrong = new Uint8Array(key.secretKey);
+    wrong[3] = wrong[3]! ^ 1;
+    expect(keys.findByRouteKey(cancelRouteKey({ processId: key.processId, secretKey: wrong }))).toBeUndefined();
+    keys.release(key);
+    expect(keys.findByRouteKey(cancelRouteKey(key))).toBeUndefined();
   });
 });

@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { BackendKey } from "@gatehouse/protocols/postgres";
 import type { RecordedSession } from "../../sessions/recorder.js";
 
@@ -11,7 +11,19 @@ export interface CancelRoute {
 
 interface Entry {
   secret: Buffer;
+  routeKey: string;
   route: CancelRoute;
+}
+
+/**
+ * The name of a client key in the store's `cancel_routes` (migration 008): `pg:` and the hex
+ * SHA-256 of the BackendKeyData's process id (4 bytes, big endian) and secret. Other gateways
+ * find a key they do not know by it; the secret itself never leaves this gateway's memory.
+ */
+export function cancelRouteKey(key: BackendKey): string {
+  const pid = Buffer.alloc(4);
+  pid.writeUInt32BE(key.processId >>> 0);
+  return `pg:${createHash("sha256").update(pid).update(key.secretKey).digest("hex")}`;
 }
 
 /**
@@ -27,6 +39,7 @@ interface Entry {
  */
 export class CancelKeys {
   private readonly routes = new Map<number, Entry[]>();
+  private readonly byRouteKey = new Map<string, CancelRoute>();
   private count = 0;
 
   issue(route: CancelRoute): BackendKey {
@@ -35,10 +48,13 @@ export class CancelKeys {
     let secret: Buffer;
     do secret = randomBytes(4);
     while (entries.some((e) => e.secret.equals(secret)));
-    entries.push({ secret, route });
+    const key = { processId, secretKey: new Uint8Array(secret) };
+    const routeKey = cancelRouteKey(key);
+    entries.push({ secret, routeKey, route });
     this.routes.set(processId, entries);
+    this.byRouteKey.set(routeKey, route);
     this.count++;
-    return { processId, secretKey: new Uint8Array(secret) };
+    return key;
   }
 
   find(key: BackendKey): CancelRoute | undefined {
@@ -50,10 +66,16 @@ export class CancelKeys {
     return found;
   }
 
+  /** The route of a key another gateway found in the store under this route key (the client's cancel went there). */
+  findByRouteKey(routeKey: string): CancelRoute | undefined {
+    return this.byRouteKey.get(routeKey);
+  }
+
   release(key: BackendKey): void {
     const entries = this.routes.get(key.processId);
     if (!entries) return;
     const given = Buffer.from(key.secretKey);
+    for (const e of entries) if (e.secret.equals(given)) this.byRouteKey.delete(e.routeKey);
     const kept = entries.filter((e) => !e.secret.equals(given));
     this.count -= entries.length - kept.length;
     if (kept.length === 0) this.routes.delete(key.processId);

@@ -30,7 +30,8 @@ import type { TlsMaterial } from "../../tls-material.js";
 import { REFUSAL_REPORT_DEADLINE_MS, type AdmissionLimits, type Admission } from "../admission-limits.js";
 import { ListenerSteps, deferredRecords, isCredentialsUnavailable, isRecordingUnavailable, recordingRefusalReason } from "../listener-steps.js";
 import type { ListenerState } from "../server-watch.js";
-import { CancelKeys } from "./cancel-keys.js";
+import { CancelKeys, cancelRouteKey, type CancelRoute } from "./cancel-keys.js";
+import type { PeerCancels } from "../peer-cancels.js";
 import { certificateBinding } from "./channel-binding.js";
 import { ClientChannel, closeSilently, isEnded, replyAndClose, type Ended } from "./client-channel.js";
 import { commandDraft, commandEvent } from "./command-events.js";
@@ -53,6 +54,8 @@ export interface PostgresListenerDeps {
   /** Shared with the gateway's other listeners, so limits and lockouts count across protocols. Default: this listener's own. */
   limits?: AdmissionLimits;
   throttle?: AuthThrottle;
+  /** Cancels across gateways sharing the store (peer-cancels.ts); left out: cancels reach only this gateway's sessions. */
+  peers?: PeerCancels;
 }
 
 type StartupEvent = Extract<ClientStartupEvent, { type: "startup" }>;
@@ -90,6 +93,7 @@ export class PostgresListener {
     this.steps = new ListenerSteps(deps, "postgres", (socket) => this.serve(socket));
     ({ limits: this.limits, throttle: this.throttle, refusals: this.refusals } = this.steps);
     this.channelBinding = certificateBinding(deps.tls.cert);
+    deps.peers?.onPostgresCancel((routeKey, from) => this.cancelForwarded(routeKey, from));
   }
 
   listen(at: HostPort): Promise<HostPort> {
@@ -365,12 +369,15 @@ export class PostgresListener {
     const { session, stream: upstream } = opened;
     const server = decodeDialResult(opened.opened.params ?? {});
     const clientKey = server.backendKey ? this.cancelKeys.issue({ session, serverKey: server.backendKey }) : undefined;
+    const routeKey = clientKey ? cancelRouteKey(clientKey) : undefined;
+    if (routeKey) this.deps.peers?.publish(routeKey, { protocol: "postgres", sessionId: session.id, identity: session.meta.identity.name });
     channel.write(channel.startup.complete({ parameters: server.parameters, ...(clientKey ? { backendKey: clientKey } : {}) }));
     const early = channel.handOver();
     try {
       await this.relaySession(channel.stream, upstream, session, early, server.parameters);
     } finally {
       if (clientKey) this.cancelKeys.release(clientKey);
+      if (routeKey) this.deps.peers?.release(routeKey);
     }
   }
 
@@ -500,14 +507,35 @@ export class PostgresListener {
     await session.endRelay({ ...result, shutdown: this.steps.openSessions.shuttingDown, clientSaidGoodbye: clientTerminated });
   }
 
-  /** Routes a CancelRequest to the session's connector, which sends it to the server with the real key. */
+  /**
+   * Routes a CancelRequest to the session's connector, which sends it to the server with the real
+   * key. A key this gateway did not issue may be another gateway's (they share the store): it is
+   * looked up there and handed to its gateway, which checks it again (peer-cancels.ts).
+   */
   private async cancel(processId: number, secretKey: Uint8Array, log: Logger): Promise<void> {
     const route = this.cancelKeys.find({ processId, secretKey });
     if (!route) {
-      log.info({ processId }, "cancel request for an unknown key ignored");
+      const peers = this.deps.peers;
+      const forwarded = peers ? await peers.forwardPostgresCancel(cancelRouteKey({ processId, secretKey })).catch((err: unknown) => (log.warn({ err }, "could not look the cancel key up in the store"), false)) : false;
+      if (forwarded) log.info({ processId }, "cancel request for another gateway's session handed to it");
+      else log.info({ processId }, "cancel request for an unknown key ignored");
       return;
     }
-    const opened = await this.deps.broker.openAuxiliary(route.session, { purpose: "cancel", params: encodeDialRequest({ startup: {}, cancel: route.serverKey }) });
+    await this.sendCancel(route);
+  }
+
+  /** A cancel another gateway received for one of this gateway's keys (it found `routeKey` in the store). */
+  private async cancelForwarded(routeKey: string, from: string): Promise<void> {
+    const route = this.cancelKeys.findByRouteKey(routeKey);
+    if (!route) {
+      this.deps.logger.info({ protocol: "postgres", from }, "a forwarded cancel names no session of this gateway (it ended); ignored");
+      return;
+    }
+    await this.sendCancel(route, { forwardedBy: from });
+  }
+
+  private async sendCancel(route: CancelRoute, details?: Record<string, unknown>): Promise<void> {
+    const opened = await this.deps.broker.openAuxiliary(route.session, { purpose: "cancel", params: encodeDialRequest({ startup: {}, cancel: route.serverKey }), ...(details ? { details } : {}) });
     if (!opened.ok) return;
     // The connector sends the CancelRequest once it has dialed; nothing comes back.
     opened.stream.resume();

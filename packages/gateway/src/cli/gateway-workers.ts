@@ -1,0 +1,274 @@
+import cluster, { type Worker } from "node:cluster";
+import { availableParallelism } from "node:os";
+import { AggregatorRegistry } from "prom-client";
+import type { GatewayConfig } from "../config/schema.js";
+import { loadConfigFile } from "../config/load.js";
+import { adminTokenHash, ensureDataDir, removeState, writeState } from "../data-dir.js";
+import { GatewayError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import { PROMETHEUS_CONTENT_TYPE } from "../metrics/gateway-metrics.js";
+import { UsageError } from "./command.js";
+import type { ConnectorLinkView } from "../api/http-api.js";
+
+// `gatehouse gateway --workers N`: one Node process uses one core for its JavaScript, so a gateway
+// that must use more of its host runs N workers (node:cluster). The supervisor (this process)
+// accepts nothing itself: node:cluster shares every listening socket, and hands each new
+// connection to the next worker in turn. Each worker is a whole gateway with its own journal and
+// signing key (DATA_DIR/workers/I) on the shared Postgres store, so what holds for several
+// gateways on one store holds for the workers: seals verify anywhere, and a connector keeps a
+// link to each worker (it learns the count from the tunnel upgrade's Gatehouse-Workers header).
+
+/** Environment a worker is started with: which one it is and how many there are. */
+export const WORKER_INDEX_ENV = "GATEHOUSE_WORKER_INDEX";
+export const WORKER_COUNT_ENV = "GATEHOUSE_WORKER_COUNT";
+
+/** A worker that exits on its own is started again after this long (its journal is recovered then). */
+const RESPAWN_DELAY_MS = 1_000;
+
+/** What a worker tells the supervisor once its listeners are up. */
+export interface WorkerStarted {
+  type: "gatehouse:worker-started";
+  index: number;
+  apiUrl: string;
+  metricsUrl: string;
+  postgres: unknown;
+  mysql: unknown;
+  ssh: unknown;
+  kubernetes: unknown;
+  tcp: Record<string, unknown>;
+}
+
+/** A worker asks for the metrics of all workers, for its /metrics answer. */
+interface MetricsRequest {
+  type: "gatehouse:metrics-req";
+  id: number;
+}
+interface MetricsResponse {
+  type: "gatehouse:metrics-res";
+  id: number;
+  text?: string;
+  error?: string;
+}
+
+/** A worker asks for every worker's connector links (GET /api/v1/connectors); the supervisor collects them. */
+interface LinksRequest {
+  type: "gatehouse:links-req";
+  id: number;
+}
+interface LinksResponse {
+  type: "gatehouse:links-res";
+  id: number;
+  links: ConnectorLinkView[];
+}
+/** How long the supervisor waits for a worker's links before answering without them. */
+const COLLECT_TIMEOUT_MS = 2_000;
+
+/** "auto" is one worker per core; a number is taken as it is. */
+export function parseWorkers(value: string | undefined): number {
+  if (value === undefined) return 1;
+  if (value === "auto") return availableParallelism();
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 64) throw new UsageError("--workers: expected a number from 1 to 64, or auto");
+  return Number(value);
+}
+
+/** This process's worker slot, when the supervisor started it as one. */
+export function workerSlot(env: NodeJS.ProcessEnv): { index: number; count: number } | undefined {
+  if (!cluster.isWorker || env[WORKER_INDEX_ENV] === undefined) return undefined;
+  return { index: Number(env[WORKER_INDEX_ENV]), count: Number(env[WORKER_COUNT_ENV]) };
+}
+
+/**
+ * Checks what N workers need, before any starts: a Postgres store (the embedded one is a single
+ * process's), and an admin token in the data directory that every worker reads rather than each
+ * generating its own.
+ */
+export function prepareWorkers(config: GatewayConfig, count: number, onAdminTokenGenerated: (token: string, file: string) => void): void {
+  if (!config.store.url) {
+    throw new GatewayError("CONFIG_INVALID", `--workers ${count}: store.url must name a Postgres store; the embedded store serves one process`, {
+      problems: ["store.url: required with --workers above 1"],
+    });
+  }
+  const dataDir = ensureDataDir(config.dataDir);
+  const admin = adminTokenHash(dataDir, config.api.adminTokenSha256);
+  if (admin.generated) onAdminTokenGenerated(admin.generated, `${dataDir}/admin-token`);
+}
+
+/**
+ * Runs N workers until SIGTERM/SIGINT, which each worker then handles as a single gateway does
+ * (drain, seal, ship, exit); a second signal cuts their grace short. SIGHUP is checked here and
+ * passed on. A worker that dies is started again. Resolves with the exit code.
+ */
+export async function superviseWorkers(config: GatewayConfig, configFile: string, count: number, logger: Logger): Promise<number> {
+  cluster.schedulingPolicy = cluster.SCHED_RR;
+  const dataDir = ensureDataDir(config.dataDir);
+  const workers = new Map<number, Worker>();
+  let stopping = false;
+  const aggregator = new AggregatorRegistry();
+
+  const fork = (index: number): Promise<WorkerStarted> => {
+    const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index), [WORKER_COUNT_ENV]: String(count) });
+    workers.set(index, worker);
+    worker.on("message", (message: MetricsRequest | LinksRequest) => {
+      if (message?.type === "gatehouse:links-req") {
+        void collectLinks().then((links) => worker.send({ type: "gatehouse:links-res", id: message.id, links } satisfies LinksResponse));
+        return;
+      }
+      if (message?.type !== "gatehouse:metrics-req") return;
+      aggregator.clusterMetrics().then(
+        (text) => worker.send({ type: "gatehouse:metrics-res", id: message.id, text } satisfies MetricsResponse),
+        (error: Error) => worker.send({ type: "gatehouse:metrics-res", id: message.id, error: error.message } satisfies MetricsResponse),
+      );
+    });
+    const started = new Promise<WorkerStarted>((resolve, reject) => {
+      const onMessage = (message: WorkerStarted) => {
+        if (message?.type !== "gatehouse:worker-started") return;
+        worker.off("message", onMessage);
+        resolve(message);
+      };
+      worker.on("message", onMessage);
+      worker.once("exit", (code, signal) => reject(new Error(`worker ${index} exited (${signal ?? code}) before it started`)));
+    });
+    worker.once("exit", (code, signal) => {
+      if (workers.get(index) === worker) workers.delete(index);
+      if (stopping) return;
+      logger.error({ worker: index, code, signal, respawnInMs: RESPAWN_DELAY_MS }, "gateway worker died; starting it again");
+      setTimeout(() => {
+        if (stopping) return;
+        fork(index).then(
+          () => logger.info({ worker: index }, "gateway worker started again"),
+          (error: Error) => logger.error({ worker: index, err: error }, "gateway worker could not start again"),
+        );
+      }, RESPAWN_DELAY_MS);
+    });
+    return started;
+  };
+
+  let collectId = 0;
+  /** Every live worker's links (a worker that does not answer in time is left out). */
+  const collectLinks = async (): Promise<ConnectorLinkView[]> => {
+    const id = collectId++;
+    const answers = [...workers.values()].map(
+      (worker) =>
+        new Promise<ConnectorLinkView[]>((resolve) => {
+          const timer = setTimeout(() => (worker.off("message", onMessage), resolve([])), COLLECT_TIMEOUT_MS);
+          const onMessage = (message: LinksResponse) => {
+            if (message?.type !== "gatehouse:links-res" || message.id !== id) return;
+            clearTimeout(timer);
+            worker.off("message", onMessage);
+            resolve(message.links);
+          };
+          worker.on("message", onMessage);
+          worker.send({ type: "gatehouse:links-req", id } satisfies LinksRequest);
+        }),
+    );
+    return (await Promise.all(answers)).flat();
+  };
+
+  const stopAll = (signal: NodeJS.Signals) => {
+    if (stopping) logger.info({ signal }, "second signal: the workers end their open sessions now");
+    else logger.info({ signal, workers: count }, "gateway stopping");
+    stopping = true;
+    for (const worker of workers.values()) worker.process.kill("SIGTERM");
+  };
+  const reload = () => {
+    try {
+      loadConfigFile(configFile);
+    } catch (error) {
+      logger.error({ file: configFile, reason: (error as Error).message, problems: (error as GatewayError).problems }, "config reload rejected; the running config stays");
+      return;
+    }
+    for (const worker of workers.values()) worker.process.kill("SIGHUP");
+  };
+  // Installed before the first fork: a signal during the start must not kill the supervisor alone.
+  process.on("SIGTERM", stopAll);
+  process.on("SIGINT", stopAll);
+  process.on("SIGHUP", reload);
+
+  const allExited = () =>
+    new Promise<void>((resolve) => {
+      const check = () => (workers.size === 0 ? resolve() : setTimeout(check, 50));
+      check();
+    });
+  try {
+    // The first alone: it migrates the store and generates the TLS material and SSH host key
+    // that the others then read from the data directory rather than each making its own.
+    const first = await fork(0);
+    const rest = await Promise.all(Array.from({ length: count - 1 }, (_, i) => fork(i + 1)));
+    if (stopping) {
+      await allExited();
+      return 0;
+    }
+    writeState(dataDir, { pid: process.pid, apiUrl: first.apiUrl, startedAt: new Date().toISOString() });
+    const { type: _type, index: _index, ...addresses } = first;
+    logger.info({ ...addresses, dataDir, store: "postgres", workers: [first, ...rest].map((w) => w.index) }, "gateway started");
+  } catch (error) {
+    stopping = true;
+    for (const worker of workers.values()) worker.process.kill("SIGKILL");
+    await allExited();
+    throw error;
+  }
+  await new Promise<void>((resolve) => {
+    const wait = () => (stopping && workers.size === 0 ? resolve() : setTimeout(wait, 50));
+    wait();
+  });
+  removeState(dataDir, process.pid);
+  process.off("SIGTERM", stopAll);
+  process.off("SIGINT", stopAll);
+  process.off("SIGHUP", reload);
+  logger.info("gateway stopped");
+  return 0;
+}
+
+/**
+ * In a worker: the metrics of every worker, aggregated by the supervisor (counters and histograms
+ * summed; a per-process gauge such as memory summed too), so /metrics says the same whichever worker
+ * the scrape reached.
+ */
+export function clusterMetrics(): () => Promise<{ contentType: string; text: string }> {
+  let next = 0;
+  const pending = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void }>();
+  process.on("message", (message: MetricsResponse) => {
+    if (message?.type !== "gatehouse:metrics-res") return;
+    const waiter = pending.get(message.id);
+    pending.delete(message.id);
+    if (message.text !== undefined) waiter?.resolve(message.text);
+    else waiter?.reject(new Error(message.error ?? "no metrics"));
+  });
+  return () =>
+    new Promise((resolve, reject) => {
+      const id = next++;
+      pending.set(id, { resolve: (text) => resolve({ contentType: PROMETHEUS_CONTENT_TYPE, text }), reject });
+      process.send!({ type: "gatehouse:metrics-req", id } satisfies MetricsRequest);
+    });
+}
+
+/** In a worker: hands its registry to the supervisor's aggregation and says it has started. */
+export function announceWorker(registry: import("prom-client").Registry, started: Omit<WorkerStarted, "type">): void {
+  new AggregatorRegistry(); // installs the worker's side of prom-client's aggregation protocol
+  AggregatorRegistry.setRegistries([registry]);
+  process.send!({ type: "gatehouse:worker-started", ...started } satisfies WorkerStarted);
+}
+
+/**
+ * In a worker: answers the supervisor's collection with this worker's links, and returns the
+ * function the API lists every worker's links with.
+ */
+export function clusterConnectorLinks(local: () => ConnectorLinkView[]): () => Promise<ConnectorLinkView[]> {
+  let next = 0;
+  const pending = new Map<number, (links: ConnectorLinkView[]) => void>();
+  process.on("message", (message: LinksRequest | LinksResponse) => {
+    // The supervisor's collection (ids of its own) and the answers to our own asks (ours) share the types:
+    // a request from the supervisor is answered, a response is matched with what we asked.
+    if (message?.type === "gatehouse:links-req") process.send!({ type: "gatehouse:links-res", id: message.id, links: local() } satisfies LinksResponse);
+    else if (message?.type === "gatehouse:links-res") {
+      pending.get(message.id)?.(message.links);
+      pending.delete(message.id);
+    }
+  });
+  return () =>
+    new Promise((resolve) => {
+      const id = next++;
+      pending.set(id, resolve);
+      process.send!({ type: "gatehouse:links-req", id } satisfies LinksRequest);
+    });
+}
