@@ -3,7 +3,7 @@ import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, startPostgresServer, type PostgresServer, type TestDatabase } from "../lib/postgres-server.js";
+import { freePort, startPostgresServer, type PostgresServer, type TestDatabase, postgresConnection, connectorPasswordEnv } from "../lib/postgres-server.js";
 import { CLI, newToken, runCli, startGatewayProcess, tempDir, Proc, type RunningGateway } from "../lib/processes.js";
 
 // Two gateways on one Postgres store behind haproxy (TCP mode, health-checked on /readyz), two
@@ -45,14 +45,7 @@ function gatewayConfig(g: FleetGateway): Record<string, unknown> {
     tunnel: { pingIntervalMs: 500, deadAfterMs: 2_000 },
     connectors: [{ name: "dc1", tokenSha256: dc1.sha256 }],
     connections: [
-      {
-        name: "app",
-        protocol: "postgres",
-        connector: "dc1",
-        target: { host: server.host, port: server.port, database: resource.name, tls: "disable" },
-        credential: { user: server.user, ...(server.password === null ? {} : { password: "env:GATEHOUSE_E2E_PG_PASSWORD" }) },
-        allow: [{ identity: "agent" }],
-      },
+      postgresConnection(server, resource.name, { allow: [{ identity: "agent" }] }),
     ],
   };
 }
@@ -67,7 +60,7 @@ function startReplica(index: number): Proc {
   for (const g of gateways) args.push("--gateway", `http://127.0.0.1:${g.apiPort}`);
   const child = spawn(process.execPath, args, {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, GATEHOUSE_CONNECTOR_TOKEN: dc1.token, ...(server.password === null ? {} : { GATEHOUSE_E2E_PG_PASSWORD: server.password }) },
+    env: { ...process.env, GATEHOUSE_CONNECTOR_TOKEN: dc1.token, ...connectorPasswordEnv(server) },
   });
   return new Proc(child, `connector replica ${index}`);
 }
