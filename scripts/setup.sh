@@ -35,6 +35,7 @@ if $want_test; then
     [tmux]=tmux
     [ssh]=openssh-client [scp]=openssh-client [sftp]=openssh-client [ssh-keygen]=openssh-client [/usr/sbin/sshd]=openssh-server
     [rsync]=rsync [asciinema]=asciinema
+    [/usr/sbin/haproxy]=haproxy
     # the web console's browser tests (e2e/test/console.test.ts) drive it headless with playwright-core
     [/usr/bin/chromium]=chromium
   )

@@ -7,7 +7,7 @@
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { startPostgresServer, type PostgresServer } from "@gatehouse/e2e/lib/postgres-server";
+import { connectorPasswordEnv, postgresConnection, startPostgresServer, type PostgresServer } from "@gatehouse/e2e/lib/postgres-server";
 import { newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, type Proc, type RunningGateway } from "@gatehouse/e2e/lib/processes";
 import { cpuSeconds, mustRun, run } from "../lib/process-tools.js";
 import { fmt, loadAverage } from "../lib/measure.js";
@@ -61,22 +61,13 @@ async function startStack(server: PostgresServer, database: string, storeUrl: st
       listen: { api: "127.0.0.1:0", postgres: "127.0.0.1:0" },
       store: { url: storeUrl },
       connectors: [{ name: "bench", tokenSha256: dc.sha256 }],
-      connections: [
-        {
-          name: "bench",
-          protocol: "postgres",
-          connector: "bench",
-          target: { host: server.host, port: server.port, database, tls: "disable" },
-          credential: { user: server.user },
-          allow: [{ identity: "bench" }],
-        },
-      ],
+      connections: [postgresConnection(server, database, { name: "bench", connector: "bench", allow: [{ identity: "bench" }] })],
     },
     tempDir("gatehouse-bench-workers-"),
     120_000,
     workers > 1 ? ["--workers", String(workers)] : [],
   );
-  const connector: Proc = await startConnectorProcess({ gateway: gateway.apiUrl, name: "bench", token: dc.token, allow: `${server.host}:${server.port}`, extra: { GATEHOUSE_LOG_LEVEL: "info" } });
+  const connector: Proc = await startConnectorProcess({ gateway: gateway.apiUrl, name: "bench", token: dc.token, allow: `${server.host}:${server.port}`, extra: { GATEHOUSE_LOG_LEVEL: "info", ...connectorPasswordEnv(server) } });
   // One link per worker before the load starts.
   const deadline = Date.now() + 60_000;
   for (;;) {

@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 hosts=("$@")
-(( ${#hosts[@]} )) || hosts=(gatehouse-api gatehouse-api.gatehouse.svc gatehouse-api.gatehouse.svc.cluster.local)
+(( ${#hosts[@]} )) || hosts=(gatehouse-api gatehouse-api.gatehouse.svc gatehouse-api.gatehouse.svc.cluster.local gatehouse-gateway.gatehouse.svc gatehouse-gateway.gatehouse.svc.cluster.local)
 umask 077
 
 token() { printf '%s_%s' "$1" "$(openssl rand -base64 32 | tr '+/' '-_' | tr -d '=\n')"; }

@@ -36,6 +36,27 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
+/**
+ * A gateway config's `connections[]` entry (protocol postgres) for `database` on `server`, through
+ * `connector`, with the server's user as its credential: the password, when the server has one, is
+ * `env:GATEHOUSE_E2E_PG_PASSWORD` (give the connector that variable; see `connectorPasswordEnv`).
+ */
+export function postgresConnection(server: PostgresServer, database: string, options: { allow: unknown[]; name?: string; connector?: string }): Record<string, unknown> {
+  return {
+    name: options.name ?? "app",
+    protocol: "postgres",
+    connector: options.connector ?? "dc1",
+    target: { host: server.host, port: server.port, database, tls: "disable" },
+    credential: { user: server.user, ...(server.password === null ? {} : { password: "env:GATEHOUSE_E2E_PG_PASSWORD" }) },
+    allow: options.allow,
+  };
+}
+
+/** The connector's environment for `postgresConnection`'s credential. */
+export function connectorPasswordEnv(server: PostgresServer): Record<string, string> {
+  return server.password === null ? {} : { GATEHOUSE_E2E_PG_PASSWORD: server.password };
+}
+
 export async function startPostgresServer(): Promise<PostgresServer> {
   const found = await findExistingServer({ envVar: "GATEHOUSE_TEST_PG_URL", defaultPort: 5432, defaultUser: "postgres" });
   if (!found) return throwaway();

@@ -3,7 +3,7 @@ import { chownSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { freePort, startPostgresServer, type PostgresServer, type TestDatabase } from "../lib/postgres-server.js";
+import { freePort, startPostgresServer, type PostgresServer, type TestDatabase, postgresConnection } from "../lib/postgres-server.js";
 import { newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, type Proc, type RunningGateway } from "../lib/processes.js";
 
 // Shared by the evidence tests: a store Postgres of their own that can be stopped and started
@@ -120,14 +120,7 @@ export async function startEvidenceStack(options: { storeUrl?: string; storeData
       tunnel: { pingIntervalMs: 1000, deadAfterMs: 3000 },
       connectors: [{ name: "dc1", tokenSha256: dc1.sha256 }],
       connections: [
-        {
-          name: "app",
-          protocol: "postgres",
-          connector: "dc1",
-          target: { host: resource.host, port: resource.port, database: db.name, tls: "disable" },
-          credential: { user: resource.user, ...(resource.password === null ? {} : { password: "env:GATEHOUSE_E2E_PG_PASSWORD" }) },
-          allow: [{ identity: IDENTITY }],
-        },
+        postgresConnection(resource, db.name, { allow: [{ identity: IDENTITY }] }),
       ],
       ...(storeUrl ? { store: { url: storeUrl } } : {}),
       ...(options.recording ? { recording: options.recording } : {}),

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { startPostgresServer, type PostgresServer, type TestDatabase } from "../lib/postgres-server.js";
+import { startPostgresServer, type PostgresServer, type TestDatabase, postgresConnection } from "../lib/postgres-server.js";
 import { newToken, runCli, startConnectorProcess, startGatewayProcess, type Proc, type RunningGateway } from "../lib/processes.js";
 
 // A gateway stopped with SIGTERM while psql sessions are open: it takes no new sessions, lets the
@@ -28,14 +28,7 @@ async function startGateway(again?: { dir: string; apiPort: number }): Promise<v
     shutdown: { graceMs: GRACE_MS },
     connectors: [{ name: "dc1", tokenSha256: dc1.sha256 }],
     connections: [
-      {
-        name: "app",
-        protocol: "postgres",
-        connector: "dc1",
-        target: { host: server.host, port: server.port, database: db.name, tls: "disable" },
-        credential: { user: server.user, ...(server.password === null ? {} : { password: "env:GATEHOUSE_E2E_PG_PASSWORD" }) },
-        allow: [{ identity: "agent" }],
-      },
+      postgresConnection(server, db.name, { allow: [{ identity: "agent" }] }),
     ],
   }, again?.dir);
   listen = gateway.proc.lines.find((l) => l.msg === "gateway started")!.postgres as { host: string; port: number };

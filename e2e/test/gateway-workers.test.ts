@@ -3,7 +3,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startPostgresServer, type PostgresServer, type TestDatabase } from "../lib/postgres-server.js";
+import { startPostgresServer, type PostgresServer, type TestDatabase, postgresConnection, connectorPasswordEnv } from "../lib/postgres-server.js";
 import { newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, type Proc, type RunningGateway } from "../lib/processes.js";
 
 // `gatehouse gateway --workers 2`: two processes behind every listener, each recording as a gateway
@@ -85,14 +85,7 @@ describe("gatehouse gateway --workers 2", () => {
         shutdown: { graceMs: GRACE_MS },
         connectors: [{ name: "dc1", tokenSha256: dc1.sha256 }],
         connections: [
-          {
-            name: "app",
-            protocol: "postgres",
-            connector: "dc1",
-            target: { host: server.host, port: server.port, database: resource.name, tls: "disable" },
-            credential: { user: server.user, ...(server.password === null ? {} : { password: "env:GATEHOUSE_E2E_PG_PASSWORD" }) },
-            allow: [{ identity: "agent" }],
-          },
+          postgresConnection(server, resource.name, { allow: [{ identity: "agent" }] }),
         ],
       },
       tempDir("gatehouse-e2e-workers-"),
@@ -105,7 +98,7 @@ describe("gatehouse gateway --workers 2", () => {
       name: "dc1",
       token: dc1.token,
       allow: `${server.host}:${server.port}`,
-      ...(server.password === null ? {} : { extra: { GATEHOUSE_E2E_PG_PASSWORD: server.password } }),
+      extra: connectorPasswordEnv(server),
     });
     await linkedToBoth();
     const created = await runCli(["keys", "create", "--identity", "agent"], { cwd: gateway.dir });

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startPostgresServer, type PostgresServer, type TestDatabase } from "../lib/postgres-server.js";
+import { startPostgresServer, type PostgresServer, type TestDatabase, postgresConnection } from "../lib/postgres-server.js";
 import { installGatehouse, newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, type Proc, type RunningGateway } from "../lib/processes.js";
 // The gateway's own tests' OpenID provider (panva's oidc-provider over HTTPS), shared rather than copied.
 import { AUDIENCE, OTHER_RESOURCE, startTestIssuer as startIssuer, type TestIssuer as Issuer } from "../../packages/gateway/test/support/oidc-issuer.js";
@@ -61,14 +61,7 @@ function config(extraAllow: unknown[] = []): Record<string, unknown> {
     },
     connectors: [{ name: "dc1", tokenSha256: dc1.sha256 }],
     connections: [
-      {
-        name: "app",
-        protocol: "postgres",
-        connector: "dc1",
-        target: { host: server.host, port: server.port, database: db.name, tls: "disable" },
-        credential: { user: server.user, ...(server.password === null ? {} : { password: "env:GATEHOUSE_E2E_PG_PASSWORD" }) },
-        allow: [{ group: "sre" }, { identity: "agent-temp", until: "2020-01-01T00:00:00Z" }, ...extraAllow],
-      },
+      postgresConnection(server, db.name, { allow: [{ group: "sre" }, { identity: "agent-temp", until: "2020-01-01T00:00:00Z" }, ...extraAllow] }),
     ],
   };
 }
