@@ -173,10 +173,10 @@ for (const path of paths) {
             const found = sessions.flatMap((s) => kinds(s, "exec")).filter((e) => e.command?.includes(remote));
             return found.length >= 2 ? found : undefined;
           }, `the two scp -O execs naming ${remote}`);
-          const upload = execs.find((e) => /^scp .*-t/.test(e.command ?? ""));
+          const upload = execs.find((e) => scpMode(e.command) === "t");
           expect(upload).toMatchObject({ outcome: "ok", details: expect.objectContaining({ exitStatus: 0 }) });
           expect(upload!.details?.bytesIn).toBeGreaterThanOrEqual(original.length);
-          const download = execs.find((e) => /^scp .*-f/.test(e.command ?? ""));
+          const download = execs.find((e) => scpMode(e.command) === "f");
           expect(download).toMatchObject({ outcome: "ok", command: expect.stringContaining(`${remote}/${marker}.bin`) });
           expect(download!.details?.bytesOut).toBeGreaterThanOrEqual(original.length);
         } else {
@@ -347,4 +347,20 @@ async function waitForPort(port: number, why: () => string, gaveUp: () => boolea
     if (gaveUp() || Date.now() > deadline) throw new Error(why());
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * "t" for a remote scp sink (an upload), "f" for a source (a download), from the flags before the
+ * path: the path itself may hold "-t" (a temporary directory's random suffix starting with t).
+ */
+function scpMode(command: string | null): "t" | "f" | undefined {
+  const flags: string[] = [];
+  for (const word of (command ?? "").split(/\s+/).slice(1)) {
+    if (word === "--" || !word.startsWith("-")) break;
+    flags.push(word.slice(1));
+  }
+  if (!(command ?? "").startsWith("scp ")) return undefined;
+  if (flags.some((f) => f.includes("t"))) return "t";
+  if (flags.some((f) => f.includes("f"))) return "f";
+  return undefined;
 }
