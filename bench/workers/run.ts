@@ -1,6 +1,6 @@
-// `pnpm bench workers [--clients 16] [--seconds 15] [--rounds 2]`: what a second gateway worker adds.
-// The same pgbench load (the built-in tpcb-like transaction, 7 statements, store in Postgres,
-// strict recording) runs direct, through `gatehouse gateway --workers 1` and through
+// `pnpm bench workers [--clients 16] [--seconds 15] [--rounds 2] [--mode strict|best-effort]`: what a
+// second gateway worker adds. The same pgbench load (the built-in tpcb-like transaction, 7 statements,
+// store in Postgres, recording.mode as given, strict by default) runs direct, through `gatehouse gateway --workers 1` and through
 // `--workers 2`, interleaved in rounds, and prints transactions per second and the CPU each
 // process on the path spent per transaction (the gateway's figure sums the supervisor and
 // its workers). Ends with a one-line JSON summary.
@@ -12,7 +12,9 @@ import { newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, 
 import { cpuSeconds, mustRun, run } from "../lib/process-tools.js";
 import { fmt, loadAverage } from "../lib/measure.js";
 
-const { values } = parseArgs({ options: { clients: { type: "string", default: "16" }, seconds: { type: "string", default: "15" }, rounds: { type: "string", default: "2" } } });
+const { values } = parseArgs({ options: { clients: { type: "string", default: "16" }, seconds: { type: "string", default: "15" }, rounds: { type: "string", default: "2" }, mode: { type: "string", default: "strict" } } });
+const MODE = values.mode!;
+if (MODE !== "strict" && MODE !== "best-effort") throw new Error("--mode: strict or best-effort");
 const CLIENTS = Number(values.clients);
 const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
@@ -60,6 +62,7 @@ async function startStack(server: PostgresServer, database: string, storeUrl: st
       log: { level: "warn" },
       listen: { api: "127.0.0.1:0", postgres: "127.0.0.1:0" },
       store: { url: storeUrl },
+      recording: { mode: MODE },
       connectors: [{ name: "bench", tokenSha256: dc.sha256 }],
       connections: [postgresConnection(server, database, { name: "bench", connector: "bench", allow: [{ identity: "bench" }] })],
     },
@@ -110,7 +113,7 @@ try {
   stops.unshift(two.stop);
   const paths = [direct, one.path, two.path];
   const samples = new Map<string, Sample[]>(paths.map((p) => [p.label, []]));
-  console.log(`pgbench tpcb-like, -c ${CLIENTS} -j 2 -T ${SECONDS}, ${ROUNDS} interleaved rounds; load average at start ${loadAverage()}; ${server.url(db.name).replace(/\/\/[^@]*@/, "//")}`);
+  console.log(`pgbench tpcb-like, -c ${CLIENTS} -j 2 -T ${SECONDS}, ${ROUNDS} interleaved rounds, recording ${MODE}; load average at start ${loadAverage()}; ${server.url(db.name).replace(/\/\/[^@]*@/, "//")}`);
   for (let round = 0; round < ROUNDS; round++) {
     for (const path of paths) samples.get(path.label)!.push(await pgbench(path, path === direct ? db.name : "bench"));
   }
@@ -128,7 +131,7 @@ try {
   }
   const gain = summary["gateway --workers 2"]!.tps / summary["gateway --workers 1"]!.tps;
   console.log(`\na second worker: ${fmt(gain, 2)}× the transactions per second of one`);
-  console.log(JSON.stringify({ bench: "workers", clients: CLIENTS, seconds: SECONDS, rounds: ROUNDS, summary, secondWorkerGain: gain }));
+  console.log(JSON.stringify({ bench: "workers", mode: MODE, clients: CLIENTS, seconds: SECONDS, rounds: ROUNDS, summary, secondWorkerGain: gain }));
 } finally {
   for (const stop of stops) await stop().catch(() => undefined);
 }
