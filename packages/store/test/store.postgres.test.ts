@@ -1,5 +1,6 @@
 // The shared suite against a real Postgres server, plus what only a server can show: several
 // connections, two gateways migrating at once, an unreachable server.
+import { createServer, connect, type AddressInfo, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPostgresExecutor, migrations, openStore, StoreError } from "../src/index.js";
 import { createTestDatabase, probePostgres, type TestDatabase } from "./helpers.js";
@@ -81,6 +82,60 @@ describe.skipIf(!probe.available)(title, () => {
         await Promise.all(stores.map((s) => s.close()));
       } finally {
         await fresh.drop();
+      }
+    });
+
+    it("a connection lost while the driver reads the array types fails that query, not the process", async () => {
+      // postgres.js reads the server's array types after each connection's startup, from a socket
+      // handler that drops the promise: when the connection is lost then and the dial after it is
+      // refused, that promise rejected unhandled, which ends a Node process (a gateway's, here:
+      // patches/postgres@3.4.9.patch). A proxy cuts the link at that query and resets the next dial.
+      const target = new URL(db.url);
+      const sockets = new Set<Socket>();
+      let armed = false;
+      let resets = 0;
+      const proxy = createServer((client) => {
+        if (armed && resets === 1) {
+          resets++;
+          client.resetAndDestroy();
+          return;
+        }
+        const server = connect(Number(target.port || 5432), target.hostname);
+        sockets.add(client).add(server);
+        const cut = () => (client.destroy(), server.destroy());
+        client.on("data", (chunk: Buffer) => {
+          if (armed && resets === 0 && chunk.includes("typarray")) {
+            resets++;
+            cut();
+          } else server.write(chunk);
+        });
+        server.on("data", (chunk: Buffer) => client.write(chunk));
+        client.on("error", cut).on("close", cut);
+        server.on("error", cut).on("close", cut);
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown) => unhandled.push(reason);
+      process.on("unhandledRejection", onUnhandled);
+      const url = new URL(db.url);
+      url.host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const store = await openStore({ url: url.href, maxConnections: 1, connectTimeoutSeconds: 2 });
+      try {
+        // The store's connection goes; the next query dials again, into the cut and the reset.
+        armed = true;
+        for (const socket of sockets) socket.destroy();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await store.sql.query("select 1").catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(resets).toBe(2);
+        expect(unhandled).toEqual([]);
+        // And the store works again once the server can be reached.
+        expect(await store.sql.query<{ one: number }>("select 1 as one")).toEqual([{ one: 1 }]);
+      } finally {
+        process.off("unhandledRejection", onUnhandled);
+        await store.close();
+        for (const socket of sockets) socket.destroy();
+        await new Promise((resolve) => proxy.close(resolve));
       }
     });
 
