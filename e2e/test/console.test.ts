@@ -11,6 +11,7 @@ import { startPostgresStack, type PostgresStack } from "../lib/postgres-stack.js
 import { startLoginIssuer, type LoginIssuer } from "../../packages/gateway/test/support/oidc-login-issuer.js";
 import { gatewaySpeaksSsh, startSshStack, type SshStack } from "../lib/ssh-stack.js";
 import { SshTerminal } from "../lib/ssh-clients.js";
+import { eventually, queryStore, startEvidenceStack } from "./evidence-support.js";
 
 // The web console in a real browser (Debian's chromium, headless, driven by playwright-core)
 // against a real gateway process: sessions made by real psql and ssh runs through it. What an
@@ -153,6 +154,37 @@ describe.skipIf(!haveChromium)("the web console in a browser", () => {
     await page.getByTestId("sign-in-page").waitFor();
     expect((await page.request.get(`${s.gateway.apiUrl}/api/v1/sessions`)).status()).toBe(401);
     await context.close();
+  });
+
+  it("says plainly when a session's record does not verify: an event edited in the store", async () => {
+    // A gateway on a Postgres store of its own, so the test can edit the record as the store's owner could.
+    const evidence = await startEvidenceStack({ storeDatabase: true });
+    try {
+      const client = await evidence.client("console-tamper");
+      await client.query("select 1 as honest");
+      await client.query("select 2 as also_honest");
+      await client.end();
+      const recorded = await eventually("the session sealed in the store", async () => {
+        const rows = await queryStore<{ id: string }>(evidence.storeUrl!, "select id from sessions where client_application = 'console-tamper' and ended_at is not null");
+        return rows[0]?.id;
+      });
+      const [edited] = await queryStore<{ seq: string }>(evidence.storeUrl!, "select seq from events where session_id = $1 and command = 'select 1 as honest'", [recorded]);
+      await queryStore(evidence.storeUrl!, "update events set command = 'select 1 as harmless' where session_id = $1 and seq = $2", [recorded, edited!.seq]);
+
+      const { context, page } = await signedIn(evidence.gateway.apiUrl, evidence.gateway.adminToken);
+      await page.goto(`${evidence.gateway.apiUrl}/ui/#/session/${recorded}`);
+      await page.getByTestId("timeline").waitFor();
+      await expect.poll(() => page.getByTestId("verify-result").textContent()).toBe("This record does NOT verify.");
+      const box = await page.getByTestId("verify-result").locator("..").textContent();
+      expect(box).toContain(`edited at event ${edited!.seq}`);
+      expect(await page.getByTestId("verify-result").locator("..").getAttribute("class")).toContain("bad");
+      // The timeline shows what the store holds now; the box says it is not what was recorded.
+      expect(await page.getByTestId("event-command").allTextContents()).toContain("select 1 as harmless");
+      await shot(page, "session-not-verified");
+      await context.close();
+    } finally {
+      await evidence.stop();
+    }
   });
 
   it("shows a new statement of an open psql session within a second, without reloading", async () => {
