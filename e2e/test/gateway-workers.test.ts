@@ -158,6 +158,12 @@ describe("gatehouse gateway --workers 2", () => {
     const listed = JSON.parse(keys.stdout) as { keys?: unknown[] } | unknown[];
     const rows = (Array.isArray(listed) ? listed : (listed.keys ?? [])) as Array<{ keyId: string }>;
     expect(new Set(rows.map((k) => k.keyId)).size).toBe(2);
+    // `keys signing` prints each worker's public key, for `verify --public-key` pinning.
+    const signing = await runCli(["keys", "signing", "--json"], { cwd: gateway.dir });
+    expect(signing.code, signing.stderr).toBe(0);
+    const printed = JSON.parse(signing.stdout) as Array<{ keyId: string; worker: number }>;
+    expect(printed.map((k) => k.worker)).toEqual([0, 1]);
+    expect(new Set(printed.map((k) => k.keyId))).toEqual(new Set(rows.map((k) => k.keyId)));
   });
 
   it("SIGTERM drains every worker: open sessions get the grace, then 57P01; the supervisor exits 0", async () => {

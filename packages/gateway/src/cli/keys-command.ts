@@ -1,3 +1,5 @@
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 import { readFile } from "node:fs/promises";
 import { API_TARGET_HELP, API_TARGET_OPTIONS, ApiClient, resolveApiTarget } from "./api-client.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
@@ -25,7 +27,8 @@ id and SHA256 fingerprint (as ssh-keygen -l prints it). "list" shows both
 kinds; "revoke" takes the id of either.
 
 "signing" prints the public half of the gateway's Ed25519 session-sealing key
-(PEM; made in DATA_DIR/signing-key.pem at first start). Give it to whoever
+(PEM; made in DATA_DIR/signing-key.pem at first start; with --workers, one per
+worker in DATA_DIR/workers/I, printed one after the other). Give it to whoever
 runs "gatehouse verify --public-key FILE".
 
 "seal-keys" lists every gateway's seal public key registered in the store
@@ -106,15 +109,21 @@ export async function keysCommand(ctx: CommandContext): Promise<number> {
     const { values } = parseCommand(argv, { "data-dir": { type: "string" }, json: { type: "boolean" } });
     if (values.help) return help(ctx);
     const dataDir = values["data-dir"] ?? ctx.env.GATEHOUSE_DATA_DIR ?? "./data";
-    const key = readSigningKey(dataDir);
-    if (!key) {
+    // A gateway run with --workers keeps one key per worker, in DATA_DIR/workers/I: print them all.
+    const own = readSigningKey(dataDir);
+    const keys = own ? [{ worker: null, key: own }] : workerDirs(dataDir).flatMap(({ worker, dir }) => {
+      const key = readSigningKey(dir);
+      return key ? [{ worker, key }] : [];
+    });
+    if (keys.length === 0) {
       write(ctx.stderr, `gatehouse: no signing key in ${dataDir} (the gateway makes ${dataDir}/${SIGNING_KEY_FILE} at first start)`);
       return 1;
     }
-    if (values.json) write(ctx.stdout, JSON.stringify({ keyId: key.keyId, algorithm: "ed25519", publicKey: key.publicKeyPem }, null, 2));
+    const view = ({ worker, key }: (typeof keys)[number]) => ({ keyId: key.keyId, algorithm: "ed25519", publicKey: key.publicKeyPem, ...(worker === null ? {} : { worker }) });
+    if (values.json) write(ctx.stdout, JSON.stringify(keys.length === 1 && keys[0]!.worker === null ? view(keys[0]!) : keys.map(view), null, 2));
     else {
-      write(ctx.stdout, key.publicKeyPem);
-      write(ctx.stderr, `key id ${key.keyId}`);
+      for (const { key } of keys) write(ctx.stdout, key.publicKeyPem);
+      for (const { worker, key } of keys) write(ctx.stderr, `key id ${key.keyId}${worker === null ? "" : ` (worker ${worker})`}`);
     }
     return 0;
   }
@@ -186,4 +195,14 @@ function help(ctx: CommandContext): number {
 
 function client(ctx: CommandContext, values: { gateway?: string | undefined; "data-dir"?: string | undefined; ca?: string | undefined }): ApiClient {
   return new ApiClient(resolveApiTarget({ gateway: values.gateway, dataDir: values["data-dir"], ca: values.ca, env: ctx.env }));
+}
+
+/** The worker directories of a gateway run with --workers (DATA_DIR/workers/0, 1, …), in order. */
+function workerDirs(dataDir: string): Array<{ worker: number; dir: string }> {
+  const root = join(dataDir, "workers");
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((name) => /^\d+$/.test(name))
+    .map((name) => ({ worker: Number(name), dir: join(root, name) }))
+    .sort((a, b) => a.worker - b.worker);
 }
