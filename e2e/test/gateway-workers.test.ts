@@ -120,6 +120,13 @@ describe("gatehouse gateway --workers 2", () => {
     for (let i = 0; i < 6; i++) expect(await select(`workers-${i}`)).toBe(42);
     expect(workersThatServed()).toEqual(new Set([0, 1]));
 
+    // /readyz speaks for the host: ready only when each worker is, whichever one answers.
+    for (let i = 0; i < 4; i++) {
+      const readyz = await fetch(`${gateway.apiUrl}/readyz`);
+      expect(readyz.status).toBe(200);
+      expect(((await readyz.json()) as { workers?: unknown }).workers).toEqual({ "0": "ready", "1": "ready" });
+    }
+
     const links = await linkedToBoth();
     expect(links.filter((l) => l.name === "dc1")).toHaveLength(2);
 

@@ -27,7 +27,7 @@ import { AccessKeys } from "./identity/access-keys.js";
 import { SshKeys } from "./identity/ssh-keys.js";
 import { IdentityDirectory } from "./identity/identity-settings.js";
 import { followStoreChanges } from "./identity/store-changes.js";
-import { readiness } from "./api/readiness.js";
+import { readiness, workersReadiness, type Readiness } from "./api/readiness.js";
 import { CredentialChecker } from "./identity/credential-checker.js";
 import { currentOidcVerifier, readOidcCa } from "./identity/oidc-verifier.js";
 import { Policy } from "./policy.js";
@@ -62,8 +62,11 @@ export interface GatewayOptions {
   worker?: WorkerSlot & {
     /** The /metrics text of all the workers together (the supervisor aggregates them). */
     metrics?: () => Promise<{ contentType: string; text: string }>;
-    /** Given this worker's own links, the function that lists every worker's (for GET /api/v1/connectors). */
-    connectorLinks?: (local: () => ConnectorLinkView[]) => () => Promise<ConnectorLinkView[]>;
+    /**
+     * Given this worker's own view of each topic, the function that gathers every worker's (cli/gateway-workers.ts):
+     * GET /api/v1/connectors lists every worker's links, /readyz is ready only when every worker is.
+     */
+    gather?: (local: { links: () => ConnectorLinkView[]; readiness: () => Readiness }) => (topic: "links" | "readiness") => Promise<Array<{ worker: number; value: unknown }>>;
   };
 }
 
@@ -213,7 +216,9 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     const verifyKeys = consoleVerifyKeys(config.console.publicKeys, recording.signingKey, store, logger);
     const sessionRoutes = new SessionRoutes({ store, verifyKeys, onShipped: (listener) => recording.shipper.onShipped(listener), logger });
     const worker = options.worker;
-    const connectorLinks = worker?.connectorLinks?.(() => connectorLinkViews(registry, worker.index));
+    const gather = worker?.gather?.({ links: () => connectorLinkViews(registry, worker.index), readiness: ready });
+    const connectorLinks = gather && (async () => (await gather("links")).flatMap((r) => r.value as ConnectorLinkView[]));
+    const apiReadiness = gather ? async () => workersReadiness((await gather("readiness")) as Array<{ worker: number; value: Readiness }>) : ready;
     const api = createApiServer({
       config: current,
       store,
@@ -225,7 +230,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       sshHostKey: sshHostKeyForApi,
       kubernetesEndpoint,
       logger,
-      readiness: ready,
+      readiness: apiReadiness,
       clock,
       evidence,
       fleet: { sealKeyId: recording.signingKey.keyId, identities },

@@ -45,7 +45,7 @@ export interface ApiOptions {
   kubernetesEndpoint?: () => KubernetesEndpointView | undefined;
   logger: Logger;
   /** For /readyz, which anyone reaching the api listener may call: never a store round trip. */
-  readiness: () => Readiness;
+  readiness: () => Readiness | Promise<Readiness>;
   /** For relative times ("since=24h"); the system clock when left out. */
   clock?: Clock;
   /** The checkpoint chain's head and retention signing (api/evidence-routes.ts). */
@@ -154,7 +154,7 @@ async function route(request: IncomingMessage, response: ServerResponse, options
   const method = request.method ?? "GET";
   if (url.pathname === "/healthz") return sendJson(response, 200, { status: "ok" });
   if (url.pathname === "/readyz") {
-    const { ready, body } = options.readiness();
+    const { ready, body } = await options.readiness();
     return sendJson(response, ready ? 200 : 503, body);
   }
   if (url.pathname === "/metrics" && options.metrics) return sendMetrics(response, await options.metrics());

@@ -36,6 +36,8 @@ export interface Readiness {
       /** Each listener: listening, starting, stopping (the gateway stops), down (it failed or closed by itself). */
       listeners: Record<string, ListenerCheck>;
     };
+    /** With `gateway --workers N`: each worker's status, by worker number. */
+    workers?: Record<string, "ready" | "not_ready">;
   };
 }
 
@@ -71,4 +73,21 @@ export function readiness(inputs: ReadinessInputs): Readiness {
       journal_unwritable: "new sessions are refused: the recording journal cannot be written (a disk error)",
     }[recording],
   );
+}
+
+/**
+ * The readiness of a gateway run with --workers: every worker behind one socket, so a balancer
+ * cannot route around one that is not ready — the host is ready only when each is, and the reason
+ * names the worker. The checks shown are the first not-ready worker's, else the first worker's.
+ */
+export function workersReadiness(reports: ReadonlyArray<{ worker: number; value: Readiness }>): Readiness {
+  const workers = Object.fromEntries(reports.map((r) => [String(r.worker), r.value.body.status]));
+  const notReady = reports.filter((r) => !r.value.ready);
+  const shown = (notReady[0] ?? reports[0])?.value;
+  if (shown === undefined) {
+    return { ready: false, body: { status: "not_ready", reason: "no gateway worker answered", checks: { recording: "ok", store: "ok", config: "loaded", listeners: {} }, workers } };
+  }
+  if (notReady.length === 0) return { ready: true, body: { ...shown.body, workers } };
+  const reason = notReady.map((r) => `worker ${r.worker}: ${r.value.body.reason ?? "not ready"}`).join("; ");
+  return { ready: false, body: { ...shown.body, status: "not_ready", reason, workers } };
 }

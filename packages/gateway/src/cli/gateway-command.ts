@@ -3,7 +3,7 @@ import { loadConfigFile } from "../config/load.js";
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "../logger.js";
 import type { Gateway } from "../gateway.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
-import { announceWorker, clusterConnectorLinks, clusterMetrics, parseWorkers, prepareWorkers, superviseWorkers, workerSlot } from "./gateway-workers.js";
+import { announceWorker, clusterMetrics, parseWorkers, prepareWorkers, superviseWorkers, workerGather, workerSlot } from "./gateway-workers.js";
 
 export const GATEWAY_HELP = `Usage: gatehouse gateway --config FILE [--log-level LEVEL] [--workers N|auto]
 
@@ -83,7 +83,7 @@ export async function gatewayCommand(ctx: CommandContext): Promise<number> {
       logger: slot ? logger.child({ worker: slot.index }) : logger,
       env: ctx.env,
       onAdminTokenGenerated,
-      ...(slot ? { worker: { ...slot, metrics: clusterMetrics(), connectorLinks: clusterConnectorLinks } } : {}),
+      ...(slot ? { worker: { ...slot, metrics: clusterMetrics(), gather: workerGather } } : {}),
     });
     if (slot) {
       announceWorker(gateway.metricsRegistry, {

@@ -8,7 +8,6 @@ import { GatewayError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { PROMETHEUS_CONTENT_TYPE } from "../metrics/gateway-metrics.js";
 import { UsageError } from "./command.js";
-import type { ConnectorLinkView } from "../api/http-api.js";
 
 // `gatehouse gateway --workers N`: one Node process uses one core for its JavaScript, so a gateway
 // that must use more of its host runs N workers (node:cluster). The supervisor (this process)
@@ -50,17 +49,38 @@ interface MetricsResponse {
   error?: string;
 }
 
-/** A worker asks for every worker's connector links (GET /api/v1/connectors); the supervisor collects them. */
-interface LinksRequest {
-  type: "gatehouse:links-req";
+/**
+ * What one worker knows only of itself and the API must answer for all: the connector links
+ * (GET /api/v1/connectors) and readiness (/readyz). The worker answering asks the supervisor
+ * (`gather`), which collects each live worker's own (`collect` / `report`) and answers.
+ */
+export type GatherTopic = "links" | "readiness";
+interface GatherAsk {
+  type: "gatehouse:gather-ask";
   id: number;
+  topic: GatherTopic;
 }
-interface LinksResponse {
-  type: "gatehouse:links-res";
+interface GatherAnswer {
+  type: "gatehouse:gather-answer";
   id: number;
-  links: ConnectorLinkView[];
+  reports: WorkerReport[];
 }
-/** How long the supervisor waits for a worker's links before answering without them. */
+interface CollectRequest {
+  type: "gatehouse:collect";
+  id: number;
+  topic: GatherTopic;
+}
+interface CollectReport {
+  type: "gatehouse:report";
+  id: number;
+  value: unknown;
+}
+/** One worker's own answer on a topic. */
+export interface WorkerReport {
+  worker: number;
+  value: unknown;
+}
+/** How long the supervisor waits for a worker's report before answering without it. */
 const COLLECT_TIMEOUT_MS = 2_000;
 
 /** "auto" is one worker per core; a number is taken as it is. */
@@ -108,9 +128,9 @@ export async function superviseWorkers(config: GatewayConfig, configFile: string
   const fork = (index: number): Promise<WorkerStarted> => {
     const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index), [WORKER_COUNT_ENV]: String(count) });
     workers.set(index, worker);
-    worker.on("message", (message: MetricsRequest | LinksRequest) => {
-      if (message?.type === "gatehouse:links-req") {
-        void collectLinks().then((links) => worker.send({ type: "gatehouse:links-res", id: message.id, links } satisfies LinksResponse));
+    worker.on("message", (message: MetricsRequest | GatherAsk) => {
+      if (message?.type === "gatehouse:gather-ask") {
+        void collect(message.topic).then((reports) => worker.send({ type: "gatehouse:gather-answer", id: message.id, reports } satisfies GatherAnswer));
         return;
       }
       if (message?.type !== "gatehouse:metrics-req") return;
@@ -144,24 +164,24 @@ export async function superviseWorkers(config: GatewayConfig, configFile: string
   };
 
   let collectId = 0;
-  /** Every live worker's links (a worker that does not answer in time is left out). */
-  const collectLinks = async (): Promise<ConnectorLinkView[]> => {
+  /** Every live worker's own report on `topic` (a worker that does not answer in time is left out). */
+  const collect = async (topic: GatherTopic): Promise<WorkerReport[]> => {
     const id = collectId++;
-    const answers = [...workers.values()].map(
-      (worker) =>
-        new Promise<ConnectorLinkView[]>((resolve) => {
+    const reports = [...workers.entries()].map(
+      ([index, worker]) =>
+        new Promise<WorkerReport[]>((resolve) => {
           const timer = setTimeout(() => (worker.off("message", onMessage), resolve([])), COLLECT_TIMEOUT_MS);
-          const onMessage = (message: LinksResponse) => {
-            if (message?.type !== "gatehouse:links-res" || message.id !== id) return;
+          const onMessage = (message: CollectReport) => {
+            if (message?.type !== "gatehouse:report" || message.id !== id) return;
             clearTimeout(timer);
             worker.off("message", onMessage);
-            resolve(message.links);
+            resolve([{ worker: index, value: message.value }]);
           };
           worker.on("message", onMessage);
-          worker.send({ type: "gatehouse:links-req", id } satisfies LinksRequest);
+          worker.send({ type: "gatehouse:collect", id, topic } satisfies CollectRequest);
         }),
     );
-    return (await Promise.all(answers)).flat();
+    return (await Promise.all(reports)).flat().sort((x, y) => x.worker - y.worker);
   };
 
   const stopAll = (signal: NodeJS.Signals) => {
@@ -250,25 +270,24 @@ export function announceWorker(registry: import("prom-client").Registry, started
 }
 
 /**
- * In a worker: answers the supervisor's collection with this worker's links, and returns the
- * function the API lists every worker's links with.
+ * In a worker: answers the supervisor's collections from `local` (this worker's own view of each
+ * topic), and returns `gather`, which asks for every worker's.
  */
-export function clusterConnectorLinks(local: () => ConnectorLinkView[]): () => Promise<ConnectorLinkView[]> {
+export function workerGather(local: { [T in GatherTopic]?: () => unknown }): (topic: GatherTopic) => Promise<WorkerReport[]> {
   let next = 0;
-  const pending = new Map<number, (links: ConnectorLinkView[]) => void>();
-  process.on("message", (message: LinksRequest | LinksResponse) => {
-    // The supervisor's collection (ids of its own) and the answers to our own asks (ours) share the types:
-    // a request from the supervisor is answered, a response is matched with what we asked.
-    if (message?.type === "gatehouse:links-req") process.send!({ type: "gatehouse:links-res", id: message.id, links: local() } satisfies LinksResponse);
-    else if (message?.type === "gatehouse:links-res") {
-      pending.get(message.id)?.(message.links);
+  const pending = new Map<number, (reports: WorkerReport[]) => void>();
+  process.on("message", (message: CollectRequest | GatherAnswer) => {
+    if (message?.type === "gatehouse:collect") {
+      process.send!({ type: "gatehouse:report", id: message.id, value: local[message.topic]?.() ?? null } satisfies CollectReport);
+    } else if (message?.type === "gatehouse:gather-answer") {
+      pending.get(message.id)?.(message.reports);
       pending.delete(message.id);
     }
   });
-  return () =>
+  return (topic) =>
     new Promise((resolve) => {
       const id = next++;
       pending.set(id, resolve);
-      process.send!({ type: "gatehouse:links-req", id } satisfies LinksRequest);
+      process.send!({ type: "gatehouse:gather-ask", id, topic } satisfies GatherAsk);
     });
 }
