@@ -178,6 +178,8 @@ describe.skipIf(!haveChromium)("the web console in a browser", () => {
       const box = await page.getByTestId("verify-result").locator("..").textContent();
       expect(box).toContain(`edited at event ${edited!.seq}`);
       expect(await page.getByTestId("verify-result").locator("..").getAttribute("class")).toContain("bad");
+      // The row where the record breaks is marked in the timeline.
+      expect(await page.locator(`tr[data-testid="event-row"][data-seq="${edited!.seq}"]`).getAttribute("class")).toContain("unverified");
       // The timeline shows what the store holds now; the box says it is not what was recorded.
       expect(await page.getByTestId("event-command").allTextContents()).toContain("select 1 as harmless");
       await shot(page, "session-not-verified");

@@ -349,6 +349,8 @@ async function verify(into: HTMLElement, id: string): Promise<void> {
       replace(into, h("strong", { "data-testid": "verify-result" }, v.open ? "Hash chain verifies (the session is still open, so there is no seal yet)." : "Hash chain and seal verify."), h("span", { class: "muted" }, ` ${v.events} events; seals checked against ${keysText(v)}.`));
     } else {
       const f = v.failure!;
+      // The timeline row the check stopped at is marked too, so an auditor sees where the record breaks.
+      if (f.seq !== null) document.querySelector(`tr[data-testid="event-row"][data-seq="${f.seq}"]`)?.classList.add("unverified");
       replace(
         into,
         h("strong", { "data-testid": "verify-result" }, "This record does NOT verify."),
