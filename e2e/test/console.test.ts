@@ -385,7 +385,7 @@ describe("console sign-ins with gateway --workers 2", () => {
       req.end();
     });
 
-  it("a sign-in made on one worker is good on every worker (the cookie key is shared in DATA_DIR)", async () => {
+  it("a sign-in made on one worker is good on every worker, and a sign-out ends it on every worker (both shared in DATA_DIR)", async () => {
     server = await startPostgresServer();
     store = await server.createDatabase({ empty: true });
     gateway = await startGatewayProcess({ listen: { api: "127.0.0.1:0" }, store: { url: server.url(store.name) } }, undefined, 90_000, ["--workers", "2"]);
@@ -396,6 +396,12 @@ describe("console sign-ins with gateway --workers 2", () => {
       const me = await getOnNewConnection(`${gateway.apiUrl}/ui/auth/me`, cookie);
       expect(JSON.parse(me.body), `request ${i}`).toMatchObject({ me: { name: "admin" } });
       expect((await getOnNewConnection(`${gateway.apiUrl}/api/v1/sessions`, cookie)).status, `request ${i}`).toBe(200);
+    }
+    // A sign-out on whichever worker answers ends it on every worker: a kept copy of the cookie is refused.
+    const out = await fetch(`${gateway.apiUrl}/ui/auth/sign-out`, { method: "POST", headers: { cookie, "x-gatehouse-console": "1" } });
+    expect(out.status).toBeLessThan(300);
+    for (let i = 0; i < 8; i++) {
+      expect((await getOnNewConnection(`${gateway.apiUrl}/api/v1/sessions`, cookie)).status, `request ${i} after sign-out`).toBe(401);
     }
   });
 });

@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Clock } from "../clock.js";
 import type { GatewayConfig } from "../config/schema.js";
@@ -6,7 +7,7 @@ import { matchesSha256 } from "../data-dir.js";
 import { ApiError, sendJson } from "../api/json.js";
 import type { Logger } from "../logger.js";
 import { OidcSignIn } from "./oidc-sign-in.js";
-import { ADMIN_VIEWER, consoleCookieKey, cookie, csrfSafe, SESSION_COOKIE, setCookie, SignIns, type Viewer } from "./sign-ins.js";
+import { ADMIN_VIEWER, consoleCookieKey, cookie, csrfSafe, REVOKED_FILE, SESSION_COOKIE, setCookie, SignIns, type Viewer } from "./sign-ins.js";
 import { findConsoleDist, SECURITY_HEADERS, sendStatic } from "./static-files.js";
 
 // The web console on the api listener:
@@ -39,7 +40,7 @@ export class Console {
 
   constructor(private readonly options: ConsoleOptions) {
     const settings = () => options.config().console;
-    this.signIns = new SignIns(consoleCookieKey(options.dataDir), () => settings().sessionTtlMinutes * 60_000, options.clock);
+    this.signIns = new SignIns(consoleCookieKey(options.dataDir), () => settings().sessionTtlMinutes * 60_000, options.clock, join(options.dataDir, REVOKED_FILE));
     // Read where the current config points (a reload may change it); resolved once here too, so a
     // missing variable or file is a start error naming the key.
     const clientSecret = () => {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../api/json.js";
 import { scopeRequest } from "./record-scope.js";
-import { ADMIN_VIEWER, consoleCookieKey, cookie, COOKIE_KEY_FILE, csrfSafe, setCookie, SignIns, type Viewer } from "./sign-ins.js";
+import { ADMIN_VIEWER, consoleCookieKey, cookie, COOKIE_KEY_FILE, csrfSafe, REVOKED_FILE, setCookie, SignIns, type Viewer } from "./sign-ins.js";
 
 const request = (headers: Record<string, string>, method = "GET") => ({ headers, method }) as unknown as IncomingMessage;
 
@@ -39,6 +39,29 @@ describe("console sign-ins", () => {
     const claims = JSON.parse(Buffer.from(payload!, "base64url").toString("utf8")) as Record<string, unknown>;
     const forged = Buffer.from(JSON.stringify({ ...claims, a: true, n: "mallory" })).toString("base64url");
     expect(signIns.viewerOf(request({ cookie: `gatehouse_console=v1.${forged}.${mac}` }))).toBeUndefined();
+  });
+
+  it("a sign-out is refused by every process sharing the data directory, and after a restart", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gatehouse-console-revoked-"));
+    try {
+      const now = () => 1_000_000_000_000;
+      const file = join(dir, REVOKED_FILE);
+      const worker0 = new SignIns(Buffer.alloc(32, 3), () => 60_000, now, file);
+      const worker1 = new SignIns(Buffer.alloc(32, 3), () => 60_000, now, file);
+      const alice: Viewer = { name: "alice", method: "oidc", auditor: false, groups: [] };
+      const value = worker0.create(alice);
+      const bob = worker0.create({ ...alice, name: "bob" });
+      const withCookie = request({ cookie: `gatehouse_console=${value}` });
+      expect(worker1.viewerOf(withCookie)).toEqual(alice);
+      worker0.end(withCookie);
+      expect(worker0.viewerOf(withCookie)).toBeUndefined();
+      expect(worker1.viewerOf(withCookie)).toBeUndefined();
+      expect(new SignIns(Buffer.alloc(32, 3), () => 60_000, now, file).viewerOf(withCookie)).toBeUndefined();
+      // Only that sign-in: another one goes on.
+      expect(worker1.viewerOf(request({ cookie: `gatehouse_console=${bob}` }))?.name).toBe("bob");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("share one key per data directory, made once however many workers start together", () => {

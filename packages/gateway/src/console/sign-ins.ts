@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { linkSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, linkSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
 import type { Clock } from "../clock.js";
@@ -9,10 +9,10 @@ import { GatewayError } from "../errors.js";
 // `gateway --workers N`, which share the api listener: the cookie itself says who signed in and
 // until when, signed (HMAC-SHA256) with a key every process of the gateway reads from its data
 // directory (DATA_DIR/console-cookie-key, made at first use, mode 0600). The browser keeps it in an
-// HttpOnly cookie the page never sees. Sign-out clears the cookie in the browser and revokes it in
-// this process; another worker of the same gateway would still take a copy of it until it
-// expires (console.sessionTtlMinutes). A restart of the gateway keeps sign-ins; deleting the key
-// file (and restarting) ends them all.
+// HttpOnly cookie the page never sees. Sign-out clears the cookie in the browser and revokes it:
+// its id goes into DATA_DIR/console-revoked (appended, one line each), which every process of the
+// gateway reads again whenever it changed, so a copy of the cookie is refused by every worker too,
+// and after a restart. A restart keeps sign-ins; deleting the key file (and restarting) ends them all.
 
 /** Who is reading the record, and how much of it they may read. */
 export interface Viewer {
@@ -30,6 +30,10 @@ export const SESSION_COOKIE = "gatehouse_console";
 /** The header a cookie-authenticated request that changes anything must carry (see csrfSafe). */
 export const CSRF_HEADER = "x-gatehouse-console";
 export const COOKIE_KEY_FILE = "console-cookie-key";
+/** Revoked sign-ins, "ID EXPIRY_US" per line, shared by the gateway's processes. */
+export const REVOKED_FILE = "console-revoked";
+/** Past this size the revocations file is rewritten without the expired ones. */
+const REVOKED_FILE_MAX_BYTES = 1024 * 1024;
 
 /** Groups kept in a cookie (for display; whether one is an auditor is decided at sign-in): a cookie stays small. */
 const MAX_COOKIE_GROUPS = 20;
@@ -50,10 +54,15 @@ interface Claims {
 export class SignIns {
   private readonly revoked = new Map<string, number>();
 
+  /** The revocations file's size and mtime when last read: read again when either changes. */
+  private revokedSeen = "";
+
   constructor(
     private readonly key: Buffer,
     private readonly ttlMs: () => number,
     private readonly clock: Clock,
+    /** DATA_DIR/console-revoked; left out (tests), revocations stay in this process. */
+    private readonly revokedFile?: string,
   ) {}
 
   /** The cookie value for a new sign-in of `viewer`. */
@@ -66,7 +75,9 @@ export class SignIns {
   /** The viewer of the request's console cookie, if it is one this gateway signed, not expired or revoked. */
   viewerOf(request: IncomingMessage): Viewer | undefined {
     const claims = this.claimsOf(cookie(request, SESSION_COOKIE));
-    if (!claims || this.revoked.has(claims.i)) return undefined;
+    if (!claims) return undefined;
+    this.readRevoked();
+    if (this.revoked.has(claims.i)) return undefined;
     return { name: claims.n, method: claims.m, auditor: claims.a, groups: claims.g };
   }
 
@@ -77,6 +88,38 @@ export class SignIns {
     for (const [id, expires] of this.revoked) if (expires <= now) this.revoked.delete(id);
     while (this.revoked.size >= MAX_REVOKED) this.revoked.delete(this.revoked.keys().next().value!);
     this.revoked.set(claims.i, claims.e);
+    if (this.revokedFile === undefined) return;
+    // One short line with O_APPEND: the other workers' appends cannot interleave with it.
+    appendFileSync(this.revokedFile, `${claims.i} ${claims.e}\n`, { mode: 0o600 });
+    if (statSync(this.revokedFile).size > REVOKED_FILE_MAX_BYTES) this.compactRevoked();
+  }
+
+  /** Reads the revocations file again when it changed since the last read (a stat per request otherwise). */
+  private readRevoked(): void {
+    if (this.revokedFile === undefined) return;
+    let seen: string;
+    try {
+      const stat = statSync(this.revokedFile);
+      seen = `${stat.size}:${stat.mtimeMs}`;
+    } catch {
+      return; // none yet
+    }
+    if (seen === this.revokedSeen) return;
+    this.revokedSeen = seen;
+    const now = this.clock();
+    for (const line of readFileSync(this.revokedFile, "utf8").split("\n")) {
+      const [id, expires] = line.split(" ");
+      if (id && Number(expires) > now) this.revoked.set(id, Number(expires));
+    }
+    while (this.revoked.size > MAX_REVOKED) this.revoked.delete(this.revoked.keys().next().value!);
+  }
+
+  /** Rewrites the revocations file with the ones not yet expired (a revocation appended meanwhile by another worker is kept in its memory until it expires). */
+  private compactRevoked(): void {
+    const now = this.clock();
+    const temporary = `${this.revokedFile}.${process.pid}.tmp`;
+    writeFileSync(temporary, [...this.revoked].filter(([, e]) => e > now).map(([i, e]) => `${i} ${e}\n`).join(""), { mode: 0o600 });
+    renameSync(temporary, this.revokedFile!);
   }
 
   private claimsOf(value: string | undefined): Claims | undefined {
