@@ -13,7 +13,7 @@ import { GatewayError } from "../errors.js";
 import type { TunnelServer } from "../tunnel/tunnel-server.js";
 import { evidenceRoute, type EvidenceApi } from "./evidence-routes.js";
 import { fleetRoute, isFleetPath, type FleetApi } from "./fleet-routes.js";
-import { ApiError, sendError, sendJson } from "./json.js";
+import { ApiError, readJson, sendError, sendJson } from "./json.js";
 import { sendMetrics } from "../metrics/metrics-server.js";
 import type { Readiness } from "./readiness.js";
 import { chunkView, eventPageView, eventView, sessionPageView, sessionView } from "./views.js";
@@ -336,24 +336,6 @@ function keyView(key: { id: string; identity: string; createdUs: number; expires
   };
 }
 
-const MAX_BODY_BYTES = 64 * 1024;
-
-async function readJson(request: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new ApiError("bad_request", `request body over ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk);
-  }
-  try {
-    const value: unknown = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}");
-    if (typeof value === "object" && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
-  } catch {
-    // reported below
-  }
-  throw new ApiError("bad_request", "expected a JSON object body");
-}
 
 /** The admin token (Authorization: Bearer), else a console sign-in's cookie (console/sign-ins.ts). */
 function authorize(request: IncomingMessage, options: ApiOptions): Viewer {

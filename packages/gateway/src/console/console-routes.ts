@@ -4,7 +4,7 @@ import type { Clock } from "../clock.js";
 import type { GatewayConfig } from "../config/schema.js";
 import { resolveSecretRef } from "../config/store-connection.js";
 import { matchesSha256 } from "../data-dir.js";
-import { ApiError, sendJson } from "../api/json.js";
+import { ApiError, readJson, sendJson } from "../api/json.js";
 import type { Logger } from "../logger.js";
 import { OidcSignIn } from "./oidc-sign-in.js";
 import { ADMIN_VIEWER, consoleCookieKey, cookie, csrfSafe, REVOKED_FILE, SESSION_COOKIE, setCookie, SignIns, type Viewer } from "./sign-ins.js";
@@ -106,7 +106,7 @@ export class Console {
     }
     if (path === "/ui/auth/token" && method === "POST") {
       if (!csrfSafe(request)) throw new ApiError("forbidden", "sign-in needs the X-Gatehouse-Console header");
-      const body = await readBody(request);
+      const body = await readJson(request, MAX_BODY_BYTES);
       const token = typeof body.token === "string" ? body.token : "";
       if (token === "" || !matchesSha256(token, this.options.adminTokenSha256)) {
         this.options.logger.warn({ client: request.socket.remoteAddress }, "console sign-in refused: not the admin token");
@@ -161,21 +161,4 @@ export class Console {
   private ttlSeconds(): number {
     return this.options.config().console.sessionTtlMinutes * 60;
   }
-}
-
-async function readBody(request: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new ApiError("bad_request", `request body over ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk);
-  }
-  try {
-    const value: unknown = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}");
-    if (typeof value === "object" && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
-  } catch {
-    // below
-  }
-  throw new ApiError("bad_request", "expected a JSON object body");
 }

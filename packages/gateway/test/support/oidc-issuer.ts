@@ -1,12 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWTPayload } from "jose";
 import Provider, { errors, type JWK } from "oidc-provider";
-import { generate } from "selfsigned";
+import { issuerTls } from "./issuer-tls.js";
 
 // A real OpenID provider (panva's oidc-provider) for the tests, in-process
 // on an HTTPS port 0 with a self-signed certificate: openid-client refuses
@@ -59,27 +58,12 @@ export interface TestIssuer {
 }
 
 export async function startTestIssuer(clients: TestClient[]): Promise<TestIssuer> {
-  const dir = mkdtempSync(join(tmpdir(), "gatehouse-oidc-"));
-  const tls = await generate([{ name: "commonName", value: "gatehouse test issuer" }], {
-    keyType: "ec",
-    curve: "P-256",
-    algorithm: "sha256",
-    notBeforeDate: new Date(Date.now() - 60_000),
-    notAfterDate: new Date(Date.now() + 86_400_000),
-    extensions: [
-      { name: "basicConstraints", cA: true },
-      { name: "keyUsage", digitalSignature: true, keyCertSign: true },
-      { name: "extKeyUsage", serverAuth: true },
-      { name: "subjectAltName", altNames: [{ type: 2, value: "localhost" }, { type: 7, ip: "127.0.0.1" }] },
-    ],
-  });
-  const caFile = join(dir, "issuer-ca.pem");
-  writeFileSync(caFile, tls.cert);
+  const { dir, cert, key, caFile } = await issuerTls("gatehouse-oidc-", "gatehouse test issuer");
 
   let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.writeHead(503).end();
   let jwksFetches = 0;
   let tokenRequests = 0;
-  const server: Server = createServer({ cert: tls.cert, key: tls.private }, (req, res) => {
+  const server: Server = createServer({ cert, key }, (req, res) => {
     if (req.url === "/jwks") jwksFetches += 1;
     if (req.url === "/token") tokenRequests += 1;
     handler(req, res);
@@ -130,7 +114,7 @@ export async function startTestIssuer(clients: TestClient[]): Promise<TestIssuer
 
   return {
     issuer,
-    ca: tls.cert,
+    ca: cert,
     caFile,
     kids: () => keys.map((k) => k.kid!),
     async token(clientId, options = {}) {
@@ -140,7 +124,7 @@ export async function startTestIssuer(clients: TestClient[]): Promise<TestIssuer
       const response = await httpsPost(`${issuer}/token`, body.toString(), {
         authorization: `Basic ${Buffer.from(`${encodeURIComponent(client.id)}:${encodeURIComponent(client.secret)}`).toString("base64")}`,
         "content-type": "application/x-www-form-urlencoded",
-      }, tls.cert);
+      }, cert);
       const parsed = JSON.parse(response) as { access_token?: string; error?: string };
       if (!parsed.access_token) throw new Error(`token request failed: ${response}`);
       return parsed.access_token;

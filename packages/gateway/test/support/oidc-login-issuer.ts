@@ -1,12 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair } from "jose";
 import Provider, { type JWK } from "oidc-provider";
-import { generate } from "selfsigned";
+import { issuerTls } from "./issuer-tls.js";
 
 // A real OpenID provider (panva's oidc-provider) for people signing in to the console: the
 // authorization code flow with PKCE required, a public client, on HTTPS port 0 with a self-signed
@@ -29,25 +28,10 @@ export interface LoginIssuer {
 }
 
 export async function startLoginIssuer(accounts: Record<string, { groups: string[] }>): Promise<LoginIssuer> {
-  const dir = mkdtempSync(join(tmpdir(), "gatehouse-oidc-login-"));
-  const tls = await generate([{ name: "commonName", value: "gatehouse test login issuer" }], {
-    keyType: "ec",
-    curve: "P-256",
-    algorithm: "sha256",
-    notBeforeDate: new Date(Date.now() - 60_000),
-    notAfterDate: new Date(Date.now() + 86_400_000),
-    extensions: [
-      { name: "basicConstraints", cA: true },
-      { name: "keyUsage", digitalSignature: true, keyCertSign: true },
-      { name: "extKeyUsage", serverAuth: true },
-      { name: "subjectAltName", altNames: [{ type: 2, value: "localhost" }, { type: 7, ip: "127.0.0.1" }] },
-    ],
-  });
-  const caFile = join(dir, "issuer-ca.pem");
-  writeFileSync(caFile, tls.cert);
+  const { dir, cert, key: tlsKey, caFile } = await issuerTls("gatehouse-oidc-login-", "gatehouse test login issuer");
 
   let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.writeHead(503).end();
-  const server: Server = createServer({ cert: tls.cert, key: tls.private }, (req, res) => handler(req, res));
+  const server: Server = createServer({ cert, key: tlsKey }, (req, res) => handler(req, res));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as { port: number };
   const issuer = `https://127.0.0.1:${port}`;
@@ -93,7 +77,7 @@ export async function startLoginIssuer(accounts: Record<string, { groups: string
 
   return {
     issuer,
-    ca: tls.cert,
+    ca: cert,
     caFile,
     clientId,
     setRedirectUri: (uri) => {
