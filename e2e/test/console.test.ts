@@ -11,6 +11,7 @@ import { startPostgresStack, type PostgresStack } from "../lib/postgres-stack.js
 import { startLoginIssuer, type LoginIssuer } from "../../packages/gateway/test/support/oidc-login-issuer.js";
 import { gatewaySpeaksSsh, startSshStack, type SshStack } from "../lib/ssh-stack.js";
 import { SshTerminal } from "../lib/ssh-clients.js";
+import { startKubeStack, type KubeStack } from "../lib/kube-stack.js";
 import { eventually, queryStore, startEvidenceStack } from "./evidence-support.js";
 
 // The web console in a real browser (Debian's chromium, headless, driven by playwright-core)
@@ -287,6 +288,36 @@ describe.skipIf(!haveChromium)("replay of a terminal stream", () => {
     const jsonlResponse = await page.request.get(new URL((await jsonl.getAttribute("href"))!, ssh.gateway.apiUrl).href);
     expect(jsonlResponse.status()).toBe(200);
     expect((await jsonlResponse.text()).split("\n")[0]).toContain("gatehouse-stream-v1");
+    expect(dialogs).toEqual([]);
+    await context.close();
+  });
+});
+
+describe.skipIf(!haveChromium)("replay of a kubectl exec stream", () => {
+  let kube: KubeStack | undefined;
+  afterAll(async () => {
+    await kube?.stop();
+  });
+
+  it("plays what a kubectl exec printed, from the recorded stream, and says how it ended", async () => {
+    kube = await startKubeStack();
+    const marker = `kube-replay-${Date.now().toString(36)}`;
+    const run = await kube.kubectl(["exec", "-i", "web-1", "-n", "default", "--", "sh", "-c", `read x; echo ${marker}-$x; exit 4`], { input: "ping\n" });
+    expect(run.stdout).toContain(`${marker}-ping`);
+    expect(run.code).toBe(4);
+    const recorded = await kube.sessionWith(marker);
+
+    const { context, page, dialogs } = await signedIn(kube.gateway.apiUrl, kube.gateway.adminToken);
+    await page.goto(`${kube.gateway.apiUrl}/ui/#/session/${recorded.session.id}`);
+    await page.getByTestId("stream").first().waitFor();
+    await expect.poll(() => page.getByTestId("verify-result").textContent()).toMatch(/Hash chain and seal verify/);
+    // The exec's row: its exit code stands out as a failure.
+    const execRow = page.locator('tr[data-testid="event-row"][data-kind="exec"]');
+    expect(await execRow.first().textContent()).toContain("exit 4");
+    const screen = page.getByTestId("replay-terminal").first();
+    await page.getByTestId("replay-play").first().click();
+    await expect.poll(() => screen.textContent(), { timeout: 15_000 }).toContain(`${marker}-ping`);
+    await shot(page, "replay-kubectl-exec");
     expect(dialogs).toEqual([]);
     await context.close();
   });
