@@ -310,4 +310,6 @@ ${my ? `mariadb -h 127.0.0.1 -P ${my.port} --ssl -u demo-agent -p'${key}' -D app
 Then read what the gateway recorded:
 
 pnpm gatehouse sessions show --last
+
+or in the web console, ${started.apiUrl}/ui/ (sign in with the admin token in data/admin-token).
 `);
