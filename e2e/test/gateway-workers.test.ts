@@ -173,6 +173,35 @@ describe("gatehouse gateway --workers 2", () => {
     expect(new Set(printed.map((k) => k.keyId))).toEqual(new Set(rows.map((k) => k.keyId)));
   });
 
+  it("psql's Ctrl-C cancels its query whichever worker the cancel's new connection reaches", async () => {
+    // Connections go to the workers in turn: the cancel's connection, right after the session's,
+    // reaches the other worker, which hands it to the session's through the store (cancel_routes).
+    for (let i = 0; i < 2; i++) {
+      const app = `workers-cancel-${i}`;
+      const child = spawn("psql", ["-X", `host=${listen.host} port=${listen.port} user=agent dbname=app sslmode=disable password=${key} application_name=${app}`, "-c", "select pg_sleep(30)"], {
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      child.stderr.setEncoding("utf8").on("data", (t: string) => (stderr += t));
+      const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+      await until("the query running on the resource", async () => {
+        const client = await server.client(resource.name);
+        try {
+          const { rows } = await client.query<{ n: number }>("select count(*)::int as n from pg_stat_activity where application_name = $1 and query like 'select pg_sleep%' and state = 'active'", [app]);
+          return rows[0]!.n === 1 ? true : undefined;
+        } finally {
+          await client.end();
+        }
+      });
+      const sentAt = Date.now();
+      child.kill("SIGINT");
+      expect(await exited).toBe(1);
+      expect(stderr).toContain("canceling statement due to user request");
+      expect(Date.now() - sentAt).toBeLessThan(3_000);
+    }
+    await gateway.proc.waitFor((l) => l.msg === "cancel request for another gateway's session handed to it", 5_000);
+  });
+
   it("SIGTERM drains every worker: open sessions get the grace, then 57P01; the supervisor exits 0", async () => {
     const sleepers = [0, 1, 2, 3].map((i) => {
       const child = spawn("psql", ["-X", `host=${listen.host} port=${listen.port} user=agent dbname=app sslmode=disable password=${key} application_name=workers-drain-${i}`, "-c", "select pg_sleep(60)"], {
