@@ -1,6 +1,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createServer, type AddressInfo } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgresServer, type PostgresServer, type TestDatabase, postgresConnection, connectorPasswordEnv } from "../lib/postgres-server.js";
@@ -20,6 +21,7 @@ let gateway: RunningGateway;
 let connector: Proc;
 let key: string;
 let listen: { host: string; port: number };
+let dc1: { token: string; sha256: string };
 
 interface LinkJson {
   name: string;
@@ -67,6 +69,15 @@ function workersThatServed(): Set<number> {
   return new Set(gateway.proc.lines.filter((l) => l.msg === "session started" && typeof l.worker === "number").map((l) => l.worker as number));
 }
 
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function workerPids(): number[] {
   const out = execFileSync("pgrep", ["-P", String(gateway.proc.child.pid)], { encoding: "utf8" });
   return out.split("\n").filter(Boolean).map(Number);
@@ -77,7 +88,7 @@ describe("gatehouse gateway --workers 2", () => {
     server = await startPostgresServer();
     resource = await server.createDatabase({ orders: 3 });
     store = await server.createDatabase({ empty: true });
-    const dc1 = newToken();
+    dc1 = newToken();
     gateway = await startGatewayProcess(
       {
         listen: { api: "127.0.0.1:0", postgres: "127.0.0.1:0" },
@@ -232,6 +243,69 @@ describe("gatehouse gateway --workers 2", () => {
       expect(Number(rows[0]!.cut)).toBe(4);
     } finally {
       await client.end();
+    }
+  });
+
+  it("a worker that cannot start stops the start: the supervisor exits 1 and says why", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as AddressInfo).port;
+    const dir = tempDir("gatehouse-e2e-workers-taken-");
+    try {
+      writeFileSync(join(dir, "gatehouse.yaml"), JSON.stringify({ listen: { api: "127.0.0.1:0", postgres: `127.0.0.1:${port}` }, store: { url: server.url(store.name) } }));
+      const started = Date.now();
+      const result = await runCli(["gateway", "--config", join(dir, "gatehouse.yaml"), "--workers", "2"], { cwd: dir });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain("listen.postgres");
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      taken.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("workers whose supervisor is killed drain and seal their sessions rather than die with it", async () => {
+    const dir = tempDir("gatehouse-e2e-workers-orphans-");
+    const orphans = await startGatewayProcess(
+      {
+        listen: { api: "127.0.0.1:0", postgres: "127.0.0.1:0" },
+        store: { url: server.url(store.name) },
+        shutdown: { graceMs: 500 },
+        connectors: [{ name: "dc1", tokenSha256: dc1.sha256 }],
+        connections: [postgresConnection(server, resource.name, { allow: [{ identity: "agent" }] })],
+      },
+      dir,
+      90_000,
+      ["--workers", "2"],
+    );
+    const pids = execFileSync("pgrep", ["-P", String(orphans.proc.child.pid)], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
+    expect(pids).toHaveLength(2);
+    const orphanConnector = await startConnectorProcess({ gateway: orphans.apiUrl, name: "dc1", token: dc1.token, allow: `${server.host}:${server.port}`, extra: connectorPasswordEnv(server) });
+    try {
+      const address = orphans.proc.lines.find((l) => l.msg === "gateway started")!.postgres as { host: string; port: number };
+      await until("a link on each worker", async () => (orphans.proc.lines.filter((l) => l.msg === "connector connected").length >= 2 ? true : undefined));
+      const client = new pg.Client({ host: address.host, port: address.port, user: "agent", database: "app", password: key, ssl: false, application_name: "workers-orphan" });
+      client.on("error", () => undefined);
+      await client.connect();
+      await client.query("select 1");
+      orphans.proc.child.kill("SIGKILL");
+      // Each worker notices its supervisor is gone, drains for the grace, seals, and exits.
+      await until("both workers gone", async () => (pids.every((pid) => !isAlive(pid)) ? true : undefined), 20_000);
+      await client.end().catch(() => undefined);
+      const { rows } = await (async () => {
+        const admin = new pg.Client({ connectionString: server.url(store.name) });
+        await admin.connect();
+        try {
+          return await admin.query<{ end_reason: string | null }>("select end_reason from sessions where client_application = 'workers-orphan'");
+        } finally {
+          await admin.end();
+        }
+      })();
+      expect(rows.map((r) => r.end_reason)).toEqual(["gateway_shutdown"]);
+    } finally {
+      for (const pid of pids) if (isAlive(pid)) process.kill(pid, "SIGKILL");
+      await orphanConnector.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

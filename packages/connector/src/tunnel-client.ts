@@ -73,6 +73,11 @@ export interface GatewayWorker {
 export const WORKER_TAKEN_STATUS = 409;
 /** After a 409 the next dial goes out this soon (plus jitter): the next connection reaches the next worker. */
 const WORKER_TAKEN_RETRY_MS = 20;
+/**
+ * After this many 409s in a row the dials back off as after any failure: the worker this link wants
+ * is not there (being started again, or stuck), and dialing every 30 ms would only load the others.
+ */
+const WORKER_TAKEN_FAST_TRIES = 10;
 
 export interface TunnelClientEvents {
   /** A link is up; `mux` serves it until `disconnected`. `worker`: the gateway said which worker (of how many) took it. */
@@ -96,6 +101,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   #probe: AbortController | null = null;
   #stopped = false;
   #closed: Promise<void> = Promise.resolve();
+  /** 409s in a row (see WORKER_TAKEN_FAST_TRIES). */
+  #workerTakenInARow = 0;
 
   constructor(options: TunnelClientOptions) {
     super();
@@ -215,7 +222,9 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       }
       // A worker that already holds this process's link is not a failure: dial again at once for another.
       const workerTaken = !wasUp && status === WORKER_TAKEN_STATUS;
-      const retryInMs = this.#stopped ? null : workerTaken ? WORKER_TAKEN_RETRY_MS + Math.floor(Math.random() * WORKER_TAKEN_RETRY_MS) : this.#options.backoff.next();
+      this.#workerTakenInARow = workerTaken ? this.#workerTakenInARow + 1 : 0;
+      const fast = workerTaken && this.#workerTakenInARow <= WORKER_TAKEN_FAST_TRIES;
+      const retryInMs = this.#stopped ? null : fast ? WORKER_TAKEN_RETRY_MS + Math.floor(Math.random() * WORKER_TAKEN_RETRY_MS) : this.#options.backoff.next();
       if (wasUp) {
         if (this.#stopped) logger.info({ reason: why }, "disconnected from the gateway");
         else logger.warn({ reason: why, retryInMs }, "disconnected from the gateway");

@@ -63,7 +63,7 @@ export class WorkerTunnels extends EventEmitter<TunnelClientEvents> {
     const client = new TunnelClient({ ...rest, backoff: backoff(), instance: this.#instance });
     this.#clients.push(client);
     client.on("connected", (mux, worker) => {
-      if (worker) this.#want(worker.count);
+      this.#want(worker?.count ?? 1);
       this.emit("connected", mux, worker);
     });
     client.on("disconnected", (reason) => this.emit("disconnected", reason));
@@ -80,7 +80,12 @@ export class WorkerTunnels extends EventEmitter<TunnelClientEvents> {
     client.start();
   }
 
+  /** Holds `count` links: more when the gateway has more workers, fewer (those not up) when it has fewer. */
   #want(count: number): void {
     while (!this.#stopped && this.#clients.length < count) this.#add();
+    for (const surplus of this.#clients.filter((c) => c.mux === null).slice(0, Math.max(0, this.#clients.length - count))) {
+      this.#clients.splice(this.#clients.indexOf(surplus), 1);
+      void surplus.stop("the gateway has fewer workers");
+    }
   }
 }

@@ -27,7 +27,7 @@ import { AccessKeys } from "./identity/access-keys.js";
 import { SshKeys } from "./identity/ssh-keys.js";
 import { IdentityDirectory } from "./identity/identity-settings.js";
 import { followStoreChanges } from "./identity/store-changes.js";
-import { readiness, workersReadiness, type Readiness } from "./api/readiness.js";
+import { readiness, workersReadiness, type Readiness, type WorkerReadiness } from "./api/readiness.js";
 import { CredentialChecker } from "./identity/credential-checker.js";
 import { currentOidcVerifier, readOidcCa } from "./identity/oidc-verifier.js";
 import { Policy } from "./policy.js";
@@ -217,8 +217,8 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     const sessionRoutes = new SessionRoutes({ store, verifyKeys, onShipped: (listener) => recording.shipper.onShipped(listener), logger });
     const worker = options.worker;
     const gather = worker?.gather?.({ links: () => connectorLinkViews(registry, worker.index), readiness: ready });
-    const connectorLinks = gather && (async () => (await gather("links")).flatMap((r) => r.value as ConnectorLinkView[]));
-    const apiReadiness = gather ? async () => workersReadiness((await gather("readiness")) as Array<{ worker: number; value: Readiness }>) : ready;
+    const connectorLinks = gather && (async () => (await gather("links")).flatMap((r) => (Array.isArray(r.value) ? (r.value as ConnectorLinkView[]) : [])));
+    const apiReadiness = gather ? async () => workersReadiness((await gather("readiness")) as Array<{ worker: number; value: WorkerReadiness }>) : ready;
     const api = createApiServer({
       config: current,
       store,

@@ -27,7 +27,13 @@ describe("workersReadiness (gateway --workers)", () => {
     expect(combined.body.workers).toEqual({ "0": "ready", "1": "not_ready" });
   });
 
-  it("is not ready when no worker answered", () => {
-    expect(workersReadiness([])).toMatchObject({ ready: false, body: { reason: "no gateway worker answered" } });
+  it("leaves out a worker being started again (it gets no connections), but not one that does not answer", () => {
+    expect(workersReadiness([{ worker: 0, value: ready }, { worker: 1, value: "down" }])).toMatchObject({ ready: true, body: { workers: { "0": "ready", "1": "down" } } });
+    expect(workersReadiness([{ worker: 0, value: ready }, { worker: 1, value: "starting" }]).ready).toBe(true);
+    expect(workersReadiness([{ worker: 0, value: ready }, { worker: 1, value: null }])).toMatchObject({ ready: false, body: { reason: "worker 1 did not answer", workers: { "1": "not_ready" } } });
+  });
+
+  it("is not ready when no worker runs", () => {
+    expect(workersReadiness([{ worker: 0, value: "down" }, { worker: 1, value: "starting" }])).toMatchObject({ ready: false, body: { reason: "no gateway worker is running" } });
   });
 });

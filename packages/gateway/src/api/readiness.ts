@@ -36,8 +36,8 @@ export interface Readiness {
       /** Each listener: listening, starting, stopping (the gateway stops), down (it failed or closed by itself). */
       listeners: Record<string, ListenerCheck>;
     };
-    /** With `gateway --workers N`: each worker's status, by worker number. */
-    workers?: Record<string, "ready" | "not_ready">;
+    /** With `gateway --workers N`: each worker's status by number (starting, down: being started again). */
+    workers?: Record<string, "ready" | "not_ready" | "starting" | "down">;
   };
 }
 
@@ -75,19 +75,30 @@ export function readiness(inputs: ReadinessInputs): Readiness {
   );
 }
 
+/** One worker's answer, as the supervisor collected it: its readiness, none in time (null), or not running. */
+export type WorkerReadiness = Readiness | null | "starting" | "down";
+
 /**
- * The readiness of a gateway run with --workers: every worker behind one socket, so a balancer
- * cannot route around one that is not ready — the host is ready only when each is, and the reason
- * names the worker. The checks shown are the first not-ready worker's, else the first worker's.
+ * The readiness of a gateway run with --workers: the workers share one socket, so a balancer cannot
+ * route around one that is not ready, or that does not answer — the host is ready only when none is
+ * so, and the reason names the worker. A worker not running (being started again after it died) gets
+ * no connections, so it does not count, as long as one worker is ready. The checks shown are the
+ * first not-ready worker's, else the first ready one's.
  */
-export function workersReadiness(reports: ReadonlyArray<{ worker: number; value: Readiness }>): Readiness {
-  const workers = Object.fromEntries(reports.map((r) => [String(r.worker), r.value.body.status]));
-  const notReady = reports.filter((r) => !r.value.ready);
-  const shown = (notReady[0] ?? reports[0])?.value;
-  if (shown === undefined) {
-    return { ready: false, body: { status: "not_ready", reason: "no gateway worker answered", checks: { recording: "ok", store: "ok", config: "loaded", listeners: {} }, workers } };
-  }
-  if (notReady.length === 0) return { ready: true, body: { ...shown.body, workers } };
-  const reason = notReady.map((r) => `worker ${r.worker}: ${r.value.body.reason ?? "not ready"}`).join("; ");
-  return { ready: false, body: { ...shown.body, status: "not_ready", reason, workers } };
+export function workersReadiness(reports: ReadonlyArray<{ worker: number; value: WorkerReadiness }>): Readiness {
+  const status = (value: WorkerReadiness) => (value === null ? "not_ready" : typeof value === "string" ? value : value.body.status);
+  const workers = Object.fromEntries(reports.map((r) => [String(r.worker), status(r.value)]));
+  const answered = reports.filter((r): r is { worker: number; value: Readiness } => r.value !== null && typeof r.value === "object");
+  const silent = reports.filter((r) => r.value === null);
+  const notReady = answered.filter((r) => !r.value.ready);
+  const readyOnes = answered.filter((r) => r.value.ready);
+  const shown = (notReady[0] ?? readyOnes[0])?.value;
+  const checks = shown?.body.checks ?? { recording: "ok", store: "ok", config: "loaded", listeners: {} };
+  const reasons = [
+    ...notReady.map((r) => `worker ${r.worker}: ${r.value.body.reason ?? "not ready"}`),
+    ...silent.map((r) => `worker ${r.worker} did not answer`),
+  ];
+  if (readyOnes.length === 0 && reasons.length === 0) reasons.push("no gateway worker is running");
+  if (reasons.length === 0) return { ready: true, body: { ...shown!.body, workers } };
+  return { ready: false, body: { status: "not_ready", reason: reasons.join("; "), checks, workers } };
 }

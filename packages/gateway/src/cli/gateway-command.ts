@@ -3,7 +3,7 @@ import { loadConfigFile } from "../config/load.js";
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "../logger.js";
 import type { Gateway } from "../gateway.js";
 import { parseCommand, UsageError, write, type CommandContext } from "./command.js";
-import { announceWorker, clusterMetrics, parseWorkers, prepareWorkers, superviseWorkers, workerGather, workerSlot } from "./gateway-workers.js";
+import { announceWorker, clusterMetrics, parseWorkers, prepareWorkerProcess, prepareWorkers, superviseWorkers, workerGather, workerSlot, type StopMessage } from "./gateway-workers.js";
 
 export const GATEWAY_HELP = `Usage: gatehouse gateway --config FILE [--log-level LEVEL] [--workers N|auto]
 
@@ -76,6 +76,51 @@ export async function gatewayCommand(ctx: CommandContext): Promise<number> {
     else logger.warn({ file }, "SIGHUP during start-up ignored; send it again once the gateway has started");
   };
   process.on("SIGHUP", onHangup);
+
+  // How a stop arrives: SIGTERM (SIGINT too, for one gateway), and in a worker the supervisor's stop
+  // message (and its channel closing, should the supervisor die: the worker drains rather than serve
+  // on unsupervised). One arriving during the start is kept and acted on once the gateway runs.
+  let closed: Promise<void> | undefined;
+  let stopRequested!: () => void;
+  const stopping = new Promise<void>((resolve) => (stopRequested = resolve));
+  let early: { now: boolean } | undefined;
+  const stop = (why: string, now = false) => {
+    const running = gateway;
+    if (!running) {
+      early = { now: now || early !== undefined };
+      return;
+    }
+    if (closed) {
+      if (!now && why !== "SIGTERM" && why !== "SIGINT") return; // a repeated stop message is not a second signal
+      logger.info({ signal: why }, "second signal: ending open sessions now");
+      void running.close({ graceMs: 0 });
+      return;
+    }
+    logger.info({ signal: why, graceMs: running.config().shutdown.graceMs }, "gateway stopping");
+    closed = running.close(now ? { graceMs: 0 } : {});
+    stopRequested();
+  };
+  const onSignal = (signal: NodeJS.Signals) => stop(signal);
+  const onStopMessage = (message: StopMessage) => {
+    if (message?.type === "gatehouse:stop") stop(message.now ? "supervisor (now)" : "supervisor", message.now);
+  };
+  const orphaned = () => stop("supervisor gone");
+  process.on("SIGTERM", onSignal);
+  if (slot) {
+    // The terminal's Ctrl-C reaches the whole process group: the supervisor passes it on as a message.
+    process.on("SIGINT", () => undefined);
+    process.on("message", onStopMessage);
+    process.once("disconnect", orphaned);
+    prepareWorkerProcess();
+  } else process.on("SIGINT", onSignal);
+  const leaveSupervisor = () => {
+    if (!slot) return;
+    process.off("disconnect", orphaned);
+    process.off("message", onStopMessage);
+    // The channel to the supervisor would keep the process alive.
+    if (process.connected) process.disconnect();
+  };
+
   try {
     // Loaded here, not at the top, so the other subcommands start without the store drivers.
     const { startGateway } = await import("../gateway.js");
@@ -100,43 +145,22 @@ export async function gatewayCommand(ctx: CommandContext): Promise<number> {
   } catch (error) {
     logger.fatal({ err: error }, "gateway failed to start");
     write(ctx.stderr, `gatehouse: ${(error as Error).message}`);
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+    process.off("SIGHUP", onHangup);
+    // A worker that cannot start exits (1), so its supervisor sees it.
+    leaveSupervisor();
     return 1;
   }
-  const running = gateway;
-  let closed: Promise<void> | undefined;
-  let stopRequested!: () => void;
-  const stopping = new Promise<void>((resolve) => (stopRequested = resolve));
-  const stop = (signal: NodeJS.Signals) => {
-    if (closed) {
-      logger.info({ signal }, "second signal: ending open sessions now");
-      void running.close({ graceMs: 0 });
-      return;
-    }
-    logger.info({ signal, graceMs: running.config().shutdown.graceMs }, "gateway stopping");
-    closed = running.close();
-    stopRequested();
-  };
-  process.on("SIGTERM", stop);
-  // A worker stops when the supervisor says so (SIGTERM), not on the terminal's Ctrl-C, which
-  // reaches the whole process group: the supervisor passes it on. A worker whose supervisor is
-  // gone (killed) drains and exits rather than serve on unsupervised.
-  const orphaned = () => stop("SIGTERM");
-  if (slot) {
-    process.on("SIGINT", () => undefined);
-    process.once("disconnect", orphaned);
-  } else process.on("SIGINT", stop);
+  if (early) stop("SIGTERM (during the start)", early.now);
   await stopping;
   process.off("SIGHUP", onHangup);
   await closed;
   // Only now: a second signal during the drain must cut it short, not kill the process mid-seal.
-  process.off("SIGTERM", stop);
-  process.off("SIGINT", stop);
+  process.off("SIGTERM", onSignal);
+  process.off("SIGINT", onSignal);
   logger.info("gateway stopped");
-  if (slot) {
-    // The channel to the supervisor would keep the process alive.
-    process.off("disconnect", orphaned);
-    process.disconnect?.();
-  }
+  leaveSupervisor();
   return 0;
 }
 

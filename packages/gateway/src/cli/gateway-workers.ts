@@ -23,6 +23,15 @@ export const WORKER_COUNT_ENV = "GATEHOUSE_WORKER_COUNT";
 
 /** A worker that exits on its own is started again after this long (its journal is recovered then). */
 const RESPAWN_DELAY_MS = 1_000;
+/** ... doubled for each death in a row within this long of its start, up to RESPAWN_MAX_DELAY_MS. */
+const EARLY_DEATH_MS = 30_000;
+const RESPAWN_MAX_DELAY_MS = 30_000;
+
+/** The supervisor tells a worker to stop (drain; `now`: end open sessions at once). */
+export interface StopMessage {
+  type: "gatehouse:stop";
+  now: boolean;
+}
 
 /** What a worker tells the supervisor once its listeners are up. */
 export interface WorkerStarted {
@@ -122,73 +131,98 @@ export async function superviseWorkers(config: GatewayConfig, configFile: string
   cluster.schedulingPolicy = cluster.SCHED_RR;
   const dataDir = ensureDataDir(config.dataDir);
   const workers = new Map<number, Worker>();
+  /** Workers that have said they started: only these are asked for reports, reloads and stops. */
+  const announced = new Set<Worker>();
+  /** Per worker number: how many times in a row it died soon after starting (the respawn backs off). */
+  const earlyDeaths = new Map<number, number>();
   let stopping = false;
   const aggregator = new AggregatorRegistry();
 
   const fork = (index: number): Promise<WorkerStarted> => {
     const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index), [WORKER_COUNT_ENV]: String(count) });
+    const forkedAt = Date.now();
     workers.set(index, worker);
+    // A send to a worker that just died is an 'error' on it: logged, never the supervisor's end.
+    worker.on("error", (error: Error) => logger.warn({ worker: index, err: error }, "gateway worker channel error"));
     worker.on("message", (message: MetricsRequest | GatherAsk) => {
       if (message?.type === "gatehouse:gather-ask") {
-        void collect(message.topic).then((reports) => worker.send({ type: "gatehouse:gather-answer", id: message.id, reports } satisfies GatherAnswer));
+        void collect(message.topic).then((reports) => sendTo(worker, { type: "gatehouse:gather-answer", id: message.id, reports } satisfies GatherAnswer));
         return;
       }
       if (message?.type !== "gatehouse:metrics-req") return;
       aggregator.clusterMetrics().then(
-        (text) => worker.send({ type: "gatehouse:metrics-res", id: message.id, text } satisfies MetricsResponse),
-        (error: Error) => worker.send({ type: "gatehouse:metrics-res", id: message.id, error: error.message } satisfies MetricsResponse),
+        (text) => sendTo(worker, { type: "gatehouse:metrics-res", id: message.id, text } satisfies MetricsResponse),
+        (error: Error) => sendTo(worker, { type: "gatehouse:metrics-res", id: message.id, error: error.message } satisfies MetricsResponse),
       );
     });
     const started = new Promise<WorkerStarted>((resolve, reject) => {
       const onMessage = (message: WorkerStarted) => {
         if (message?.type !== "gatehouse:worker-started") return;
         worker.off("message", onMessage);
+        announced.add(worker);
+        // Asked to stop while it was starting: it stops now.
+        if (stopping) sendTo(worker, { type: "gatehouse:stop", now: false } satisfies StopMessage);
         resolve(message);
       };
       worker.on("message", onMessage);
       worker.once("exit", (code, signal) => reject(new Error(`worker ${index} exited (${signal ?? code}) before it started`)));
     });
     worker.once("exit", (code, signal) => {
+      announced.delete(worker);
       if (workers.get(index) === worker) workers.delete(index);
       if (stopping) return;
-      logger.error({ worker: index, code, signal, respawnInMs: RESPAWN_DELAY_MS }, "gateway worker died; starting it again");
+      // A worker that keeps dying at once (a store it cannot reach, a port taken) is started again less and less often.
+      const early = Date.now() - forkedAt < EARLY_DEATH_MS ? (earlyDeaths.get(index) ?? 0) + 1 : 0;
+      earlyDeaths.set(index, early);
+      const respawnInMs = Math.min(RESPAWN_MAX_DELAY_MS, RESPAWN_DELAY_MS * 2 ** early);
+      logger.error({ worker: index, code, signal, respawnInMs }, "gateway worker died; starting it again");
       setTimeout(() => {
         if (stopping) return;
         fork(index).then(
           () => logger.info({ worker: index }, "gateway worker started again"),
           (error: Error) => logger.error({ worker: index, err: error }, "gateway worker could not start again"),
         );
-      }, RESPAWN_DELAY_MS);
+      }, respawnInMs);
     });
     return started;
   };
 
   let collectId = 0;
-  /** Every live worker's own report on `topic` (a worker that does not answer in time is left out). */
+  /**
+   * Every worker's report on `topic`: an announced worker's own answer (null when it did not answer
+   * within COLLECT_TIMEOUT_MS), and for the others "starting" (forked, not yet started) or "down".
+   */
   const collect = async (topic: GatherTopic): Promise<WorkerReport[]> => {
     const id = collectId++;
-    const reports = [...workers.entries()].map(
-      ([index, worker]) =>
-        new Promise<WorkerReport[]>((resolve) => {
-          const timer = setTimeout(() => (worker.off("message", onMessage), resolve([])), COLLECT_TIMEOUT_MS);
-          const onMessage = (message: CollectReport) => {
-            if (message?.type !== "gatehouse:report" || message.id !== id) return;
-            clearTimeout(timer);
-            worker.off("message", onMessage);
-            resolve([{ worker: index, value: message.value }]);
-          };
-          worker.on("message", onMessage);
-          worker.send({ type: "gatehouse:collect", id, topic } satisfies CollectRequest);
-        }),
-    );
-    return (await Promise.all(reports)).flat().sort((x, y) => x.worker - y.worker);
+    const reports = Array.from({ length: count }, (_, index) => {
+      const worker = workers.get(index);
+      if (worker === undefined) return Promise.resolve<WorkerReport>({ worker: index, value: "down" });
+      if (!announced.has(worker)) return Promise.resolve<WorkerReport>({ worker: index, value: "starting" });
+      return new Promise<WorkerReport>((resolve) => {
+        const done = (value: unknown) => {
+          clearTimeout(timer);
+          worker.off("message", onMessage);
+          resolve({ worker: index, value });
+        };
+        const timer = setTimeout(() => done(null), COLLECT_TIMEOUT_MS);
+        const onMessage = (message: CollectReport) => {
+          if (message?.type === "gatehouse:report" && message.id === id) done(message.value);
+        };
+        worker.on("message", onMessage);
+        if (!sendTo(worker, { type: "gatehouse:collect", id, topic } satisfies CollectRequest)) done(null);
+      });
+    });
+    return Promise.all(reports);
   };
 
+  // Stops go to the workers as messages, not signals: under a service manager that signals the whole
+  // process group, each worker also gets the SIGTERM itself, and a second signal would cut its grace.
   const stopAll = (signal: NodeJS.Signals) => {
-    if (stopping) logger.info({ signal }, "second signal: the workers end their open sessions now");
+    const now = stopping;
+    if (now) logger.info({ signal }, "second signal: the workers end their open sessions now");
     else logger.info({ signal, workers: count }, "gateway stopping");
     stopping = true;
-    for (const worker of workers.values()) worker.process.kill("SIGTERM");
+    for (const worker of announced) sendTo(worker, { type: "gatehouse:stop", now } satisfies StopMessage);
   };
   const reload = () => {
     try {
@@ -197,7 +231,7 @@ export async function superviseWorkers(config: GatewayConfig, configFile: string
       logger.error({ file: configFile, reason: (error as Error).message, problems: (error as GatewayError).problems }, "config reload rejected; the running config stays");
       return;
     }
-    for (const worker of workers.values()) worker.process.kill("SIGHUP");
+    for (const worker of announced) worker.process.kill("SIGHUP");
   };
   // Installed before the first fork: a signal during the start must not kill the supervisor alone.
   process.on("SIGTERM", stopAll);
@@ -213,7 +247,7 @@ export async function superviseWorkers(config: GatewayConfig, configFile: string
     // The first alone: it migrates the store and generates the TLS material and SSH host key
     // that the others then read from the data directory rather than each making its own.
     const first = await fork(0);
-    const rest = await Promise.all(Array.from({ length: count - 1 }, (_, i) => fork(i + 1)));
+    const rest = stopping ? [] : await Promise.all(Array.from({ length: count - 1 }, (_, i) => fork(i + 1)));
     if (stopping) {
       await allExited();
       return 0;
@@ -222,9 +256,15 @@ export async function superviseWorkers(config: GatewayConfig, configFile: string
     const { type: _type, index: _index, ...addresses } = first;
     logger.info({ ...addresses, dataDir, store: "postgres", workers: [first, ...rest].map((w) => w.index) }, "gateway started");
   } catch (error) {
+    // A worker that could not start (it exited): the others stop as they would on SIGTERM.
+    const wasStopping = stopping;
     stopping = true;
-    for (const worker of workers.values()) worker.process.kill("SIGKILL");
+    for (const worker of workers.values()) {
+      if (announced.has(worker)) sendTo(worker, { type: "gatehouse:stop", now: false } satisfies StopMessage);
+      else worker.process.kill("SIGKILL");
+    }
     await allExited();
+    if (wasStopping) return 0;
     throw error;
   }
   await new Promise<void>((resolve) => {
@@ -237,6 +277,22 @@ export async function superviseWorkers(config: GatewayConfig, configFile: string
   process.off("SIGHUP", reload);
   logger.info("gateway stopped");
   return 0;
+}
+
+/** Sends over a worker's channel unless it is gone; false when it is (a failed send is the worker's 'error', logged). */
+function sendTo(worker: Worker, message: unknown): boolean {
+  if (!worker.isConnected()) return false;
+  worker.send(message as object, (error: Error | null) => {
+    if (error) worker.emit("error", error);
+  });
+  return true;
+}
+
+/** In a worker: sends to the supervisor while the channel is there; nothing once it is gone. */
+export function sendToSupervisor(message: unknown): boolean {
+  if (!process.connected || !process.send) return false;
+  process.send(message, undefined, undefined, () => undefined);
+  return true;
 }
 
 /**
@@ -258,15 +314,28 @@ export function clusterMetrics(): () => Promise<{ contentType: string; text: str
     new Promise((resolve, reject) => {
       const id = next++;
       pending.set(id, { resolve: (text) => resolve({ contentType: PROMETHEUS_CONTENT_TYPE, text }), reject });
-      process.send!({ type: "gatehouse:metrics-req", id } satisfies MetricsRequest);
+      if (!sendToSupervisor({ type: "gatehouse:metrics-req", id } satisfies MetricsRequest)) {
+        pending.delete(id);
+        reject(new Error("the gateway's supervisor is gone"));
+      }
     });
 }
 
 /** In a worker: hands its registry to the supervisor's aggregation and says it has started. */
 export function announceWorker(registry: import("prom-client").Registry, started: Omit<WorkerStarted, "type">): void {
-  new AggregatorRegistry(); // installs the worker's side of prom-client's aggregation protocol
   AggregatorRegistry.setRegistries([registry]);
-  process.send!({ type: "gatehouse:worker-started", ...started } satisfies WorkerStarted);
+  sendToSupervisor({ type: "gatehouse:worker-started", ...started } satisfies WorkerStarted);
+}
+
+/**
+ * In a worker, before its gateway starts: answers the supervisor's metrics collection from the start
+ * (empty until announceWorker hands it the registry, rather than a scrape waiting out a timeout), and
+ * keeps the process alive, to drain, if the supervisor goes away (Node's cluster would exit at once).
+ */
+export function prepareWorkerProcess(): void {
+  new AggregatorRegistry(); // installs the worker's side of prom-client's aggregation protocol
+  AggregatorRegistry.setRegistries([]);
+  if (cluster.worker) cluster.worker.exitedAfterDisconnect = true;
 }
 
 /**
@@ -278,7 +347,7 @@ export function workerGather(local: { [T in GatherTopic]?: () => unknown }): (to
   const pending = new Map<number, (reports: WorkerReport[]) => void>();
   process.on("message", (message: CollectRequest | GatherAnswer) => {
     if (message?.type === "gatehouse:collect") {
-      process.send!({ type: "gatehouse:report", id: message.id, value: local[message.topic]?.() ?? null } satisfies CollectReport);
+      sendToSupervisor({ type: "gatehouse:report", id: message.id, value: local[message.topic]?.() ?? null } satisfies CollectReport);
     } else if (message?.type === "gatehouse:gather-answer") {
       pending.get(message.id)?.(message.reports);
       pending.delete(message.id);
@@ -288,6 +357,9 @@ export function workerGather(local: { [T in GatherTopic]?: () => unknown }): (to
     new Promise((resolve) => {
       const id = next++;
       pending.set(id, resolve);
-      process.send!({ type: "gatehouse:gather-ask", id, topic } satisfies GatherAsk);
+      if (!sendToSupervisor({ type: "gatehouse:gather-ask", id, topic } satisfies GatherAsk)) {
+        pending.delete(id);
+        resolve([]);
+      }
     });
 }
