@@ -144,6 +144,28 @@ describe("KeyCache", () => {
     store.state.pending.splice(0).forEach((answer) => answer());
   });
 
+  it("an invalidated identity during an outage: one login waits out the deadline, the next ones do not", async () => {
+    const { cache, store } = setup([key("k1")]);
+    await cache.keys("agent");
+    store.state.mode = "down";
+    cache.invalidate("agent");
+    await settle();
+    const first = Date.now();
+    expect((await cache.keys("agent")).map((k) => k.id)).toEqual(["k1"]);
+    // Each later login takes the copy in memory at once (and sends a read), instead of 50 ms each.
+    const later = Date.now();
+    for (let i = 0; i < 5; i++) expect((await cache.keys("agent")).map((k) => k.id)).toEqual(["k1"]);
+    expect(Date.now() - later).toBeLessThan(40);
+    expect(later - first).toBeLessThan(1_000);
+    // Back: the next read answers and the identity is no longer stale.
+    store.state.mode = "up";
+    store.state.keys = [];
+    await settle();
+    await cache.keys("agent"); // the read sent by this login answers with the store's keys
+    await settle();
+    expect((await cache.keys("agent")).map((k) => k.id)).toEqual([]);
+  });
+
   it("never lets a read that answers late replace a later one", async () => {
     const { cache, store } = setup([key("k1")]);
     await cache.keys("agent");

@@ -87,6 +87,12 @@ export class KeyCache<K extends CachedKey = AccessKeyRecord> {
     const entry = this.entries.get(identity);
     if (entry && now - entry.readUs <= this.timing.graceUs) {
       entry.usedUs = now;
+      if (entry.stale && entry.failing) {
+        // Changed elsewhere, and the store has not answered since: one login waited out the
+        // deadline already; the others take the copy in memory at once while it is read again.
+        this.refresh(identity);
+        return entry.keys;
+      }
       if (entry.stale) {
         // Changed elsewhere: read again (a revoked key must stop working now), but a store that
         // cannot answer in time leaves the copy in memory standing, as for any outage.
