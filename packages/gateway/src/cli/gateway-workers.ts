@@ -144,7 +144,11 @@ export async function superviseWorkers(config: GatewayConfig, configFile: string
     workers.set(index, worker);
     // A send to a worker that just died is an 'error' on it: logged, never the supervisor's end.
     worker.on("error", (error: Error) => logger.warn({ worker: index, err: error }, "gateway worker channel error"));
-    worker.on("message", (message: MetricsRequest | GatherAsk) => {
+    worker.on("message", (message: MetricsRequest | GatherAsk | CollectReport) => {
+      if (message?.type === "gatehouse:report") {
+        reportWaiters.get(`${index}:${message.id}`)?.(message.value);
+        return;
+      }
       if (message?.type === "gatehouse:gather-ask") {
         void collect(message.topic).then((reports) => sendTo(worker, { type: "gatehouse:gather-answer", id: message.id, reports } satisfies GatherAnswer));
         return;
@@ -188,6 +192,8 @@ export async function superviseWorkers(config: GatewayConfig, configFile: string
   };
 
   let collectId = 0;
+  /** Collections waiting for a worker's report, by "worker:id" (each worker's message handler routes them). */
+  const reportWaiters = new Map<string, (value: unknown) => void>();
   /**
    * Every worker's report on `topic`: an announced worker's own answer (null when it did not answer
    * within COLLECT_TIMEOUT_MS), and for the others "starting" (forked, not yet started) or "down".
@@ -199,16 +205,14 @@ export async function superviseWorkers(config: GatewayConfig, configFile: string
       if (worker === undefined) return Promise.resolve<WorkerReport>({ worker: index, value: "down" });
       if (!announced.has(worker)) return Promise.resolve<WorkerReport>({ worker: index, value: "starting" });
       return new Promise<WorkerReport>((resolve) => {
+        const key = `${index}:${id}`;
         const done = (value: unknown) => {
           clearTimeout(timer);
-          worker.off("message", onMessage);
+          reportWaiters.delete(key);
           resolve({ worker: index, value });
         };
         const timer = setTimeout(() => done(null), COLLECT_TIMEOUT_MS);
-        const onMessage = (message: CollectReport) => {
-          if (message?.type === "gatehouse:report" && message.id === id) done(message.value);
-        };
-        worker.on("message", onMessage);
+        reportWaiters.set(key, done);
         if (!sendTo(worker, { type: "gatehouse:collect", id, topic } satisfies CollectRequest)) done(null);
       });
     });
@@ -296,29 +300,59 @@ export function sendToSupervisor(message: unknown): boolean {
 }
 
 /**
+ * In a worker: a request to the supervisor and its answer, matched by id. `unavailable` answers
+ * when there is no supervisor to ask.
+ */
+function supervisorRequests<Q extends { type: string }, A extends { type: string; id: number }, R>(
+  answerType: A["type"],
+  toResult: (answer: A) => R,
+  unavailable: () => R,
+): (request: Q) => Promise<R> {
+  let next = 0;
+  const pending = new Map<number, (answer: A) => void>();
+  process.on("message", (message: A) => {
+    if (message?.type !== answerType) return;
+    pending.get(message.id)?.(message);
+    pending.delete(message.id);
+  });
+  return (request) =>
+    new Promise<R>((resolve, reject) => {
+      const id = next++;
+      pending.set(id, (answer) => {
+        try {
+          resolve(toResult(answer));
+        } catch (error) {
+          reject(error);
+        }
+      });
+      if (!sendToSupervisor({ ...request, id })) {
+        pending.delete(id);
+        try {
+          resolve(unavailable());
+        } catch (error) {
+          reject(error);
+        }
+      }
+    });
+}
+
+/**
  * In a worker: the metrics of every worker, aggregated by the supervisor (counters and histograms
  * summed; a per-process gauge such as memory summed too), so /metrics says the same whichever worker
  * the scrape reached.
  */
 export function clusterMetrics(): () => Promise<{ contentType: string; text: string }> {
-  let next = 0;
-  const pending = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void }>();
-  process.on("message", (message: MetricsResponse) => {
-    if (message?.type !== "gatehouse:metrics-res") return;
-    const waiter = pending.get(message.id);
-    pending.delete(message.id);
-    if (message.text !== undefined) waiter?.resolve(message.text);
-    else waiter?.reject(new Error(message.error ?? "no metrics"));
-  });
-  return () =>
-    new Promise((resolve, reject) => {
-      const id = next++;
-      pending.set(id, { resolve: (text) => resolve({ contentType: PROMETHEUS_CONTENT_TYPE, text }), reject });
-      if (!sendToSupervisor({ type: "gatehouse:metrics-req", id } satisfies MetricsRequest)) {
-        pending.delete(id);
-        reject(new Error("the gateway's supervisor is gone"));
-      }
-    });
+  const ask = supervisorRequests<Omit<MetricsRequest, "id">, MetricsResponse, { contentType: string; text: string }>(
+    "gatehouse:metrics-res",
+    (answer) => {
+      if (answer.text === undefined) throw new Error(answer.error ?? "no metrics");
+      return { contentType: PROMETHEUS_CONTENT_TYPE, text: answer.text };
+    },
+    () => {
+      throw new Error("the gateway's supervisor is gone");
+    },
+  );
+  return () => ask({ type: "gatehouse:metrics-req" });
 }
 
 /** In a worker: hands its registry to the supervisor's aggregation and says it has started. */
@@ -343,23 +377,11 @@ export function prepareWorkerProcess(): void {
  * topic), and returns `gather`, which asks for every worker's.
  */
 export function workerGather(local: { [T in GatherTopic]?: () => unknown }): (topic: GatherTopic) => Promise<WorkerReport[]> {
-  let next = 0;
-  const pending = new Map<number, (reports: WorkerReport[]) => void>();
-  process.on("message", (message: CollectRequest | GatherAnswer) => {
+  process.on("message", (message: CollectRequest) => {
     if (message?.type === "gatehouse:collect") {
       sendToSupervisor({ type: "gatehouse:report", id: message.id, value: local[message.topic]?.() ?? null } satisfies CollectReport);
-    } else if (message?.type === "gatehouse:gather-answer") {
-      pending.get(message.id)?.(message.reports);
-      pending.delete(message.id);
     }
   });
-  return (topic) =>
-    new Promise((resolve) => {
-      const id = next++;
-      pending.set(id, resolve);
-      if (!sendToSupervisor({ type: "gatehouse:gather-ask", id, topic } satisfies GatherAsk)) {
-        pending.delete(id);
-        resolve([]);
-      }
-    });
+  const ask = supervisorRequests<Omit<GatherAsk, "id">, GatherAnswer, WorkerReport[]>("gatehouse:gather-answer", (answer) => answer.reports, () => []);
+  return (topic) => ask({ type: "gatehouse:gather-ask", topic });
 }
