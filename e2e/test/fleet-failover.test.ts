@@ -4,6 +4,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startPostgresServer, type PostgresServer, type TestDatabase, postgresConnection, connectorPasswordEnv } from "../lib/postgres-server.js";
+import { eventually } from "../lib/eventually.js";
 import { CLI, newToken, runCli, startGatewayProcess, tempDir, Proc, type RunningGateway } from "../lib/processes.js";
 
 // Two gateways on one Postgres store behind haproxy (TCP mode, health-checked on /readyz), two
@@ -74,13 +75,9 @@ async function links(g: FleetGateway): Promise<number> {
   return body.connectors.filter((c) => c.name === "dc1" && !c.draining).length;
 }
 
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** eventually() for a yes/no condition. */
+const until = (what: string, check: () => Promise<boolean> | boolean, timeoutMs?: number): Promise<unknown> =>
+  eventually(what, async () => ((await check()) ? true : undefined), timeoutMs);
 
 function writeHaproxyConfig(): string {
   const file = join(haproxyDir, "haproxy.cfg");

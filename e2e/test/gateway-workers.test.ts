@@ -5,6 +5,7 @@ import { createServer, type AddressInfo } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgresServer, type PostgresServer, type TestDatabase, postgresConnection, connectorPasswordEnv } from "../lib/postgres-server.js";
+import { eventually } from "../lib/eventually.js";
 import { newToken, runCli, startConnectorProcess, startGatewayProcess, tempDir, type Proc, type RunningGateway } from "../lib/processes.js";
 
 // `gatehouse gateway --workers 2`: two processes behind every listener, each recording as a gateway
@@ -35,19 +36,9 @@ async function api<T>(path: string): Promise<T> {
   return (await response.json()) as T;
 }
 
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** The connector's live links, once there is one on each of the two workers. */
 const linkedToBoth = () =>
-  until("a connector link on each worker", async () => {
+  eventually("a connector link on each worker", async () => {
     const { connectors } = await api<{ connectors: LinkJson[] }>("/api/v1/connectors");
     const workers = new Set(connectors.filter((c) => c.name === "dc1" && !c.draining).map((c) => c.worker));
     return workers.has(0) && workers.has(1) ? connectors : undefined;
@@ -150,7 +141,7 @@ describe("gatehouse gateway --workers 2", () => {
     expect(started).toBeGreaterThanOrEqual(6);
 
     // Both workers' records reach the one store (each ships its own journal).
-    await until("six ended sessions in the store", async () => {
+    await eventually("six ended sessions in the store", async () => {
       const { sessions } = await api<{ sessions: Array<{ clientApplication: string | null; endedUs: number | null }> }>("/api/v1/sessions?limit=50");
       return sessions.filter((s) => s.clientApplication?.startsWith("workers-") && s.endedUs !== null).length === 6 ? true : undefined;
     });
@@ -195,7 +186,7 @@ describe("gatehouse gateway --workers 2", () => {
       let stderr = "";
       child.stderr.setEncoding("utf8").on("data", (t: string) => (stderr += t));
       const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
-      await until("the query running on the resource", async () => {
+      await eventually("the query running on the resource", async () => {
         const client = await server.client(resource.name);
         try {
           const { rows } = await client.query<{ n: number }>("select count(*)::int as n from pg_stat_activity where application_name = $1 and query like 'select pg_sleep%' and state = 'active'", [app]);
@@ -222,7 +213,7 @@ describe("gatehouse gateway --workers 2", () => {
       child.stderr.setEncoding("utf8").on("data", (t: string) => (stderr += t));
       return { exited: new Promise<string>((resolve) => child.once("close", () => resolve(stderr))) };
     });
-    await until("four open sessions", async () => {
+    await eventually("four open sessions", async () => {
       const { sessions } = await api<{ sessions: Array<{ clientApplication: string | null; endedUs: number | null }> }>("/api/v1/sessions?limit=50");
       return sessions.filter((s) => s.clientApplication?.startsWith("workers-drain-") && s.endedUs === null).length === 4 ? true : undefined;
     });
@@ -283,14 +274,14 @@ describe("gatehouse gateway --workers 2", () => {
     const orphanConnector = await startConnectorProcess({ gateway: orphans.apiUrl, name: "dc1", token: dc1.token, allow: `${server.host}:${server.port}`, extra: connectorPasswordEnv(server) });
     try {
       const address = orphans.proc.lines.find((l) => l.msg === "gateway started")!.postgres as { host: string; port: number };
-      await until("a link on each worker", async () => (orphans.proc.lines.filter((l) => l.msg === "connector connected").length >= 2 ? true : undefined));
+      await eventually("a link on each worker", async () => (orphans.proc.lines.filter((l) => l.msg === "connector connected").length >= 2 ? true : undefined));
       const client = new pg.Client({ host: address.host, port: address.port, user: "agent", database: "app", password: key, ssl: false, application_name: "workers-orphan" });
       client.on("error", () => undefined);
       await client.connect();
       await client.query("select 1");
       orphans.proc.child.kill("SIGKILL");
       // Each worker notices its supervisor is gone, drains for the grace, seals, and exits.
-      await until("both workers gone", async () => (pids.every((pid) => !isAlive(pid)) ? true : undefined), 20_000);
+      await eventually("both workers gone", async () => (pids.every((pid) => !isAlive(pid)) ? true : undefined), 20_000);
       await client.end().catch(() => undefined);
       const { rows } = await (async () => {
         const admin = new pg.Client({ connectionString: server.url(store.name) });
